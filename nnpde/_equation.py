@@ -1,0 +1,84 @@
+"""Equations: WHAT is integrated, a right-hand side ``f(t, u, args)``.
+
+An equation knows its grid, its state shape and how stiff it is; a stepper (HOW)
+advances it. ``AbstractLinearEquation`` adds the affine split that implicit steppers
+need: ``M du/dt = D u + b(t)`` with ``M`` a positive (diagonal) mass and ``D``
+symmetric negative semi-definite.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+
+from ._checks import check_field_shape, check_finite
+from ._grid import Grid
+
+
+class AbstractEquation(eqx.Module):
+    """A method-of-lines right-hand side ``du/dt = f(t, u, args)`` on a grid.
+
+    Usable directly as a diffrax vector field: ``diffrax.ODETerm(equation)``.
+    """
+
+    grid: eqx.AbstractVar[Grid]
+
+    @abc.abstractmethod
+    def __call__(self, t, u, args=None):
+        """The right-hand side at time ``t`` for one unbatched state ``u``."""
+
+    @property
+    @abc.abstractmethod
+    def state_shape(self) -> tuple[int, ...]:
+        """Shape of one state: ``(channels, *grid.shape)``."""
+
+    @abc.abstractmethod
+    def spectral_radius(self, t, u):
+        """An upper bound on the magnitude of the real (dissipative) eigenvalues of
+        the Jacobian ``df/du``: sets the explicit time-step limit."""
+
+    def check_state(self, u, name: str = "state"):
+        """Return ``u`` after checking its shape (always) and finiteness."""
+        check_field_shape(u, self.state_shape, name, what="state")
+        return check_finite(
+            u,
+            name,
+            "start from finite values; a NaN here usually comes from an unstable earlier run or bad initial data.",
+        )
+
+
+class AbstractLinearEquation(AbstractEquation):
+    """``M du/dt = D u + b(t)``: ``D`` linear, symmetric negative semi-definite
+    (homogeneous boundary conditions), ``b`` the affine part (boundary data and
+    sources), ``M`` a positive scalar or cell field."""
+
+    @abc.abstractmethod
+    def mass(self):
+        """``M``: a positive scalar or a field broadcastable to the state."""
+
+    @abc.abstractmethod
+    def apply_operator(self, u):
+        """``D u`` with homogeneous boundary conditions (the linear part)."""
+
+    @abc.abstractmethod
+    def forcing(self, t):
+        """``b(t)``: the affine part (boundary data, sources), shaped like the state."""
+
+    @abc.abstractmethod
+    def preconditioner_diagonal(self):
+        """The diagonal of ``D``, or a close approximation (a state-shaped array or a
+        scalar), for Jacobi preconditioning of implicit solves."""
+
+    def operator_is_symmetric(self) -> bool:
+        """Whether ``D`` is symmetric (then implicit solves use conjugate gradients;
+        otherwise BiCGStab)."""
+        return True
+
+    def laplacian_coefficient(self):
+        """``c`` if ``D = c * laplacian`` with a scalar ``c`` and boundary conditions a
+        fast transform diagonalises; ``None`` otherwise (then CG is used)."""
+        return None
+
+    def __call__(self, t, u, args=None):
+        return (self.apply_operator(u) + self.forcing(t)) / self.mass()

@@ -1,0 +1,150 @@
+"""Steppers (HOW an equation advances) and explicit Runge-Kutta methods."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from ._checks import is_concrete
+from ._equation import AbstractEquation
+from ._stability import real_axis_extent
+
+
+class AbstractStepper(eqx.Module):
+    """Maps one unbatched state at time ``t`` to the state at ``t + dt``."""
+
+    equation: eqx.AbstractVar[AbstractEquation]
+    dt: eqx.AbstractVar[float]
+
+    @abc.abstractmethod
+    def __call__(self, u, t=0.0):
+        """Advance ``u`` from ``t`` to ``t + dt``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ButcherTableau:
+    """An explicit Runge-Kutta method: strictly lower-triangular ``a``, weights ``b``,
+    nodes ``c``, classical ``order``."""
+
+    name: str
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    c: tuple[float, ...]
+    order: int
+
+    @property
+    def stability_extent(self) -> float:
+        """Extent of the stability region along the negative real axis."""
+        return real_axis_extent(self.a, self.b)
+
+
+FORWARD_EULER = ButcherTableau("forward_euler", ((0.0,),), (1.0,), (0.0,), 1)
+HEUN = ButcherTableau("heun", ((0.0, 0.0), (1.0, 0.0)), (0.5, 0.5), (0.0, 1.0), 2)
+# Shu & Osher, J. Comput. Phys. 77 (1988) 439: strong-stability-preserving RK3.
+SSPRK3 = ButcherTableau(
+    "ssprk3", ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.25, 0.25, 0.0)), (1 / 6, 1 / 6, 2 / 3), (0.0, 1.0, 0.5), 3
+)
+RK4 = ButcherTableau(
+    "rk4",
+    ((0.0, 0.0, 0.0, 0.0), (0.5, 0.0, 0.0, 0.0), (0.0, 0.5, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0)),
+    (1 / 6, 1 / 3, 1 / 3, 1 / 6),
+    (0.0, 0.5, 0.5, 1.0),
+    4,
+)
+TABLEAUX = {t.name: t for t in (FORWARD_EULER, HEUN, SSPRK3, RK4)}
+
+
+def _tableau(method) -> ButcherTableau:
+    if isinstance(method, ButcherTableau):
+        return method
+    if method not in TABLEAUX:
+        raise ValueError(
+            f"Unknown explicit method {method!r}. Fix: use one of {sorted(TABLEAUX)} or pass an nnpde.ButcherTableau."
+        )
+    return TABLEAUX[method]
+
+
+def _check_dt(dt) -> float:
+    if not isinstance(dt, (int, float)) or not (dt > 0 and jnp.isfinite(dt)):
+        raise ValueError(f"dt must be a positive finite number, got dt={dt!r}.")
+    return float(dt)
+
+
+def max_stable_dt(equation: AbstractEquation, method="rk4", *, t=0.0, u=None):
+    """Largest stable ``dt`` of an explicit method for ``equation`` (no safety factor).
+
+    ``extent / spectral_radius``, with ``extent`` the method's stability extent along
+    the negative real axis (forward Euler and Heun 2, SSP-RK3 2.51, RK4 2.785).
+    """
+    return _tableau(method).stability_extent / equation.spectral_radius(t, u)
+
+
+def stable_dt(equation: AbstractEquation, method="rk4", *, safety: float = 0.9, t=0.0, u=None) -> float:
+    """A stable explicit time step: ``safety * max_stable_dt`` as a Python float."""
+    if not 0 < safety <= 1:
+        raise ValueError(f"safety must lie in (0, 1], got {safety}.")
+    return float(safety * max_stable_dt(equation, method, t=t, u=u))
+
+
+def _unstable_message(dt, limit, tableau, equation) -> str:
+    return (
+        f"dt={dt:.6g} exceeds the stability limit {float(limit):.6g} of explicit "
+        f"{tableau.name} for this {type(equation).__name__} (stability extent "
+        f"{tableau.stability_extent:.3f} / spectral radius "
+        f"{tableau.stability_extent / float(limit):.6g}). Fix: use dt <= {float(limit):.6g} "
+        "(nnpde.stable_dt gives a safe value), coarsen the grid, or use an implicit "
+        "stepper (nnpde.ThetaMethod)."
+    )
+
+
+class ExplicitRK(AbstractStepper):
+    """An explicit Runge-Kutta step of ``du/dt = f(t, u)``.
+
+    ``method``: ``"forward_euler"`` (order 1), ``"heun"`` (2), ``"ssprk3"`` (3),
+    ``"rk4"`` (4), or any ``ButcherTableau``. With ``check_stability`` (the default)
+    a ``dt`` beyond ``max_stable_dt`` raises at construction when the coefficients are
+    concrete, and at run time (``eqx.error_if``) when they are traced.
+    """
+
+    equation: AbstractEquation
+    dt: float = eqx.field(static=True)
+    tableau: ButcherTableau = eqx.field(static=True)
+    check_stability: bool = eqx.field(static=True)
+    args: object = None
+
+    def __init__(self, equation: AbstractEquation, *, dt: float, method="rk4", args=None, check_stability: bool = True):
+        self.equation = equation
+        self.dt = _check_dt(dt)
+        self.tableau = _tableau(method)
+        self.args = args
+        self.check_stability = check_stability
+        if check_stability:
+            limit = max_stable_dt(equation, self.tableau)
+            if is_concrete(limit) and self.dt > float(limit):
+                raise ValueError(_unstable_message(self.dt, limit, self.tableau, equation))
+
+    def __call__(self, u, t=0.0):
+        if self.check_stability:
+            limit = max_stable_dt(self.equation, self.tableau, t=t, u=u)
+            if is_concrete(limit):
+                if self.dt > float(limit):
+                    raise ValueError(_unstable_message(self.dt, limit, self.tableau, self.equation))
+            else:
+                u = eqx.error_if(
+                    u,
+                    self.dt > limit,
+                    f"dt={self.dt:.6g} exceeds the explicit stability limit of {self.tableau.name}. "
+                    "Fix: reduce dt (nnpde.stable_dt) or use nnpde.ThetaMethod.",
+                )
+        f, dt, tab = self.equation, self.dt, self.tableau
+        stages = []
+        for i in range(len(tab.b)):
+            ui = u
+            for j in range(i):
+                if tab.a[i][j] != 0.0:
+                    ui = ui + (dt * tab.a[i][j]) * stages[j]
+            stages.append(f(t + tab.c[i] * dt, ui, self.args))
+        return u + dt * sum(bi * k for bi, k in zip(tab.b, stages) if bi != 0.0)

@@ -1,0 +1,114 @@
+"""Implicit theta-method steppers for linear (diffusion-type) equations."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+
+from ._equation import AbstractLinearEquation
+from ._explicit import AbstractStepper, _check_dt
+from ._spectral import solve_shifted, transform_kinds
+
+THETAS = {"backward_euler": 1.0, "crank_nicolson": 0.5}
+
+
+class ThetaMethod(AbstractStepper):
+    """Implicit theta-method for ``M du/dt = D u + b(t)``::
+
+        (M - theta dt D) u1 = M u0 + (1 - theta) dt (D u0 + b(t0)) + theta dt b(t0 + dt)
+
+    ``method="backward_euler"`` (theta = 1, first order, L-stable) or
+    ``"crank_nicolson"`` (theta = 1/2, second order, A-stable); unconditionally stable
+    for symmetric negative semi-definite ``D``.
+
+    ``solver``: ``"spectral"`` (a fast transform solve, exact, O(N log N); needs a
+    constant coefficient and periodic or same-type wall conditions per axis),
+    ``"cg"`` (Jacobi-preconditioned conjugate gradients via lineax, BiCGStab when the
+    operator is not symmetric) or ``"auto"`` (spectral where possible). Either solve is
+    differentiated implicitly: the backward pass is one more (adjoint) linear solve,
+    and no iterate of the forward solve is stored. A solve that does not reach
+    ``rtol``/``atol`` within ``max_steps`` raises instead of returning a poor answer.
+    """
+
+    equation: AbstractLinearEquation
+    dt: float = eqx.field(static=True)
+    theta: float = eqx.field(static=True)
+    solver: str = eqx.field(static=True)
+    rtol: float | None = eqx.field(static=True)
+    atol: float | None = eqx.field(static=True)
+    max_steps: int | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        equation: AbstractLinearEquation,
+        *,
+        dt: float,
+        method: str = "crank_nicolson",
+        solver: str = "auto",
+        rtol: float | None = None,
+        atol: float | None = None,
+        max_steps: int | None = None,
+    ):
+        if not isinstance(equation, AbstractLinearEquation):
+            raise TypeError(
+                f"ThetaMethod needs a linear equation (nnpde.AbstractLinearEquation), got "
+                f"{type(equation).__name__}. Fix: use an explicit stepper or nnpde.DiffraxStepper "
+                "with an implicit diffrax solver."
+            )
+        if method not in THETAS:
+            raise ValueError(f"Unknown implicit method {method!r}. Fix: use one of {sorted(THETAS)}.")
+        if solver not in ("auto", "spectral", "cg"):
+            raise ValueError(f"solver must be 'auto', 'spectral' or 'cg', got {solver!r}.")
+        spectral_ok = equation.laplacian_coefficient() is not None
+        if solver == "spectral" and not spectral_ok:
+            raise ValueError(
+                "solver='spectral' needs a scalar coefficient and heat capacity and, per "
+                "axis, periodic or same-type wall conditions (Dirichlet-Dirichlet or "
+                "Neumann-Neumann at order 2). Fix: use solver='cg'."
+            )
+        self.equation = equation
+        self.dt = _check_dt(dt)
+        self.theta = THETAS[method]
+        self.solver = "spectral" if solver == "auto" and spectral_ok else ("cg" if solver == "auto" else solver)
+        self.rtol, self.atol, self.max_steps = rtol, atol, max_steps
+
+    def __call__(self, u, t=0.0):
+        eq, dt, theta = self.equation, self.dt, self.theta
+        mass = eq.mass()
+        rhs = mass * u + theta * dt * eq.forcing(t + dt)
+        if theta != 1.0:
+            rhs = rhs + (1.0 - theta) * dt * (eq.apply_operator(u) + eq.forcing(t))
+        if self.solver == "spectral":
+            kinds = transform_kinds(eq.bc, eq.order)
+            return solve_shifted(
+                rhs, eq.grid, kinds, shift=mass, scale=theta * dt * eq.laplacian_coefficient(), order=eq.order
+            )
+        return self._krylov(u, rhs, mass)
+
+    def _krylov(self, u, rhs, mass):
+        eq, alpha = self.equation, self.theta * self.dt
+        eps = jnp.finfo(rhs.dtype).eps
+        rtol = self.rtol if self.rtol is not None else float(100 * eps)
+        atol = self.atol if self.atol is not None else float(100 * eps)
+
+        def matvec(x):
+            return mass * x - alpha * eq.apply_operator(x)
+
+        structure = jax.eval_shape(lambda: rhs)
+        inverse_diagonal = jnp.broadcast_to(1.0 / (mass - alpha * eq.preconditioner_diagonal()), rhs.shape)
+        if eq.operator_is_symmetric():
+            operator = lx.FunctionLinearOperator(
+                matvec, structure, tags=(lx.symmetric_tag, lx.positive_semidefinite_tag)
+            )
+            solver = lx.CG(rtol=rtol, atol=atol, max_steps=self.max_steps)
+            preconditioner = lx.TaggedLinearOperator(
+                lx.DiagonalLinearOperator(inverse_diagonal), (lx.symmetric_tag, lx.positive_semidefinite_tag)
+            )
+            options = {"preconditioner": preconditioner, "y0": u}
+        else:
+            operator = lx.FunctionLinearOperator(matvec, structure)
+            solver = lx.BiCGStab(rtol=rtol, atol=atol, max_steps=self.max_steps)
+            options = {"y0": u}
+        return lx.linear_solve(operator, rhs, solver, options=options, throw=True).value

@@ -1,0 +1,3 @@
+"""Concrete differentiable finite-difference PDEs built on the nnpde core."""
+
+from .heat import HeatEquation as HeatEquation

@@ -1,0 +1,188 @@
+r"""Heat conduction: ``rho c dT/dt = div(k grad T) + q``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+
+import nnpde
+from nnpde import fd
+
+# Bound on |eigenvalue| * h^2 per axis of the discrete operator: 4 for the 2nd-order
+# Laplacian (Gershgorin); 7 for the 4th-order one with wall ghosts (16/3 periodic;
+# measured below 6.8 with walls, tests/test_heat.py::test_spectral_radius_bounds).
+_RADIUS_PER_AXIS = {2: 4.0, 4: 7.0}
+
+
+def _coefficient(value, grid, name: str, *, positive: bool):
+    """A scalar or a cell field of ``grid.shape``, checked for shape and values."""
+    if isinstance(value, (int, float)):
+        value = float(value)
+    else:
+        value = jnp.asarray(value)
+        if value.ndim == 0:
+            pass
+        else:
+            nnpde.check_field_shape(value, grid.shape, name, what="coefficient field")
+    value = nnpde.check_finite(value, name, f"give {name} finite values on every cell.")
+    if positive:
+        nnpde.check_positive(value, name, f"{name} is a physical property and must be > 0 on every cell.")
+    return value
+
+
+class HeatEquation(nnpde.AbstractLinearEquation):
+    r"""Heat conduction ``rho c dT/dt = div(k grad T) + q`` in 1-3 D.
+
+    Discretisation: cell-centred finite differences on ``grid``; the flux form
+    ``div(k grad T)`` with ``k`` on faces (harmonic mean of the two cells by default,
+    which keeps the flux continuous across material jumps) at second order, so heat is
+    conserved exactly up to the boundary fluxes. With a scalar ``k`` the Laplacian may
+    also be fourth order (``order=4``). Boundary conditions are ghost cells
+    (``nnpde.BoundaryConditions``): Dirichlet fixes ``T``, Neumann the outward normal
+    gradient ``dT/dn`` (the heat inflow through a wall is ``k dT/dn``).
+
+    The state is ``T`` with a channel axis: shape ``(1, *grid.shape)``.
+
+    Args:
+        grid: the ``nnpde.Grid``.
+        bc: boundary conditions for ``T``.
+        conductivity: ``k > 0``, scalar or field of ``grid.shape``.
+        source: ``q``: scalar, field of ``grid.shape`` or a function ``q(t)`` returning
+            either.
+        heat_capacity: volumetric ``rho c > 0``, scalar or field.
+        order: 2 or 4 (4 needs a scalar ``k``).
+        face_mean: ``"harmonic"`` or ``"arithmetic"`` face average of ``k``.
+
+    Explicit stability: ``dt <= r / rho`` with the spectral radius
+    ``rho = C max(k_face) / min(rho c) * sum_a 1/h_a^2``, ``C = 4`` at order 2 (a
+    Gershgorin bound) and ``C = 7`` at order 4; ``r`` the method's stability extent.
+    Implicit stepping (``nnpde.ThetaMethod``) is unconditionally stable.
+    """
+
+    grid: nnpde.Grid = eqx.field(static=True)
+    bc: nnpde.BoundaryConditions
+    conductivity: object
+    source: object
+    source_function: Callable | None = eqx.field(static=True)
+    heat_capacity: object
+    order: int = eqx.field(static=True)
+    face_mean: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        grid: nnpde.Grid,
+        bc: nnpde.BoundaryConditions,
+        *,
+        conductivity=1.0,
+        source=0.0,
+        heat_capacity=1.0,
+        order: int = 2,
+        face_mean: str = "harmonic",
+    ):
+        if not isinstance(grid, nnpde.Grid):
+            raise TypeError(f"grid must be an nnpde.Grid, got {type(grid).__name__}.")
+        if not isinstance(bc, nnpde.BoundaryConditions):
+            raise TypeError(
+                f"bc must be nnpde.BoundaryConditions, got {type(bc).__name__}. "
+                "Fix: e.g. nnpde.BoundaryConditions.periodic(grid.ndim)."
+            )
+        if order not in _RADIUS_PER_AXIS:
+            raise ValueError(f"order must be 2 or 4, got {order}.")
+        if face_mean not in ("harmonic", "arithmetic"):
+            raise ValueError(f"face_mean must be 'harmonic' or 'arithmetic', got {face_mean!r}.")
+        bc.check(grid, order=order)
+        self.grid, self.bc, self.order, self.face_mean = grid, bc, order, face_mean
+        self.conductivity = _coefficient(conductivity, grid, "conductivity", positive=True)
+        self.heat_capacity = _coefficient(heat_capacity, grid, "heat_capacity", positive=True)
+        if order == 4 and jnp.ndim(self.conductivity) != 0:
+            raise ValueError(
+                "A conductivity field is discretised in flux form at second order. "
+                "Fix: use order=2, or a scalar conductivity for order=4."
+            )
+        if callable(source):
+            self.source, self.source_function = None, source
+        else:
+            self.source = _coefficient(source, grid, "source", positive=False)
+            self.source_function = None
+
+    # -- the discrete operator -------------------------------------------------------
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return (1, *self.grid.shape)
+
+    def _face_conductivity(self):
+        k = self.conductivity
+        if jnp.ndim(k) == 0:
+            return (k,) * self.grid.ndim
+        return tuple(
+            fd.face_average(k, a, ndim=self.grid.ndim, periodic=self.bc.is_periodic(a), mean=self.face_mean)
+            for a in range(self.grid.ndim)
+        )
+
+    def _conduction(self, temperature, bc, t):
+        """``div(k grad T)`` with the ghost cells of ``bc`` at time ``t``."""
+        width = self.order // 2
+        padded = bc.pad(temperature, width, self.grid.spacing, t=t, order=self.order)
+        if jnp.ndim(self.conductivity) == 0:
+            return self.conductivity * fd.laplacian(padded, self.grid.spacing, width=width, order=self.order)
+        return fd.diffusion(padded, self._face_conductivity(), self.grid.spacing, width=width)
+
+    def heat_source(self, t):
+        """``q(t)`` as given (scalar or field)."""
+        return self.source_function(t) if self.source_function is not None else self.source
+
+    def __call__(self, t, u, args=None):
+        return (self._conduction(u, self.bc, t) + self.heat_source(t)) / self.heat_capacity
+
+    # -- the affine split for implicit steppers ----------------------------------------
+    def mass(self):
+        return self.heat_capacity
+
+    def apply_operator(self, u):
+        return self._conduction(u, self.bc.homogeneous(), 0.0)
+
+    def forcing(self, t):
+        zero = jnp.zeros(self.state_shape, dtype=jnp.result_type(float))
+        return self._conduction(zero, self.bc, t) + self.heat_source(t)
+
+    def preconditioner_diagonal(self):
+        if self.order == 4:
+            # Interior value; the wall rows differ slightly (a preconditioner only).
+            return -2.5 * self.conductivity * sum(1 / h**2 for h in self.grid.spacing)
+        ndim = self.grid.ndim
+        faces = self._face_conductivity()
+        diagonal = 0.0
+        for a, (kf, h) in enumerate(zip(faces, self.grid.spacing)):
+            n = self.grid.shape[a]
+            kf = jnp.broadcast_to(kf, tuple(n + 1 if b == a else m for b, m in enumerate(self.grid.shape)))
+            weight = jnp.ones(n + 1)
+            for index, kind in zip((0, n), self.bc.kinds(a)):
+                # Ghost weights on the boundary cell: Dirichlet -1 (factor 2), Neumann +1 (factor 0).
+                weight = weight.at[index].set({"dirichlet": 2.0, "neumann": 0.0, "periodic": 1.0}[kind])
+            kf = kf * weight.reshape([n + 1 if b == a else 1 for b in range(ndim)])
+            lo = jnp.take(kf, jnp.arange(n), axis=a)
+            hi = jnp.take(kf, jnp.arange(1, n + 1), axis=a)
+            diagonal = diagonal - (lo + hi) / h**2
+        return diagonal[None]
+
+    def operator_is_symmetric(self) -> bool:
+        return self.order == 2 or all(self.bc.is_periodic(a) for a in range(self.grid.ndim))
+
+    def laplacian_coefficient(self):
+        if jnp.ndim(self.conductivity) != 0 or jnp.ndim(self.heat_capacity) != 0:
+            return None
+        if nnpde.transform_kinds(self.bc, self.order) is None:
+            return None
+        return self.conductivity
+
+    def spectral_radius(self, t, u):
+        faces = self._face_conductivity()
+        k_max = jnp.max(jnp.asarray([jnp.max(kf) for kf in faces]))
+        radius = _RADIUS_PER_AXIS[self.order] * k_max / jnp.min(jnp.asarray(self.heat_capacity))
+        return radius * sum(1 / h**2 for h in self.grid.spacing)
+
+    def total_heat(self, u):
+        """``sum(rho c T) * cell_volume``: conserved with periodic or zero-flux walls and no source."""
+        return jnp.sum(self.heat_capacity * u) * self.grid.cell_volume
