@@ -49,7 +49,7 @@ class DiffraxStepper(AbstractStepper):
         self,
         equation: AbstractEquation,
         *,
-        dt: float,
+        dt: float | int,
         solver: diffrax.AbstractSolver | None = None,
         dt0: float | None = None,
         stepsize_controller: diffrax.AbstractStepSizeController | None = None,

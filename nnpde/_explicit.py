@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 
 import equinox as eqx
-import jax.numpy as jnp
 
 from ._checks import is_concrete
 from ._equation import AbstractEquation
@@ -68,7 +68,7 @@ def _tableau(method) -> ButcherTableau:
 
 
 def _check_dt(dt) -> float:
-    if not isinstance(dt, (int, float)) or not (dt > 0 and jnp.isfinite(dt)):
+    if not isinstance(dt, (int, float)) or not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive finite number, got dt={dt!r}.")
     return float(dt)
 
@@ -79,7 +79,8 @@ def max_stable_dt(equation: AbstractEquation, method="rk4", *, t=0.0, u=None):
     ``extent / spectral_radius``, with ``extent`` the method's stability extent along
     the negative real axis (forward Euler and Heun 2, SSP-RK3 2.51, RK4 2.785).
     """
-    return _tableau(method).stability_extent / equation.spectral_radius(t, u)
+    limit = _tableau(method).stability_extent / equation.spectral_radius(t, u)
+    return float(limit) if is_concrete(limit) else limit
 
 
 def stable_dt(equation: AbstractEquation, method="rk4", *, safety: float = 0.9, t=0.0, u=None) -> float:
@@ -115,7 +116,9 @@ class ExplicitRK(AbstractStepper):
     check_stability: bool = eqx.field(static=True)
     args: object = None
 
-    def __init__(self, equation: AbstractEquation, *, dt: float, method="rk4", args=None, check_stability: bool = True):
+    def __init__(
+        self, equation: AbstractEquation, *, dt: float | int, method="rk4", args=None, check_stability: bool = True
+    ):
         self.equation = equation
         self.dt = _check_dt(dt)
         self.tableau = _tableau(method)

@@ -44,7 +44,7 @@ class ThetaMethod(AbstractStepper):
         self,
         equation: AbstractLinearEquation,
         *,
-        dt: float,
+        dt: float | int,
         method: str = "crank_nicolson",
         solver: str = "auto",
         rtol: float | None = None,
