@@ -29,6 +29,8 @@ from ._explicit import stable_dt as stable_dt
 from ._grid import Grid as Grid
 from ._implicit import ThetaMethod as ThetaMethod
 from ._rollout import rollout as rollout
+from ._simulation import Simulation as Simulation
+from ._simulation import run_simulation as run_simulation
 from ._spectral import solve_shifted as solve_shifted
 from ._spectral import transform_kinds as transform_kinds
 

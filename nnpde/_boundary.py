@@ -29,6 +29,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from ._checks import check_finite
 from ._grid import Grid
 
 # Interior cells the ghost polynomial passes through, per order of the stencil.
@@ -164,7 +165,9 @@ class BoundaryConditions(eqx.Module):
         if self.ndim != grid.ndim:
             raise ValueError(
                 f"Boundary conditions are for {self.ndim} axes but the grid has {grid.ndim} "
-                f"(shape {grid.shape}). Fix: give one spec per grid axis."
+                f"(shape {grid.shape}). Fix: give one spec per grid axis; a (low, high) pair "
+                "for one axis is a tuple inside the call, e.g. "
+                "BoundaryConditions((Dirichlet(1.0), Neumann(0.0)))."
             )
         if order not in INTERIOR_POINTS:
             raise ValueError(f"order must be one of {sorted(INTERIOR_POINTS)}, got {order}.")
@@ -182,15 +185,19 @@ class BoundaryConditions(eqx.Module):
             for side, c in zip(("low", "high"), pair):
                 if isinstance(c, Periodic) or c.function is not None:
                     continue
+                label = f"The {type(c).__name__} value on the {side} side of axis {a}"
                 value = jnp.asarray(c.value)
                 try:
-                    np.broadcast_shapes(value.shape, face)
+                    fits = value.ndim == 0 or np.broadcast_shapes(value.shape, face) == face
                 except ValueError:
+                    fits = False
+                if not fits:
                     raise ValueError(
-                        f"The {type(c).__name__} value on the {side} side of axis {a} has "
-                        f"shape {value.shape}, which does not fit the boundary face shape "
-                        f"{face}. Fix: give a scalar or an array of shape {face}."
-                    ) from None
+                        f"{label} has shape {value.shape}, which does not fit the boundary "
+                        f"face shape {face}. Fix: give a scalar or an array of shape {face} "
+                        f"(grid.boundary_face_shape({a}))."
+                    )
+                check_finite(value, label, "give finite boundary data.")
 
     def pad(self, u, width: int, spacing: tuple[float, ...], *, t=0.0, order: int = 2):
         """Pad the last ``ndim`` axes of ``u`` with ``width`` ghost cells each side.

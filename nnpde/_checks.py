@@ -38,7 +38,7 @@ def check_finite(x, name: str, fix: str):
 
 
 def check_positive(x, name: str, fix: str):
-    """Return ``x``, or raise if any entry is <= 0 (checked only when concrete)."""
+    """Return ``x``, or raise if any entry is <= 0 (at run time when traced: use the result)."""
     if isinstance(x, (int, float)):
         if not x > 0:
             raise ValueError(f"{name} must be positive, got {x}. Fix: {fix}")
@@ -47,22 +47,32 @@ def check_positive(x, name: str, fix: str):
         v = np.asarray(x)
         if not (v > 0).all():
             raise ValueError(f"{name} must be positive everywhere, got minimum {v.min()}. Fix: {fix}")
-    return x
+        return x
+    return eqx.error_if(x, ~jnp.all(x > 0), f"{name} must be positive everywhere. Fix: {fix}")
 
 
 def check_field_shape(x, expected: tuple[int, ...], name: str, *, what: str = "field"):
     """Raise unless ``jnp.shape(x) == expected``; a batch axis gets its own advice."""
-    shape = tuple(jnp.shape(x))
-    if shape == tuple(expected):
+    shape, expected = tuple(jnp.shape(x)), tuple(expected)
+    if shape == expected:
         return
-    if len(shape) == len(expected) + 1 and shape[1:] == tuple(expected):
+    if what != "state" and shape == (1, *expected):
+        raise ValueError(
+            f"{name} has shape {shape}; a {what} has no channel axis: expected {expected}. Fix: pass {name}[0]."
+        )
+    if what == "state" and shape == expected[1:] and expected[0] == 1:
+        raise ValueError(
+            f"{name} has shape {shape} but states are channels first, with a leading channel axis: expected "
+            f"{expected}. Fix: add the channel axis, u[None]."
+        )
+    if len(shape) == len(expected) + 1 and shape[1:] == expected:
         raise ValueError(
             f"{name} has shape {shape}, which looks like a batch of {shape[0]} of the "
             f"expected {what} shape {tuple(expected)}. nnpde acts on one unbatched "
             "sample; for batched operation use jax.vmap."
         )
     raise ValueError(
-        f"{name} has shape {shape}, but this grid expects {what} shape {tuple(expected)}. "
-        "Fix: build it on the grid's cells (e.g. from grid.cell_centres()), "
-        "channels first."
+        f"{name} has shape {shape}, but this grid expects {what} shape {expected}. "
+        "Fix: build it on the grid's cells (e.g. from grid.cell_centres())"
+        + (", channels first." if what == "state" else ".")
     )

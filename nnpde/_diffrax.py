@@ -14,6 +14,8 @@ from ._stability import real_axis_extent
 
 def _diffrax_extent(solver) -> float | None:
     """Stability extent of an explicit diffrax Runge-Kutta solver, else ``None``."""
+    if isinstance(solver, diffrax.Euler):
+        return 2.0
     if not isinstance(solver, diffrax.AbstractERK):
         return None
     tableau = solver.tableau
@@ -60,24 +62,35 @@ class DiffraxStepper(AbstractStepper):
         self.equation = equation
         self.dt = _check_dt(dt)
         self.solver = diffrax.Tsit5() if solver is None else solver
-        self.dt0 = self.dt if dt0 is None else _check_dt(dt0)
+        self.dt0 = self.dt if dt0 is None else _check_dt(dt0, "dt0")
         self.stepsize_controller = diffrax.ConstantStepSize() if stepsize_controller is None else stepsize_controller
         self.max_steps = max_steps
         self.adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         self.args = args
+        limit = self._stability_limit(0.0, None)
+        if limit is not None and is_concrete(limit) and self.dt0 > float(limit):
+            raise ValueError(self._unstable_message(float(limit)))
+
+    def _stability_limit(self, t, u):
+        """The constant-step limit of an explicit solver, else ``None``."""
         extent = _diffrax_extent(self.solver)
-        if extent is not None and isinstance(self.stepsize_controller, diffrax.ConstantStepSize):
-            radius = equation.spectral_radius(0.0, None)
-            if is_concrete(radius) and self.dt0 > extent / float(radius):
-                limit = extent / float(radius)
-                raise ValueError(
-                    f"dt0={self.dt0:.6g} exceeds the stability limit {limit:.6g} of "
-                    f"{type(self.solver).__name__} with constant steps for this "
-                    f"{type(equation).__name__}. Fix: pass dt0 <= {limit:.6g}, an adaptive "
-                    "stepsize_controller (diffrax.PIDController) or an implicit solver."
-                )
+        if extent is None or not isinstance(self.stepsize_controller, diffrax.ConstantStepSize):
+            return None
+        return extent / self.equation.spectral_radius(t, u)
+
+    def _unstable_message(self, limit) -> str:
+        bound = f" {limit:.6g}" if limit is not None else ""
+        return (
+            f"dt0={self.dt0:.6g} (defaults to dt) exceeds the stability limit{bound} of "
+            f"{type(self.solver).__name__} with constant steps for this "
+            f"{type(self.equation).__name__}. Fix: pass a smaller dt0 (nnpde.stable_dt), an adaptive "
+            "stepsize_controller (diffrax.PIDController) or an implicit solver."
+        )
 
     def __call__(self, u, t=0.0):
+        limit = self._stability_limit(t, u)
+        if limit is not None and not is_concrete(limit):
+            u = eqx.error_if(u, self.dt0 > limit, self._unstable_message(None))
         solution = diffrax.diffeqsolve(
             diffrax.ODETerm(self.equation),
             self.solver,

@@ -7,6 +7,7 @@ import dataclasses
 import math
 
 import equinox as eqx
+import numpy as np
 
 from ._checks import is_concrete
 from ._equation import AbstractEquation
@@ -67,9 +68,11 @@ def _tableau(method) -> ButcherTableau:
     return TABLEAUX[method]
 
 
-def _check_dt(dt) -> float:
-    if not isinstance(dt, (int, float)) or not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"dt must be a positive finite number, got dt={dt!r}.")
+def _check_dt(dt, name: str = "dt") -> float:
+    if isinstance(dt, (bool, str)) or not isinstance(dt, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a Python or NumPy real number, got {dt!r}. Fix: e.g. {name}=1e-3.")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"{name}={dt!r} must be a positive finite number. Fix: e.g. nnpde.stable_dt(equation).")
     return float(dt)
 
 

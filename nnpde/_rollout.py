@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -37,10 +38,21 @@ def rollout(
       O(sqrt T) for ``"sqrt"``; about one extra forward pass).
       Griewank & Walther, *Evaluating Derivatives*, SIAM 2008, ch. 12.
     """
-    if not isinstance(n_steps, int) or n_steps < 0:
+    try:
+        n_steps = operator.index(n_steps)
+    except TypeError:
+        n_steps = -1
+    if n_steps < 0:
         raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}.")
     u0 = stepper.equation.check_state(u0, "initial state")
     dt = stepper.dt
+    out = jax.eval_shape(lambda u: stepper(u, t0), u0)
+    if out.dtype != u0.dtype:
+        raise TypeError(
+            f"The initial state has dtype {u0.dtype} but a step returns {out.dtype} (the "
+            f"equation's coefficients set the precision). Fix: pass u0.astype({out.dtype.name!r}), "
+            "or build the coefficients in the state's precision."
+        )
 
     def step(u, i):
         u = stepper(u, t0 + i * dt)
@@ -50,7 +62,7 @@ def rollout(
         body = jax.checkpoint(step) if checkpoint == "step" else step
         final, states = jax.lax.scan(body, u0, jnp.arange(n_steps))
     else:
-        segment = math.ceil(math.sqrt(n_steps)) if checkpoint == "sqrt" else checkpoint
+        segment = max(1, math.ceil(math.sqrt(n_steps))) if checkpoint == "sqrt" else checkpoint
         if not isinstance(segment, int) or segment < 1:
             raise ValueError(f"checkpoint must be None, 'step', 'sqrt' or a positive int, got {checkpoint!r}.")
         final, states = _segmented(step, u0, n_steps, max(1, min(segment, n_steps)))

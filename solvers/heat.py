@@ -28,7 +28,7 @@ def _coefficient(value, grid, name: str, *, positive: bool):
             nnpde.check_field_shape(value, grid.shape, name, what="coefficient field")
     value = nnpde.check_finite(value, name, f"give {name} finite values on every cell.")
     if positive:
-        nnpde.check_positive(value, name, f"{name} is a physical property and must be > 0 on every cell.")
+        value = nnpde.check_positive(value, name, f"{name} is a physical property and must be > 0 on every cell.")
     return value
 
 
