@@ -103,7 +103,12 @@ class ThetaMethod(AbstractStepper):
             return mass * x - alpha * eq.apply_operator(x)
 
         structure = jax.eval_shape(lambda: rhs)
-        inverse_diagonal = jnp.broadcast_to(1.0 / (mass - alpha * eq.preconditioner_diagonal()), rhs.shape)
+        # The preconditioner and the initial guess change the iterations, not the
+        # solution: no gradient flows through them (lineax refuses tangents there).
+        inverse_diagonal = jax.lax.stop_gradient(
+            jnp.broadcast_to(1.0 / (mass - alpha * eq.preconditioner_diagonal()), rhs.shape)
+        )
+        u = jax.lax.stop_gradient(u)
         if eq.operator_is_symmetric():
             operator = lx.FunctionLinearOperator(
                 matvec, structure, tags=(lx.symmetric_tag, lx.positive_semidefinite_tag)

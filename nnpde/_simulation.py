@@ -154,7 +154,7 @@ def _plot(dataset, sim: Simulation, path: Path) -> None:
 
     channel = sim.channels[0]
     field = dataset[channel]
-    panels = list(sim.static_fields) + [channel]
+    panels = [*sim.static_fields, channel]
     ndim = field.ndim - 1
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 3.8), layout="constrained")
     for ax, name in zip(axes, panels):

@@ -1,0 +1,104 @@
+"""Project-level checks: layering, lint, the console command, import without MPI."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ["nnpde", "solvers", "problems", "scripts"]  # each may import only those before it
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layering(layer):
+    """nnpde <- solvers <- problems <- scripts: no layer imports one above it."""
+    above = set(LAYERS[LAYERS.index(layer) + 1 :])
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imports(path) & above)
+        for path in (ROOT / layer).rglob("*.py")
+        if _imports(path) & above
+    }
+    assert not offenders, f"{layer} imports layers above it: {offenders}"
+
+
+def test_ruff_passes():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_without_mpi():
+    """nnpde, solvers and problems import (and a step runs) where mpi4py/mpi4jax are absent."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('mpi4py', 'mpi4jax'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import nnpde, solvers, problems.heat_board\n"
+        "eq = problems.heat_board.equation(16)\n"
+        "nnpde.ThetaMethod(eq, dt=1.0)(eq.forcing(0.0) * 0)\n"
+        "assert 'mpi4py' not in sys.modules and 'mpi4jax' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
+def _nnpde(*args, cwd):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run(
+        [sys.executable, "-m", "nnpde._cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+
+
+def test_simulate_command_writes_results(tmp_path):
+    result = _nnpde(
+        "simulate", "--out", str(tmp_path), "--no-progress", "--set", "resolution=24", "--set", "hours=0.25", cwd=ROOT
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 30
+    assert summary["final"]["temperature"]["max"] > 0.1  # the chips heat the board
+
+    import xarray as xr
+
+    with xr.open_dataset(tmp_path / "heat_board.nc") as data:
+        assert data.temperature.shape == (3, 24, 24)
+        assert data.temperature.attrs["units"] == "K above ambient"
+        assert float(data.temperature.isel(time=-1).max()) == pytest.approx(summary["final"]["temperature"]["max"])
+    assert (tmp_path / "heat_board.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["simulate", "--problem", "no_such_module"], ["no_such_module", "Fix"]),
+        (["simulate", "--set", "resolution"], ["key=value"]),
+        (["simulate", "--set", "colour=3"], ["unknown option", "colour", "resolution"]),
+        (["simulate", "--set", "resolution=1"], ["too few", "refine"]),
+    ],
+)
+def test_simulate_command_refuses_bad_input(args, words):
+    result = _nnpde(*args, cwd=ROOT)
+    assert result.returncode != 0
+    for word in words:
+        assert word in result.stderr, result.stderr[-2000:]
