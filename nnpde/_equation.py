@@ -38,6 +38,23 @@ class AbstractEquation(eqx.Module):
         """An upper bound on the magnitude of the real (dissipative) eigenvalues of
         the Jacobian ``df/du``: sets the explicit time-step limit."""
 
+    def halo_width(self) -> int:
+        """Cells of periodic halo one right-hand-side evaluation consumes per side, or 0
+        if this equation does not support deep-halo stepping (``rhs_padded``)."""
+        return 0
+
+    def rhs_padded(self, t, u_padded):
+        """The right-hand side on a state extended by ``r`` periodic halo cells per side
+        (every axis), returned on the state extended by ``r - halo_width()``.
+
+        Lets a rollout exchange ghost cells once every several steps (``rollout(...,
+        halo=K)``): fewer memory passes on one device, fewer messages across ranks.
+        """
+        raise TypeError(
+            f"{type(self).__name__} does not support deep-halo stepping (halo_width() is 0). "
+            "Fix: roll out without halo=."
+        )
+
     def check_state(self, u, name: str = "state"):
         """Return ``u`` after checking its shape (always) and finiteness."""
         check_field_shape(u, self.state_shape, name, what="state")

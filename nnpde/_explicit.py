@@ -132,19 +132,49 @@ class ExplicitRK(AbstractStepper):
             if is_concrete(limit) and self.dt > float(limit):
                 raise ValueError(_unstable_message(self.dt, limit, self.tableau, equation))
 
+    @property
+    def halo_per_step(self) -> int:
+        """Halo cells one step consumes per side (stages times the equation's width)."""
+        return len(self.tableau.b) * self.equation.halo_width()
+
+    def step_padded(self, u_padded, t=0.0):
+        """One step of a state carrying a periodic halo; the result's halo is
+        ``halo_per_step`` cells thinner per side. See ``rollout(..., halo=K)``."""
+        u_padded = self._check_stable(u_padded, t)
+        f, dt, tab, ndim = self.equation, self.dt, self.tableau, self.equation.grid.ndim
+        width = f.halo_width()
+        stages = []
+        for i in range(len(tab.b)):
+            # stage i sees the state i * width cells thinner than the input
+            ui = _crop(u_padded, i * width, ndim)
+            for j in range(i):
+                if tab.a[i][j] != 0.0:
+                    ui = ui + (dt * tab.a[i][j]) * _crop(stages[j], (i - 1 - j) * width, ndim)
+            stages.append(f.rhs_padded(t + tab.c[i] * dt, ui))
+        s = len(tab.b)
+        update = sum(
+            bi * _crop(k, (s - 1 - i) * width, ndim) for i, (bi, k) in enumerate(zip(tab.b, stages)) if bi != 0.0
+        )
+        return _crop(u_padded, s * width, ndim) + dt * update
+
+    def _check_stable(self, u, t):
+        """``u``, after refusing an unstable ``dt`` (at once, or at run time when traced)."""
+        if not self.check_stability:
+            return u
+        limit = max_stable_dt(self.equation, self.tableau, t=t, u=u)
+        if is_concrete(limit):
+            if self.dt > float(limit):
+                raise ValueError(_unstable_message(self.dt, limit, self.tableau, self.equation))
+            return u
+        return eqx.error_if(
+            u,
+            self.dt > limit,
+            f"dt={self.dt:.6g} exceeds the explicit stability limit of {self.tableau.name}. "
+            "Fix: reduce dt (nnpde.stable_dt) or use nnpde.ThetaMethod.",
+        )
+
     def __call__(self, u, t=0.0):
-        if self.check_stability:
-            limit = max_stable_dt(self.equation, self.tableau, t=t, u=u)
-            if is_concrete(limit):
-                if self.dt > float(limit):
-                    raise ValueError(_unstable_message(self.dt, limit, self.tableau, self.equation))
-            else:
-                u = eqx.error_if(
-                    u,
-                    self.dt > limit,
-                    f"dt={self.dt:.6g} exceeds the explicit stability limit of {self.tableau.name}. "
-                    "Fix: reduce dt (nnpde.stable_dt) or use nnpde.ThetaMethod.",
-                )
+        u = self._check_stable(u, t)
         f, dt, tab = self.equation, self.dt, self.tableau
         stages = []
         for i in range(len(tab.b)):
@@ -154,3 +184,10 @@ class ExplicitRK(AbstractStepper):
                     ui = ui + (dt * tab.a[i][j]) * stages[j]
             stages.append(f(t + tab.c[i] * dt, ui, self.args))
         return u + dt * sum(bi * k for bi, k in zip(tab.b, stages) if bi != 0.0)
+
+
+def _crop(x, r: int, ndim: int):
+    """Remove ``r`` cells from both ends of the last ``ndim`` axes."""
+    if r == 0:
+        return x
+    return x[(Ellipsis, *(slice(r, -r) for _ in range(ndim)))]

@@ -31,7 +31,9 @@ class ThetaMethod(AbstractStepper):
     and no iterate of the forward solve is stored. A solve that does not reach
     ``rtol``/``atol`` within ``max_steps`` raises instead of returning a poor answer;
     the test is normwise, ``max|r| <= atol + rtol * max|b|`` for the system ``A x = b``
-    (defaults: ``rtol`` 1e-12 in float64, 1e-5 in float32; ``atol`` 0).
+    (defaults: ``rtol`` 1e-12 in float64, 1e-5 in float32; ``atol`` 0). Invariants of
+    the discretisation, such as total heat with zero-flux walls, hold to that tolerance
+    under CG and to round-off under the spectral solve.
     """
 
     equation: AbstractLinearEquation
