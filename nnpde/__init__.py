@@ -14,6 +14,8 @@ from ._checks import check_field_shape as check_field_shape
 from ._checks import check_finite as check_finite
 from ._checks import check_positive as check_positive
 from ._checks import is_concrete as is_concrete
+from ._custom_types import Field as Field
+from ._custom_types import State as State
 from ._diffrax import DiffraxStepper as DiffraxStepper
 from ._equation import AbstractEquation as AbstractEquation
 from ._equation import AbstractLinearEquation as AbstractLinearEquation

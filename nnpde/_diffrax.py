@@ -7,6 +7,7 @@ import equinox as eqx
 import numpy as np
 
 from ._checks import is_concrete
+from ._custom_types import State
 from ._equation import AbstractEquation
 from ._explicit import AbstractStepper, _check_dt
 from ._stability import real_axis_extent
@@ -87,7 +88,7 @@ class DiffraxStepper(AbstractStepper):
             "stepsize_controller (diffrax.PIDController) or an implicit solver."
         )
 
-    def __call__(self, u, t=0.0):
+    def __call__(self, u: State, t=0.0) -> State:
         limit = self._stability_limit(t, u)
         if limit is not None and not is_concrete(limit):
             u = eqx.error_if(u, self.dt0 > limit, self._unstable_message(None))

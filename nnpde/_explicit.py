@@ -10,6 +10,7 @@ import equinox as eqx
 import numpy as np
 
 from ._checks import is_concrete
+from ._custom_types import State
 from ._equation import AbstractEquation
 from ._stability import real_axis_extent
 
@@ -173,7 +174,7 @@ class ExplicitRK(AbstractStepper):
             "Fix: reduce dt (nnpde.stable_dt) or use nnpde.ThetaMethod.",
         )
 
-    def __call__(self, u, t=0.0):
+    def __call__(self, u: State, t=0.0) -> State:
         u = self._check_stable(u, t)
         f, dt, tab = self.equation, self.dt, self.tableau
         stages = []

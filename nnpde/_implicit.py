@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
+from ._custom_types import State
 from ._equation import AbstractLinearEquation
 from ._explicit import AbstractStepper, _check_dt
 from ._spectral import solve_shifted, transform_kinds
@@ -78,7 +79,7 @@ class ThetaMethod(AbstractStepper):
         self.solver = "spectral" if solver == "auto" and spectral_ok else ("cg" if solver == "auto" else solver)
         self.rtol, self.atol, self.max_steps = rtol, atol, max_steps
 
-    def __call__(self, u, t=0.0):
+    def __call__(self, u: State, t=0.0) -> State:
         eq, dt, theta = self.equation, self.dt, self.theta
         mass = eq.mass()
         rhs = mass * u + theta * dt * eq.forcing(t + dt)

@@ -56,6 +56,11 @@ def rollout(
         raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}.")
     u0 = stepper.equation.check_state(u0, "initial state")
     dt = stepper.dt
+    if not jnp.issubdtype(u0.dtype, jnp.floating):
+        raise TypeError(
+            f"The initial state has dtype {u0.dtype}; states are floating point. "
+            "Fix: pass u0.astype(jnp.float32) (or float64)."
+        )
     out = jax.eval_shape(lambda u: stepper(u, t0), u0)
     if out.dtype != u0.dtype:
         raise TypeError(

@@ -8,7 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 import nnpde
-from nnpde import fd
+from nnpde import State, fd
 
 # Bound on |eigenvalue| * h^2 per axis of the discrete operator: 4 for the 2nd-order
 # Laplacian (Gershgorin); 7 for the 4th-order one with wall ghosts (16/3 periodic;
@@ -185,7 +185,7 @@ class HeatEquation(nnpde.AbstractLinearEquation):
             conduction = conduction + extend(source)
         return conduction / extend(self.heat_capacity)
 
-    def __call__(self, t, u, args=None):
+    def __call__(self, t, u: State, args=None) -> State:
         padded = self.bc.pad(u, self.order // 2, self.grid.spacing, t=t, order=self.order)
         return self._rate(t, padded, self._face_conductivity(), lambda field: field)
 
@@ -193,7 +193,7 @@ class HeatEquation(nnpde.AbstractLinearEquation):
     def mass(self):
         return self.heat_capacity
 
-    def apply_operator(self, u):
+    def apply_operator(self, u: State) -> State:
         return self._conduction(u, self.bc.homogeneous(), 0.0)
 
     def forcing(self, t):

@@ -102,3 +102,29 @@ def test_simulate_command_refuses_bad_input(args, words):
     assert result.returncode != 0
     for word in words:
         assert word in result.stderr, result.stderr[-2000:]
+
+
+def test_shape_annotations_are_checked_while_tests_run():
+    """A step that returns another shape than it was given is caught by the jaxtyping
+    annotation ``(u: State) -> State`` (the hook that pytest installs)."""
+    import jax.numpy as jnp
+    import jaxtyping
+
+    import nnpde
+
+    class Broadcasting(nnpde.AbstractEquation):
+        grid: nnpde.Grid = nnpde.Grid((8,))
+
+        def __call__(self, t, u, args=None):
+            return -u[None]  # a stray axis: (1, 1, 8) instead of (1, 8)
+
+        @property
+        def state_shape(self):
+            return (1, 8)
+
+        def spectral_radius(self, t, u):
+            return 1.0
+
+    stepper = nnpde.ExplicitRK(Broadcasting(), dt=0.1, method="forward_euler")
+    with pytest.raises(jaxtyping.TypeCheckError, match="return"):
+        stepper(jnp.ones((1, 8)))
