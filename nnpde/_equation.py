@@ -92,9 +92,10 @@ class AbstractLinearEquation(AbstractEquation):
         otherwise BiCGStab)."""
         return True
 
-    def laplacian_coefficient(self):
-        """``c`` if ``D = c * laplacian`` with a scalar ``c`` and boundary conditions a
-        fast transform diagonalises; ``None`` otherwise (then CG is used)."""
+    def fast_solver(self):
+        """A function ``solve(rhs, alpha)`` giving the exact solution of
+        ``(M - alpha D) x = rhs`` by a fast transform (``nnpde.solve_shifted``), or
+        ``None`` where no transform diagonalises ``D`` (then Krylov solves are used)."""
         return None
 
     def __call__(self, t, u, args=None):

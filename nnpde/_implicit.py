@@ -10,7 +10,6 @@ import lineax as lx
 from ._custom_types import State
 from ._equation import AbstractLinearEquation
 from ._explicit import AbstractStepper, _check_dt
-from ._spectral import solve_shifted, transform_kinds
 
 THETAS = {"backward_euler": 1.0, "crank_nicolson": 0.5}
 
@@ -66,12 +65,13 @@ class ThetaMethod(AbstractStepper):
             raise ValueError(f"Unknown implicit method {method!r}. Fix: use one of {sorted(THETAS)}.")
         if solver not in ("auto", "spectral", "cg"):
             raise ValueError(f"solver must be 'auto', 'spectral' or 'cg', got {solver!r}.")
-        spectral_ok = equation.laplacian_coefficient() is not None
+        spectral_ok = equation.fast_solver() is not None
         if solver == "spectral" and not spectral_ok:
             raise ValueError(
-                "solver='spectral' needs a scalar coefficient and heat capacity and, per "
-                "axis, periodic or same-type wall conditions (Dirichlet-Dirichlet or "
-                "Neumann-Neumann at order 2). Fix: use solver='cg'."
+                f"solver='spectral' is not available for this {type(equation).__name__}: a fast "
+                "transform needs a scalar coefficient and mass and, per axis, periodic or "
+                "same-type wall conditions (Dirichlet-Dirichlet or Neumann-Neumann at order 2). "
+                "Fix: use solver='cg'."
             )
         self.equation = equation
         self.dt = _check_dt(dt)
@@ -86,10 +86,7 @@ class ThetaMethod(AbstractStepper):
         if theta != 1.0:
             rhs = rhs + (1.0 - theta) * dt * (eq.apply_operator(u) + eq.forcing(t))
         if self.solver == "spectral":
-            kinds = transform_kinds(eq.bc, eq.order)
-            return solve_shifted(
-                rhs, eq.grid, kinds, shift=mass, scale=theta * dt * eq.laplacian_coefficient(), order=eq.order
-            )
+            return eq.fast_solver()(rhs, theta * dt)
         return self._krylov(u, rhs, mass)
 
     def _krylov(self, u, rhs, mass):

@@ -223,12 +223,19 @@ class HeatEquation(nnpde.AbstractLinearEquation):
     def operator_is_symmetric(self) -> bool:
         return self.order == 2 or all(self.bc.is_periodic(a) for a in range(self.grid.ndim))
 
-    def laplacian_coefficient(self):
-        if jnp.ndim(self.conductivity) != 0 or jnp.ndim(self.heat_capacity) != 0:
+    def fast_solver(self):
+        """The DFT/DCT/DST solve, for scalar ``k`` and ``rho c`` and, per axis, periodic
+        or same-type walls (walls at order 2 only)."""
+        kinds = nnpde.transform_kinds(self.bc, self.order)
+        if jnp.ndim(self.conductivity) != 0 or jnp.ndim(self.heat_capacity) != 0 or kinds is None:
             return None
-        if nnpde.transform_kinds(self.bc, self.order) is None:
-            return None
-        return self.conductivity
+
+        def solve(rhs, alpha):
+            return nnpde.solve_shifted(
+                rhs, self.grid, kinds, shift=self.heat_capacity, scale=alpha * self.conductivity, order=self.order
+            )
+
+        return solve
 
     def spectral_radius(self, t, u):
         faces = self._face_conductivity()
