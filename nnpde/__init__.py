@@ -30,6 +30,10 @@ from ._explicit import max_stable_dt as max_stable_dt
 from ._explicit import stable_dt as stable_dt
 from ._grid import Grid as Grid
 from ._implicit import ThetaMethod as ThetaMethod
+from ._projection import AbstractProjectedEquation as AbstractProjectedEquation
+from ._projection import ProjectedRK as ProjectedRK
+from ._projection import advection_extents as advection_extents
+from ._projection import max_stable_dt_advective as max_stable_dt_advective
 from ._rollout import rollout as rollout
 from ._simulation import Simulation as Simulation
 from ._simulation import run_simulation as run_simulation

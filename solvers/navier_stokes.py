@@ -1,0 +1,237 @@
+r"""Incompressible Navier-Stokes in 2-D on a periodic staggered (MAC) grid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+import nnpde
+from nnpde import AbstractProjectedEquation, State, fd, max_stable_dt_advective
+
+from . import pressure
+
+ADVECTION_SCHEMES = ("central", "van_leer")
+# The van Leer stencil reaches two cells either side of a face; with fewer than four
+# cells per axis a periodic stencil would read one cell twice.
+MIN_CELLS = 4
+
+
+def face_centres(grid: nnpde.Grid) -> tuple[tuple[jnp.ndarray, jnp.ndarray], ...]:
+    """Meshes of the staggered positions: ``((x_u, y_u), (x_v, y_v))``, each ``grid.shape``.
+
+    ``u[i, j]`` at ``(x_i, y_{j+1/2})``, ``v[i, j]`` at ``(x_{i+1/2}, y_j)``, with
+    ``x_i = lo + i h`` (the lower faces; see ``solvers.pressure``).
+    """
+    return tuple(tuple(c[tuple(slice(0, n) for n in grid.shape)] for c in grid.face_centres(a)) for a in range(2))
+
+
+def kolmogorov_forcing(grid: nnpde.Grid, *, wavenumber: int = 4, amplitude: float = 1.0):
+    """Kolmogorov body force ``f = (A sin(k y), 0)`` on the staggered positions, ``(2, nx, ny)``.
+
+    ``y`` is measured from the domain's lower edge; with an extent of ``2 pi`` and an
+    integer ``k`` the force is periodic.
+    """
+    (_, y_u), _ = face_centres(grid)
+    fx = amplitude * jnp.sin(wavenumber * (y_u - grid.extent[1][0]))
+    return jnp.stack([fx, jnp.zeros_like(fx)])
+
+
+def _check_viscosity(nu):
+    if isinstance(nu, (bool, str)) or not (isinstance(nu, (int, float)) or jnp.ndim(nu) == 0):
+        raise TypeError(f"viscosity must be a real scalar, got {nu!r}. Fix: e.g. viscosity=1e-2.")
+    if isinstance(nu, (int, float)):
+        nu = float(nu)
+        if not (np.isfinite(nu) and nu >= 0):
+            raise ValueError(
+                f"viscosity must be finite and >= 0, got {nu}. Fix: give the kinematic viscosity (0 for inviscid flow)."
+            )
+        return nu
+    nu = jnp.asarray(nu)
+    if nnpde.is_concrete(nu):
+        value = float(nu)
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"viscosity must be finite and >= 0, got {value}. Fix: give the kinematic viscosity "
+                "(0 for inviscid flow)."
+            )
+        return nu
+    return eqx.error_if(nu, ~(jnp.isfinite(nu) & (nu >= 0)), "viscosity must be finite and >= 0.")
+
+
+def _check_forcing(value, shape, name="forcing"):
+    if isinstance(value, (int, float)):
+        return nnpde.check_finite(float(value), name, "give a finite body force.")
+    value = jnp.asarray(value)
+    if value.ndim != 0:
+        nnpde.check_field_shape(value, shape, name, what="state")
+    return nnpde.check_finite(value, name, "give a finite body force on every face.")
+
+
+class NavierStokes2D(AbstractProjectedEquation):
+    r"""Incompressible Navier-Stokes ``du/dt + div(u u) = -grad p + nu laplacian u + f``,
+    ``div u = 0``, in 2-D, periodic on both axes.
+
+    State: ONE array ``(2, nx, ny)``: channel 0 is ``u`` on the x-faces at
+    ``(x_i, y_{j+1/2})``, channel 1 is ``v`` on the y-faces at ``(x_{i+1/2}, y_j)``
+    (lower faces, ``x_i = lo + i h``; ``face_centres(grid)``). The call returns the
+    unprojected right-hand side ``-div(u u) + nu laplacian_h u + f``; ``project``
+    removes the pressure gradient (``solvers.pressure``). Step with
+    ``nnpde.ProjectedRK``, which projects after every stage.
+
+    Discretisation (second order in space):
+
+    * advection in conservative (flux) form on the MAC grid: the momentum flux
+      through each face of a velocity's control volume is the advecting velocity
+      (the average of the two neighbouring normal velocities) times the advected
+      velocity there: the two-point average (``advection="central"``, energy
+      conserving for a discretely divergence-free field, Morinishi et al., J. Comput.
+      Phys. 143 (1998) 90) or the van Leer limited MUSCL value (``"van_leer"``, TVD,
+      second order where smooth; ``nnpde.fd.advective_flux``);
+    * viscosity: the 5-point Laplacian of each component at its own positions;
+    * ``forcing``: a scalar (the same on both components), an array ``(2, nx, ny)``
+      on the staggered positions (e.g. ``kolmogorov_forcing(grid)``), or ``f(t)``
+      returning either. Its gradient part is removed by the projection.
+
+    Stability (explicit, ``max_stable_dt``): ``dt <= 1 / (A / R + B / I)`` with the
+    viscous radius ``A = 4 nu (1/hx^2 + 1/hy^2)`` (exact for the periodic 5-point
+    Laplacian), the advective radius ``B = max|u| / hx + max|v| / hy``, and ``R, I``
+    the method's real and imaginary stability extents (RK4: 2.785, 2.828; SSP-RK3:
+    2.513, 1.732); see ``nnpde.ProjectedRK``. With ``"van_leer"`` the limiter falls back
+    to upwinding at extrema, whose eigenvalues reach ``-2 B`` on the real axis: ``A``
+    becomes ``A + 2 B``.
+
+    Args:
+        grid: a 2-D ``nnpde.Grid`` with at least 4 cells per axis.
+        viscosity: kinematic ``nu >= 0`` (a scalar; may be traced, to differentiate).
+        forcing: body force ``f`` (see above); default none.
+        advection: ``"central"`` or ``"van_leer"``.
+        bc: ``nnpde.BoundaryConditions.periodic(2)`` (the default; walls are not
+            supported yet).
+    """
+
+    grid: nnpde.Grid = eqx.field(static=True)
+    bc: nnpde.BoundaryConditions
+    viscosity: object
+    forcing: object
+    forcing_function: Callable | None = eqx.field(static=True)
+    advection: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        grid: nnpde.Grid,
+        *,
+        viscosity,
+        forcing=0.0,
+        advection: str = "central",
+        bc: nnpde.BoundaryConditions | None = None,
+    ):
+        if not isinstance(grid, nnpde.Grid):
+            raise TypeError(f"grid must be an nnpde.Grid, got {type(grid).__name__}.")
+        if grid.ndim != 2:
+            raise ValueError(
+                f"NavierStokes2D needs a 2-D grid, got shape {grid.shape}. Fix: e.g. nnpde.Grid((64, 64), "
+                "extent=((0, 2 * np.pi), (0, 2 * np.pi)))."
+            )
+        if min(grid.shape) < MIN_CELLS:
+            raise ValueError(
+                f"NavierStokes2D needs at least {MIN_CELLS} cells per axis, got grid shape {grid.shape}. "
+                "Fix: refine the grid."
+            )
+        if advection not in ADVECTION_SCHEMES:
+            raise ValueError(f"advection must be one of {ADVECTION_SCHEMES}, got {advection!r}.")
+        bc = nnpde.BoundaryConditions.periodic(2) if bc is None else bc
+        pressure._check_grid(grid, bc)  # periodic only, for now
+        self.grid, self.bc, self.advection = grid, bc, advection
+        self.viscosity = _check_viscosity(viscosity)
+        if callable(forcing):
+            self.forcing, self.forcing_function = None, forcing
+        else:
+            self.forcing, self.forcing_function = _check_forcing(forcing, self.state_shape), None
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return (2, *self.grid.shape)
+
+    @property
+    def _width(self) -> int:
+        return 2 if self.advection == "van_leer" else 1
+
+    def body_force(self, t):
+        """``f(t)`` as given (scalar or ``(2, nx, ny)``)."""
+        return self.forcing_function(t) if self.forcing_function is not None else self.forcing
+
+    def momentum_flux_divergence(self, u: State) -> State:
+        """``div(u u)`` on the staggered positions (conservative form, ``self.advection``)."""
+        w, scheme = self._width, self.advection
+        padded = self.bc.pad(u, w, self.grid.spacing)
+
+        def advecting(c, a):
+            """Velocity ``u_a`` through the faces normal to ``a`` of component ``c``'s volumes.
+
+            ``u_a`` averaged over its two neighbours along ``c``: at cell centres for
+            ``a == c``, at cell corners otherwise; the periodic ``n``-th face appended.
+            """
+            mean = 0.5 * (jnp.roll(u[a], 1, axis=c) + u[a])
+            return jnp.concatenate([mean, jnp.take(mean, jnp.array([0]), axis=a)], axis=a)
+
+        return jnp.stack(
+            [
+                fd.face_divergence(
+                    [
+                        fd.advective_flux(padded[c], advecting(c, a), a, ndim=2, width=w, scheme=scheme)
+                        for a in range(2)
+                    ],
+                    self.grid.spacing,
+                )
+                for c in range(2)
+            ]
+        )
+
+    def __call__(self, t, u: State, args=None) -> State:
+        padded = self.bc.pad(u, self._width, self.grid.spacing)
+        rate = self.viscosity * fd.laplacian(padded, self.grid.spacing, width=self._width)
+        rate = rate - self.momentum_flux_divergence(u)
+        force = self.body_force(t)
+        if self.forcing_function is not None or not (isinstance(force, float) and force == 0.0):
+            rate = rate + force
+        return rate
+
+    # -- projection and stability ----------------------------------------------------
+    def project(self, u: State) -> State:
+        return pressure.project(u, self.grid, self.bc)
+
+    def divergence(self, u: State):
+        """MAC divergence at cell centres, ``grid.shape``."""
+        return pressure.divergence(u, self.grid)
+
+    def advective_radius(self, t, u):
+        return sum(jnp.max(jnp.abs(u[a])) / h for a, h in enumerate(self.grid.spacing))
+
+    def spectral_radius(self, t, u):
+        radius = 4.0 * self.viscosity * sum(1.0 / h**2 for h in self.grid.spacing)
+        if self.advection == "van_leer" and u is not None:
+            radius = radius + 2.0 * self.advective_radius(t, u)
+        return radius
+
+    def max_stable_dt(self, u: State, method="rk4", *, t=0.0):
+        """The explicit limit ``1 / (A / R + B / I)`` at the state ``u`` (no safety factor)."""
+        return max_stable_dt_advective(self, method, t=t, u=u)
+
+    def stable_dt(self, u: State, method="rk4", *, safety: float = 0.9) -> float:
+        """``safety * max_stable_dt(u)`` as a Python float (``u``: the fastest expected state)."""
+        if not 0 < safety <= 1:
+            raise ValueError(f"safety must lie in (0, 1], got {safety}.")
+        return float(safety * self.max_stable_dt(u, method))
+
+    # -- diagnostics -------------------------------------------------------------------
+    def kinetic_energy(self, u: State):
+        """``sum(u^2 + v^2) / 2 * cell_volume``: each component over its own faces."""
+        return 0.5 * jnp.sum(u**2) * self.grid.cell_volume
+
+    def vorticity(self, u: State):
+        """``dv/dx - du/dy`` at the cell corners ``(x_i, y_j)``, ``grid.shape``."""
+        hx, hy = self.grid.spacing
+        return (u[1] - jnp.roll(u[1], 1, axis=0)) / hx - (u[0] - jnp.roll(u[0], 1, axis=1)) / hy
