@@ -1,3 +1,5 @@
 """Concrete differentiable finite-difference PDEs built on the nnpde core."""
 
+from .burgers import Burgers as Burgers
 from .heat import HeatEquation as HeatEquation
+from .navier_stokes import NavierStokes2D as NavierStokes2D
