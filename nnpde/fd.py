@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax.numpy as jnp
+from jax import lax
 
 FIRST_DERIVATIVE = {2: ((-1, -0.5), (1, 0.5)), 4: ((-2, 1 / 12), (-1, -8 / 12), (1, 8 / 12), (2, -1 / 12))}
 SECOND_DERIVATIVE = {
@@ -124,8 +125,8 @@ def face_divergence(fluxes: Sequence, spacing: Sequence[float]):
     for a, (f, h) in enumerate(zip(fluxes, spacing)):
         ax = f.ndim - ndim + a
         n = f.shape[ax] - 1
-        hi = jnp.take(f, jnp.arange(1, n + 1), axis=ax)
-        lo = jnp.take(f, jnp.arange(0, n), axis=ax)
+        hi = lax.slice_in_dim(f, 1, n + 1, axis=ax)
+        lo = lax.slice_in_dim(f, 0, n, axis=ax)
         total = total + (hi - lo) / h
     return total
 
@@ -147,17 +148,14 @@ def face_average(k, axis: int, *, ndim: int, periodic: bool, mean: str = "harmon
     def combine(a, b):
         return 2 * a * b / (a + b) if mean == "harmonic" else 0.5 * (a + b)
 
+    def cells(start, stop):
+        return lax.slice_in_dim(k, start, stop, axis=ax)
+
     if periodic:
-        padded = jnp.concatenate([jnp.take(k, jnp.array([n - 1]), axis=ax), k], axis=ax)
-        return combine(
-            jnp.take(padded, jnp.arange(0, n + 1), axis=ax),
-            jnp.take(
-                jnp.concatenate([k, jnp.take(k, jnp.array([0]), axis=ax)], axis=ax), jnp.arange(0, n + 1), axis=ax
-            ),
-        )
-    inner = combine(jnp.take(k, jnp.arange(0, n - 1), axis=ax), jnp.take(k, jnp.arange(1, n), axis=ax))
-    k0, k1 = jnp.take(k, jnp.array([0]), axis=ax), jnp.take(k, jnp.array([1]), axis=ax)
-    kn, km = jnp.take(k, jnp.array([n - 1]), axis=ax), jnp.take(k, jnp.array([n - 2]), axis=ax)
+        # faces 0 .. n between cells (i - 1, i), cell -1 being cell n - 1
+        return combine(jnp.concatenate([cells(n - 1, n), k], axis=ax), jnp.concatenate([k, cells(0, 1)], axis=ax))
+    inner = combine(cells(0, n - 1), cells(1, n))
+    k0, k1, kn, km = cells(0, 1), cells(1, 2), cells(n - 1, n), cells(n - 2, n - 1)
     lo = jnp.maximum(1.5 * k0 - 0.5 * k1, 0.5 * k0)
     hi = jnp.maximum(1.5 * kn - 0.5 * km, 0.5 * kn)
     return jnp.concatenate([lo, inner, hi], axis=ax)

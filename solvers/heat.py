@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 import nnpde
@@ -151,8 +152,8 @@ class HeatEquation(nnpde.AbstractLinearEquation):
             k = extend(self.conductivity, radius)
             faces = []
             for a in range(ndim):
-                lo = jnp.take(k, jnp.arange(0, k.shape[a] - 1), axis=a)
-                hi = jnp.take(k, jnp.arange(1, k.shape[a]), axis=a)
+                lo = jax.lax.slice_in_dim(k, 0, k.shape[a] - 1, axis=a)
+                hi = jax.lax.slice_in_dim(k, 1, k.shape[a], axis=a)
                 kf = 2 * lo * hi / (lo + hi) if self.face_mean == "harmonic" else 0.5 * (lo + hi)
                 # the faces of the output cells: crop the other axes by the stencil width
                 faces.append(kf[tuple(slice(width, -width) if b != a else slice(None) for b in range(ndim))])
@@ -215,8 +216,8 @@ class HeatEquation(nnpde.AbstractLinearEquation):
                 # Ghost weights on the boundary cell: Dirichlet -1 (factor 2), Neumann +1 (factor 0).
                 weight = weight.at[index].set({"dirichlet": 2.0, "neumann": 0.0, "periodic": 1.0}[kind])
             kf = kf * weight.reshape([n + 1 if b == a else 1 for b in range(ndim)])
-            lo = jnp.take(kf, jnp.arange(n), axis=a)
-            hi = jnp.take(kf, jnp.arange(1, n + 1), axis=a)
+            lo = jax.lax.slice_in_dim(kf, 0, n, axis=a)
+            hi = jax.lax.slice_in_dim(kf, 1, n + 1, axis=a)
             diagonal = diagonal - (lo + hi) / h**2
         return diagonal[None]
 
