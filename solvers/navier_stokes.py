@@ -1,10 +1,11 @@
-r"""Incompressible Navier-Stokes in 2-D on a periodic staggered (MAC) grid."""
+r"""Incompressible Navier-Stokes in 2-D on a staggered (MAC) grid, periodic or with walls."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -37,6 +38,112 @@ def kolmogorov_forcing(grid: nnpde.Grid, *, wavenumber: int = 4, amplitude: floa
     (_, y_u), _ = face_centres(grid)
     fx = amplitude * jnp.sin(wavenumber * (y_u - grid.extent[1][0]))
     return jnp.stack([fx, jnp.zeros_like(fx)])
+
+
+def walls(x="no_slip", y="no_slip") -> nnpde.BoundaryConditions:
+    """Velocity boundary conditions for ``NavierStokes2D``, one spec per axis.
+
+    Each of ``x``, ``y`` is ``"periodic"``, ``"no_slip"`` (still walls on both sides)
+    or a pair ``(U_low, U_high)`` of tangential wall speeds (a moving wall, e.g. a lid).
+    A wall's speed is along the other axis: ``y=(0.0, 1.0)`` is a lid ``y = hi``
+    moving in ``+x`` at speed 1. The lid-driven cavity is ``walls(y=(0.0, 1.0))``.
+    """
+    specs = []
+    for name, spec in (("x", x), ("y", y)):
+        if isinstance(spec, str) and spec == "periodic":
+            specs.append(nnpde.Periodic())
+        elif isinstance(spec, str) and spec == "no_slip":
+            specs.append((nnpde.Dirichlet(0.0), nnpde.Dirichlet(0.0)))
+        elif isinstance(spec, (tuple, list)) and len(spec) == 2 and not any(isinstance(v, str) for v in spec):
+            specs.append(tuple(nnpde.Dirichlet(v) for v in spec))
+        else:
+            raise ValueError(
+                f"{name} must be 'periodic', 'no_slip' or a pair (U_low, U_high) of tangential wall speeds, "
+                f"got {spec!r}. A moving wall (lid) needs a wall axis: a periodic axis has no wall to move. "
+                "Fix: e.g. walls(x='no_slip', y=(0.0, 1.0)) for the lid-driven cavity."
+            )
+    return nnpde.BoundaryConditions(*specs)
+
+
+def _check_walls(bc: nnpde.BoundaryConditions) -> None:
+    for a in range(bc.ndim):
+        if bc.is_periodic(a):
+            continue
+        kinds = bc.kinds(a)
+        if kinds != ("dirichlet", "dirichlet"):
+            raise ValueError(
+                f"Axis {a} has {kinds} boundaries; NavierStokes2D takes periodic axes only, or no-slip walls "
+                "given as nnpde.Dirichlet(U) on both sides (U the tangential wall speed; free-slip/Neumann "
+                "walls are not supported). Fix: solvers.navier_stokes.walls(x=..., y=...)."
+            )
+        for side, cond in zip(("low", "high"), bc.sides[a]):
+            if cond.function is None and jnp.ndim(cond.value) != 0:
+                raise ValueError(
+                    f"The wall speed on the {side} side of axis {a} has shape {jnp.shape(cond.value)}; "
+                    "NavierStokes2D takes a scalar (or a function of t returning one). Fix: give a scalar."
+                )
+
+
+def _pad_component(q, c: int, bc: nnpde.BoundaryConditions, t):
+    """Component ``c`` with one ghost layer on each side of both axes.
+
+    Periodic axes wrap. On a wall axis ``a``: for the normal component (``a == c``) the
+    high ghost is the unstored wall face ``n`` (0) and the low ghost the face ``-1``,
+    ``-q[1]`` (odd about the wall; never used by an interior face); for the tangential
+    component the ghost reflects about the wall, ``q_ghost = 2 U_wall - q_inside``, so
+    the two-point average on the wall equals the wall speed.
+    """
+    for a in range(2):
+        if bc.is_periodic(a):
+            q = jnp.pad(q, [(1, 1) if i == a else (0, 0) for i in range(2)], mode="wrap")
+            continue
+        first = jax.lax.slice_in_dim(q, 0, 1, axis=a)
+        second = jax.lax.slice_in_dim(q, 1, 2, axis=a)
+        last = jax.lax.slice_in_dim(q, q.shape[a] - 1, q.shape[a], axis=a)
+        if a == c:
+            low, high = -second, jnp.zeros_like(last)
+        else:
+            u_low, u_high = (cond.at(t) for cond in bc.sides[a])
+            low, high = 2.0 * u_low - first, 2.0 * u_high - last
+        q = jnp.concatenate([low, q, high], axis=a)
+    return q
+
+
+def _along(q, axis: int, start: int, stop: int | None = None):
+    stop = q.shape[axis] if stop is None else (stop if stop >= 0 else q.shape[axis] + stop)
+    return jax.lax.slice_in_dim(q, start, stop, axis=axis)
+
+
+def wall_rate(u, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, viscosity, t=0.0):
+    """``nu laplacian_h u - div(u u)`` (central, conservative) with walls; 0 on the wall faces.
+
+    Works for any mix of periodic and wall axes (with periodic axes only it equals
+    the periodic central scheme to round-off).
+    """
+    padded = [_pad_component(u[c], c, bc, t) for c in range(2)]
+    rates = []
+    for c in range(2):
+        pc = padded[c]
+        rate = 0.0
+        for a, h in enumerate(grid.spacing):
+            core = _along(pc, 1 - a, 1, -1)  # interior along the other axis
+            lap = (_along(core, a, 2) - 2.0 * _along(core, a, 1, -1) + _along(core, a, 0, -2)) / h**2
+            if a == c:
+                # flux at the cell centres between faces i and i + 1: (average u_c)^2
+                mean = 0.5 * (_along(core, a, 1) + _along(core, a, 0, -1))
+                flux = mean**2
+                div = (_along(flux, a, 1) - _along(flux, a, 0, -1)) / h
+            else:
+                # flux at the corners: (u_a averaged along c) * (u_c averaged along a)
+                advected = 0.5 * (_along(core, a, 1) + _along(core, a, 0, -1))  # (n_c, n_a + 1)
+                pa = _along(padded[a], a, 1)  # faces 0 .. n of u_a along a (the n-th: wrap or wall)
+                advecting = 0.5 * (_along(pa, c, 0, -2) + _along(pa, c, 1, -1))
+                flux = advecting * advected
+                div = (_along(flux, a, 1) - _along(flux, a, 0, -1)) / h
+            rate = rate + viscosity * lap - div
+        rates.append(rate)
+    rate = jnp.stack(rates)
+    return pressure.enforce_walls(rate, grid, bc)
 
 
 def _check_viscosity(nu):
@@ -108,8 +215,18 @@ class NavierStokes2D(AbstractProjectedEquation):
         viscosity: kinematic ``nu >= 0`` (a scalar; may be traced, to differentiate).
         forcing: body force ``f`` (see above); default none.
         advection: ``"central"`` or ``"van_leer"``.
-        bc: ``nnpde.BoundaryConditions.periodic(2)`` (the default; walls are not
-            supported yet).
+        bc: ``nnpde.BoundaryConditions.periodic(2)`` (the default) or walls on
+            either or both axes (``walls(x=..., y=...)``; central advection only).
+
+    Walls. An axis with ``nnpde.Dirichlet(U_low), nnpde.Dirichlet(U_high)`` is bounded
+    by impermeable no-slip walls moving tangentially at ``U`` (along the other axis;
+    ``U = 0``: still). The state keeps its shape ``(2, nx, ny)``: of the ``n + 1`` faces
+    normal to a wall axis the first ``n`` are stored, index 0 being the low wall face,
+    whose value is held at exactly 0 (the right-hand side and the projection set it),
+    and the high wall face ``n`` is implicit (0). The tangential component sits half a
+    cell from the wall; its ghost reflects about the wall, ``u_ghost = 2 U - u_inside``
+    (second order). The pressure solve is then the DCT (Neumann) one
+    (``solvers.pressure``). ``vorticity`` is for periodic axes only.
     """
 
     grid: nnpde.Grid = eqx.field(static=True)
@@ -143,7 +260,12 @@ class NavierStokes2D(AbstractProjectedEquation):
         if advection not in ADVECTION_SCHEMES:
             raise ValueError(f"advection must be one of {ADVECTION_SCHEMES}, got {advection!r}.")
         bc = nnpde.BoundaryConditions.periodic(2) if bc is None else bc
-        pressure._check_grid(grid, bc)  # periodic only, for now
+        pressure._check_grid(grid, bc)
+        _check_walls(bc)
+        if advection != "central" and not all(bc.is_periodic(a) for a in range(2)):
+            raise ValueError(
+                f"advection={advection!r} is implemented for periodic axes only; with walls use advection='central'."
+            )
         self.grid, self.bc, self.advection = grid, bc, advection
         self.viscosity = _check_viscosity(viscosity)
         if callable(forcing):
@@ -190,7 +312,17 @@ class NavierStokes2D(AbstractProjectedEquation):
             ]
         )
 
+    @property
+    def has_walls(self) -> bool:
+        return not all(self.bc.is_periodic(a) for a in range(2))
+
     def __call__(self, t, u: State, args=None) -> State:
+        if self.has_walls:
+            rate = wall_rate(u, self.grid, self.bc, self.viscosity, t)
+            force = self.body_force(t)
+            if self.forcing_function is not None or not (isinstance(force, float) and force == 0.0):
+                rate = pressure.enforce_walls(rate + force, self.grid, self.bc)
+            return rate
         padded = self.bc.pad(u, self._width, self.grid.spacing)
         rate = self.viscosity * fd.laplacian(padded, self.grid.spacing, width=self._width)
         rate = rate - self.momentum_flux_divergence(u)
@@ -205,7 +337,7 @@ class NavierStokes2D(AbstractProjectedEquation):
 
     def divergence(self, u: State):
         """MAC divergence at cell centres, ``grid.shape``."""
-        return pressure.divergence(u, self.grid)
+        return pressure.divergence(u, self.grid, self.bc)
 
     def advective_radius(self, t, u):
         return sum(jnp.max(jnp.abs(u[a])) / h for a, h in enumerate(self.grid.spacing))

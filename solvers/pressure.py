@@ -30,8 +30,21 @@ Poisson solves (``solve_poisson``):
   ``solve_poisson`` refuses a concrete right-hand side whose mean is not round-off,
   so an incompatible problem is never solved silently. Exact to round-off, O(N log N),
   no iteration, differentiable (linear transforms).
-* walls (``"dct"``: Neumann ``dp/dn = 0`` with the normal velocity prescribed; ``"cg"``
-  for anything else) slot into ``_SOLVERS`` later; asking for them now raises.
+* ``"dct"`` (walls on some or all axes; periodic axes go through the DFT): on a wall
+  axis the normal velocity is zero on both wall faces, so the gradient is not taken
+  there and ``D G`` is the 5-point Laplacian with the Neumann ghost ``p_{-1} = p_0``
+  (``dp/dn = 0``), diagonal in the DCT-II with eigenvalues ``-4 sin^2(pi m / 2n) /
+  h^2``. Again only the constant mode has eigenvalue 0, ``sum(D u)`` telescopes to
+  the (zero) wall fluxes, and the gauge ``mean(p) = 0`` is set explicitly (the DCT's
+  mode 0 is the mean).
+
+Walls (any non-periodic axis of ``bc``: ``nnpde.Dirichlet`` or ``nnpde.Neumann`` on
+both sides; the pressure sees only that the normal velocity vanishes there). Of the
+``n + 1`` faces normal to a wall axis the state stores the first ``n``: index 0 is the
+low wall face, whose value must be 0 (``enforce_walls`` sets it; ``project`` applies
+it first), and the high wall face ``n`` is not stored (it is 0). The divergence then
+reads ``u[n] = 0``, the gradient is 0 on the wall face 0, and ``P u`` has zero normal
+velocity on every wall and discrete divergence at round-off.
 
 Reference: Chorin, Math. Comp. 22 (1968) 745 (projection); Schumann & Sweet, J.
 Comput. Phys. 20 (1976) 171 (fast transform Poisson solves).
@@ -41,11 +54,13 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
+import jax.scipy.fft as jfft
 import numpy as np
 
 import nnpde
-from nnpde import Field, State
+from nnpde import Field, State, _spectral
 
 # A compatible right-hand side has a zero mean up to round-off in its sum: N terms of
 # size max|rhs|, so |mean| <~ eps sqrt(N) max|rhs|; 1e-10 sits far above that (N <= 1e8
@@ -66,16 +81,11 @@ def _check_grid(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> tuple[str, ..
         raise ValueError(
             f"Boundary conditions are for {bc.ndim} axes but the grid has {grid.ndim} (shape {grid.shape})."
         )
-    kinds = []
-    for a in range(grid.ndim):
-        if not bc.is_periodic(a):
-            raise ValueError(
-                f"Axis {a} has {bc.kinds(a)} boundaries; the pressure solve supports periodic axes only "
-                "(walls need the DCT/Neumann or CG solve, not implemented yet). Fix: use "
-                "nnpde.BoundaryConditions.periodic(grid.ndim)."
-            )
-        kinds.append("fft")
-    return tuple(kinds)
+    return tuple("fft" if bc.is_periodic(a) else "dct" for a in range(grid.ndim))
+
+
+def _wall_axes(bc: nnpde.BoundaryConditions) -> tuple[int, ...]:
+    return tuple(a for a in range(bc.ndim) if not bc.is_periodic(a))
 
 
 @functools.cache
@@ -103,42 +113,115 @@ def _solve_fft(rhs, grid: nnpde.Grid):
     return jnp.fft.irfftn(modes, s=grid.shape, axes=axes).astype(rhs.dtype)
 
 
-_SOLVERS = {"fft": _solve_fft}
+@functools.cache
+def _inverse_eigenvalues_mixed(grid: nnpde.Grid, kinds: tuple[str, ...]) -> np.ndarray:
+    """``1 / lambda`` of the 5-point Laplacian, DFT on periodic and DCT-II on wall axes; 0 for the mean."""
+    total = _spectral.laplacian_eigenvalues(grid, kinds, order=2)
+    inverse = np.zeros_like(total)
+    nonzero = total != 0.0  # only the all-zero mode (the gauge) has eigenvalue 0
+    inverse[nonzero] = 1.0 / total[nonzero]
+    return inverse
+
+
+def _solve_dct(rhs, grid: nnpde.Grid, kinds: tuple[str, ...]):
+    lead = rhs.ndim - grid.ndim
+    x = rhs
+    for a, kind in enumerate(kinds):
+        if kind == "dct":
+            x = jfft.dct(x, type=2, axis=lead + a, norm="ortho")
+    fft_axes = tuple(lead + a for a, k in enumerate(kinds) if k == "fft")
+    if fft_axes:
+        x = jnp.fft.fftn(x, axes=fft_axes)
+    x = x * jnp.asarray(_inverse_eigenvalues_mixed(grid, kinds), dtype=rhs.dtype)  # zero mode -> 0
+    if fft_axes:
+        x = jnp.fft.ifftn(x, axes=fft_axes).real.astype(rhs.dtype)
+    for a, kind in reversed(list(enumerate(kinds))):
+        if kind == "dct":
+            x = jfft.idct(x, type=2, axis=lead + a, norm="ortho")
+    return x
+
+
+_SOLVERS = {"fft": lambda rhs, grid, kinds: _solve_fft(rhs, grid), "dct": _solve_dct}
+
+
+def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
+    if solver == "auto":
+        return "fft" if set(kinds) == {"fft"} else "dct"
+    if solver not in _SOLVERS:
+        raise ValueError(f"solver must be 'auto' or one of {sorted(_SOLVERS)}, got {solver!r}.")
+    if solver == "fft" and set(kinds) != {"fft"}:
+        raise ValueError(
+            f"solver='fft' needs periodic axes only, got per-axis kinds {kinds}. Fix: solver='dct' or 'auto'."
+        )
+    return solver
 
 
 def solve_poisson(rhs: Field, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, solver: str = "auto") -> Field:
     """Solve ``laplacian_h p = rhs`` (5-point stencil, cell centres) with ``mean(p) = 0``.
 
-    ``solver``: ``"auto"`` (the fast transform the boundary conditions allow) or
-    ``"fft"``. A concrete ``rhs`` with a mean beyond round-off (relative
-    ``1e-10``) is refused: the periodic problem has no solution then.
+    ``solver``: ``"auto"`` (the fast transform the boundary conditions allow),
+    ``"fft"`` (periodic axes only) or ``"dct"`` (Neumann ``dp/dn = 0`` on the wall
+    axes, DFT on the periodic ones). A concrete ``rhs`` with a mean beyond round-off
+    (relative ``1e-10``) is refused: the singular problem has no solution then.
     """
     kinds = _check_grid(grid, bc)
-    solver = "fft" if solver == "auto" and set(kinds) == {"fft"} else solver
-    if solver not in _SOLVERS:
-        raise ValueError(f"solver must be 'auto' or one of {sorted(_SOLVERS)}, got {solver!r}.")
+    solver = _pick_solver(kinds, solver)
     nnpde.check_field_shape(rhs, grid.shape, "rhs", what="field")
     rhs = nnpde.check_finite(rhs, "The Poisson right-hand side", "give finite values.")
     if nnpde.is_concrete(rhs):
         mean, scale = float(jnp.mean(rhs)), float(jnp.max(jnp.abs(rhs)))
         if abs(mean) > _COMPATIBILITY_TOLERANCE * max(scale, np.finfo(float).tiny):
             raise ValueError(
-                f"The periodic Poisson problem needs a right-hand side of zero mean, got mean {mean:.3e} "
+                f"The periodic/Neumann Poisson problem needs a right-hand side of zero mean, got mean {mean:.3e} "
                 f"(max |rhs| {scale:.3e}). Fix: subtract the mean (the constant part has no periodic "
                 "solution), or check the source."
             )
-    return _SOLVERS[solver](rhs, grid)
+    return _SOLVERS[solver](rhs, grid, kinds)
 
 
-def divergence(velocity, grid: nnpde.Grid):
-    """MAC divergence at cell centres of a periodic face velocity ``(ndim, *grid.shape)``."""
-    ndim = grid.ndim
-    return sum((jnp.roll(velocity[a], -1, axis=a) - velocity[a]) / h for a, h in zip(range(ndim), grid.spacing))
+def _shift_up(q, axis: int, wall: bool):
+    """``q[i + 1]`` along ``axis``: periodic wrap, or the (zero) high wall face at ``i = n - 1``."""
+    if not wall:
+        return jnp.roll(q, -1, axis=axis)
+    zero = jnp.zeros_like(jnp.take(q, jnp.array([0]), axis=axis))
+    return jnp.concatenate([jax.lax.slice_in_dim(q, 1, q.shape[axis], axis=axis), zero], axis=axis)
 
 
-def gradient(p, grid: nnpde.Grid):
-    """MAC gradient on the lower faces of a periodic cell field: ``(ndim, *grid.shape)``."""
-    return jnp.stack([(p - jnp.roll(p, 1, axis=a)) / h for a, h in enumerate(grid.spacing)])
+def enforce_walls(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
+    """Set the normal velocity on the stored (low) wall faces, index 0 of each wall axis, to 0."""
+    if bc is None:
+        return velocity
+    for a in _wall_axes(bc):
+        velocity = velocity.at[(a,) + (slice(None),) * a + (0,)].set(0.0)
+    return velocity
+
+
+def divergence(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
+    """MAC divergence at cell centres of a face velocity ``(ndim, *grid.shape)``.
+
+    ``bc=None`` means periodic on every axis. On a wall axis the unstored high wall
+    face is 0 and the stored low one (index 0) is used as given (0 for a valid state).
+    """
+    walls = set(_wall_axes(bc)) if bc is not None else set()
+    return sum(
+        (_shift_up(velocity[a], a, a in walls) - velocity[a]) / h for a, h in zip(range(grid.ndim), grid.spacing)
+    )
+
+
+def gradient(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
+    """MAC gradient on the lower faces of a cell field: ``(ndim, *grid.shape)``.
+
+    ``bc=None`` means periodic on every axis; on a wall axis the gradient on the wall
+    face (index 0) is 0, since the normal velocity there is prescribed.
+    """
+    walls = set(_wall_axes(bc)) if bc is not None else set()
+    parts = []
+    for a, h in enumerate(grid.spacing):
+        g = (p - jnp.roll(p, 1, axis=a)) / h
+        if a in walls:
+            g = g.at[(slice(None),) * a + (0,)].set(0.0)
+        parts.append(g)
+    return jnp.stack(parts)
 
 
 def pressure(velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> Field:
@@ -146,12 +229,22 @@ def pressure(velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions) ->
 
     For a velocity increment ``dt * f`` this is ``dt`` times the kinematic pressure
     (pressure over density) that keeps the flow divergence-free.
+    With walls the normal velocity on the wall faces is taken as 0 (``enforce_walls``).
     """
     kinds = _check_grid(grid, bc)
-    solver = "fft" if set(kinds) == {"fft"} else None
-    return _SOLVERS[solver](divergence(velocity, grid), grid)
+    solver = _pick_solver(kinds, "auto")
+    velocity = enforce_walls(velocity, grid, bc)
+    return _SOLVERS[solver](divergence(velocity, grid, bc), grid, kinds)
 
 
 def project(velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> State:
-    """``u - G p`` with ``D G p = D u``: the divergence-free part of a MAC velocity."""
-    return velocity - gradient(pressure(velocity, grid, bc), grid)
+    """``u - G p`` with ``D G p = D u``: the divergence-free part of a MAC velocity.
+
+    With walls the wall faces' normal velocity is first set to 0 (``enforce_walls``),
+    so ``P u`` satisfies the no-penetration condition and is idempotent.
+    """
+    kinds = _check_grid(grid, bc)
+    velocity = enforce_walls(velocity, grid, bc)
+    solver = _pick_solver(kinds, "auto")
+    p = _SOLVERS[solver](divergence(velocity, grid, bc), grid, kinds)
+    return velocity - gradient(p, grid, bc)
