@@ -7,11 +7,11 @@
   every grid line), steady state, and the centrelines against Ghia et al. at Re = 100.
 
 Measured max deviation from Ghia et al. at Re = 100 (u on x = 0.5 and v on y = 0.5,
-17 points each): 32^2 0.0070, 64^2 0.0086, 128^2 0.0091 (scripts/validate_cavity.py,
-~100 s). It does not shrink with resolution: our centrelines change by < 0.002
+17 points each), u / v: 32^2 0.0054 / 0.0070, 64^2 0.0052 / 0.0086, 128^2 0.0048 /
+0.0091 (scripts/validate_cavity.py, ~100 s). It does not shrink with resolution: our centrelines change by < 0.002
 between 64^2 and 128^2, so what remains (largest at v near x = 0.86) is the
 reference's own error, not ours. The test runs 64^2 (~10 s) with the 0.02 bound the
-brief sets for 128^2: the 64^2 profiles are within 0.002 of the 128^2 ones.
+issue sets for 128^2: the 64^2 profiles are within 0.002 of the 128^2 ones.
 """
 
 import jax
