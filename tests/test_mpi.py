@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MPIRUN = Path(sys.executable).parent / "mpirun"
 
-SCRIPT = """
+SCRIPT = r"""
 from mpi4py import MPI
 import jax, jax.numpy as jnp, mpi4jax
 comm = MPI.COMM_WORLD.Clone()  # never share one communicator between mpi4py and mpi4jax
@@ -21,7 +21,10 @@ def total_and_grad(x):
     return summed, jax.grad(lambda y: jnp.sum(mpi4jax.allreduce(y, op=MPI.SUM, comm=comm) ** 2))(x)
 
 summed, grad = total_and_grad(x)
-print(comm.rank, comm.size, summed.tolist(), grad.tolist(), flush=True)
+# Gather to rank 0 and print once: lines from two processes may interleave on stdout.
+rows = comm.gather(f"{comm.rank} {comm.size} {summed.tolist()} {grad.tolist()}", root=0)
+if comm.rank == 0:
+    print("\n".join(rows), flush=True)
 """
 
 
