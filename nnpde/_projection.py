@@ -62,6 +62,16 @@ class AbstractProjectedEquation(AbstractEquation):
     def advective_radius(self, t, u):
         """An upper bound on ``|Im lambda|`` of the Jacobian at ``u``: ``sum_a max|u_a| / h_a``."""
 
+    def max_stable_dt(self, u, method="rk4", *, t=0.0):
+        """The explicit limit ``1 / (A / R + B / I)`` at the state ``u`` (no safety factor)."""
+        return max_stable_dt_advective(self, method, t=t, u=u)
+
+    def stable_dt(self, u, method="rk4", *, safety: float = 0.9) -> float:
+        """``safety * max_stable_dt(u)`` as a Python float (``u``: the fastest expected state)."""
+        if not 0 < safety <= 1:
+            raise ValueError(f"safety must lie in (0, 1], got {safety}.")
+        return float(safety * self.max_stable_dt(u, method))
+
 
 def _key(tab: ButcherTableau):
     return tuple(tuple(float(v) for v in row) for row in tab.a), tuple(float(v) for v in tab.b)

@@ -92,14 +92,6 @@ class DampedNavierStokes2D(AbstractProjectedEquation):
     def spectral_radius(self, t, u):
         return self.flow.spectral_radius(t, u) + self.drag
 
-    def max_stable_dt(self, u, method="rk4", *, t=0.0):
-        return nnpde.max_stable_dt_advective(self, method, t=t, u=u)
-
-    def stable_dt(self, u, method="rk4", *, safety: float = 0.9) -> float:
-        if not 0 < safety <= 1:
-            raise ValueError(f"safety must lie in (0, 1], got {safety}.")
-        return float(safety * self.max_stable_dt(u, method))
-
     def kinetic_energy(self, u):
         return self.flow.kinetic_energy(u)
 

@@ -38,7 +38,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 import nnpde
-from nnpde import AbstractProjectedEquation, State, fd, max_stable_dt_advective
+from nnpde import AbstractProjectedEquation, State, fd
 
 from . import pressure
 from .navier_stokes import MIN_CELLS, wall_rate, walls
@@ -163,15 +163,6 @@ class Boussinesq2D(AbstractProjectedEquation):
 
     def spectral_radius(self, t, state):
         return 4.0 * max(self.prandtl, 1.0) * sum(1.0 / h**2 for h in self.grid.spacing)
-
-    def max_stable_dt(self, state: State, method="rk4", *, t=0.0):
-        """The explicit limit ``1 / (A / R + B / I)`` at ``state`` (no safety factor)."""
-        return max_stable_dt_advective(self, method, t=t, u=state)
-
-    def stable_dt(self, state: State, method="rk4", *, safety: float = 0.9) -> float:
-        if not 0 < safety <= 1:
-            raise ValueError(f"safety must lie in (0, 1], got {safety}.")
-        return float(safety * self.max_stable_dt(state, method))
 
     # -- diagnostics -------------------------------------------------------------------
     def local_nusselt(self, state: State):

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import nnpde
-from nnpde import AbstractProjectedEquation, State, fd, max_stable_dt_advective
+from nnpde import AbstractProjectedEquation, State, fd
 
 from . import pressure
 
@@ -347,16 +347,6 @@ class NavierStokes2D(AbstractProjectedEquation):
         if self.advection == "van_leer" and u is not None:
             radius = radius + 2.0 * self.advective_radius(t, u)
         return radius
-
-    def max_stable_dt(self, u: State, method="rk4", *, t=0.0):
-        """The explicit limit ``1 / (A / R + B / I)`` at the state ``u`` (no safety factor)."""
-        return max_stable_dt_advective(self, method, t=t, u=u)
-
-    def stable_dt(self, u: State, method="rk4", *, safety: float = 0.9) -> float:
-        """``safety * max_stable_dt(u)`` as a Python float (``u``: the fastest expected state)."""
-        if not 0 < safety <= 1:
-            raise ValueError(f"safety must lie in (0, 1], got {safety}.")
-        return float(safety * self.max_stable_dt(u, method))
 
     # -- diagnostics -------------------------------------------------------------------
     def kinetic_energy(self, u: State):
