@@ -19,14 +19,12 @@ whole cavity at steady state), ``Pr = 0.71``, extrapolated benchmark values.
 from __future__ import annotations
 
 import math
-import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 import nnpde
-from nnpde import ProjectedRK
+from problems._steady import march_to_steady_state
 from solvers.boussinesq import Boussinesq2D
 
 # de Vahl Davis (1983), Table IV: mean hot-wall Nusselt number, Pr = 0.71.
@@ -84,32 +82,18 @@ def solve(
     state = eq.conduction_state()
     speed = math.sqrt(rayleigh * prandtl) + 1.0
     bound = state.at[:2].set(speed)  # peak speed guess; T and hence the buoyancy bound as at the start
-    dt_max = eq.stable_dt(bound, method, safety=safety)
-    per_check = max(1, math.ceil(check_every / dt_max))
-    dt = check_every / per_check
-    stepper = ProjectedRK(eq, dt=dt, method=method, check_stability=False)
-
-    @jax.jit
-    def advance(q, t0):
-        q = nnpde.rollout(stepper, q, per_check - 1, t0=t0, trajectory=False)
-        new = stepper(q, t0 + (per_check - 1) * dt)
-        return new, jnp.max(jnp.abs(new - q)) / dt
-
-    start = time.perf_counter()
-    t, residual, n_checks = 0.0, math.inf, 0
-    while t < t_end - 1e-9 and residual > tol:
-        state, res = advance(state, t)
-        residual = float(res)
-        if not math.isfinite(residual):
-            raise FloatingPointError(f"The heated cavity blew up at t = {t:.3f} (Ra {rayleigh}, {resolution}^2).")
-        t, n_checks = (n_checks + 1) * check_every, n_checks + 1
-        limit = eq.max_stable_dt(state, method)
-        if dt > limit:
-            raise FloatingPointError(
-                f"dt = {dt:.3g} exceeds the stability limit {limit:.3g} at t = {t:.3f} (Ra {rayleigh}); "
-                "Fix: lower safety."
-            )
-    wall_time = time.perf_counter() - start
+    run = march_to_steady_state(
+        eq,
+        state,
+        dt_max=eq.stable_dt(bound, method, safety=safety),
+        check_every=check_every,
+        t_end=t_end,
+        tol=tol,
+        method=method,
+        label=f"heated cavity (Ra {rayleigh}, {resolution}^2)",
+    )
+    state, dt, t, stepper, wall_time = run.state, run.dt, run.t_final, run.stepper, run.wall_time_s
+    residual = run.residual
 
     u_c, v_c = to_centres(state)
     nusselt = float(eq.nusselt(state))
@@ -127,7 +111,7 @@ def solve(
         "method": stepper.tableau.name,
         "t_end": t_end,
         "t_final": t,
-        "n_steps": n_checks * per_check,
+        "n_steps": run.n_steps,
         "tol": tol,
         "residual": residual,
         "converged": int(residual <= tol),

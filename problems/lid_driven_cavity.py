@@ -18,14 +18,12 @@ vertical centreline ``x = 0.5`` and ``v`` along the horizontal centreline
 from __future__ import annotations
 
 import math
-import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 import nnpde
-from nnpde import ProjectedRK
+from problems._steady import march_to_steady_state
 from solvers.navier_stokes import NavierStokes2D, walls
 
 # Ghia et al. (1982), Table I: u on x = 0.5. Grid point k (1..129), y = (k - 1) / 128.
@@ -179,26 +177,17 @@ def solve(
     eq = NavierStokes2D(grid, viscosity=1.0 / reynolds, bc=walls(x="no_slip", y=(0.0, 1.0)))
     u = jnp.zeros(eq.state_shape)
     peak = jnp.ones(eq.state_shape)
-    dt_max = eq.stable_dt(peak, method, safety=safety)
-    per_check = max(1, math.ceil(check_every / dt_max))
-    dt = check_every / per_check
-    stepper = ProjectedRK(eq, dt=dt, method=method, check_stability=False)
-
-    @jax.jit
-    def advance(u, t0):
-        u = nnpde.rollout(stepper, u, per_check - 1, t0=t0, trajectory=False)
-        new = stepper(u, t0 + (per_check - 1) * dt)
-        return new, jnp.max(jnp.abs(new - u)) / dt
-
-    start = time.perf_counter()
-    t, residual, n_checks = 0.0, math.inf, 0
-    while t < t_end - 1e-9 and residual > tol:
-        u, res = advance(u, t)
-        residual = float(res)
-        if not math.isfinite(residual):
-            raise FloatingPointError(f"The cavity run blew up at t = {t:.3f} (Re {reynolds}, {resolution}^2).")
-        t, n_checks = (n_checks + 1) * check_every, n_checks + 1
-    wall_time = time.perf_counter() - start
+    run = march_to_steady_state(
+        eq,
+        u,
+        dt_max=eq.stable_dt(peak, method, safety=safety),
+        check_every=check_every,
+        t_end=t_end,
+        tol=tol,
+        method=method,
+        label=f"cavity (Re {reynolds}, {resolution}^2)",
+    )
+    u, dt, t, stepper, wall_time, residual = run.state, run.dt, run.t_final, run.stepper, run.wall_time_s, run.residual
 
     u_nodes, v_nodes = to_nodes(u)
     nodes = grid.axis_faces(0)
@@ -222,7 +211,7 @@ def solve(
             "method": stepper.tableau.name,
             "t_end": t_end,
             "t_final": t,
-            "n_steps": n_checks * per_check,
+            "n_steps": run.n_steps,
             "tol": tol,
             "residual": residual,
             "converged": int(residual <= tol),
