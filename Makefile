@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine: `make run` (the main job) and `make test`.
 # Both create the virtualenv .venv on first use. MPI comes from the pip `mpich` wheel;
-# mpi4jax compiles against it (about a minute, once).
+# mpi4jax compiles against it and against jax's FFI headers, so both come first
+# (about a minute, once).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet setuptools wheel cython nanobind "mpi4py>=4.1.2" "mpich>=5.0.2"
+	$(BIN)/pip install --quiet setuptools wheel cython nanobind "mpi4py>=4.1.2" "mpich>=5.0.2" "jax>=0.10.2"
 	PATH="$(abspath $(BIN)):$$PATH" CUDA_PATH="$(CUDA_ROOT)" $(BIN)/pip install --quiet --no-build-isolation "mpi4jax>=0.9.1"
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
