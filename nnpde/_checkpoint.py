@@ -1,0 +1,224 @@
+"""``Checkpointer``: atomic, synchronous checkpoints of a train state pytree.
+
+A thin layer over :class:`orbax.checkpoint.CheckpointManager` on a local directory.
+Each step directory holds three items:
+
+* ``arrays``: a flat ``{"leaf_00000": ndarray, ...}`` dictionary, one entry per leaf of
+  the state (typed PRNG keys stored as their raw ``uint32`` key data);
+* ``layout``: JSON, per leaf its path (``jax.tree_util.keystr``), dtype, shape and, for
+  keys, the PRNG implementation;
+* ``metadata``: JSON given by the caller (configuration, metrics).
+
+Storing leaves by index and the layout beside them keeps the on-disk format independent
+of the Python classes of the state: restoring rebuilds the state from a *template* (the
+freshly initialised state), after checking leaf by leaf that paths, shapes and dtypes
+agree. ``None`` leaves are part of the tree structure and are restored from the template.
+
+Atomicity is orbax's: a step is written into a temporary directory and renamed into
+place when complete, so a step interrupted by a crash is never listed nor restored;
+leftover temporary directories are removed when a ``Checkpointer`` is created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+_ARRAYS = "arrays"
+_LAYOUT = "layout"
+_METADATA = "metadata"
+_FORMAT = 1
+_MISMATCH_FIX = (
+    "the configuration changed since this checkpoint; use a new run directory or restore "
+    "with the original configuration"
+)
+
+
+def _is_key(leaf) -> bool:
+    return isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def _leaf_layout(path, leaf) -> dict[str, Any]:
+    """What is stored for one leaf: its path, dtype, shape, and key implementation."""
+    if _is_key(leaf):
+        return {
+            "path": jax.tree_util.keystr(path),
+            "dtype": "key",
+            "shape": list(leaf.shape),
+            "impl": str(jax.random.key_impl(leaf)),
+            "data_shape": list(jax.random.key_data(leaf).shape),
+        }
+    return {
+        "path": jax.tree_util.keystr(path),
+        "dtype": np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype).name,
+        "shape": list(np.shape(leaf)),
+    }
+
+
+def _layout_of(tree) -> list[dict[str, Any]]:
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [_leaf_layout(path, leaf) for path, leaf in leaves]
+
+
+def _to_numpy(leaf) -> np.ndarray:
+    if _is_key(leaf):
+        leaf = jax.random.key_data(leaf)
+    # A copy on the host: the saved values may not alias arrays that are donated later.
+    return np.array(leaf, copy=True)
+
+
+def _from_numpy(value: np.ndarray, template_leaf):
+    """``value`` in the type and placement of ``template_leaf``."""
+    if _is_key(template_leaf):
+        data = jax.device_put(value, template_leaf.sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(template_leaf))
+    if isinstance(template_leaf, jax.Array):
+        return jax.device_put(value, template_leaf.sharding)
+    if isinstance(template_leaf, np.ndarray):
+        return value
+    if isinstance(template_leaf, np.generic):
+        return value[()]
+    return type(template_leaf)(value.item())  # Python scalar
+
+
+def _check_layout(saved: list[dict], expected: list[dict], where: str) -> None:
+    for i, (s, e) in enumerate(zip(saved, expected)):
+        if s != e:
+            raise ValueError(
+                f"Checkpoint {where} does not match the template at leaf {i}: saved "
+                f"{s['path']} with dtype {s['dtype']} and shape {tuple(s['shape'])}"
+                f"{' (' + s['impl'] + ')' if 'impl' in s else ''}, template expects "
+                f"{e['path']} with dtype {e['dtype']} and shape {tuple(e['shape'])}"
+                f"{' (' + e['impl'] + ')' if 'impl' in e else ''}; {_MISMATCH_FIX}."
+            )
+    if len(saved) != len(expected):
+        n = min(len(saved), len(expected))
+        extra = saved[n] if len(saved) > n else expected[n]
+        side = "saved" if len(saved) > n else "template"
+        raise ValueError(
+            f"Checkpoint {where} has {len(saved)} leaves but the template has "
+            f"{len(expected)}; first unmatched leaf ({side}): {extra['path']} with dtype "
+            f"{extra['dtype']} and shape {tuple(extra['shape'])}; {_MISMATCH_FIX}."
+        )
+
+
+class Checkpointer:
+    """Saves and restores a train state pytree, one directory per step.
+
+    ``directory`` is created if missing. ``max_to_keep`` newest steps are kept
+    (``None`` keeps all); with ``keep_every=k``, steps that are multiples of ``k`` are
+    also kept whatever their age. Saves are synchronous: ``save`` returns when the step
+    is committed on disk.
+
+    Use as a context manager, or call ``close`` when done.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, max_to_keep: int | None = 3, keep_every: int | None = None):
+        if max_to_keep is not None and max_to_keep < 1:
+            raise ValueError(f"max_to_keep must be a positive integer or None, got {max_to_keep!r}.")
+        if keep_every is not None and keep_every < 1:
+            raise ValueError(f"keep_every must be a positive integer or None, got {keep_every!r}.")
+        self.directory = os.path.abspath(os.fspath(directory))
+        policies = [ocp.checkpoint_managers.LatestN(n=max_to_keep)]
+        if keep_every is not None:
+            policies.append(ocp.checkpoint_managers.EveryNSteps(interval_steps=keep_every))
+        options = ocp.CheckpointManagerOptions(
+            create=True,
+            enable_async_checkpointing=False,
+            # A crash mid-save leaves a temporary directory behind; it is never listed,
+            # and removing it here keeps the directory tidy and the step free to rewrite.
+            cleanup_tmp_directories=True,
+            save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(1),
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+        )
+        self._manager = ocp.CheckpointManager(self.directory, item_names=(_ARRAYS, _LAYOUT, _METADATA), options=options)
+
+    def save(self, step: int, state, *, metadata: dict | None = None, force: bool = False) -> bool:
+        """Write ``state`` as step ``step``; return whether a checkpoint was written.
+
+        A step not newer than the latest saved one is skipped (returns ``False``) unless
+        ``force=True``; an existing step is never overwritten (``ValueError``).
+        ``metadata`` must be JSON-serialisable.
+        """
+        step = int(step)
+        leaves = jax.tree_util.tree_leaves(state)
+        arrays = {f"leaf_{i:05d}": _to_numpy(leaf) for i, leaf in enumerate(leaves)}
+        layout = {"format": _FORMAT, "leaves": _layout_of(state)}
+        meta = {} if metadata is None else dict(metadata)
+        try:
+            json.dumps(meta)
+        except TypeError as e:
+            raise ValueError(
+                f"metadata must be JSON-serialisable: {e}; convert arrays with float() or .tolist()."
+            ) from e
+        saved = self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                **{
+                    _ARRAYS: ocp.args.StandardSave(arrays),
+                    _LAYOUT: ocp.args.JsonSave(layout),
+                    _METADATA: ocp.args.JsonSave(meta),
+                }
+            ),
+            force=force,
+        )
+        self._manager.wait_until_finished()
+        return bool(saved)
+
+    def latest_step(self) -> int | None:
+        """The newest committed step, or ``None`` when there is none."""
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        """Committed steps, oldest first."""
+        return sorted(self._manager.all_steps())
+
+    def _resolve(self, step: int | None) -> int:
+        if step is None:
+            step = self.latest_step()
+            if step is None:
+                raise FileNotFoundError(
+                    f"No checkpoint in {self.directory}; start from a fresh state or point to the run directory."
+                )
+            return step
+        if int(step) not in self.all_steps():
+            raise FileNotFoundError(
+                f"No checkpoint for step {step} in {self.directory}; steps saved: {self.all_steps()}."
+            )
+        return int(step)
+
+    def restore(self, template, step: int | None = None):
+        """The state saved at ``step`` (the latest by default), shaped like ``template``.
+
+        The result has the tree structure, dtypes, shapes and placement of ``template``
+        and the saved values bit for bit. Raises ``ValueError`` naming the first leaf
+        that differs when the template does not match the saved layout.
+        """
+        step = self._resolve(step)
+        layout = self._manager.restore(step, args=ocp.args.Composite(**{_LAYOUT: ocp.args.JsonRestore()}))[_LAYOUT]
+        expected = _layout_of(template)
+        _check_layout(layout["leaves"], expected, f"step {step} in {self.directory}")
+        leaves, treedef = jax.tree_util.tree_flatten(template)
+        arrays = self._manager.restore(step, args=ocp.args.Composite(**{_ARRAYS: ocp.args.StandardRestore()}))[_ARRAYS]
+        restored = [_from_numpy(np.asarray(arrays[f"leaf_{i:05d}"]), leaf) for i, leaf in enumerate(leaves)]
+        return jax.tree_util.tree_unflatten(treedef, restored)
+
+    def metadata(self, step: int | None = None) -> dict:
+        """The JSON metadata saved with ``step`` (the latest by default)."""
+        step = self._resolve(step)
+        return self._manager.restore(step, args=ocp.args.Composite(**{_METADATA: ocp.args.JsonRestore()}))[_METADATA]
+
+    def close(self) -> None:
+        self._manager.close()
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
