@@ -1,0 +1,270 @@
+"""Training data: generate trajectories, restrict them to a coarse grid, label them
+as an ``xarray.Dataset`` and cache them on disk keyed by their configuration.
+
+A trajectory is ``(T, C, *spatial)``, a batch of them ``(N, T, C, *spatial)``. The
+file I/O of the package's data lives here; ``downsample`` and ``generate_trajectories``
+compute only. Cache files are written atomically (a temporary file in the same
+directory, renamed into place), like the results of ``run_simulation``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import operator
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._checks import check_finite, is_concrete
+from ._grid import Grid
+
+CONFIG_ATTR = "nnpde_cache_config"
+"""Attribute of a cached file holding its configuration as canonical JSON."""
+
+STATUS_ATTR = "nnpde_cache"
+"""Attribute of a dataset returned by ``cached_dataset``: ``"reused"`` or ``"built"``."""
+
+
+def _positive_int(value, name: str, fix: str) -> int:
+    try:
+        value = operator.index(value)
+    except TypeError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}. Fix: {fix}")
+    return value
+
+
+def downsample(u, factor: int, *, ndim: int):
+    """Block average of the last ``ndim`` axes by ``factor``: the conservative restriction.
+
+    For cell-centred fields a coarse cell's value is the mean of the ``factor**ndim``
+    fine cells it covers, ``U[I] = mean(u[factor * I + j] for j in [0, factor)^ndim)``,
+    so the integral (and the mean) of every channel is preserved exactly and a
+    piecewise-constant field on the coarse cells is reproduced exactly. The fine cell
+    counts must be divisible by ``factor``. Leading axes (channels, time, samples) are
+    untouched: a state or a trajectory. ``factor=1`` returns ``u``. Jit-able.
+    """
+    factor = _positive_int(factor, "downsample factor", "pass an integer such as 2 or 4.")
+    try:
+        ndim = operator.index(ndim)
+    except TypeError:
+        ndim = -1
+    u = jnp.asarray(u)
+    if not 1 <= ndim <= 3 or u.ndim < ndim:
+        raise ValueError(
+            f"downsample: ndim (the number of spatial axes) must be 1-3 and at most u.ndim={u.ndim}, "
+            f"got ndim={ndim!r}. Fix: pass ndim=grid.ndim."
+        )
+    lead, spatial = u.shape[: u.ndim - ndim], u.shape[u.ndim - ndim :]
+    if any(n % factor for n in spatial):
+        raise ValueError(
+            f"downsample: the spatial shape {spatial} is not divisible by factor={factor}. "
+            f"Fix: choose a factor dividing every axis, or a fine grid of a multiple of {factor} cells per axis."
+        )
+    if factor == 1:
+        return u
+    blocked = u.reshape(*lead, *(m for n in spatial for m in (n // factor, factor)))
+    block_axes = tuple(len(lead) + 2 * a + 1 for a in range(ndim))
+    return jnp.mean(blocked, axis=block_axes)
+
+
+def generate_trajectories(
+    step: Callable, initial_states, n_steps: int, *, save_every: int = 1, factor: int = 1, ndim: int
+):
+    """Run ``step`` from each initial state and keep every ``save_every``-th state.
+
+    ``step``: a jit-able map of ONE state to the next, ``(C, *spatial) -> (C, *spatial)``
+    (a stepper, a hybrid model). ``initial_states``: ``(N, C, *spatial)``; the batch is
+    ``jax.vmap``, the time loop ``jax.lax.scan``. ``n_steps`` must be a multiple of
+    ``save_every``; the states at steps ``0, save_every, ..., n_steps`` are kept
+    (``n_saved = n_steps // save_every + 1``, the initial state first), each
+    ``downsample``-d by ``factor`` as it is stored, so the fine trajectory is never
+    held in memory. Returns ``(N, n_saved, C, *coarse_spatial)`` with
+    ``coarse_spatial = spatial // factor``. Saved state ``i`` is at time
+    ``i * save_every * dt``. A non-finite result raises, naming the sample.
+    """
+    try:
+        n_steps = operator.index(n_steps)
+    except TypeError:
+        n_steps = -1
+    save_every = _positive_int(save_every, "save_every", "keep every k-th state with save_every=k >= 1.")
+    if n_steps < 0 or n_steps % save_every:
+        raise ValueError(
+            f"n_steps must be a non-negative multiple of save_every={save_every}, got n_steps={n_steps!r}. "
+            f"Fix: e.g. n_steps={max(n_steps, 1) // save_every * save_every or save_every}."
+        )
+    if not callable(step):
+        raise TypeError(f"step must be a callable state -> next state, got {type(step).__name__}.")
+    u0 = jnp.asarray(initial_states)
+    if not isinstance(ndim, int) or not 1 <= ndim <= 3 or u0.ndim != ndim + 2:
+        raise ValueError(
+            f"initial_states must be a batch (N, C, *spatial) with ndim={ndim!r} spatial axes (1-3), "
+            f"got shape {u0.shape}. Fix: stack the states on a leading axis (one state: u[None])."
+        )
+    if not jnp.issubdtype(u0.dtype, jnp.floating):
+        raise TypeError(f"initial_states must be floating point, got dtype {u0.dtype}. Fix: u.astype(float).")
+    u0 = check_finite(u0, "initial_states", "start from finite states.")
+    factor = _positive_int(factor, "factor", "pass an integer such as 2 or 4.")
+    if any(n % factor for n in u0.shape[2:]):
+        raise ValueError(
+            f"generate_trajectories: the spatial shape {u0.shape[2:]} is not divisible by factor={factor}. "
+            f"Fix: choose a factor dividing every axis, or a grid of a multiple of {factor} cells per axis."
+        )
+    state = jax.ShapeDtypeStruct(u0.shape[1:], u0.dtype)
+    out = jax.eval_shape(step, state)
+    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != state.shape or out.dtype != state.dtype:
+        got = (out.shape, out.dtype) if isinstance(out, jax.ShapeDtypeStruct) else type(out).__name__
+        raise ValueError(
+            f"step must map one state {state.shape} {state.dtype} to the same shape and dtype, got {got}. "
+            "Fix: step acts on ONE unbatched state; batching is done here with jax.vmap."
+        )
+
+    def advance(u, _):
+        u = jax.lax.fori_loop(0, save_every, lambda _, v: step(v), u)
+        return u, downsample(u, factor, ndim=ndim)
+
+    def one(u):
+        _, saved = jax.lax.scan(advance, u, None, length=n_steps // save_every)
+        return jnp.concatenate([downsample(u, factor, ndim=ndim)[None], saved])
+
+    trajectories = jax.jit(jax.vmap(one))(u0)
+    if is_concrete(trajectories):
+        bad = ~np.isfinite(np.asarray(trajectories)).all(axis=tuple(range(1, trajectories.ndim)))
+        if bad.any():
+            raise ValueError(
+                f"generate_trajectories: {int(bad.sum())} of {bad.size} trajectories became non-finite "
+                f"(first: sample {int(np.argmax(bad))}). Fix: reduce the time step or check the step function."
+            )
+    return trajectories
+
+
+def trajectory_dataset(trajectories, *, dt: float, grid: Grid, channels, attrs: dict | None = None):
+    """Label trajectories ``(N, T, C, *grid.shape)`` as an ``xarray.Dataset``.
+
+    One data variable per channel, named by ``channels``, with dims
+    ``("sample", "time", "x"[, "y"[, "z"]])``. Coordinates: ``time = i * dt`` for
+    stored state ``i`` (``dt``: the time between stored states), and the cell centres
+    of ``grid`` on each axis (the axes of ``grid.cell_centres()``). ``attrs`` are kept,
+    with dicts, lists, tuples, bools and None stored as JSON strings (netCDF holds
+    numbers and strings only); ``dt``, the grid ``shape`` and ``extent`` are added.
+    """
+    import xarray as xr
+
+    u = np.asarray(trajectories)
+    channels = (channels,) if isinstance(channels, str) else tuple(channels)
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid must be an nnpde.Grid, got {type(grid).__name__}.")
+    if u.ndim != grid.ndim + 3 or u.shape[3:] != grid.shape or u.shape[2] != len(channels):
+        raise ValueError(
+            f"trajectories must be (N, T, C, {', '.join(map(str, grid.shape))}) with C = {len(channels)} channels "
+            f"{channels}, got shape {u.shape}. Fix: one array of samples x time x channels x the grid's cells "
+            "(after downsample, pass the coarse grid)."
+        )
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be the positive time between stored states, got {dt!r}.")
+    dims = ("x", "y", "z")[: grid.ndim]
+    coords = {d: (d, grid.axis_centres(a)) for a, d in enumerate(dims)}
+    coords["time"] = ("time", np.arange(u.shape[1]) * float(dt))
+    coords["sample"] = ("sample", np.arange(u.shape[0]))
+    data = {c: (("sample", "time", *dims), u[:, :, k]) for k, c in enumerate(channels)}
+    stored = {
+        k: (json.dumps(v) if isinstance(v, (dict, list, tuple, bool)) or v is None else v)
+        for k, v in (attrs or {}).items()
+    }
+    stored.update(dt=float(dt), grid_shape=json.dumps(list(grid.shape)), grid_extent=json.dumps(grid.extent))
+    return xr.Dataset(data, coords=coords, attrs=stored)
+
+
+def _check_config(value, path: str) -> None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"cached_dataset: config{path} is {value}; JSON has no NaN or infinity. Fix: a finite number."
+            )
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"cached_dataset: config{path} has a key {k!r} of type {type(k).__name__}; keys must be strings. "
+                    "Fix: str(key)."
+                )
+            _check_config(v, f"{path}[{k!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_config(v, f"{path}[{i}]")
+        return
+    raise TypeError(
+        f"cached_dataset: config{path} is a {type(value).__module__}.{type(value).__name__} ({value!r:.60}), "
+        "which has no canonical JSON form. Fix: use numbers, strings, bools, None, lists and dicts "
+        "(e.g. float(x), x.tolist(), str(path))."
+    )
+
+
+def config_key(config: dict) -> tuple[str, str]:
+    """Canonical JSON of ``config`` (sorted keys, no spaces) and its key, the first
+    16 hex digits of its SHA-256. Raises on a value JSON cannot hold exactly."""
+    if not isinstance(config, dict):
+        raise TypeError(f"cached_dataset: config must be a dict, got {type(config).__name__}.")
+    _check_config(config, "")
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return canonical, hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def cached_dataset(directory, config: dict, build: Callable):
+    """Load the dataset of ``config`` from ``directory``, or ``build()`` and store it.
+
+    The file is ``<directory>/<key>.nc`` with ``key`` from ``config_key``: the first 16
+    hex digits of the SHA-256 of the canonical JSON of ``config`` (sorted keys).
+    ``config`` holds numbers, strings, bools, None, lists and nested dicts; anything
+    else raises, naming its key. The file keeps the canonical JSON in its attribute
+    ``nnpde_cache_config``; when the file exists and that equals ``config``'s, it is
+    loaded fully into memory (the file closed) and ``build`` is not called. Otherwise
+    (no file, a different stored config, an unreadable file) ``build()`` (no
+    arguments, returns an ``xarray.Dataset``) runs and its result is written to a
+    temporary file in ``directory`` and renamed into place with ``os.replace``: a
+    crash or an error never leaves a truncated ``<key>.nc``, and concurrent writers of
+    the same key each write a complete file.
+
+    The returned dataset's attribute ``nnpde_cache`` says ``"reused"`` or ``"built"``.
+    """
+    import xarray as xr
+
+    canonical, key = config_key(config)
+    if not callable(build):
+        raise TypeError(f"cached_dataset: build must be a callable () -> xarray.Dataset, got {type(build).__name__}.")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{key}.nc"
+    if path.exists():
+        try:
+            dataset = xr.load_dataset(path, engine="netcdf4")
+        except (OSError, ValueError, RuntimeError):
+            dataset = None  # unreadable: rebuilt and replaced below
+        if dataset is not None and dataset.attrs.get(CONFIG_ATTR) == canonical:
+            dataset.attrs[STATUS_ATTR] = "reused"
+            return dataset
+    dataset = build()
+    if not isinstance(dataset, xr.Dataset):
+        raise TypeError(f"cached_dataset: build() must return an xarray.Dataset, got {type(dataset).__name__}.")
+    dataset = dataset.copy()
+    dataset.attrs[CONFIG_ATTR] = canonical
+    dataset.attrs.pop(STATUS_ATTR, None)
+    tmp = directory / f".{key}.nc.tmp-{os.getpid()}"
+    try:
+        dataset.to_netcdf(tmp, engine="netcdf4")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dataset.attrs[STATUS_ATTR] = "built"
+    return dataset
