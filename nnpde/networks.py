@@ -1,0 +1,538 @@
+"""Neural networks on grid fields and on coordinates (flax nnx).
+
+Every field network maps ONE unbatched sample, channels first:
+``(in_channels, *spatial) -> (out_channels, *spatial)`` with ``len(spatial) == ndim``
+(1, 2 or 3). Batching is ``jax.vmap`` over ``nnx.merge(graphdef, params)(x)``, the
+single functional boundary of a network::
+
+    graphdef, params = nnx.split(model, nnx.Param)
+    y = jax.vmap(lambda x: nnx.merge(graphdef, params)(x))(xs)
+
+Internally the arrays are channels-last, as ``nnx.Conv`` wants.
+
+Boundaries. Convolutions pad explicitly and then run with ``padding="VALID"``: each
+spatial axis of a kernel of size ``k`` gets ``k // 2`` ghost cells per side, wrapped
+(``jnp.pad(mode="wrap")``) on a periodic axis and filled with ``pad_mode`` ("edge",
+"reflect" or "zeros") on a non-periodic one. So on a fully periodic grid the
+convolutional networks commute with integer translations (``jnp.roll``). ``periodic``
+is a bool (every axis), a tuple of bools, or anything with ``is_periodic(axis)`` such
+as ``nnpde.BoundaryConditions`` (see ``periodic_axes``). The Fourier neural operator
+is periodic by construction.
+
+``zero_init=True`` zeroes the kernel and bias of the last layer, so the network
+outputs exactly 0 at initialisation: a learned correction then starts as the plain
+solver, and the last layer still receives gradients.
+
+Networks: ``ConvNet`` (plain CNN), ``ResNet`` (He et al. 2016), ``UNet``
+(Ronneberger et al. 2015), ``FNO`` (Li et al. 2021), ``MLP`` (pointwise, on
+coordinates, for PINNs and coefficient fields).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ._spectral_conv import SpectralConv as SpectralConv
+
+_PAD_MODES = {"edge": "edge", "reflect": "reflect", "zeros": "constant"}
+
+
+# ---------------------------------------------------------------------------
+# argument checks
+
+
+def periodic_axes(bc, ndim: int) -> tuple[bool, ...]:
+    """Which of ``ndim`` spatial axes are periodic, as a tuple of bools.
+
+    ``bc`` is a bool (the same for every axis), a sequence of ``ndim`` bools, or an
+    object with ``is_periodic(axis) -> bool`` (e.g. ``nnpde.BoundaryConditions``).
+    """
+    if isinstance(bc, (bool, np.bool_)):
+        return (bool(bc),) * ndim
+    if hasattr(bc, "is_periodic"):
+        have = getattr(bc, "ndim", ndim)
+        if have != ndim:
+            raise ValueError(
+                f"periodic: the boundary conditions cover {have} axes but the network has ndim={ndim}. "
+                "Fix: pass boundary conditions of the same dimension as the network."
+            )
+        return tuple(bool(bc.is_periodic(a)) for a in range(ndim))
+    if isinstance(bc, Sequence) and not isinstance(bc, str):
+        if len(bc) != ndim or not all(isinstance(b, (bool, np.bool_)) for b in bc):
+            raise ValueError(
+                f"periodic must hold one bool per spatial axis (ndim={ndim}), got {bc!r}. "
+                f"Fix: e.g. periodic={(True,) * ndim}."
+            )
+        return tuple(bool(b) for b in bc)
+    raise ValueError(
+        f"periodic must be a bool, a tuple of {ndim} bools or an object with is_periodic(axis), got {bc!r}. "
+        "Fix: pass e.g. periodic=True or an nnpde.BoundaryConditions."
+    )
+
+
+def _check_int(name: str, value, low: int, fix: str) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}. Fix: {fix}")
+
+
+def _check_ndim(ndim) -> None:
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"ndim must be 1, 2 or 3, got {ndim!r}. Fix: pass the number of spatial axes.")
+
+
+def _check_kernel_size(kernel_size) -> None:
+    _check_int("kernel_size", kernel_size, 1, "use a positive odd kernel size such as 3 or 5.")
+    if kernel_size % 2 == 0:
+        raise ValueError(
+            f"kernel_size must be odd so the output stays centred on its cell, got {kernel_size}. "
+            f"Fix: use {kernel_size + 1} or {kernel_size - 1}."
+        )
+
+
+def _check_pad_mode(pad_mode) -> None:
+    if pad_mode not in _PAD_MODES:
+        raise ValueError(f"pad_mode must be one of {sorted(_PAD_MODES)}, got {pad_mode!r}. Fix: use 'edge'.")
+
+
+def _check_input(x, in_channels: int, ndim: int, name: str) -> None:
+    """Raise unless ``x`` is one sample of shape ``(in_channels, *spatial)``."""
+    shape = tuple(jnp.shape(x))
+    if len(shape) == ndim + 2 and shape[1] == in_channels:
+        raise ValueError(
+            f"{name} acts on one unbatched sample of shape (in_channels={in_channels}, *spatial) with "
+            f"{ndim} spatial axes, got shape {shape}. Fix: for a batch use jax.vmap."
+        )
+    if len(shape) != ndim + 1 or shape[0] != in_channels:
+        raise ValueError(
+            f"{name} expects shape (in_channels={in_channels}, *spatial) with {ndim} spatial axes, "
+            f"got shape {shape}. Fix: put channels first and pass one sample (for a batch use jax.vmap)."
+        )
+
+
+def _last_init(zero_init: bool) -> dict:
+    if zero_init:
+        return {"kernel_init": nnx.initializers.zeros_init(), "bias_init": nnx.initializers.zeros_init()}
+    return {}
+
+
+# ---------------------------------------------------------------------------
+# padded convolution (channels-last inside)
+
+
+def pad_field(h, width: int, periodic: tuple[bool, ...], pad_mode: str = "edge"):
+    """Pad the leading ``len(periodic)`` axes of channels-last ``h`` by ``width`` per side.
+
+    Periodic axes wrap; the others use ``pad_mode`` ("edge", "reflect", "zeros").
+    """
+    if width == 0:
+        return h
+    for axis, wrap in enumerate(periodic):
+        pads = [(0, 0)] * h.ndim
+        pads[axis] = (width, width)
+        h = jnp.pad(h, pads, mode="wrap" if wrap else _PAD_MODES[pad_mode])
+    return h
+
+
+class PaddedConv(nnx.Module):
+    """``nnx.Conv`` with boundary-aware padding, on channels-last ``(*spatial, C)``.
+
+    Pads ``kernel_size // 2`` cells per side (see ``pad_field``), then a VALID
+    convolution, so the spatial shape is preserved.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        kernel_size: int,
+        periodic: tuple[bool, ...],
+        pad_mode: str = "edge",
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+        **init,
+    ):
+        self.periodic = tuple(periodic)
+        self.pad_mode = pad_mode
+        self.width = kernel_size // 2
+        self.conv = nnx.Conv(
+            in_features,
+            out_features,
+            (kernel_size,) * len(self.periodic),
+            padding="VALID",
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+            **init,
+        )
+
+    def __call__(self, h):
+        return self.conv(pad_field(h, self.width, self.periodic, self.pad_mode))
+
+
+class _ConvArgs:
+    """The checked options shared by the convolutional networks."""
+
+    def __init__(self, ndim, periodic, kernel_size, pad_mode, dtype, param_dtype, rngs):
+        _check_ndim(ndim)
+        _check_kernel_size(kernel_size)
+        _check_pad_mode(pad_mode)
+        self.periodic = periodic_axes(periodic, ndim)
+        self.common = dict(periodic=self.periodic, pad_mode=pad_mode, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.kernel_size = kernel_size
+
+    def conv(self, cin: int, cout: int, *, kernel_size: int | None = None, zero_init: bool = False):
+        k = self.kernel_size if kernel_size is None else kernel_size
+        return PaddedConv(cin, cout, kernel_size=k, **self.common, **_last_init(zero_init))
+
+
+def _channels_last(x):
+    return jnp.moveaxis(x, 0, -1)
+
+
+def _channels_first(h):
+    return jnp.moveaxis(h, -1, 0)
+
+
+# ---------------------------------------------------------------------------
+# convolutional networks
+
+
+class ConvNet(nnx.Module):
+    """Plain convolutional network: ``depth`` convolutions, ``activation`` between them.
+
+    Layers: ``in_channels -> hidden -> ... -> hidden -> out_channels`` (``depth == 1``:
+    a single convolution). Each convolution pads ``kernel_size // 2`` cells per side,
+    wrapped on periodic axes and ``pad_mode`` on the others, so the receptive field
+    has radius ``depth * (kernel_size // 2)`` cells.
+
+    Shapes: ``(in_channels, *spatial) -> (out_channels, *spatial)``, one sample.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        ndim: int,
+        periodic,
+        hidden: int = 32,
+        depth: int = 4,
+        kernel_size: int = 5,
+        pad_mode: str = "edge",
+        activation: Callable = nnx.gelu,
+        zero_init: bool = False,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        _check_int("in_channels", in_channels, 1, "pass the number of input fields.")
+        _check_int("out_channels", out_channels, 1, "pass the number of output fields.")
+        _check_int("hidden", hidden, 1, "use e.g. hidden=32.")
+        _check_int("depth", depth, 1, "use e.g. depth=4 convolutions.")
+        args = _ConvArgs(ndim, periodic, kernel_size, pad_mode, dtype, param_dtype, rngs)
+        self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
+        self.periodic = args.periodic
+        self.activation = activation
+        widths = [in_channels] + [hidden] * (depth - 1) + [out_channels]
+        self.layers = nnx.List(
+            [
+                args.conv(a, b, zero_init=zero_init and i == depth - 1)
+                for i, (a, b) in enumerate(itertools.pairwise(widths))
+            ]
+        )
+
+    def __call__(self, x):
+        _check_input(x, self.in_channels, self.ndim, "ConvNet")
+        h = _channels_last(x)
+        for layer in self.layers[:-1]:
+            h = self.activation(layer(h))
+        return _channels_first(self.layers[-1](h))
+
+
+class ResNet(nnx.Module):
+    """Residual convolutional network (He et al. 2016, pre-activation blocks).
+
+    A lifting convolution ``in_channels -> hidden``, then ``depth`` blocks
+    ``h <- h + conv(act(conv(act(h))))``, then a 1x1 projection ``hidden ->
+    out_channels`` (the last layer, zeroed by ``zero_init``). Padding as in
+    ``ConvNet``: wrap on periodic axes, ``pad_mode`` on the others.
+
+    Reference: K. He, X. Zhang, S. Ren, J. Sun, "Identity mappings in deep residual
+    networks", ECCV 2016.
+
+    Shapes: ``(in_channels, *spatial) -> (out_channels, *spatial)``, one sample.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        ndim: int,
+        periodic,
+        hidden: int = 32,
+        depth: int = 4,
+        kernel_size: int = 5,
+        pad_mode: str = "edge",
+        activation: Callable = nnx.gelu,
+        zero_init: bool = False,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        _check_int("in_channels", in_channels, 1, "pass the number of input fields.")
+        _check_int("out_channels", out_channels, 1, "pass the number of output fields.")
+        _check_int("hidden", hidden, 1, "use e.g. hidden=32.")
+        _check_int("depth", depth, 0, "use e.g. depth=4 residual blocks.")
+        args = _ConvArgs(ndim, periodic, kernel_size, pad_mode, dtype, param_dtype, rngs)
+        self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
+        self.periodic = args.periodic
+        self.activation = activation
+        self.lift = args.conv(in_channels, hidden)
+        self.blocks = nnx.List([nnx.List([args.conv(hidden, hidden), args.conv(hidden, hidden)]) for _ in range(depth)])
+        self.project = args.conv(hidden, out_channels, kernel_size=1, zero_init=zero_init)
+
+    def __call__(self, x):
+        _check_input(x, self.in_channels, self.ndim, "ResNet")
+        h = self.lift(_channels_last(x))
+        for first, second in self.blocks:
+            h = h + second(self.activation(first(self.activation(h))))
+        return _channels_first(self.project(self.activation(h)))
+
+
+def _pool(h, ndim: int):
+    """Average over 2^ndim blocks of the leading ``ndim`` axes (channels-last)."""
+    shape = []
+    for n in h.shape[:ndim]:
+        shape += [n // 2, 2]
+    return h.reshape(*shape, h.shape[-1]).mean(axis=tuple(range(1, 2 * ndim, 2)))
+
+
+def _upsample(h, ndim: int):
+    """Nearest-neighbour upsampling by 2 along the leading ``ndim`` axes."""
+    for axis in range(ndim):
+        h = jnp.repeat(h, 2, axis=axis)
+    return h
+
+
+class UNet(nnx.Module):
+    """U-Net (Ronneberger et al. 2015) in 1-D, 2-D or 3-D.
+
+    Encoder: at level ``l = 0..levels`` two convolutions to ``hidden * 2**l``
+    channels, with 2x average pooling between levels. Decoder: nearest-neighbour 2x
+    upsampling, concatenation with the encoder features of the same level (skip
+    connection), two convolutions. A final 1x1 convolution maps to ``out_channels``
+    (the last layer, zeroed by ``zero_init``). Padding as in ``ConvNet`` at every
+    level: wrap on periodic axes, ``pad_mode`` on the others. Pooling makes the
+    network commute only with translations by multiples of ``2**levels`` cells.
+
+    Every spatial size must be divisible by ``2**levels``.
+
+    Reference: O. Ronneberger, P. Fischer, T. Brox, "U-Net: convolutional networks
+    for biomedical image segmentation", MICCAI 2015.
+
+    Shapes: ``(in_channels, *spatial) -> (out_channels, *spatial)``, one sample.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        ndim: int,
+        periodic,
+        hidden: int = 16,
+        levels: int = 2,
+        kernel_size: int = 3,
+        pad_mode: str = "edge",
+        activation: Callable = nnx.gelu,
+        zero_init: bool = False,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        _check_int("in_channels", in_channels, 1, "pass the number of input fields.")
+        _check_int("out_channels", out_channels, 1, "pass the number of output fields.")
+        _check_int("hidden", hidden, 1, "use e.g. hidden=16.")
+        _check_int("levels", levels, 0, "use e.g. levels=2 down-samplings.")
+        args = _ConvArgs(ndim, periodic, kernel_size, pad_mode, dtype, param_dtype, rngs)
+        self.in_channels, self.out_channels, self.ndim, self.levels = in_channels, out_channels, ndim, levels
+        self.periodic = args.periodic
+        self.activation = activation
+        widths = [hidden * 2**level for level in range(levels + 1)]
+        self.down = nnx.List(
+            [
+                nnx.List([args.conv(cin, cout), args.conv(cout, cout)])
+                for cin, cout in zip([in_channels, *widths[:-1]], widths)
+            ]
+        )
+        self.up = nnx.List(
+            [
+                nnx.List(
+                    [
+                        args.conv(widths[level + 1] + widths[level], widths[level]),
+                        args.conv(widths[level], widths[level]),
+                    ]
+                )
+                for level in reversed(range(levels))
+            ]
+        )
+        self.project = args.conv(widths[0], out_channels, kernel_size=1, zero_init=zero_init)
+
+    def _block(self, convs, h):
+        for conv in convs:
+            h = self.activation(conv(h))
+        return h
+
+    def __call__(self, x):
+        _check_input(x, self.in_channels, self.ndim, "UNet")
+        factor = 2**self.levels
+        spatial = tuple(x.shape[1:])
+        if any(n % factor for n in spatial):
+            fixed = tuple(-(-n // factor) * factor for n in spatial)
+            raise ValueError(
+                f"UNet with levels={self.levels} needs every spatial size divisible by 2**levels={factor}, "
+                f"got spatial shape {spatial}. Fix: use a grid of shape e.g. {fixed}, or fewer levels."
+            )
+        h = _channels_last(x)
+        skips = []
+        for level, convs in enumerate(self.down):
+            if level > 0:
+                h = _pool(h, self.ndim)
+            h = self._block(convs, h)
+            skips.append(h)
+        for convs, skip in zip(self.up, reversed(skips[:-1])):
+            h = self._block(convs, jnp.concatenate([_upsample(h, self.ndim), skip], axis=-1))
+        return _channels_first(self.project(h))
+
+
+# ---------------------------------------------------------------------------
+# coordinate networks
+
+
+class MLP(nnx.Module):
+    """Pointwise multilayer perceptron on coordinates: ``(..., in_features) -> (..., out_features)``.
+
+    ``depth`` hidden layers of ``hidden`` units with ``activation`` (``tanh`` by
+    default: smooth, so derivatives of every order with respect to the input exist, as
+    a physics-informed residual needs), then a linear output layer (zeroed by
+    ``zero_init``). Leading axes broadcast; no boundary handling (it never sees a grid).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        hidden: int = 64,
+        depth: int = 3,
+        activation: Callable = nnx.tanh,
+        zero_init: bool = False,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        _check_int("in_features", in_features, 1, "pass the number of coordinates.")
+        _check_int("out_features", out_features, 1, "pass the number of outputs.")
+        _check_int("hidden", hidden, 1, "use e.g. hidden=64.")
+        _check_int("depth", depth, 1, "use e.g. depth=3 hidden layers.")
+        self.in_features, self.out_features = in_features, out_features
+        self.activation = activation
+        widths = [in_features] + [hidden] * depth + [out_features]
+        opts = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.layers = nnx.List(
+            [
+                nnx.Linear(a, b, **opts, **_last_init(zero_init and i == depth))
+                for i, (a, b) in enumerate(itertools.pairwise(widths))
+            ]
+        )
+
+    def __call__(self, x):
+        shape = tuple(jnp.shape(x))
+        if len(shape) == 0 or shape[-1] != self.in_features:
+            raise ValueError(
+                f"MLP expects inputs of shape (..., in_features={self.in_features}), got shape {shape}. "
+                "Fix: put the coordinates on the last axis (a scalar coordinate x becomes x[..., None])."
+            )
+        h = x
+        for layer in self.layers[:-1]:
+            h = self.activation(layer(h))
+        return self.layers[-1](h)
+
+
+# ---------------------------------------------------------------------------
+# Fourier neural operator
+
+
+class FNO(nnx.Module):
+    """Fourier neural operator (Li et al. 2021).
+
+    Lift (pointwise linear ``in_channels -> width``), ``depth`` Fourier layers
+    ``h <- act(K h + W h)`` (no activation after the last), project (pointwise
+    ``width -> width -> out_channels`` with ``activation`` between; the last linear
+    map is zeroed by ``zero_init``). ``K`` is a ``SpectralConv``: real FFT over the
+    spatial axes, the lowest ``modes`` frequencies per axis multiplied by learned
+    complex matrices, inverse FFT; ``W`` is a pointwise (1x1) linear map.
+
+    Periodic by construction: the FFT treats every axis as periodic, so the operator
+    commutes with integer translations (``jnp.roll``) and needs no padding; for a
+    non-periodic problem pad the domain yourself. Coordinates are not appended to the
+    input (pass them as channels if wanted). Each spatial size ``n`` must satisfy
+    ``modes <= n // 2``. Since the spectral weights act on Fourier coefficients, the
+    same parameters apply to any resolution; for band-limited inputs the outputs at
+    shared points agree up to the aliasing of the pointwise nonlinearities.
+
+    Reference: Z. Li, N. Kovachki, K. Azizzadenesheli, B. Liu, K. Bhattacharya,
+    A. Stuart, A. Anandkumar, "Fourier neural operator for parametric partial
+    differential equations", ICLR 2021.
+
+    Shapes: ``(in_channels, *spatial) -> (out_channels, *spatial)``, one sample.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        ndim: int,
+        modes: int | Sequence[int],
+        width: int = 32,
+        depth: int = 4,
+        activation: Callable = nnx.gelu,
+        zero_init: bool = False,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        _check_ndim(ndim)
+        _check_int("in_channels", in_channels, 1, "pass the number of input fields.")
+        _check_int("out_channels", out_channels, 1, "pass the number of output fields.")
+        _check_int("width", width, 1, "use e.g. width=32.")
+        _check_int("depth", depth, 1, "use e.g. depth=4 Fourier layers.")
+        self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
+        self.activation = activation
+        opts = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.lift = nnx.Linear(in_channels, width, **opts)
+        self.spectral = nnx.List([SpectralConv(width, width, ndim=ndim, modes=modes, **opts) for _ in range(depth)])
+        self.pointwise = nnx.List([nnx.Linear(width, width, **opts) for _ in range(depth)])
+        self.project = nnx.List(
+            [nnx.Linear(width, width, **opts), nnx.Linear(width, out_channels, **opts, **_last_init(zero_init))]
+        )
+
+    def __call__(self, x):
+        _check_input(x, self.in_channels, self.ndim, "FNO")
+        h = _channels_first(self.lift(_channels_last(x)))
+        last = len(self.spectral) - 1
+        for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise)):
+            h = spectral(h) + _channels_first(pointwise(_channels_last(h)))
+            if i < last:
+                h = self.activation(h)
+        h = self.project[1](self.activation(self.project[0](_channels_last(h))))
+        return _channels_first(h)
