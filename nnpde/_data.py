@@ -268,3 +268,20 @@ def cached_dataset(directory, config: dict, build: Callable):
         tmp.unlink(missing_ok=True)
     dataset.attrs[STATUS_ATTR] = "built"
     return dataset
+
+
+def cached_trajectories(directory, config: dict, build: Callable, *, dt: float, grid: Grid, channels):
+    """``(trajectories, reused)``: the array ``(N, T, C, *grid.shape)`` that ``build()``
+    returns, cached on disk through ``cached_dataset`` (netCDF, keyed by ``config``)
+    and labelled by ``trajectory_dataset``; ``reused`` tells whether it came from the
+    cache. ``directory=None`` builds without caching."""
+    channels = (channels,) if isinstance(channels, str) else tuple(channels)
+    if directory is None:
+        return np.asarray(build()), False
+
+    def build_dataset():
+        return trajectory_dataset(build(), dt=dt, grid=grid, channels=channels, attrs={"config": config})
+
+    ds = cached_dataset(directory, config, build_dataset)
+    u = np.stack([ds[c].values for c in channels], axis=2)
+    return u, ds.attrs[STATUS_ATTR] == "reused"
