@@ -246,7 +246,7 @@ class ClosureEquation(_WrappedEquation):
         out = self.network(u)
         if self.form == "term":
             return self.scale * out
-        channels, ndim = u.shape[0], self.grid.ndim
+        channels = u.shape[0]
         total = 0.0
         for a, h in enumerate(self.grid.spacing):
             flux = out[a * channels : (a + 1) * channels]
@@ -263,7 +263,6 @@ class ClosureEquation(_WrappedEquation):
                 faces_hi = jnp.concatenate([inner, zero], axis=ax)
                 faces_lo = jnp.concatenate([zero, inner], axis=ax)
             total = total - (faces_hi - faces_lo) / h
-        del ndim
         return self.scale * total
 
     def __call__(self, t, u, args=None):

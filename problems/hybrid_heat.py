@@ -80,8 +80,9 @@ def substeps() -> int:
     return math.ceil(DT / nnpde.stable_dt(equation(COARSE * FACTOR), "rk4", safety=0.9))
 
 
-def reference_stepper() -> nnpde.ExplicitRK:
-    return nnpde.ExplicitRK(equation(COARSE * FACTOR), dt=DT / substeps(), method="rk4")
+def reference_stepper(n_substeps: int | None = None) -> nnpde.ExplicitRK:
+    """The fine-grid RK4 stepper, ``n_substeps`` (default ``substeps()``) per coarse step."""
+    return nnpde.ExplicitRK(equation(COARSE * FACTOR), dt=DT / (n_substeps or substeps()), method="rk4")
 
 
 def initial_states(key, n_samples: int, resolution: int = COARSE * FACTOR):
@@ -99,7 +100,7 @@ def reference_trajectories(seed: int, n_samples: int, n_steps: int = HORIZON):
     """``(n_samples, n_steps + 1, 1, COARSE, COARSE)`` block-averaged fine runs."""
     k = substeps()
     u0 = initial_states(jax.random.key(seed), n_samples)
-    return nnpde.generate_trajectories(reference_stepper(), u0, n_steps * k, save_every=k, factor=FACTOR, ndim=2)
+    return nnpde.generate_trajectories(reference_stepper(k), u0, n_steps * k, save_every=k, factor=FACTOR, ndim=2)
 
 
 def dataset_config(seed: int, n_samples: int, n_steps: int = HORIZON) -> dict:
