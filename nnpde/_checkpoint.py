@@ -116,10 +116,21 @@ class Checkpointer:
     also kept whatever their age. Saves are synchronous: ``save`` returns when the step
     is committed on disk.
 
+    ``read_only=True`` opens an existing directory for restoring only: nothing is
+    created, removed or written (other ranks of a group restore beside the one that
+    writes).
+
     Use as a context manager, or call ``close`` when done.
     """
 
-    def __init__(self, directory: str | os.PathLike, *, max_to_keep: int | None = 3, keep_every: int | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        max_to_keep: int | None = 3,
+        keep_every: int | None = None,
+        read_only: bool = False,
+    ):
         if max_to_keep is not None and max_to_keep < 1:
             raise ValueError(f"max_to_keep must be a positive integer or None, got {max_to_keep!r}.")
         if keep_every is not None and keep_every < 1:
@@ -129,11 +140,12 @@ class Checkpointer:
         if keep_every is not None:
             policies.append(ocp.checkpoint_managers.EveryNSteps(interval_steps=keep_every))
         options = ocp.CheckpointManagerOptions(
-            create=True,
+            create=not read_only,
+            read_only=read_only,
             enable_async_checkpointing=False,
             # A crash mid-save leaves a temporary directory behind; it is never listed,
             # and removing it here keeps the directory tidy and the step free to rewrite.
-            cleanup_tmp_directories=True,
+            cleanup_tmp_directories=not read_only,
             save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(1),
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
         )

@@ -61,6 +61,8 @@ def fit(
     reduce: Callable | None = None,
     progress: bool = True,
     config: dict | None = None,
+    topology=None,
+    averager=None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimiser steps on windows of ``trajectories``.
 
@@ -74,6 +76,18 @@ def fit(
 
     A non-finite loss stops the run with ``FloatingPointError`` naming the step; the
     last checkpoint stays intact. An interrupt (Ctrl-C) writes a checkpoint first.
+
+    Distributed (``nnpde.distributed``): with ``topology`` (a ``GroupTopology``) every
+    rank calls ``fit`` with the same arguments; ``batch_size`` is the batch of one GROUP,
+    split over its ranks and devices, and gradients are averaged over the group every
+    step (``make_group_step``). Groups draw different batches (group 0 the same as a
+    single process). With ``averager`` (an ``AsyncAverager``) parameters are averaged
+    across groups asynchronously after the steps it chooses, a diverged group is
+    rolled back instead of stopping the run, and the returned model and the final
+    checkpoint are the average over the groups. Files: the group leader writes
+    ``run_dir/group<g>/{checkpoints, metrics.jsonl}`` (``run_dir`` itself when there is
+    one group); the final average goes to ``run_dir/checkpoints``; only world rank 0
+    shows a progress bar.
     """
     steps = _positive_int("steps", steps)
     batch_size, window, log_every = (
@@ -87,8 +101,22 @@ def fit(
         )
     optimizer = make_optimizer(1e-3) if optimizer is None else optimizer
     state, static = init_train_state(model, optimizer, seed=seed, spec=spec)
-    train_step = make_train_step(loss_fn, optimizer, static, reduce=reduce, jit=False)
     batch_key = jax.random.key(seed + 1_000_003)
+    if averager is not None and topology is None:
+        topology = averager.topology
+    if topology is None:
+        train_step = make_train_step(loss_fn, optimizer, static, reduce=reduce, jit=False)
+        leader, root, group_dir = True, True, None
+    else:
+        from .distributed import make_group_step
+
+        if reduce is not None:
+            raise ValueError("Give either reduce= or topology=, not both: the topology defines the group mean.")
+        train_step = make_group_step(loss_fn, optimizer, static, topology)
+        if topology.group:
+            batch_key = jax.random.fold_in(batch_key, topology.group)
+        leader, root = topology.is_leader, topology.is_root
+        group_dir = f"group{topology.group}" if topology.n_groups > 1 else None
 
     @jax.jit
     def step_fn(state):
@@ -99,13 +127,22 @@ def fit(
     start = 0
     if run_dir is not None:
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        checkpointer = Checkpointer(run_dir / "checkpoints")
-        latest = checkpointer.latest_step()
-        if latest is not None:
-            state = checkpointer.restore(state)
-            start = int(state.step)
-        log = MetricsLog(run_dir / "metrics.jsonl", resume_from_step=start if latest is not None else 0)
+        own_dir = run_dir / group_dir if group_dir else run_dir
+        if leader:
+            own_dir.mkdir(parents=True, exist_ok=True)
+            checkpointer = Checkpointer(own_dir / "checkpoints")
+            latest = checkpointer.latest_step()
+            if latest is not None:
+                state = checkpointer.restore(state)
+                start = int(state.step)
+            log = MetricsLog(own_dir / "metrics.jsonl", resume_from_step=start if latest is not None else 0)
+        if topology is not None and topology.group_size > 1:
+            # The leader alone writes; the other ranks restore the same step read-only.
+            latest = topology.group_host_comm.bcast(checkpointer.latest_step() if leader else None, root=0)
+            if not leader and latest is not None:
+                with Checkpointer(own_dir / "checkpoints", read_only=True) as reader:
+                    state = reader.restore(state, latest)
+                start = int(state.step)
 
     history: list[dict] = []
     began = time.perf_counter()
@@ -125,14 +162,16 @@ def fit(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=start, desc="training", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=steps, initial=start, desc="training", unit="step", dynamic_ncols=True, disable=not root)
     try:
         for n in range(start, steps):
             state, metrics = step_fn(state)
             done = n + 1
+            if averager is not None:
+                state = averager.after_step(done, state)
             if done % log_every == 0 or done == steps:
                 loss = float(metrics["loss"])
-                if not math.isfinite(loss):
+                if not math.isfinite(loss) and averager is None:
                     raise FloatingPointError(
                         f"The loss became {loss} at step {done}. The last checkpoint is kept. Fix: lower the "
                         "learning rate, clip gradients (make_optimizer(clip_norm=1.0)) or shorten the unroll."
@@ -152,12 +191,17 @@ def fit(
     finally:
         if bar is not None:
             bar.close()
-    trained = combine(state.params, static)
-    if evaluate is not None:
-        record(int(state.step), {f"eval_{k}": v for k, v in evaluate(trained).items()})
     save(int(state.step))
     if checkpointer is not None:
         checkpointer.close()
+    if averager is not None:
+        state = averager.finish(state)
+        if run_dir is not None and group_dir and root:
+            with Checkpointer(run_dir / "checkpoints") as final:
+                final.save(int(state.step), state, metadata={"config": config or {}, "averaged_over_groups": True})
+    trained = combine(state.params, static)
+    if evaluate is not None:
+        record(int(state.step), {f"eval_{k}": v for k, v in evaluate(trained).items()})
     return FitResult(trained, state, history, time.perf_counter() - began)
 
 

@@ -1,0 +1,17 @@
+"""Distributed training (Kurth et al., "Deep Learning at 15PF", SC'17): synchronous
+within groups of MPI ranks, asynchronous parameter averaging across groups, and solver
+domains split across ranks.
+
+- ``GroupTopology``: the world split into groups, with the communicators each needs;
+- ``make_group_step`` / ``group_mean`` / ``data_parallel``: the synchronous gradient
+  mean within a group (devices: shard_map + pmean; ranks: mpi4jax allreduce);
+- ``abort_on_error``: a failing rank aborts the whole job instead of hanging it.
+"""
+
+from ._launch import abort_on_error as abort_on_error
+from ._sync import data_parallel as data_parallel
+from ._sync import group_mean as group_mean
+from ._sync import make_group_step as make_group_step
+from ._sync import rank_share as rank_share
+from ._topology import GroupTopology as GroupTopology
+from ._topology import launched_by_mpi as launched_by_mpi
