@@ -5,9 +5,19 @@ domains split across ranks.
 - ``GroupTopology``: the world split into groups, with the communicators each needs;
 - ``make_group_step`` / ``group_mean`` / ``data_parallel``: the synchronous gradient
   mean within a group (devices: shard_map + pmean; ranks: mpi4jax allreduce);
+- ``AsyncAverager``: the asynchronous, staleness-aware cross-group average and the
+  per-step health guard (rollback of non-finite or exploded parameters);
+- ``flatten``, ``healthy``, ``contribution``, ``average_from``, ``mix``: the pure
+  arithmetic of the average, usable and testable without MPI;
 - ``abort_on_error``: a failing rank aborts the whole job instead of hanging it.
 """
 
+from ._async import AsyncAverager as AsyncAverager
+from ._averaging import average_from as average_from
+from ._averaging import contribution as contribution
+from ._averaging import flatten as flatten
+from ._averaging import healthy as healthy
+from ._averaging import mix as mix
 from ._launch import abort_on_error as abort_on_error
 from ._sync import data_parallel as data_parallel
 from ._sync import group_mean as group_mean
