@@ -134,3 +134,31 @@ def test_a_failing_rank_takes_every_rank_down_instead_of_hanging():
     assert "rank 1 fails on purpose" in result.stderr and "aborting all 2 ranks" in result.stderr
     assert "unreachable" not in result.stdout
     assert seconds < 60, seconds
+
+
+def test_the_distributed_training_script_under_mpirun_with_two_groups(tmp_path):
+    """The launch line of scripts/train_distributed.py at toy size: 4 ranks in 2 groups,
+    asynchronous averaging, a NaN injected into group 1 (rolled back, kept out of the
+    average); the summary, the per-group logs and the averaged checkpoint are written."""
+    out = tmp_path / "run"
+    result = _mpirun(
+        4,
+        str(ROOT / "scripts" / "train_distributed.py"),
+        *("--groups", "2", "--steps", "12", "--every", "3", "--max-staleness", "3", "--inject-nan", "1:5"),
+        *("--train", "4", "--test", "2", "--hidden", "4", "--batch", "4", "--unroll", "2"),
+        *("--data", str(tmp_path / "data"), "--out", str(out)),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parallel"]["ranks"] == 4 and summary["parallel"]["groups"] == 2
+    assert summary["parallel"]["ranks_per_group"] == 2 and summary["parallel"]["every"] == 3
+    assert summary["all_finite"]
+    by_group = {g["group"]: g["averaging"] for g in summary["groups"]}
+    assert by_group[1]["rollbacks"] == 1 and by_group[0]["rollbacks"] == 0
+    assert by_group[1]["events"][0]["step"] == 5
+    assert all(a["completed"] >= 1 for a in by_group.values())
+    assert summary["horizon_error"]["averaged model"] < 1.0
+    for g in (0, 1):
+        assert (out / f"group{g}" / "metrics.jsonl").exists()
+    assert (out / "checkpoints" / "12").exists()
