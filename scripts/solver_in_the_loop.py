@@ -43,6 +43,7 @@ TASKS = {
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--kinds", nargs="+", default=None, help="models to train (default: every kind of the task)")
     parser.add_argument("--steps", type=int, default=1000, help="optimiser steps per model")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--unroll", type=int, default=16, help="steps unrolled through the solver per sample")
@@ -52,6 +53,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/solver_in_the_loop")
     args = parser.parse_args()
+    known = {k for task in TASKS.values() for k in task["kinds"]}
+    if args.kinds and set(args.kinds) - known:
+        parser.error(f"unknown model kind(s) {sorted(set(args.kinds) - known)}; known: {sorted(known)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -68,7 +72,8 @@ def main():
         print(f"[{name}] data: train {train.shape} ({'cached' if reused else 'generated'}), test {test.shape}")
         errors = {"plain coarse solver": nnpde.evaluate_rollouts(problem.coarse_stepper(), test)}
         seconds = {}
-        for kind in task["kinds"]:
+        kinds = task["kinds"] if args.kinds is None else [k for k in args.kinds if k in task["kinds"]]
+        for kind in kinds:
             model = problem.model(kind, seed=args.seed)
             result = nnpde.fit(
                 model,
