@@ -188,3 +188,21 @@ def test_first_state_non_finite_is_an_error():
 def test_argument_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AsyncAverager(_one_process_topology(), **kwargs)
+
+
+def test_placing_an_average_keeps_the_training_step_compiled_once():
+    """An average mixed into uncommitted parameters stays uncommitted (and committed
+    ones stay on their sharding): committedness is part of jit's cache key, and a
+    recompile of the training step would stall the group."""
+    from nnpde.distributed._async import _place
+
+    step = jax.jit(lambda p: jax.tree.map(lambda x: x * 0.5, p))
+    params = step({"w": jnp.ones((3, 2)), "b": jnp.zeros(2)})
+    assert not params["w"].committed
+    placed = _place({"w": np.full((3, 2), 2.0), "b": np.ones(2)}, params)
+    assert not placed["w"].committed and not placed["b"].committed
+    step(placed)
+    assert step._cache_size() == 1
+    committed = jax.device_put(params, jax.devices()[0])
+    again = _place({"w": np.full((3, 2), 2.0), "b": np.ones(2)}, committed)
+    assert again["w"].committed and again["w"].sharding == committed["w"].sharding

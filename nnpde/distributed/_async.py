@@ -76,8 +76,17 @@ def _copy(tree):
 
 
 def _place(new, like):
-    """``new``'s leaves on the devices (and with the sharding) of ``like``'s leaves."""
-    return jax.tree.map(lambda n, o: jax.device_put(n, o.sharding) if isinstance(o, jax.Array) else n, new, like)
+    """``new``'s leaves placed like ``like``'s: on the same sharding where ``like`` is
+    committed to it, uncommitted otherwise. Committedness is part of a jitted function's
+    cache key, so matching it keeps the training step from recompiling after an
+    average is mixed in."""
+
+    def place(n, o):
+        if not isinstance(o, jax.Array):
+            return n
+        return jax.device_put(n, o.sharding) if o.committed else jax.device_put(n)
+
+    return jax.tree.map(place, new, like)
 
 
 def _with_params(state, params, opt_state=None):
