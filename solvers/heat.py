@@ -117,10 +117,23 @@ class HeatEquation(nnpde.AbstractLinearEquation):
         k = self.conductivity
         if jnp.ndim(k) == 0:
             return (k,) * self.grid.ndim
+        # The boundary conditions of one rank's block of a domain decomposition
+        # (nnpde.distributed.Decomposition) average across faces shared with a
+        # neighbour rank themselves.
+        average = getattr(self.bc, "face_average", None)
+        if average is not None:
+            return tuple(average(k, a, mean=self.face_mean) for a in range(self.grid.ndim))
         return tuple(
             fd.face_average(k, a, ndim=self.grid.ndim, periodic=self.bc.is_periodic(a), mean=self.face_mean)
             for a in range(self.grid.ndim)
         )
+
+    def _global(self, x, op: str):
+        """``x`` reduced over the ranks of a domain decomposition (the block's boundary
+        conditions carry ``allreduce``), so every rank takes the same stability decision;
+        ``x`` itself in one process."""
+        reduce = getattr(self.bc, "allreduce", None)
+        return x if reduce is None else reduce(x, op)
 
     def _conduction(self, temperature, bc, t):
         """``div(k grad T)`` with the ghost cells of ``bc`` at time ``t``."""
@@ -240,8 +253,9 @@ class HeatEquation(nnpde.AbstractLinearEquation):
 
     def spectral_radius(self, t, u):
         faces = self._face_conductivity()
-        k_max = jnp.max(jnp.asarray([jnp.max(kf) for kf in faces]))
-        radius = _RADIUS_PER_AXIS[self.order] * k_max / jnp.min(jnp.asarray(self.heat_capacity))
+        k_max = self._global(jnp.max(jnp.asarray([jnp.max(kf) for kf in faces])), "max")
+        c_min = self._global(jnp.min(jnp.asarray(self.heat_capacity)), "min")
+        radius = _RADIUS_PER_AXIS[self.order] * k_max / c_min
         return radius * sum(1 / h**2 for h in self.grid.spacing)
 
     def total_heat(self, u):

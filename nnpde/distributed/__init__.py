@@ -9,6 +9,8 @@ domains split across ranks.
   per-step health guard (rollback of non-finite or exploded parameters);
 - ``flatten``, ``healthy``, ``contribution``, ``average_from``, ``mix``: the pure
   arithmetic of the average, usable and testable without MPI;
+- ``Decomposition``: a solver domain split across ranks, ghost cells filled by halo
+  exchange;
 - ``abort_on_error``: a failing rank aborts the whole job instead of hanging it.
 """
 
@@ -18,6 +20,7 @@ from ._averaging import contribution as contribution
 from ._averaging import flatten as flatten
 from ._averaging import healthy as healthy
 from ._averaging import mix as mix
+from ._decomposition import Decomposition as Decomposition
 from ._launch import abort_on_error as abort_on_error
 from ._sync import data_parallel as data_parallel
 from ._sync import group_mean as group_mean
