@@ -41,7 +41,7 @@ def peak_bytes(model, n_steps: int, checkpoint) -> int:
 
 
 def main():
-    model = hybrid_heat.model("correction", seed=0)
+    model = hybrid_heat.model("correction", seed=0, hidden=32, depth=4, kernel_size=5)
     state_bytes = math.prod(model.equation.state_shape) * jnp.zeros(()).dtype.itemsize
     rows = []
     for n in LENGTHS:
