@@ -99,6 +99,26 @@ def _as_condition(c, axis: int) -> Condition:
     )
 
 
+def check_face_value(cond, side: str, axis: int, face: tuple, what: str, fix: str) -> None:
+    """Raise ``ValueError`` unless the fixed datum of ``cond`` (a scalar or an array) fits
+    the boundary face ``face`` of ``axis`` and is finite; periodic sides, time-dependent
+    data and other non-valued conditions pass. ``what`` names the face in the message
+    ("boundary", "global boundary"); ``fix`` is the remedy."""
+    if not isinstance(cond, _ValueCondition) or cond.function is not None:
+        return
+    label = f"The {type(cond).__name__} value on the {side} side of axis {axis}"
+    value = jnp.asarray(cond.value)
+    try:
+        fits = value.ndim == 0 or np.broadcast_shapes(value.shape, face) == face
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{label} has shape {value.shape}, which does not fit the {what} face shape {face}. Fix: {fix}"
+        )
+    check_finite(value, label, "give finite boundary data.")
+
+
 class BoundaryConditions(eqx.Module):
     """Boundary conditions of every face of a grid.
 
@@ -183,21 +203,14 @@ class BoundaryConditions(eqx.Module):
                 )
             face = grid.boundary_face_shape(a)
             for side, c in zip(("low", "high"), pair):
-                if isinstance(c, Periodic) or c.function is not None:
-                    continue
-                label = f"The {type(c).__name__} value on the {side} side of axis {a}"
-                value = jnp.asarray(c.value)
-                try:
-                    fits = value.ndim == 0 or np.broadcast_shapes(value.shape, face) == face
-                except ValueError:
-                    fits = False
-                if not fits:
-                    raise ValueError(
-                        f"{label} has shape {value.shape}, which does not fit the boundary "
-                        f"face shape {face}. Fix: give a scalar or an array of shape {face} "
-                        f"(grid.boundary_face_shape({a}))."
-                    )
-                check_finite(value, label, "give finite boundary data.")
+                check_face_value(
+                    c,
+                    side,
+                    a,
+                    face,
+                    "boundary",
+                    f"give a scalar or an array of shape {face} (grid.boundary_face_shape({a})).",
+                )
 
     def pad(self, u, width: int, spacing: tuple[float, ...], *, t=0.0, order: int = 2):
         """Pad the last ``ndim`` axes of ``u`` with ``width`` ghost cells each side.

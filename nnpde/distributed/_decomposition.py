@@ -45,8 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._boundary import INTERIOR_POINTS, BoundaryConditions, Neumann, Periodic, ghost_coefficients
-from .._checks import check_finite
+from .._boundary import INTERIOR_POINTS, BoundaryConditions, Neumann, Periodic, check_face_value, ghost_coefficients
 from .._grid import Grid
 
 _OPS = ("sum", "max", "min")
@@ -201,21 +200,8 @@ class DecomposedBoundaryConditions(BoundaryConditions):
                 )
             face = tuple(m for b, m in enumerate(self.global_shape) if b != a)
             for side, c in zip(("low", "high"), pair):
-                if isinstance(c, (Periodic, Halo)) or c.function is not None:
-                    continue
-                label = f"The {type(c).__name__} value on the {side} side of axis {a}"
-                value = jnp.asarray(c.value)
-                try:
-                    fits = value.ndim == 0 or np.broadcast_shapes(value.shape, face) == face
-                except ValueError:
-                    fits = False
-                if not fits:
-                    raise ValueError(
-                        f"{label} has shape {value.shape}, which does not fit the global boundary face "
-                        f"shape {face}. Fix: give a scalar or an array of the global grid's "
-                        f"boundary_face_shape({a}); each rank slices its own part."
-                    )
-                check_finite(value, label, "give finite boundary data.")
+                fix = f"give a scalar or an array of the global grid's boundary_face_shape({a}) (each rank slices it)."
+                check_face_value(c, side, a, face, "global boundary", fix)
 
     # -- ghost cells -----------------------------------------------------------------
     def _exchange(self, v, axis: int, width: int):
