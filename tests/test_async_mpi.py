@@ -151,14 +151,18 @@ def test_groups_stay_identical_and_averages_complete():
 def test_wait_free_straggler_does_not_slow_the_fast_group():
     rows = _run("straggler", ranks=2, groups=2)
     fast, slow = rows[0], rows[1]
-    clean = _mean(fast["clean"]["times"])
     with_straggler = _mean(fast["straggler"]["times"])
     slow_time = _mean(slow["straggler"]["times"])
     assert slow_time > 3 * with_straggler, (slow_time, with_straggler)  # the straggler really is slow
-    assert with_straggler < 1.5 * clean, (with_straggler, clean)
+    # That the fast group is not slowed is shown by what it did, not by a timing ratio
+    # (sub-millisecond steps on a loaded CI machine; the wall-time figures live in
+    # scripts/benchmark_distributed.py): it never waited, and ran ahead of the
+    # straggler by more than the staleness bound, discarding the averages that arrived
+    # too late instead of waiting for them.
     stats = fast["straggler"]["stats"]
     assert stats["waits"] == 0, stats
-    assert stats["staleness_count"] > 0 and stats["staleness_max"] > 0, stats
+    assert stats["staleness_count"] > 0 and stats["staleness_max"] > 5, stats
+    assert stats["discarded_stale"] > 0, stats
     assert fast["straggler"]["final"] == slow["straggler"]["final"] and fast["straggler"]["finite"]
 
 
