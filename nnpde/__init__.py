@@ -18,6 +18,9 @@ from ._checks import check_field_shape as check_field_shape
 from ._checks import check_finite as check_finite
 from ._checks import check_positive as check_positive
 from ._checks import is_concrete as is_concrete
+from ._config import ConfigError as ConfigError
+from ._config import RunConfig as RunConfig
+from ._config import load_config as load_config
 from ._coupling import ClosureEquation as ClosureEquation
 from ._coupling import CorrectedStepper as CorrectedStepper
 from ._coupling import Emulator as Emulator
@@ -67,6 +70,7 @@ from ._simulation import Simulation as Simulation
 from ._simulation import run_simulation as run_simulation
 from ._spectral import solve_shifted as solve_shifted
 from ._spectral import transform_kinds as transform_kinds
+from ._task import Task as Task
 from ._train import TrainState as TrainState
 from ._train import combine as combine
 from ._train import init_train_state as init_train_state

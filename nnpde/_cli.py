@@ -1,8 +1,19 @@
 """The ``nnpde`` console command.
 
-``nnpde simulate [--problem MODULE] [--out DIR] [--set key=value ...]`` runs a
-problem's simulation: ``MODULE`` is an import path (ours, e.g. ``problems.heat_board``,
-or the user's own) whose ``setup(**options)`` returns an ``nnpde.Simulation``.
+```
+nnpde train     CONFIG [--set key=value ...]   train (resumes), then evaluate and write the report
+nnpde evaluate  CONFIG [--set ...]             evaluate the trained model: plots + evaluation.json
+nnpde generate  CONFIG [--set ...]             stage the reference data into data.cache_dir
+nnpde benchmark CONFIG [--ranks N] [--set ...] time-to-train over several seeds (MLPerf-style log)
+nnpde validate  [--suite MODULE] [--only NAME] the validation suite against published references
+nnpde simulate  [--problem MODULE] [--set ...] run a problem's plain simulation
+```
+
+``CONFIG`` is a TOML file (``nnpde._config``; ``scripts/configs/`` has ours) or a run
+directory holding one. It names its problem by import path, so a user's own problem
+module works like ours. The resolved configuration is printed first and saved with the
+results. ``train`` and ``evaluate`` run under ``mpirun`` too (``distributed.groups``).
+A configuration that cannot run is refused before any work, with the key and the fix.
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ import json
 import sys
 
 DEFAULT_PROBLEM = "problems.heat_board"
+DEFAULT_CONFIG = "scripts/configs/burgers.toml"
+DEFAULT_SUITE = "problems.validation"
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -74,12 +87,154 @@ def _simulate(args) -> int:
     return 0 if summary["status"] == "completed" else 1
 
 
+def _config(args):
+    """The validated configuration, the task built from it (both before any work)."""
+    from ._config import load_config
+    from ._run import load_task, set_precision
+
+    config = load_config(args.config, args.set)
+    set_precision(config)
+    task = load_task(config)
+    return config, task
+
+
+def _is_root() -> bool:
+    from .distributed import launched_by_mpi
+
+    if not launched_by_mpi():
+        return True
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.Get_rank() == 0
+
+
+def _print_config(config, command: str) -> None:
+    if _is_root():
+        print(f"nnpde {command}: resolved configuration\n{config.to_toml()}", flush=True)
+
+
+def _generate(args) -> int:
+    from ._run import stage_data
+
+    config, task = _config(args)
+    _print_config(config, "generate")
+    if not config.data.cache_dir:
+        raise SystemExit("nnpde: data.cache_dir is empty, so generated data would not be kept. Fix: set one.")
+    train, held_out, seconds = stage_data(config, task)
+    print(
+        f"{task.name}: {train.shape[0]} training and {held_out.shape[0]} held-out trajectories of "
+        f"{train.shape[1] - 1} steps, state {train.shape[2:]}, in {config.data.cache_dir} ({seconds:.1f} s)"
+    )
+    return 0
+
+
+def _train(args) -> int:
+    from .distributed import abort_on_error
+
+    with abort_on_error():
+        config, _ = _config(args)
+        _print_config(config, "train")
+        from ._run import evaluate, train
+
+        summary = train(config, progress=not args.no_progress, mllog=args.mllog, echo=_echo)
+        if args.evaluate and _is_root():
+            evaluate(config)
+    if _is_root():
+        print(f"wrote {config.run_dir / 'train.json'}")
+    return 0 if (summary["reached_target"] or not config.train.stop_at_target) else 3
+
+
+def _echo(*text):
+    if _is_root():
+        print(*text, flush=True)
+
+
+def _evaluate(args) -> int:
+    from ._run import evaluate
+
+    config, _ = _config(args)
+    _print_config(config, "evaluate")
+    evaluate(config)
+    return 0
+
+
+def _benchmark(args) -> int:
+    from ._benchmark import time_to_train
+
+    config, task = _config(args)
+    _print_config(config, "benchmark")
+    report = time_to_train(args.config, config, task, ranks=args.ranks, overrides=args.set, out=args.out)
+    return 0 if report["complete"] else 3
+
+
+def _validate(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from ._validation import run_suite
+
+    try:
+        suite = importlib.import_module(args.suite)
+    except ModuleNotFoundError as err:
+        raise SystemExit(f"nnpde: cannot import the validation suite {args.suite!r} ({err}).") from None
+    report = run_suite(suite, out=args.out, only=args.only, full=args.full)
+    return 0 if report["passed"] else 1
+
+
+def _add_config_args(parser, *, config_default: str | None = DEFAULT_CONFIG):
+    parser.add_argument(
+        "config",
+        nargs="?" if config_default else None,
+        default=config_default,
+        help=f"TOML configuration, or a run directory holding config.toml (default {config_default})",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a key, value read as TOML (e.g. --set train.steps=200)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import __version__
+    from ._config import ConfigError
 
     parser = argparse.ArgumentParser(prog="nnpde", description="Hybrid neural-network + PDE modelling in JAX.")
     parser.add_argument("--version", action="version", version=f"nnpde {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a configured hybrid model (resumes), evaluate, write the report")
+    _add_config_args(train)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-evaluate", dest="evaluate", action="store_false", help="skip the final report")
+    train.add_argument("--mllog", default=None, help="write an MLPerf-style event log to this path")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a trained run: plots and evaluation.json")
+    _add_config_args(evaluate)
+    evaluate.set_defaults(handler=_evaluate)
+
+    generate = commands.add_parser("generate", help="generate (or check) the reference data of a configuration")
+    _add_config_args(generate)
+    generate.set_defaults(handler=_generate)
+
+    bench = commands.add_parser("benchmark", help="time-to-train to the task's target over several seeds")
+    _add_config_args(bench)
+    bench.add_argument("--ranks", type=int, default=1, help="MPI ranks per run (mpirun -n RANKS); 1: no MPI")
+    bench.add_argument("--out", default=None, help="benchmark folder (default runs/benchmark/<name>-<ranks>r)")
+    bench.set_defaults(handler=_benchmark)
+
+    validate = commands.add_parser("validate", help="run the validation suite against published references")
+    validate.add_argument(
+        "--suite", default=DEFAULT_SUITE, help=f"module of validation cases (default {DEFAULT_SUITE})"
+    )
+    validate.add_argument("--only", action="append", default=None, metavar="NAME", help="run only these cases")
+    validate.add_argument("--full", action="store_true", help="the published resolutions (slow) instead of quick ones")
+    validate.add_argument("--out", default="runs/validation", help="report folder (default runs/validation)")
+    validate.set_defaults(handler=_validate)
+
     sim = commands.add_parser("simulate", help="run a problem's simulation; write netCDF, a plot and a summary")
     sim.add_argument(
         "--problem", default=DEFAULT_PROBLEM, help=f"import path of the problem (default {DEFAULT_PROBLEM})"
@@ -89,8 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--no-progress", action="store_true", help="no progress bar")
     sim.add_argument("--float32", action="store_true", help="single precision (default: float64)")
     sim.set_defaults(handler=_simulate)
+
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except ConfigError as err:
+        print(f"nnpde {args.command}: configuration refused: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class FitResult:
     state: TrainState
     history: list[dict]
     seconds: float
+    stopped_early: bool = False
 
 
 def _positive_int(name, value):
@@ -63,6 +64,7 @@ def fit(
     config: dict | None = None,
     topology=None,
     averager=None,
+    stop_when: Callable[[dict], bool] | None = None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimiser steps on windows of ``trajectories``.
 
@@ -88,6 +90,11 @@ def fit(
     ``run_dir/group<g>/{checkpoints, metrics.jsonl}`` (``run_dir`` itself when there is
     one group); the final average goes to ``run_dir/checkpoints``; only world rank 0
     shows a progress bar.
+
+    ``stop_when(eval_figures) -> bool``: checked after each periodic evaluation; the run
+    stops (checkpoint written, groups averaged) once it is true, on every rank at once
+    (with a topology, only when it is true on every group: one blocking vote over the
+    world at evaluation steps). ``FitResult.stopped_early`` tells whether it did.
     """
     steps = _positive_int("steps", steps)
     batch_size, window, log_every = (
@@ -146,6 +153,7 @@ def fit(
 
     history: list[dict] = []
     began = time.perf_counter()
+    stopped_early = False
 
     def save(step):
         if checkpointer is not None and step not in checkpointer.all_steps():
@@ -179,12 +187,19 @@ def fit(
                 entry = record(done, metrics)
                 if bar is not None:
                     bar.set_postfix(loss=f"{entry['loss']:.3e}")
+            stop = False
             if evaluate is not None and eval_every and done % eval_every == 0 and done != steps:
-                record(done, {f"eval_{k}": v for k, v in evaluate(combine(state.params, static)).items()})
+                figures = evaluate(combine(state.params, static))
+                record(done, {f"eval_{k}": v for k, v in figures.items()})
+                if stop_when is not None:
+                    stop = _vote(bool(stop_when(figures)), topology)
             if checkpoint_every and done % checkpoint_every == 0:
                 save(done)
             if bar is not None:
                 bar.update(1)
+            if stop:
+                stopped_early = True
+                break
     except KeyboardInterrupt:
         save(int(state.step))
         raise
@@ -202,7 +217,16 @@ def fit(
     trained = combine(state.params, static)
     if evaluate is not None:
         record(int(state.step), {f"eval_{k}": v for k, v in evaluate(trained).items()})
-    return FitResult(trained, state, history, time.perf_counter() - began)
+    return FitResult(trained, state, history, time.perf_counter() - began, stopped_early)
+
+
+def _vote(flag: bool, topology) -> bool:
+    """True when ``flag`` is true on every rank (a blocking MPI vote; one process: ``flag``)."""
+    if topology is None or topology.world_comm is None:
+        return flag
+    from mpi4py import MPI
+
+    return bool(topology.world_comm.allreduce(int(flag), op=MPI.MIN))
 
 
 def evaluate_rollouts(model, trajectories, *, n_steps: int | None = None):

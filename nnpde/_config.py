@@ -1,0 +1,320 @@
+"""Run configuration: a TOML file, validated into frozen dataclasses before any work.
+
+A run is described by one TOML file with the sections below (every key optional; the
+defaults are the dataclass defaults). ``--set section.key=value`` on the command line
+overrides any key, with the value read as TOML (``--set train.steps=200``,
+``--set model.kind='"closure"'`` or ``--set model.kind=closure``). Unknown sections or
+keys, values of the wrong type and out-of-range values are refused with the key, the
+value and the fix, before any data are generated or any step is taken. The resolved
+configuration is printed at the start of a run and saved with its results
+(``config.toml``), so ``nnpde train RUN_DIR/config.toml`` repeats the run.
+
+```toml
+name = "burgers"            # run name; results go to out (default runs/<name>)
+out = "runs/burgers"
+precision = "float32"       # or "float64"
+
+[problem]
+module = "problems.hybrid_burgers"   # any importable module with task(**options)
+options = {}                         # passed to task()
+
+[model]
+kind = "correction"         # one of the task's kinds
+seed = 0                    # network initialisation
+
+[data]
+train_samples = 32          # reference trajectories for training
+eval_samples = 8            # held-out trajectories (other initial states)
+train_seed = 0
+eval_seed = 1000
+cache_dir = "runs/data"     # netCDF cache, keyed by the data's configuration
+
+[train]
+steps = 600
+batch_size = 16             # one group's batch
+unroll = 16                 # steps through the solver per loss
+...
+
+[distributed]               # only under mpirun
+groups = 1
+...
+
+[benchmark]                 # nnpde benchmark: time to train to the task's target
+seeds = [0, 1, 2, 3, 4]
+...
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run: the message names the key, the value and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProblemConfig:
+    module: str = "problems.hybrid_burgers"
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    kind: str = ""  # empty: the task's default kind
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    train_samples: int = 32
+    eval_samples: int = 8
+    train_seed: int = 0
+    eval_seed: int = 1000
+    cache_dir: str = "runs/data"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 600
+    batch_size: int = 16
+    unroll: int = 16
+    learning_rate: float = 3e-3
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    clip_norm: float = 1.0
+    noise: float = 0.0
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    stop_at_target: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+    groups: int = 1
+    every: int = 4
+    max_staleness: int = 4
+    wait_free: bool = False
+    progress: str = "thread"
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2, 3, 4])
+    max_steps: int = 2000
+    eval_every: int = 20
+    price_per_core_hour: float = 0.05
+    price_unit: str = "USD per core-hour (declared, not measured)"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    name: str = "burgers"
+    out: str = ""  # empty: runs/<name>
+    precision: str = "float32"
+    problem: ProblemConfig = dataclasses.field(default_factory=ProblemConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
+    benchmark: BenchmarkConfig = dataclasses.field(default_factory=BenchmarkConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out or f"runs/{self.name}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+
+# Range rules, checked after the types: (predicate, what it must be, an example fix).
+_POSITIVE_INT = (lambda v: v >= 1, "a positive integer", "1 or more")
+_NON_NEGATIVE = (lambda v: v >= 0, "zero or more", "0")
+_POSITIVE = (lambda v: v > 0 and math.isfinite(v), "a positive finite number", "e.g. 1e-3")
+_RULES: dict[str, tuple] = {
+    "data.train_samples": _POSITIVE_INT,
+    "data.eval_samples": _POSITIVE_INT,
+    "train.steps": _POSITIVE_INT,
+    "train.batch_size": _POSITIVE_INT,
+    "train.unroll": _POSITIVE_INT,
+    "train.learning_rate": _POSITIVE,
+    "train.warmup_steps": _NON_NEGATIVE,
+    "train.clip_norm": _POSITIVE,
+    "train.noise": _NON_NEGATIVE,
+    "train.log_every": _POSITIVE_INT,
+    "train.eval_every": _POSITIVE_INT,
+    "train.checkpoint_every": _POSITIVE_INT,
+    "distributed.groups": _POSITIVE_INT,
+    "distributed.every": _POSITIVE_INT,
+    "distributed.max_staleness": _NON_NEGATIVE,
+    "benchmark.max_steps": _POSITIVE_INT,
+    "benchmark.eval_every": _POSITIVE_INT,
+    "benchmark.price_per_core_hour": _NON_NEGATIVE,
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "precision": ("float32", "float64"),
+    "train.schedule": ("constant", "cosine", "exponential"),
+    "distributed.progress": ("thread", "poll"),
+}
+
+
+def _type_name(tp) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a table"}.get(
+        tp, "a list of integers"
+    )
+
+
+def _check_type(key: str, value, tp, source: str):
+    origin = typing.get_origin(tp)
+    if origin in (list, types.GenericAlias) or tp == list[int]:
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return list(value)
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(value, tp):
+        return value
+    hint = f" (quoted: write {key.rsplit('.', 1)[-1]} = {value} without quotes)" if isinstance(value, str) else ""
+    raise ConfigError(
+        f"{source}: {key} must be {_type_name(tp)}, got {value!r} ({type(value).__name__}){hint}. "
+        f"Fix: give {key} {_type_name(tp)}."
+    )
+
+
+def _build(cls, table: dict, prefix: str, source: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = [k for k in table if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, fields, n=1)
+        where = f"[{prefix[:-1]}]" if prefix else "the top level"
+        did_you_mean = f"Did you mean {prefix}{close[0]}? " if close else ""
+        raise ConfigError(
+            f"{source}: unknown key {prefix}{key} in {where}. {did_you_mean}"
+            f"Fix: use one of {sorted(fields)} there (remove or rename {prefix}{key})."
+        )
+    values = {}
+    for name, value in table.items():
+        key, tp = prefix + name, hints[name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{key}] must be a table (a section), got {value!r}.")
+            values[name] = _build(tp, value, key + ".", source)
+            continue
+        value = _check_type(key, value, tp, source)
+        if key in _RULES:
+            ok, what, example = _RULES[key]
+            if not ok(value):
+                raise ConfigError(f"{source}: {key} must be {what}, got {value!r}. Fix: set {key} to {example}.")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(f"{source}: {key} must be one of {_CHOICES[key]}, got {value!r}.")
+        values[name] = value
+    return cls(**values)
+
+
+def _merge(base: dict, key: str, value, source: str) -> None:
+    *sections, last = key.split(".")
+    table = base
+    for i, section in enumerate(sections):
+        if section == "options" and i > 0 and sections[i - 1] == "problem":
+            # Problem options are free-form below this point (the task checks them).
+            table = table.setdefault(section, {})
+            rest = ".".join([*sections[i + 1 :], last])
+            table[rest] = value
+            return
+        nxt = table.setdefault(section, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{source}: cannot set {key}: {'.'.join(sections[: i + 1])} is not a section.")
+        table = nxt
+    table[last] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.steps=200"`` -> ``("train.steps", 200)``; the value is read as TOML,
+    and as a plain string when it is not valid TOML (``model.kind=closure``)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}. Fix: e.g. --set train.steps=200.")
+    key, raw = (s.strip() for s in text.split("=", 1))
+    if not key:
+        raise ConfigError(f"--set {text!r} has no key. Fix: e.g. --set train.steps=200.")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """The ``RunConfig`` of a TOML file (``None``: the defaults) with ``overrides``
+    (``"section.key=value"`` strings) applied, validated. Raises ``ConfigError``."""
+    table: dict = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        p = Path(path)
+        if p.is_dir():
+            p = p / "config.toml"
+            source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {source} does not exist. Fix: give the path of a TOML file.")
+        try:
+            table = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{source} is not valid TOML: {err}. Fix: correct the syntax there.") from None
+    for text in overrides:
+        key, value = parse_override(text)
+        _merge(table, key, value, f"--set {text}")
+    config = _build(RunConfig, table, "", source)
+    if config.train.unroll > 4096:
+        raise ConfigError(f"{source}: train.unroll = {config.train.unroll} is not a sensible unroll. Fix: <= 4096.")
+    if config.data.eval_seed == config.data.train_seed:
+        raise ConfigError(
+            f"{source}: data.eval_seed equals data.train_seed ({config.data.eval_seed}): the held-out trajectories "
+            "would be the training ones. Fix: choose a different data.eval_seed."
+        )
+    if config.distributed.max_staleness > config.distributed.every and not config.distributed.wait_free:
+        raise ConfigError(
+            f"{source}: distributed.max_staleness ({config.distributed.max_staleness}) > distributed.every "
+            f"({config.distributed.every}) in bounded mode would deadlock. Fix: max_staleness <= every, or "
+            "wait_free = true."
+        )
+    return config
+
+
+def check_layout(config: RunConfig, world_size: int, devices_per_rank: int = 1) -> None:
+    """Refuse a parallel layout that does not fit the configuration (before any work)."""
+    groups = config.distributed.groups
+    if world_size % groups:
+        raise ConfigError(
+            f"distributed.groups = {groups} does not divide the {world_size} MPI ranks. Fix: launch a multiple "
+            f"of {groups} ranks (mpirun -n {groups * max(1, world_size // groups)}) or set distributed.groups to "
+            f"a divisor of {world_size}."
+        )
+    replicas = (world_size // groups) * devices_per_rank
+    if config.train.batch_size % replicas:
+        raise ConfigError(
+            f"train.batch_size = {config.train.batch_size} does not split over the {replicas} replicas of a group "
+            f"({world_size // groups} ranks x {devices_per_rank} devices). Fix: a multiple of {replicas}."
+        )

@@ -1,0 +1,386 @@
+"""Configured runs: stage data, train, evaluate (the driver behind ``nnpde``).
+
+Each function takes a validated ``RunConfig`` (``nnpde._config``). Side effects (files,
+the clock, MPI, progress bars) live here and in ``nnpde._cli``. Under ``mpirun`` every
+rank calls the same function: world rank 0 stages the data while the others wait, the
+ranks form ``distributed.groups`` groups (``GroupTopology``), groups average
+asynchronously (``AsyncAverager``), and world rank 0 alone writes the run's files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._config import ConfigError, RunConfig, check_layout
+from ._mllog import MLLogger
+from ._task import Task
+
+
+def set_precision(config: RunConfig) -> None:
+    """Apply ``config.precision`` (before any array is made)."""
+    jax.config.update("jax_enable_x64", config.precision == "float64")
+
+
+def load_task(config: RunConfig) -> Task:
+    """Import ``problem.module``, check ``problem.options`` against its ``task`` and
+    build the task; every refusal is a ``ConfigError`` naming the key and the fix."""
+    name = config.problem.module
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        raise ConfigError(
+            f"problem.module = {name!r} cannot be imported ({err}). Fix: give an importable module path, e.g. "
+            "problems.hybrid_burgers, and make sure its folder is on PYTHONPATH."
+        ) from None
+    factory = getattr(module, "task", None)
+    if not callable(factory):
+        raise ConfigError(
+            f"problem.module = {name!r} has no task(**options) function returning an nnpde.Task. Fix: add one "
+            "(see problems/hybrid_burgers.py) or name a trainable problem module."
+        )
+    accepted = inspect.signature(factory).parameters
+    unknown = sorted(set(config.problem.options) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"unknown key problem.options.{unknown[0]} for {name}.task. Fix: use one of {sorted(accepted)}."
+        )
+    try:
+        task = factory(**config.problem.options)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"problem.options {config.problem.options} refused by {name}.task: {err}") from None
+    if not isinstance(task, Task):
+        raise ConfigError(f"{name}.task(...) returned {type(task).__name__}, not an nnpde.Task.")
+    if config.model.kind and config.model.kind not in task.kinds:
+        raise ConfigError(
+            f"model.kind = {config.model.kind!r} is not a model of {task.name}. Fix: use one of {task.kinds}."
+        )
+    if config.train.unroll > task.horizon:
+        raise ConfigError(
+            f"train.unroll = {config.train.unroll} exceeds the task's horizon ({task.horizon} steps), the length "
+            f"of its reference trajectories. Fix: train.unroll <= {task.horizon}."
+        )
+    return task
+
+
+def make_optimizer(config: RunConfig, total_steps: int | None = None):
+    from ._train import make_optimizer as build
+
+    t = config.train
+    return build(
+        t.learning_rate,
+        schedule=t.schedule,
+        total_steps=total_steps or t.steps,
+        warmup_steps=t.warmup_steps,
+        clip_norm=t.clip_norm,
+    )
+
+
+def stage_data(config: RunConfig, task: Task, *, topology=None, cache: bool = True):
+    """``(train, held_out, seconds)``: the reference trajectories, ``(n, horizon + 1,
+    *state)``, generated or read from ``data.cache_dir``. Under MPI, world rank 0
+    stages them first so that the ranks do not all generate the same data."""
+    began = time.perf_counter()
+    d = config.data
+    cache_dir = d.cache_dir if (cache and d.cache_dir) else None
+
+    def stage():
+        train, _ = task.trajectories(d.train_seed, d.train_samples, task.horizon, cache_dir=cache_dir)
+        held_out, _ = task.trajectories(d.eval_seed, d.eval_samples, task.horizon, cache_dir=cache_dir)
+        return np.asarray(train), np.asarray(held_out)
+
+    if topology is not None and topology.world_size > 1 and cache_dir is not None:
+        if topology.is_root:
+            data = stage()
+        topology.barrier()
+        if not topology.is_root:
+            data = stage()
+    else:
+        data = stage()
+    return (*data, time.perf_counter() - began)
+
+
+def make_evaluator(task: Task, held_out):
+    """``evaluate(model) -> {"horizon_error": e}``: the relative L2 error at the task's
+    horizon, averaged over ``held_out``; compiled once per model structure."""
+    from . import metrics
+    from ._rollout import rollout
+
+    u0 = jnp.asarray(held_out[:, 0])
+    reference = jnp.asarray(held_out[:, 1 : task.horizon + 1])
+
+    @eqx.filter_jit
+    def errors(model):
+        predicted = jax.vmap(lambda u: rollout(model, u, task.horizon))(u0)
+        return jnp.mean(jax.vmap(metrics.rollout_error)(predicted, reference), axis=0)
+
+    def evaluate(model):
+        return {"horizon_error": float(errors(model)[-1])}
+
+    evaluate.errors = errors
+    return evaluate
+
+
+def _topology(config: RunConfig):
+    from .distributed import AsyncAverager, GroupTopology, launched_by_mpi
+
+    if not launched_by_mpi():
+        if config.distributed.groups != 1:
+            raise ConfigError(
+                f"distributed.groups = {config.distributed.groups} needs that many MPI ranks or more, but this is "
+                "one process. Fix: launch under mpirun (e.g. .venv/bin/mpirun -n 2 .venv/bin/nnpde train ...) or "
+                "set distributed.groups = 1."
+            )
+        return None, None
+    from mpi4py import MPI
+
+    check_layout(config, MPI.COMM_WORLD.Get_size(), 1)
+    topo = GroupTopology.create(groups=config.distributed.groups, devices=jax.devices()[:1])
+    averager = None
+    if topo.n_groups > 1:
+        dc = config.distributed
+        averager = AsyncAverager(
+            topo, every=dc.every, max_staleness=dc.max_staleness, wait_free=dc.wait_free, progress=dc.progress
+        )
+    return topo, averager
+
+
+def environment(topology=None) -> dict:
+    """Hardware and software of this run, for summaries and disclosure files."""
+    from importlib import metadata
+
+    versions = {}
+    for package in ("jax", "jaxlib", "equinox", "flax", "optax", "diffrax", "mpi4py", "mpi4jax", "mpich", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    devices = jax.devices()
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "devices": [str(d) for d in devices],
+        "device_kind": devices[0].device_kind,
+        "software": versions,
+        "parallel": topology.describe() if topology is not None else {"ranks": 1, "groups": 1, "ranks_per_group": 1},
+    }
+
+
+def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None, echo=print) -> dict:
+    """Train ``config``'s model; returns (and writes to ``run_dir/train.json``) the summary.
+
+    Resumable: a run directory with checkpoints continues from the latest. With
+    ``train.stop_at_target`` the run stops at the first evaluation whose held-out
+    horizon error reaches the task's target. ``mllog``: path of an MLPerf-style log.
+    """
+    from ._fit import fit
+    from ._loss import unrolled_loss
+
+    clock = time.time()
+    began = time.perf_counter()
+    topology, averager = _topology(config)
+    root = topology is None or topology.is_root
+    log = MLLogger(mllog, enabled=root)
+    log.event("run_start", metadata_time=clock)
+    log.start("init_start")
+    task = load_task(config)
+    kind = config.model.kind or task.kinds[0]
+    run_dir = config.run_dir
+    if root:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(run_dir / "config.toml", config.to_toml())
+    log.event("seed", config.train.seed, model_seed=config.model.seed)
+    log.event("global_batch_size", config.train.batch_size * (topology.n_groups if topology else 1))
+    log.event("opt_base_learning_rate", config.train.learning_rate)
+    log.event("target_accuracy", task.target, metric="relative L2 error at the horizon (lower is better)")
+    log.start("data_staging")
+    train_data, held_out, staging_seconds = stage_data(
+        config, task, topology=topology, cache=bool(config.data.cache_dir)
+    )
+    log.end("data_staging", round(staging_seconds, 3))
+    log.event("train_samples", int(train_data.shape[0]))
+    log.event("eval_samples", int(held_out.shape[0]))
+    echo(
+        f"{task.name}: {kind} model, {train_data.shape[0]} training / {held_out.shape[0]} held-out trajectories "
+        f"({staging_seconds:.1f} s to stage), target horizon error {task.target:g}"
+    )
+    model = task.model(kind, seed=config.model.seed)
+    evaluate = make_evaluator(task, held_out)
+    plain = evaluate(task.baseline)["horizon_error"]
+    echo(f"plain coarse solver: horizon error {plain:.4g}")
+    log.end("init_stop")
+
+    unroll, noise = config.train.unroll, config.train.noise
+
+    def loss(m, batch, key):
+        return unrolled_loss(m, batch, noise=noise, key=key if noise else None)
+
+    evaluations = []
+
+    def evaluate_logged(m):
+        figures = evaluate(m)
+        evaluations.append(figures["horizon_error"])
+        log.event("eval_accuracy", figures["horizon_error"], eval_index=len(evaluations))
+        return figures
+
+    log.start("block_start", first_step=0)
+    result = fit(
+        model,
+        loss,
+        train_data,
+        steps=config.train.steps,
+        batch_size=config.train.batch_size,
+        window=unroll,
+        optimizer=make_optimizer(config),
+        seed=config.train.seed,
+        run_dir=run_dir,
+        checkpoint_every=config.train.checkpoint_every,
+        log_every=config.train.log_every,
+        evaluate=evaluate_logged,
+        eval_every=config.train.eval_every,
+        progress=progress,
+        config=config.to_dict(),
+        topology=topology,
+        averager=averager,
+        stop_when=(lambda f: f["horizon_error"] <= task.target) if config.train.stop_at_target else None,
+    )
+    final = evaluations[-1]
+    reached = final <= task.target
+    log.end("block_stop", int(result.state.step))
+    log.event("run_stop", None, status="success" if reached else "aborted", step=int(result.state.step))
+    wall = time.perf_counter() - began
+    summary = {
+        "name": config.name,
+        "task": task.name,
+        "kind": kind,
+        "steps": int(result.state.step),
+        "stopped_at_target": result.stopped_early,
+        "horizon_error": {"model": final, "plain coarse solver": plain, "target": task.target},
+        "reached_target": bool(reached),
+        "improvement_over_plain": plain / final if final > 0 else float("inf"),
+        "seconds": {
+            "total": round(wall, 3),
+            "data_staging": round(staging_seconds, 3),
+            "fit": round(result.seconds, 3),
+        },
+        "environment": environment(topology),
+        "run_dir": str(run_dir),
+    }
+    if averager is not None:
+        stats = {"group": topology.group, **averager.stats()}
+        gathered = topology.world_comm.gather(stats, root=0)
+        if root:
+            summary["averaging"] = {
+                "every": config.distributed.every,
+                "max_staleness": config.distributed.max_staleness,
+                "wait_free": config.distributed.wait_free,
+                "groups": [g for r, g in enumerate(gathered) if r % topology.group_size == 0],
+            }
+    if root:
+        _atomic_write_text(run_dir / "train.json", json.dumps(summary, indent=2, default=str))
+    log.close()
+    echo(
+        f"trained {summary['steps']} steps in {wall:.1f} s: horizon error {final:.4g} "
+        f"({summary['improvement_over_plain']:.2f}x lower than the plain solver; target {task.target:g} "
+        f"{'reached' if reached else 'NOT reached'})"
+    )
+    return summary
+
+
+def restore_model(config: RunConfig, task: Task):
+    """The trained model in ``run_dir/checkpoints`` (latest step) and that step."""
+    from ._checkpoint import Checkpointer
+    from ._train import combine, init_train_state
+
+    kind = config.model.kind or task.kinds[0]
+    template = task.model(kind, seed=config.model.seed)
+    state, static = init_train_state(template, make_optimizer(config), seed=config.train.seed)
+    directory = config.run_dir / "checkpoints"
+    if not directory.is_dir():
+        raise ConfigError(
+            f"no checkpoints in {directory}. Fix: train first (nnpde train CONFIG), or point out= at a trained run."
+        )
+    with Checkpointer(directory, read_only=True) as reader:
+        step = reader.latest_step()
+        if step is None:
+            raise ConfigError(f"no checkpoint in {directory}. Fix: train first (nnpde train CONFIG).")
+        state = reader.restore(state, step)
+    return combine(state.params, static), step
+
+
+def evaluate(config: RunConfig, *, echo=print) -> dict:
+    """Evaluate the trained model of ``config`` on the held-out trajectories against
+    the plain coarse solver; write ``evaluation.json`` and the PNG report to the run
+    directory (fields beside the reference, error against time, energy spectra,
+    training curves)."""
+    from . import _report
+    from ._rollout import rollout
+
+    task = load_task(config)
+    model, step = restore_model(config, task)
+    _, held_out, _ = stage_data(config, task)
+    evaluator = make_evaluator(task, held_out)
+    model_errors = np.asarray(evaluator.errors(model))
+    plain_errors = np.asarray(evaluator.errors(task.baseline))
+    first = jnp.asarray(held_out[0, 0])
+    model_traj = np.asarray(eqx.filter_jit(lambda m, u: rollout(m, u, task.horizon))(model, first))
+    plain_traj = np.asarray(eqx.filter_jit(lambda m, u: rollout(m, u, task.horizon))(task.baseline, first))
+    run_dir = config.run_dir
+    files = _report.write_report(
+        run_dir,
+        task=task,
+        reference=held_out[0, 1:],
+        plain=plain_traj,
+        model=model_traj,
+        model_errors=model_errors,
+        plain_errors=plain_errors,
+        metrics_path=run_dir / "metrics.jsonl",
+    )
+    summary = {
+        "task": task.name,
+        "checkpoint_step": step,
+        "horizon": task.horizon,
+        "dt": task.dt,
+        "target": task.target,
+        "horizon_error": {"model": float(model_errors[-1]), "plain coarse solver": float(plain_errors[-1])},
+        "reached_target": bool(model_errors[-1] <= task.target),
+        "improvement_over_plain": float(plain_errors[-1] / model_errors[-1]),
+        "error_by_step": {"model": model_errors.tolist(), "plain coarse solver": plain_errors.tolist()},
+        "held_out_trajectories": int(held_out.shape[0]),
+        "files": files,
+    }
+    _atomic_write_text(run_dir / "evaluation.json", json.dumps(summary, indent=2))
+    echo(
+        f"{task.name} (checkpoint step {step}): horizon error {model_errors[-1]:.4g} vs plain "
+        f"{plain_errors[-1]:.4g} ({summary['improvement_over_plain']:.2f}x lower); target {task.target:g} "
+        f"{'reached' if summary['reached_target'] else 'NOT reached'}"
+    )
+    echo("wrote " + ", ".join([str(run_dir / "evaluation.json"), *files.values()]))
+    return summary
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

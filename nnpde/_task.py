@@ -1,0 +1,101 @@
+"""``Task``: what a training run needs from a problem, in one object.
+
+A problem module that can be trained from the command line (``nnpde train CONFIG``)
+exposes ``task(**options) -> nnpde.Task``. The task holds the plain coarse solver (the
+baseline every learned model must beat), a factory of learned models, the reference
+data and the declared target accuracy: the relative L2 error, at ``horizon`` coarse
+steps from held-out initial states, that a trained model must reach. Everything else
+(batch size, learning rate, seeds, parallel layout) belongs to the run's configuration,
+not to the task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+from ._explicit import AbstractStepper
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A hybrid-modelling task: a coarse solver, learned models, data and a target.
+
+    Args:
+        name: short identifier (file names, logs).
+        description: one paragraph on the physics and the set-up, printed and stored.
+        baseline: the plain coarse solver, one step of the task's ``dt``.
+        build_model: ``build_model(kind, seed) -> model``: a learned model on the coarse
+            grid (a stepper) of one of ``kinds``, with freshly initialised networks.
+        kinds: the model kinds ``build_model`` accepts; the first is the default.
+        reference: ``reference(seed, n_samples, n_steps) -> (n_samples, n_steps + 1,
+            *state)``: reference trajectories at the coarse ``dt`` on the coarse grid
+            (fine-grid runs, downsampled), from initial states drawn with ``seed``.
+        dataset_config: ``dataset_config(seed, n_samples, n_steps) -> dict``: everything
+            the reference data depend on (the cache key).
+        horizon: coarse steps of the evaluation rollout.
+        target: the declared accuracy: relative L2 error at ``horizon``, averaged over
+            the held-out trajectories, that a trained model must reach.
+        channels: one name per state channel.
+        units: units of the channels and of ``time`` (for files and plots).
+        attrs: the problem's parameters, recorded with the results.
+    """
+
+    name: str
+    description: str
+    baseline: AbstractStepper
+    build_model: Callable[[str, int], Any]
+    kinds: tuple[str, ...]
+    reference: Callable[[int, int, int], Any]
+    dataset_config: Callable[[int, int, int], dict]
+    horizon: int
+    target: float
+    channels: tuple[str, ...]
+    units: dict = dataclasses.field(default_factory=dict)
+    attrs: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.baseline, AbstractStepper):
+            raise TypeError(f"Task.baseline must be an nnpde stepper, got {type(self.baseline).__name__}.")
+        if not self.kinds:
+            raise ValueError("Task.kinds is empty. Fix: name at least one model kind, e.g. ('correction',).")
+        if not (isinstance(self.horizon, int) and self.horizon >= 1):
+            raise ValueError(f"Task.horizon must be a positive int, got {self.horizon!r}.")
+        if not (isinstance(self.target, (int, float)) and math.isfinite(self.target) and self.target > 0):
+            raise ValueError(f"Task.target must be a positive relative error, got {self.target!r}.")
+        shape = self.baseline.equation.state_shape
+        if len(self.channels) != shape[0]:
+            raise ValueError(f"Task.channels names {len(self.channels)} channels but the state has {shape[0]}.")
+
+    @property
+    def grid(self):
+        """The coarse grid."""
+        return self.baseline.equation.grid
+
+    @property
+    def dt(self) -> float:
+        """The coarse time step: the spacing of the reference trajectories."""
+        return float(self.baseline.dt)
+
+    def model(self, kind: str | None = None, *, seed: int = 0):
+        """A learned model of ``kind`` (default: the first of ``kinds``)."""
+        kind = self.kinds[0] if kind is None else kind
+        if kind not in self.kinds:
+            raise ValueError(f"Unknown model kind {kind!r} for task {self.name!r}. Fix: use one of {self.kinds}.")
+        return self.build_model(kind, seed)
+
+    def trajectories(self, seed: int, n_samples: int, n_steps: int, *, cache_dir=None):
+        """``(trajectories, reused)``: ``reference`` cached as netCDF under ``cache_dir``
+        (keyed by ``dataset_config``; ``None``: no cache)."""
+        from ._data import cached_trajectories
+
+        return cached_trajectories(
+            cache_dir,
+            self.dataset_config(seed, n_samples, n_steps),
+            lambda: self.reference(seed, n_samples, n_steps),
+            dt=self.dt,
+            grid=self.grid,
+            channels=self.channels,
+        )
