@@ -1,4 +1,5 @@
-# Two entry points for a fresh machine: `make run` (the main job) and `make test`.
+# Two entry points for a fresh machine: `make run` (the main job: train the default
+# hybrid model and write its report) and `make test`.
 # Both create the virtualenv .venv on first use. MPI comes from the pip `mpich` wheel;
 # mpi4jax compiles against it and against jax's FFI headers, so both come first
 # (about a minute, once).
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/nnpde simulate
+	$(BIN)/nnpde train scripts/configs/burgers.toml
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile
