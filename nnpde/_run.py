@@ -183,6 +183,7 @@ def environment(topology=None) -> dict:
         "devices": [str(d) for d in devices],
         "device_kind": devices[0].device_kind,
         "software": versions,
+        "jax_compilation_cache": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
         "parallel": topology.describe() if topology is not None else {"ranks": 1, "groups": 1, "ranks_per_group": 1},
     }
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,20 @@ TINY = [
 ]
 
 
+# One persistent compilation cache for this module's subprocesses: the runs differ in
+# seeds and step counts, not in what they compile, so only the first one compiles.
+_COMPILE_CACHE = tempfile.mkdtemp(prefix="nnpde-cli-jit-")
+
+
 def _nnpde(*args, mpi_ranks=None, timeout=300):
     """Run the console command in a fresh process (as a user would); CPU, one device."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": _COMPILE_CACHE,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
+    }
     env.pop("XLA_FLAGS", None)
     command = [sys.executable, "-m", "nnpde._cli", *args]
     if mpi_ranks:
@@ -141,14 +153,16 @@ def test_cli_refuses_bad_configs_before_any_work(tmp_path, capsys, keep_x64, ove
 # ---- subcommands on a tiny problem ----------------------------------------------
 
 
-def test_generate_train_evaluate_resume(tmp_path):
+def test_generate_train_evaluate_resume(tmp_path, capsys, keep_x64):
+    from nnpde._cli import main
+
     out, cache = tmp_path / "run", tmp_path / "data"
     common = _sets(*TINY, f'out="{out}"', f'data.cache_dir="{cache}"')
-    generated = _nnpde("generate", *common)
-    assert generated.returncode == 0, generated.stderr
-    assert "4 training and 2 held-out trajectories of 4 steps" in generated.stdout
+    assert main(["generate", *common]) == 0
+    assert "4 training and 2 held-out trajectories of 4 steps" in capsys.readouterr().out
     assert len(list(cache.glob("*.nc"))) == 2
 
+    # Training runs as a user runs it: the console command in its own process.
     trained = _nnpde("train", *common, "--no-progress")
     assert trained.returncode == 0, trained.stderr
     assert "resolved configuration" in trained.stdout and 'module = "tests._tiny_task"' in trained.stdout
@@ -164,14 +178,20 @@ def test_generate_train_evaluate_resume(tmp_path):
     assert evaluation["horizon_error"]["model"] != evaluation["horizon_error"]["plain coarse solver"]
 
     # The saved config repeats the run; more steps resume from the checkpoint at step 4.
-    resumed = _nnpde("train", str(out), "--set", "train.steps=6", "--no-progress", "--no-evaluate")
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(["train", str(out), "--set", "train.steps=6", "--no-progress", "--no-evaluate"]) == 0
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 6 and steps.count(1) == 1
 
-    again = _nnpde("evaluate", str(out))
-    assert again.returncode == 0, again.stderr
+    assert main(["evaluate", str(out)]) == 0
     assert json.loads((out / "evaluation.json").read_text())["checkpoint_step"] == 6
+
+
+def test_trimmed_mean_drops_fastest_and_slowest():
+    from nnpde._benchmark import trimmed_mean
+
+    assert trimmed_mean([5.0, 1.0, 3.0, 100.0, 4.0]) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="at least 3"):
+        trimmed_mean([1.0, 2.0])
 
 
 def test_benchmark_time_to_train_single_process(tmp_path):
@@ -199,60 +219,48 @@ def test_benchmark_time_to_train_single_process(tmp_path):
         assert needle in disclosure, needle
 
 
-def test_benchmark_seed_that_misses_the_target_is_reported(tmp_path):
-    out = tmp_path / "bench"
+def test_train_under_mpirun_with_two_groups(tmp_path):
+    """The same command under mpirun: 2 ranks in 2 groups, averaged asynchronously; a
+    target no model can reach is reported as missed (exit 3), not as a success."""
+    out = tmp_path / "run"
     result = _nnpde(
-        "benchmark",
-        "--out",
-        str(out),
+        "train",
         *_sets(
             *TINY,
-            "problem.options.target=1e-6",
-            "benchmark.seeds=[0, 1, 2]",
-            "benchmark.max_steps=2",
-            "benchmark.eval_every=1",
-        ),
-    )
-    assert result.returncode == 3, result.stdout + result.stderr
-    report = json.loads((out / "report.json").read_text())
-    assert not report["complete"] and report["time_to_train_seconds"]["trimmed_mean"] is None
-    assert {r["status"] for r in report["runs"]} == {"aborted"}
-
-
-def test_benchmark_under_mpirun_with_two_groups(tmp_path):
-    out = tmp_path / "bench"
-    result = _nnpde(
-        "benchmark",
-        "--ranks",
-        "2",
-        "--out",
-        str(out),
-        *_sets(
-            *TINY,
+            f'out="{out}"',
+            'data.cache_dir=""',
             "distributed.groups=2",
             "distributed.every=1",
             "distributed.max_staleness=1",
-            "benchmark.seeds=[0, 1, 2]",
-            "benchmark.max_steps=4",
-            "benchmark.eval_every=2",
+            "problem.options.target=1e-9",
+            "train.stop_at_target=true",
         ),
+        "--no-progress",
+        "--no-evaluate",
+        "--mllog",
+        str(out / "mllog.txt"),
+        mpi_ranks=2,
         timeout=600,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((out / "report.json").read_text())
-    assert report["complete"] and report["ranks"] == 2 and report["groups"] == 2
-    run = report["runs"][0]
-    assert run["environment"]["parallel"]["groups"] == 2 and run["environment"]["parallel"]["ranks"] == 2
-    assert {g["group"] for g in run["averaging"]["groups"]} == {0, 1}
-    assert "ranks: 2; groups: 2; ranks per group: 1" in (out / "disclosure.md").read_text()
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout.count("resolved configuration") == 1  # printed by rank 0 only
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["environment"]["parallel"]["groups"] == 2 and summary["environment"]["parallel"]["ranks"] == 2
+    assert {g["group"] for g in summary["averaging"]["groups"]} == {0, 1}
+    assert summary["steps"] == 4 and not summary["reached_target"]
+    assert (out / "checkpoints").is_dir() and (out / "group1" / "metrics.jsonl").is_file()
+    stop = [e for e in read_mllog(out / "mllog.txt") if e["key"] == "run_stop"]
+    assert len(stop) == 1 and stop[0]["metadata"]["status"] == "aborted"
 
 
 def test_validate_runs_a_case_and_writes_the_report(tmp_path):
-    result = _nnpde("validate", "--only", "taylor_green", "--out", str(tmp_path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "validation.json").read_text())
+    import problems.validation
+    from nnpde._validation import run_suite
+
+    report = run_suite(problems.validation, out=tmp_path, only=["taylor_green"])
     (case,) = report["cases"]
-    assert case["passed"] and case["measured"]["order"] >= 1.9
+    assert report["passed"] and case["passed"] and case["measured"]["order"] >= 1.9
+    assert json.loads((tmp_path / "validation.json").read_text())["cases"][0]["name"] == "taylor_green"
     assert "| taylor_green | yes |" in (tmp_path / "validation.md").read_text()
-    unknown = _nnpde("validate", "--only", "no_such_case", "--out", str(tmp_path))
-    assert unknown.returncode != 0 and "unknown case(s) ['no_such_case']" in unknown.stderr
+    with pytest.raises(SystemExit, match=r"unknown case\(s\) \['no_such_case'\]"):
+        run_suite(problems.validation, out=tmp_path, only=["no_such_case"])
