@@ -14,7 +14,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 import nnpde
-from nnpde import AbstractProjectedEquation, State, fd
+from nnpde import AbstractProjectedIMEXEquation, State, fd
 
 from . import pressure
 from .navier_stokes import ADVECTION_SCHEMES, MIN_CELLS, _check_forcing, _check_viscosity
@@ -61,7 +61,7 @@ def momentum_flux_divergence(u: State, grid: nnpde.Grid, *, advection: str = "ce
     )
 
 
-class NavierStokes3D(AbstractProjectedEquation):
+class NavierStokes3D(AbstractProjectedIMEXEquation):
     r"""Incompressible Navier-Stokes ``du/dt + div(u u) = -grad p + nu laplacian u + f``,
     ``div u = 0``, in 3-D, periodic on every axis.
 
@@ -150,6 +150,23 @@ class NavierStokes3D(AbstractProjectedEquation):
     def __call__(self, t, u: State, args=None) -> State:
         rate = self.viscous_rate(u) - self.momentum_flux_divergence(u)
         return rate + self.body_force(t) if self._has_force() else rate
+
+    # -- the IMEX split (nnpde.ProjectedIMEX): advection and force explicit, viscosity implicit
+    def explicit_rate(self, t, u: State, args=None) -> State:
+        """``-div(u u) + f``."""
+        rate = -self.momentum_flux_divergence(u)
+        return rate + self.body_force(t) if self._has_force() else rate
+
+    def implicit_rate(self, t, u: State) -> State:
+        return self.viscous_rate(u)
+
+    def solve_implicit(self, rhs: State, alpha, t=0.0) -> State:
+        """``(I - alpha nu laplacian_h) x = rhs``, exactly, by the FFT (the periodic 7-point
+        Laplacian is diagonal in the DFT)."""
+        return nnpde.solve_shifted(rhs, self.grid, ("fft",) * 3, shift=1.0, scale=alpha * self.viscosity)
+
+    def explicit_spectral_radius(self, t, u):
+        return 2.0 * self.advective_radius(t, u) if self.advection == "van_leer" and u is not None else 0.0
 
     # -- projection and stability ----------------------------------------------------
     def project(self, u: State) -> State:
