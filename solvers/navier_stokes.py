@@ -210,6 +210,10 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
     to upwinding at extrema, whose eigenvalues reach ``-2 B`` on the real axis: ``A``
     becomes ``A + 2 B``.
 
+    Implicit viscosity (periodic axes): ``nnpde.ProjectedIMEX`` takes ``-div(u u) + f``
+    explicitly (``explicit_rate``) and ``nu laplacian_h u`` implicitly, by an exact FFT
+    solve (``solve_implicit``); only the advective part of the limit remains.
+
     Args:
         grid: a 2-D ``nnpde.Grid`` with at least 4 cells per axis.
         viscosity: kinematic ``nu >= 0`` (a scalar; may be traced, to differentiate).

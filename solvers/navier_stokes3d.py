@@ -87,7 +87,9 @@ class NavierStokes3D(AbstractProjectedIMEXEquation):
     7-point Laplacian), the advective radius ``B = sum_a max|u_a| / h_a``, and ``R, I``
     the method's real and imaginary stability extents (RK4: 2.785, 2.828); with
     ``"van_leer"`` ``A`` becomes ``A + 2 B``. ``nnpde.ProjectedRK`` refuses a larger
-    ``dt`` with the limit and the fix.
+    ``dt`` with the limit and the fix. ``nnpde.ProjectedIMEX`` instead takes the
+    viscosity implicitly (exact FFT solves of ``(I - alpha nu laplacian_h) x = rhs``):
+    then only the advective part ``B / I`` limits ``dt``.
 
     Args:
         grid: a 3-D ``nnpde.Grid`` with at least 4 cells per axis.

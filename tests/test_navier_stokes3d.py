@@ -246,6 +246,12 @@ def test_cfl_violation_is_refused_with_the_limit_and_the_fix():
         ProjectedRK(eq, dt=2 * limit)(u)
     with raises(ValueError, "viscous limit", "Fix"):
         ProjectedRK(NavierStokes3D(grid, viscosity=10.0), dt=1.0)
+    # inviscid: no viscous limit at construction (once a ZeroDivisionError), the CFL one per step
+    inviscid = NavierStokes3D(grid, viscosity=0.0)
+    stepper = ProjectedRK(inviscid, dt=1.0)
+    assert inviscid.max_stable_dt(jnp.zeros_like(u)) == math.inf
+    with raises(ValueError, "exceeds", "CFL", "Fix"):
+        stepper(u)
 
 
 def test_bad_configuration():
