@@ -65,8 +65,13 @@ def _at(run, u0, nu, s, t):
     return run(s * u0, s * nu)[k - 1] / s
 
 
+def _normal(seed, shape):
+    # NumPy, not jax.random: compiling the threefry generator takes seconds on 2 shared cores
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape))
+
+
 def _random_velocity(grid, seed):
-    u = jax.random.normal(jax.random.PRNGKey(seed), (2, *grid.shape))
+    u = _normal(seed, (2, *grid.shape))
     return _project(u - u.mean(axis=(1, 2), keepdims=True), grid)
 
 
@@ -182,7 +187,7 @@ def test_gradients_match_finite_differences():
     relative in truncation and round-off; the bar 1e-6."""
     grid, run = _runner(16, "ars232")
     u0 = taylor_green.initial_velocity(grid, (1.0, 0.5)) + 0.3 * _random_velocity(grid, 1)
-    weights = jax.random.normal(jax.random.PRNGKey(2), u0.shape)
+    weights = _normal(2, u0.shape)
     direction = _random_velocity(grid, 3)
 
     def loss(u, nu):
@@ -276,7 +281,7 @@ def test_imex_in_three_dimensions():
     deviation = float(np.max(np.abs(energies / predicted - 1.0)))
     assert deviation < 1e-10, (deviation, energies[:3], predicted[:3])
 
-    noisy = u0 + 0.5 * _project3d(jax.random.normal(jax.random.PRNGKey(4), u0.shape), grid)
+    noisy = u0 + 0.5 * _project3d(_normal(4, u0.shape), grid)
     states = run(noisy, nu)
     energies = np.array([float(eq.kinetic_energy(s)) for s in [noisy, *states]])
     growth = float(np.max(np.diff(energies) / energies[:-1]))
