@@ -28,8 +28,10 @@ Methods (``IMEX_METHODS``):
 Stability. The explicit part alone is limited: ``dt <= 1 / (A / R + B / I)`` with
 ``A = equation.explicit_spectral_radius`` (0 for central advection, ``2 B`` for van
 Leer), ``B = equation.advective_radius`` and ``(R, I)`` the explicit tableau's extents
-(``nnpde.advection_extents``); the viscous radius no longer enters (Ascher et al.
-1997, sec. 5: the usual IMEX criterion, the stiff part being A-stable).
+(``nnpde.advection_extents``); the viscous radius no longer enters. This is the usual
+IMEX criterion (the stiff part is L-stable), a linear-stability heuristic for the
+coupled pair rather than a proof; tests/test_imex.py shows it at 10x the explicit
+viscous limit in 2-D and 3-D.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import dataclasses
 import math
 
 import equinox as eqx
+import numpy as np
 
 from ._checks import is_concrete
 from ._custom_types import State
@@ -120,6 +123,21 @@ IMEX_METHODS = {t.name: t for t in (ARS232, BACKWARD_EULER)}
 
 def _imex_tableau(method) -> IMEXTableau:
     if isinstance(method, IMEXTableau):
+        a, at = np.asarray(method.a, dtype=float), np.asarray(method.a_implicit, dtype=float)
+        s = len(method.b)
+        shapes_ok = a.shape == at.shape == (s, s) and len(method.c) == len(method.b_implicit) == s
+        if not shapes_ok or np.any(np.triu(a) != 0.0) or np.any(np.triu(at, 1) != 0.0):
+            raise ValueError(
+                f"IMEX tableau {method.name!r}: a must be strictly lower triangular and a_implicit lower "
+                f"triangular, both s x s with b, b_implicit, c of length s; got a {a.shape}, a_implicit "
+                f"{at.shape}, b {len(method.b)}, b_implicit {len(method.b_implicit)}, c {len(method.c)}. "
+                "Fix: pad the explicit and implicit parts to the same stages (a zero row or column)."
+            )
+        if abs(sum(method.b) - 1.0) > 1e-12 or abs(sum(method.b_implicit) - 1.0) > 1e-12:
+            raise ValueError(
+                f"IMEX tableau {method.name!r}: the weights must sum to 1 (consistency), got "
+                f"sum(b) = {sum(method.b)}, sum(b_implicit) = {sum(method.b_implicit)}. Fix: check the weights."
+            )
         return method
     if method not in IMEX_METHODS:
         raise ValueError(

@@ -216,6 +216,12 @@ def test_bad_input():
     eq = NavierStokes2D(grid, viscosity=0.1)
     with raises(ValueError, "Unknown IMEX method", "crank", "Fix", "ars232"):
         ProjectedIMEX(eq, dt=0.1, method="crank")
+    lopsided = nnpde.IMEXTableau("lopsided", ((0.0,),), (1.0,), (0.0,), ((0.0, 0.0), (0.0, 1.0)), (0.0, 1.0), 1)
+    with raises(ValueError, "lower", re.escape("a (1, 1), a_implicit (2, 2)"), "Fix"):
+        ProjectedIMEX(eq, dt=0.1, method=lopsided)
+    inconsistent = nnpde.IMEXTableau("heavy", ((0.0,),), (2.0,), (0.0,), ((1.0,),), (1.0,), 1)
+    with raises(ValueError, "sum to 1", "2.0", "Fix"):
+        ProjectedIMEX(eq, dt=0.1, method=inconsistent)
     with raises(TypeError, "AbstractProjectedIMEXEquation", "Fix", "ProjectedRK"):
         ProjectedIMEX(Boussinesq2D(grid, rayleigh=1e3), dt=0.1)  # projected, but not split
     with raises(ValueError, "periodic axes only", "dirichlet", "Fix", "ProjectedRK"):
