@@ -183,8 +183,8 @@ def test_stable_far_beyond_the_explicit_viscous_limit():
 # ---------------------------------------------------------------------------------------
 def test_gradients_match_finite_differences():
     """d loss / d u0 (along a random direction) and d loss / d nu through 80 ARS(2,3,2)
-    steps (16^2, dt = 0.1) against central differences, eps = 1e-5: both ~1e-10
-    relative in truncation and round-off; the bar 1e-6."""
+    steps (16^2, dt = 0.1) against central differences, eps = 1e-5: truncation and
+    round-off ~1e-10-1e-8 relative; the bar 1e-6 (measured 4.2e-10 for u0, 1.4e-8 for nu)."""
     grid, run = _runner(16, "ars232")
     u0 = taylor_green.initial_velocity(grid, (1.0, 0.5)) + 0.3 * _random_velocity(grid, 1)
     weights = _normal(2, u0.shape)
