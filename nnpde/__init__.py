@@ -50,6 +50,10 @@ from ._fit import FitResult as FitResult
 from ._fit import evaluate_rollouts as evaluate_rollouts
 from ._fit import fit as fit
 from ._grid import Grid as Grid
+from ._imex import IMEX_METHODS as IMEX_METHODS
+from ._imex import AbstractProjectedIMEXEquation as AbstractProjectedIMEXEquation
+from ._imex import IMEXTableau as IMEXTableau
+from ._imex import ProjectedIMEX as ProjectedIMEX
 from ._implicit import ThetaMethod as ThetaMethod
 from ._loss import one_step_loss as one_step_loss
 from ._loss import pinn_loss as pinn_loss

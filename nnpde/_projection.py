@@ -145,6 +145,8 @@ def max_stable_dt_advective(equation: AbstractProjectedEquation, method="rk4", *
     rate = equation.spectral_radius(t, u) / r
     if u is not None:
         rate = rate + equation.advective_radius(t, u) / i
+    if is_concrete(rate) and float(rate) == 0.0:
+        return float("inf")  # inviscid fluid at rest (or no state given): nothing limits dt
     limit = 1.0 / rate
     return float(limit) if is_concrete(limit) else limit
 

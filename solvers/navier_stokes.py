@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import nnpde
-from nnpde import AbstractProjectedEquation, State, fd
+from nnpde import AbstractProjectedIMEXEquation, State, fd
 
 from . import pressure
 
@@ -177,7 +177,7 @@ def _check_forcing(value, shape, name="forcing"):
     return nnpde.check_finite(value, name, "give a finite body force on every face.")
 
 
-class NavierStokes2D(AbstractProjectedEquation):
+class NavierStokes2D(AbstractProjectedIMEXEquation):
     r"""Incompressible Navier-Stokes ``du/dt + div(u u) = -grad p + nu laplacian u + f``,
     ``div u = 0``, in 2-D, periodic on both axes.
 
@@ -209,6 +209,10 @@ class NavierStokes2D(AbstractProjectedEquation):
     2.513, 1.732); see ``nnpde.ProjectedRK``. With ``"van_leer"`` the limiter falls back
     to upwinding at extrema, whose eigenvalues reach ``-2 B`` on the real axis: ``A``
     becomes ``A + 2 B``.
+
+    Implicit viscosity (periodic axes): ``nnpde.ProjectedIMEX`` takes ``-div(u u) + f``
+    explicitly (``explicit_rate``) and ``nu laplacian_h u`` implicitly, by an exact FFT
+    solve (``solve_implicit``); only the advective part of the limit remains.
 
     Args:
         grid: a 2-D ``nnpde.Grid`` with at least 4 cells per axis.
@@ -330,6 +334,37 @@ class NavierStokes2D(AbstractProjectedEquation):
         if self.forcing_function is not None or not (isinstance(force, float) and force == 0.0):
             rate = rate + force
         return rate
+
+    # -- the IMEX split (nnpde.ProjectedIMEX; periodic axes): viscosity implicit ---------
+    def check_implicit(self) -> None:
+        if self.has_walls:
+            raise ValueError(
+                "NavierStokes2D's implicit viscosity (nnpde.ProjectedIMEX) is implemented for periodic axes "
+                f"only, got boundary kinds {[self.bc.kinds(a) for a in range(2)]}. Fix: use nnpde.ProjectedRK "
+                "(explicit viscosity) with walls."
+            )
+
+    def explicit_rate(self, t, u: State, args=None) -> State:
+        """``-div(u u) + f`` (periodic axes)."""
+        self.check_implicit()
+        rate = -self.momentum_flux_divergence(u)
+        force = self.body_force(t)
+        if self.forcing_function is not None or not (isinstance(force, float) and force == 0.0):
+            rate = rate + force
+        return rate
+
+    def implicit_rate(self, t, u: State) -> State:
+        """``nu laplacian_h u`` (periodic axes)."""
+        self.check_implicit()
+        return self.viscosity * fd.laplacian(self.bc.pad(u, 1, self.grid.spacing), self.grid.spacing, width=1)
+
+    def solve_implicit(self, rhs: State, alpha, t=0.0) -> State:
+        """``(I - alpha nu laplacian_h) x = rhs`` exactly by the FFT (periodic axes)."""
+        self.check_implicit()
+        return nnpde.solve_shifted(rhs, self.grid, ("fft", "fft"), shift=1.0, scale=alpha * self.viscosity)
+
+    def explicit_spectral_radius(self, t, u):
+        return 2.0 * self.advective_radius(t, u) if self.advection == "van_leer" and u is not None else 0.0
 
     # -- projection and stability ----------------------------------------------------
     def project(self, u: State) -> State:
