@@ -64,9 +64,13 @@ def march_to_steady_state(
 
         @jax.jit
         def advance(q, t0):
-            q = nnpde.rollout(stepper, q, per_check - 1, t0=t0, trajectory=False)
-            new = stepper(q, t0 + (per_check - 1) * dt)
-            return new, jnp.max(jnp.abs(new - q)) / dt
+            # one scan carrying the previous state too: the step is traced (and
+            # compiled) once, not once in a rollout and again for the residual step
+            def step(carry, i):
+                return (stepper(carry[0], t0 + i * dt), carry[0]), None
+
+            (new, last), _ = jax.lax.scan(step, (q, q), jnp.arange(per_check))
+            return new, jnp.max(jnp.abs(new - last)) / dt
 
         return dt, per_check, stepper, advance
 
@@ -94,6 +98,6 @@ def march_to_steady_state(
             raise FloatingPointError(
                 f"dt = {dt:.3g} exceeds the stability limit {limit:.3g} at t = {t:.3f} ({label}). Fix: lower safety."
             )
-        if safety is not None and safety * limit >= _GROW * dt and residual > tol:
+        if safety is not None and safety * limit >= _GROW * dt and residual > tol and t < t_end - 1e-9:
             dt, per_check, stepper, advance = build(safety * limit)
     return SteadyRun(state, stepper, dt, t, n_steps, residual, time.perf_counter() - start, tuple(history), n_rejected)
