@@ -6,9 +6,11 @@ order) in ``[0, 1]^2``: no-slip walls, hot wall ``T = +0.5`` at ``x = 0``, cold 
 same flow, shifted ``T``), adiabatic top and bottom. Scaling: length ``L``, time
 ``L^2 / kappa``, velocity ``kappa / L``, so ``du/dt + (u . grad) u = -grad p +
 Pr laplacian u + Ra Pr T e_y`` and ``dT/dt + u . grad T = laplacian T``. Started from
-the conduction state (``u = 0``, ``T`` linear in ``x``) and marched with projected
-RK4 until the steady-state residual ``max |q^{n+1} - q^n| / dt`` over the three
-channels falls below ``tol`` (or ``t_end``).
+the conduction state (``u = 0``, ``T`` linear in ``x``) or an earlier solution
+interpolated, and marched with projected RK4 (step adapted to the explicit limit of
+the current flow) until the steady-state residual ``max |q^{n+1} - q^n| / dt`` over
+the three channels falls below ``tol`` (or ``t_end``). The steady state, hence every
+reported quantity, does not depend on the start or the steps taken.
 
 Reference: G. de Vahl Davis, "Natural convection of air in a square cavity: a bench
 mark numerical solution", Int. J. Numer. Methods Fluids 3 (1983) 249-264, Table IV:
@@ -147,7 +149,8 @@ def solve(
     ``temperature(x, y)``, ``u(x, y)``, ``v(x, y)`` (two-point averages of the MAC
     faces), ``local_nusselt(y)`` on the hot wall, ``u_midline(y)`` (``u`` on
     ``x = 1/2``: the MAC face itself for even ``resolution``) and ``v_midline(x)``
-    (``v`` on ``y = 1/2``), ``max_divergence``, ``residual_history(check)``. Attrs:
+    (``v`` on ``y = 1/2``), ``max_divergence``, and per accepted check ``t_history``,
+    ``dt_history`` and ``residual_history`` (dimension ``check``). Attrs:
     parameters, ``nusselt`` (mean hot-wall Nusselt number), ``nusselt_reference``
     and ``nusselt_deviation`` (relative, when de Vahl Davis has the ``Ra``),
     ``residual``, ``t_final``, ``n_steps``, ``n_rejected``, ``converged``,
