@@ -50,7 +50,8 @@ def march_to_steady_state(
     first step; after every check the limit ``L = eq.max_stable_dt`` is evaluated at
     the new state and ``dt`` grows to ``safety * L`` when that is at least 1.25 times
     larger. A check interval that ends non-finite or with ``dt > L`` is rejected and
-    redone from the state before it with ``dt = min(dt / 2, safety * L)``. Only the
+    redone from the state before it with ``dt = min(dt / 2, safety * L)`` (``L`` at
+    the start of the interval when its end is non-finite). Only the
     steady state is wanted, and a steady state of projected RK (``P f(u) = 0``) does
     not depend on ``dt``, so varying ``dt`` costs no accuracy.
     """
@@ -83,7 +84,9 @@ def march_to_steady_state(
         limit = eq.max_stable_dt(new, method) if math.isfinite(res) else 0.0
         if safety is not None and (not math.isfinite(res) or dt > limit):
             n_rejected += 1
-            bound = min(dt / 2, safety * limit) if limit > 0 else dt / 2
+            # a non-finite end state has no limit: take the one at the start of the interval
+            limit = limit if math.isfinite(res) else eq.max_stable_dt(state, method)
+            bound = min(dt / 2, safety * limit)
             if bound < 1e-6 * dt_max:
                 raise FloatingPointError(f"The {label} run keeps blowing up at t = {t:.3f} (dt {dt:.3g}).")
             dt, per_check, stepper, advance = build(bound)
