@@ -1,13 +1,14 @@
 """Differentially heated cavity against de Vahl Davis, Int. J. Numer. Methods Fluids 3 (1983) 249.
 
 Runs ``problems.heated_cavity.solve`` (Pr = 0.71) to steady state at each Rayleigh
-number and resolution and prints, and writes to a JSON file, the mean hot-wall
-Nusselt number and its deviation from de Vahl Davis's Table IV, the peak ``u`` on the
-vertical mid-line and the peak ``v`` on the horizontal mid-line (values and
-positions, same units ``kappa / L``), the steps, the steady residual reached and the
-wall time. With ``--continuation`` each resolution after the first starts from the
-previous resolution's steady field of the same ``Ra`` (interpolated), which shortens
-the march; the steady state reached does not depend on the start.
+number and resolution and prints, and writes to a JSON file
+(``runs/validate_heated_cavity.json`` unless ``--json``), the mean hot-wall Nusselt
+number and its deviation from de Vahl Davis's Table IV, the peak ``u`` on the vertical
+mid-line and the peak ``v`` on the horizontal mid-line (values and positions, same
+units ``kappa / L``), the steps, the steady residual reached and the wall time. With
+``--continuation`` each resolution after the first starts from the previous
+resolution's steady field of the same ``Ra`` (interpolated), which shortens the march;
+the steady state reached does not depend on the start.
 
 Launch (from the repository root; on 2 shared CPU cores, 2026-11-30, Nu +1.12 / +0.72 /
 +0.50 % at Ra 1e5 in 49 / 43 / 80 s and +4.37 / +1.92 / +1.15 % at Ra 1e6 in 74 / 149 /
@@ -19,6 +20,7 @@ Launch (from the repository root; on 2 shared CPU cores, 2026-11-30, Nu +1.12 / 
 
 import argparse
 import json
+from pathlib import Path
 
 import jax
 
@@ -36,7 +38,7 @@ def main():
     parser.add_argument("--check-every", type=float, default=0.025)
     parser.add_argument("--fixed-dt", action="store_true", help="no step adaptation (for comparison)")
     parser.add_argument("--continuation", action="store_true", help="start each resolution from the previous one")
-    parser.add_argument("--json", default="heated_cavity_validation.json")
+    parser.add_argument("--json", default="runs/validate_heated_cavity.json")
     args = parser.parse_args()
     rows = []
     for ra in args.rayleigh:
@@ -88,8 +90,8 @@ def main():
                 f"max|div| {row['max_divergence']:.1e}, {row['wall_time_s']:.0f} s",
                 flush=True,
             )
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=2)
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
