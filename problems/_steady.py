@@ -51,9 +51,9 @@ def march_to_steady_state(
     the new state and ``dt`` grows to ``safety * L`` when that is at least 1.25 times
     larger. A check interval that ends non-finite or with ``dt > L`` is rejected and
     redone from the state before it with ``dt = min(dt / 2, safety * L)`` (``L`` at
-    the start of the interval when its end is non-finite). Only the
-    steady state is wanted, and a steady state of projected RK (``P f(u) = 0``) does
-    not depend on ``dt``, so varying ``dt`` costs no accuracy.
+    the start of the interval when its end is non-finite). Only the steady state is
+    wanted, and a steady state of projected RK (``P f(u) = 0``) does not depend on
+    ``dt``, so varying ``dt`` costs no accuracy; each new ``dt`` costs a compilation.
     """
     if safety is not None and not 0 < safety <= 1:
         raise ValueError(f"safety must lie in (0, 1] or be None, got {safety}.")
