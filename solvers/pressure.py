@@ -37,6 +37,26 @@ Poisson solves (``solve_poisson``):
   h^2``. Again only the constant mode has eigenvalue 0, ``sum(D u)`` telescopes to
   the (zero) wall fluxes, and the gauge ``mean(p) = 0`` is set explicitly (the DCT's
   mode 0 is the mean).
+* ``"cg"`` (any of the boundary conditions here; ``"auto"`` picks it where no fast
+  transform applies): preconditioned conjugate gradients (lineax) on the matrix-free
+  operator ``-D G``, built from the very ``divergence`` and ``gradient`` the
+  projection applies, so ``D P u`` is the solver's residual: ``max|D P u| <~ rtol
+  max|D u|`` (measured 2e-13 relative at ``rtol = 1e-12``, tests/test_pressure_cg.py).
+  ``-D G`` is symmetric positive semi-definite; where it is singular (no Dirichlet
+  pressure face) CG solves ``(-D G + c P_0) p = -rhs`` with ``P_0 p = mean(p)`` and
+  ``c = sum_a 1 / h_a^2``: definite, and for a zero-mean ``rhs`` (checked, as above)
+  summing its rows gives ``c mean(p) = 0``, so it is the same gauged solution; the
+  mean left at the solver tolerance is removed at the end. Preconditioner
+  (``preconditioner=``): ``"transform"`` (the default; the FFT/DCT solve of the same
+  operator with every non-periodic axis taken as a Neumann wall and the constant
+  mode mapped to ``1 / c``: the exact inverse on periodic and walled grids, a nearby
+  problem otherwise) or ``"jacobi"`` (the diagonal of ``-D G``). Stopping test:
+  ``max|r| <= rtol max|rhs|`` (default ``rtol`` 1e-12 in float64, 1e-5 in float32);
+  a solve that misses it within ``max_steps`` raises (an equinox runtime error under
+  ``jit``), never returns a poor pressure silently. Differentiated implicitly
+  (``lineax.linear_solve``): the backward pass is one transposed CG solve with the
+  same operator, not backpropagation through the iterations, so its memory does not
+  grow with their number.
 
 Walls (any non-periodic axis of ``bc``: ``nnpde.Dirichlet`` or ``nnpde.Neumann`` on
 both sides; the pressure sees only that the normal velocity vanishes there). Of the
@@ -47,7 +67,8 @@ reads ``u[n] = 0``, the gradient is 0 on the wall face 0, and ``P u`` has zero n
 velocity on every wall and discrete divergence at round-off.
 
 Reference: Chorin, Math. Comp. 22 (1968) 745 (projection); Schumann & Sweet, J.
-Comput. Phys. 20 (1976) 171 (fast transform Poisson solves).
+Comput. Phys. 20 (1976) 171 (fast transform Poisson solves); Saad, *Iterative Methods
+for Sparse Linear Systems*, 2nd ed., SIAM 2003, sec. 9.2 (preconditioned CG).
 """
 
 from __future__ import annotations
@@ -57,6 +78,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import jax.scipy.fft as jfft
+import lineax as lx
 import numpy as np
 
 import nnpde
@@ -142,13 +164,14 @@ def _solve_dct(rhs, grid: nnpde.Grid, kinds: tuple[str, ...]):
 
 
 _SOLVERS = {"fft": lambda rhs, grid, kinds: _solve_fft(rhs, grid), "dct": _solve_dct}
+PRECONDITIONERS = ("transform", "jacobi")
 
 
 def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
     if solver == "auto":
         return "fft" if set(kinds) == {"fft"} else "dct"
-    if solver not in _SOLVERS:
-        raise ValueError(f"solver must be 'auto' or one of {sorted(_SOLVERS)}, got {solver!r}.")
+    if solver not in (*_SOLVERS, "cg"):
+        raise ValueError(f"solver must be 'auto', 'cg' or one of {sorted(_SOLVERS)}, got {solver!r}.")
     if solver == "fft" and set(kinds) != {"fft"}:
         raise ValueError(
             f"solver='fft' needs periodic axes only, got per-axis kinds {kinds}. Fix: solver='dct' or 'auto'."
@@ -156,16 +179,111 @@ def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
     return solver
 
 
-def solve_poisson(rhs: Field, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, solver: str = "auto") -> Field:
+def _negative_laplacian(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions):
+    """``-D G p``: the projection's own operator, symmetric positive semi-definite."""
+    return -divergence(gradient(p, grid, bc), grid, bc)
+
+
+def _jacobi_diagonal(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> np.ndarray:
+    """Diagonal of ``-D G``: ``2 / h^2`` per axis, ``1 / h^2`` in a cell next to a wall
+    (no gradient through the wall face)."""
+    total = np.zeros(grid.shape)
+    for a, (n, h) in enumerate(zip(grid.shape, grid.spacing)):
+        d = np.full(n, 2.0 / h**2)
+        if not bc.is_periodic(a):
+            d[0] -= 1.0 / h**2
+            d[-1] -= 1.0 / h**2
+        total = total + d.reshape([n if i == a else 1 for i in range(grid.ndim)])
+    return total
+
+
+def _gauge_eigenvalue(grid: nnpde.Grid) -> float:
+    """``c`` of the gauge term ``c mean(p)`` that makes the singular ``-D G`` definite.
+
+    Any ``c > 0`` gives the same (mean-zero) solution; ``sum_a 1 / h_a^2`` sits inside
+    the spectrum of ``-D G``, so the regularised operator is no worse conditioned.
+    """
+    return float(sum(1.0 / h**2 for h in grid.spacing))
+
+
+def _solve_cg(rhs, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, kinds, *, preconditioner: str, rtol, max_steps):
+    """Preconditioned CG on ``(-D G + c P_0) p = -rhs``, ``P_0 p = mean(p)`` (module docstring)."""
+    c = _gauge_eigenvalue(grid)
+    axes = tuple(range(rhs.ndim - grid.ndim, rhs.ndim))
+
+    def matvec(p):
+        # The gauge term acts on the constant mode alone, the null space of -D G: for a
+        # zero-mean rhs, summing the equations gives c mean(p) = 0, so the solution is
+        # the mean-zero solution of D G p = rhs, exactly as the transform solves fix it.
+        return _negative_laplacian(p, grid, bc) + c * jnp.mean(p, axis=axes, keepdims=True)
+
+    if preconditioner == "transform":
+        # The fast solve of the same (regularised) operator: on the periodic and wall
+        # grids served here it is its exact inverse (mode 0 -> 1 / c).
+        def apply_preconditioner(r):
+            return -_SOLVERS[_pick_solver(kinds, "auto")](r, grid, kinds) + jnp.mean(r, axis=axes, keepdims=True) / c
+
+    elif preconditioner == "jacobi":
+        inverse_diagonal = jnp.asarray(1.0 / _jacobi_diagonal(grid, bc), dtype=rhs.dtype)
+
+        def apply_preconditioner(r):
+            return inverse_diagonal * r
+
+    else:
+        raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}.")
+    b = -rhs
+    rtol = rtol if rtol is not None else (1e-12 if rhs.dtype == jnp.float64 else 1e-5)
+    # lineax tests |r_i| <= atol + rtol |b_i| cell by cell; where b_i = 0 that would ask
+    # for an absolute residual of atol alone. atol = rtol max|b| makes the test the
+    # normwise relative residual max|r| <~ rtol max|b| (as nnpde.ThetaMethod does).
+    atol = rtol * jax.lax.stop_gradient(jnp.maximum(jnp.max(jnp.abs(b)), jnp.finfo(rhs.dtype).tiny))
+    structure = jax.eval_shape(lambda: b)
+    tags = (lx.symmetric_tag, lx.positive_semidefinite_tag)
+    operator = lx.FunctionLinearOperator(matvec, structure, tags=tags)
+    options = {"preconditioner": lx.FunctionLinearOperator(apply_preconditioner, structure, tags=tags)}
+    # throw=True: a solve that misses the tolerance within max_steps raises (under jit
+    # too, as an equinox runtime error) instead of returning a poor pressure.
+    solution = lx.linear_solve(
+        operator, b, lx.CG(rtol=rtol, atol=atol, max_steps=max_steps), options=options, throw=True
+    ).value
+    # The iteration leaves mean(p) at the solver tolerance; remove it to round-off.
+    return solution - jnp.mean(solution, axis=axes, keepdims=True)
+
+
+def _solve(rhs, grid, bc, kinds, solver, *, preconditioner="transform", rtol=None, max_steps=None):
+    if solver == "cg":
+        return _solve_cg(rhs, grid, bc, kinds, preconditioner=preconditioner, rtol=rtol, max_steps=max_steps)
+    return _SOLVERS[solver](rhs, grid, kinds)
+
+
+def solve_poisson(
+    rhs: Field,
+    grid: nnpde.Grid,
+    bc: nnpde.BoundaryConditions,
+    *,
+    solver: str = "auto",
+    preconditioner: str = "transform",
+    rtol: float | None = None,
+    max_steps: int | None = None,
+) -> Field:
     """Solve ``laplacian_h p = rhs`` (5-point stencil, cell centres) with ``mean(p) = 0``.
 
     ``solver``: ``"auto"`` (the fast transform the boundary conditions allow),
-    ``"fft"`` (periodic axes only) or ``"dct"`` (Neumann ``dp/dn = 0`` on the wall
-    axes, DFT on the periodic ones). A concrete ``rhs`` with a mean beyond round-off
-    (relative ``1e-10``) is refused: the singular problem has no solution then.
+    ``"fft"`` (periodic axes only), ``"dct"`` (Neumann ``dp/dn = 0`` on the wall
+    axes, DFT on the periodic ones) or ``"cg"`` (preconditioned conjugate gradients on
+    the projection's operator ``D G``; module docstring). A concrete ``rhs`` with a
+    mean beyond round-off (relative ``1e-10``) is refused: the singular problem has no
+    solution then.
+
+    CG options (ignored by the transforms): ``preconditioner`` ``"transform"`` or
+    ``"jacobi"``; ``rtol``, the normwise relative residual ``max|r| <= rtol max|rhs|``
+    to reach (default 1e-12 in float64, 1e-5 in float32); ``max_steps`` (default
+    ``10 N``). Not converging raises.
     """
     kinds = _check_grid(grid, bc)
     solver = _pick_solver(kinds, solver)
+    if preconditioner not in PRECONDITIONERS:
+        raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}.")
     nnpde.check_field_shape(rhs, grid.shape, "rhs", what="field")
     rhs = nnpde.check_finite(rhs, "The Poisson right-hand side", "give finite values.")
     if nnpde.is_concrete(rhs):
@@ -176,7 +294,7 @@ def solve_poisson(rhs: Field, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *,
                 f"(max |rhs| {scale:.3e}). Fix: subtract the mean (the constant part has no periodic "
                 "solution), or check the source."
             )
-    return _SOLVERS[solver](rhs, grid, kinds)
+    return _solve(rhs, grid, bc, kinds, solver, preconditioner=preconditioner, rtol=rtol, max_steps=max_steps)
 
 
 def _shift_up(q, axis: int, wall: bool):
@@ -224,27 +342,35 @@ def gradient(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
     return jnp.stack(parts)
 
 
-def pressure(velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> Field:
+def pressure(
+    velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, solver: str = "auto", **options
+) -> Field:
     """The ``p`` of the projection: ``laplacian_h p = D u``, ``mean(p) = 0``.
 
     For a velocity increment ``dt * f`` this is ``dt`` times the kinematic pressure
     (pressure over density) that keeps the flow divergence-free.
     With walls the normal velocity on the wall faces is taken as 0 (``enforce_walls``).
+    ``solver`` and the CG ``options`` (``preconditioner``, ``rtol``, ``max_steps``)
+    are those of ``solve_poisson``.
     """
     kinds = _check_grid(grid, bc)
-    solver = _pick_solver(kinds, "auto")
+    solver = _pick_solver(kinds, solver)
     velocity = enforce_walls(velocity, grid, bc)
-    return _SOLVERS[solver](divergence(velocity, grid, bc), grid, kinds)
+    return _solve(divergence(velocity, grid, bc), grid, bc, kinds, solver, **options)
 
 
-def project(velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> State:
+def project(
+    velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, solver: str = "auto", **options
+) -> State:
     """``u - G p`` with ``D G p = D u``: the divergence-free part of a MAC velocity.
 
     With walls the wall faces' normal velocity is first set to 0 (``enforce_walls``),
-    so ``P u`` satisfies the no-penetration condition and is idempotent.
+    so ``P u`` satisfies the no-penetration condition and is idempotent. ``solver``
+    and ``options`` as in ``pressure``; with ``"cg"`` the divergence left is the
+    solver's residual, ``max|D P u| <~ rtol max|D u|``.
     """
     kinds = _check_grid(grid, bc)
     velocity = enforce_walls(velocity, grid, bc)
-    solver = _pick_solver(kinds, "auto")
-    p = _SOLVERS[solver](divergence(velocity, grid, bc), grid, kinds)
+    solver = _pick_solver(kinds, solver)
+    p = _solve(divergence(velocity, grid, bc), grid, bc, kinds, solver, **options)
     return velocity - gradient(p, grid, bc)
