@@ -41,7 +41,9 @@ Poisson solves (``solve_poisson``):
   transform applies): preconditioned conjugate gradients (lineax) on the matrix-free
   operator ``-D G``, built from the very ``divergence`` and ``gradient`` the
   projection applies, so ``D P u`` is the solver's residual: ``max|D P u| <~ rtol
-  max|D u|`` (measured 2e-13 relative at ``rtol = 1e-12``, tests/test_pressure_cg.py).
+  max|D u|`` (measured 7e-13 relative at ``rtol = 1e-12`` with the Jacobi
+  preconditioner, 2e-16 with the transform one on a walled grid;
+  tests/test_pressure_cg.py).
   ``-D G`` is symmetric positive semi-definite; where it is singular (no Dirichlet
   pressure face) CG solves ``(-D G + c P_0) p = -rhs`` with ``P_0 p = mean(p)`` and
   ``c = sum_a 1 / h_a^2``: definite, and for a zero-mean ``rhs`` (checked, as above)
@@ -90,8 +92,58 @@ from nnpde import Field, State, _spectral
 _COMPATIBILITY_TOLERANCE = 1e-10
 
 
+class Inflow(nnpde.Dirichlet):
+    """An inflow face: the velocity is prescribed there, ``normal`` (into the domain
+    for a positive value on the low side) and ``tangential`` (along the other axis).
+
+    Each is a scalar, an array on the face (the other axis's ``n`` cell centres) or a
+    function ``g(t)`` returning either. An inflow is a Dirichlet velocity condition;
+    ``value`` (or ``function(t)``) holds ``stack([normal, tangential])``.
+    """
+
+    def __init__(self, normal=0.0, tangential=0.0):
+        if callable(normal) or callable(tangential):
+
+            def value(t):
+                parts = (g(t) if callable(g) else g for g in (normal, tangential))
+                return jnp.stack(jnp.broadcast_arrays(*(jnp.asarray(x) for x in parts)))
+
+            self.value, self.function = None, value
+        else:
+            self.value = jnp.stack(jnp.broadcast_arrays(jnp.asarray(normal), jnp.asarray(tangential)))
+            self.function = None
+
+
+class Outflow(nnpde.Neumann):
+    """An outflow face: zero normal gradient of both velocity components, ``p = 0``."""
+
+    def __init__(self, value=0.0):
+        if not (isinstance(value, (int, float)) and value == 0.0):
+            raise ValueError(f"An outflow has zero normal velocity gradient, got {value!r}. Fix: Outflow().")
+        self.value, self.function = 0.0, None
+
+
+def _layout(bc: nnpde.BoundaryConditions, a: int) -> str:
+    """``"periodic"``, ``"wall"`` or ``"channel"`` (inflow low, outflow high) for axis ``a``."""
+    if bc.is_periodic(a):
+        return "periodic"
+    lo, hi = bc.sides[a]
+    if isinstance(lo, Inflow) and isinstance(hi, Outflow):
+        return "channel"
+    if isinstance(lo, (Inflow, Outflow)) or isinstance(hi, (Inflow, Outflow)):
+        names = (type(lo).__name__, type(hi).__name__)
+        raise ValueError(
+            f"Axis {a} has sides {names}; an outflow needs the inflow on the low side and the outflow on the "
+            "high side of the same axis (one outflow per axis: with p = 0 there the flux leaving balances the "
+            "inflow). An inflow against a wall, two outflows or an outflow alone are not supported. "
+            "Fix: e.g. walls(x=(('inflow', profile), 'outflow'), y='no_slip'); flip the axis to put the "
+            "inflow at the low side."
+        )
+    return "wall"
+
+
 def _check_grid(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> tuple[str, ...]:
-    """Per-axis transform of the pressure operator, or a clear refusal."""
+    """Per-axis transform of the pressure operator (``"cg"`` on a channel axis), or a clear refusal."""
     if not isinstance(grid, nnpde.Grid):
         raise TypeError(f"grid must be an nnpde.Grid, got {type(grid).__name__}.")
     if not isinstance(bc, nnpde.BoundaryConditions):
@@ -103,11 +155,20 @@ def _check_grid(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> tuple[str, ..
         raise ValueError(
             f"Boundary conditions are for {bc.ndim} axes but the grid has {grid.ndim} (shape {grid.shape})."
         )
-    return tuple("fft" if bc.is_periodic(a) else "dct" for a in range(grid.ndim))
+    return tuple({"periodic": "fft", "wall": "dct", "channel": "cg"}[_layout(bc, a)] for a in range(grid.ndim))
+
+
+def _layouts(bc: nnpde.BoundaryConditions | None, ndim: int) -> tuple[str, ...]:
+    return ("periodic",) * ndim if bc is None else tuple(_layout(bc, a) for a in range(bc.ndim))
 
 
 def _wall_axes(bc: nnpde.BoundaryConditions) -> tuple[int, ...]:
-    return tuple(a for a in range(bc.ndim) if not bc.is_periodic(a))
+    return tuple(a for a in range(bc.ndim) if _layout(bc, a) == "wall")
+
+
+def _singular(kinds: tuple[str, ...]) -> bool:
+    """Without a Dirichlet pressure face (an outflow) ``D G`` annihilates constants."""
+    return "cg" not in kinds
 
 
 @functools.cache
@@ -169,9 +230,14 @@ PRECONDITIONERS = ("transform", "jacobi")
 
 def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
     if solver == "auto":
-        return "fft" if set(kinds) == {"fft"} else "dct"
+        return "cg" if "cg" in kinds else ("fft" if set(kinds) == {"fft"} else "dct")
     if solver not in (*_SOLVERS, "cg"):
         raise ValueError(f"solver must be 'auto', 'cg' or one of {sorted(_SOLVERS)}, got {solver!r}.")
+    if solver != "cg" and "cg" in kinds:
+        raise ValueError(
+            f"solver={solver!r} has no fast transform for an inflow/outflow axis (per-axis kinds {kinds}: the "
+            "Dirichlet pressure face of the outflow). Fix: solver='cg' or 'auto'."
+        )
     if solver == "fft" and set(kinds) != {"fft"}:
         raise ValueError(
             f"solver='fft' needs periodic axes only, got per-axis kinds {kinds}. Fix: solver='dct' or 'auto'."
@@ -181,18 +247,19 @@ def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
 
 def _negative_laplacian(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions):
     """``-D G p``: the projection's own operator, symmetric positive semi-definite."""
-    return -divergence(gradient(p, grid, bc), grid, bc)
+    return -_divergence(gradient(p, grid, bc), grid, _layouts(bc, grid.ndim), None)
 
 
 def _jacobi_diagonal(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> np.ndarray:
     """Diagonal of ``-D G``: ``2 / h^2`` per axis, ``1 / h^2`` in a cell next to a wall
-    (no gradient through the wall face)."""
+    or an inflow (no gradient through that face), ``3 / h^2`` next to an outflow (the
+    ghost ``-p`` of ``p = 0`` on the face)."""
     total = np.zeros(grid.shape)
-    for a, (n, h) in enumerate(zip(grid.shape, grid.spacing)):
+    for a, (n, h, layout) in enumerate(zip(grid.shape, grid.spacing, _layouts(bc, grid.ndim))):
         d = np.full(n, 2.0 / h**2)
-        if not bc.is_periodic(a):
+        if layout != "periodic":
             d[0] -= 1.0 / h**2
-            d[-1] -= 1.0 / h**2
+            d[-1] += (1.0 if layout == "channel" else -1.0) / h**2
         total = total + d.reshape([n if i == a else 1 for i in range(grid.ndim)])
     return total
 
@@ -206,22 +273,40 @@ def _gauge_eigenvalue(grid: nnpde.Grid) -> float:
     return float(sum(1.0 / h**2 for h in grid.spacing))
 
 
+def _constant_mode_eigenvalue(grid: nnpde.Grid, kinds: tuple[str, ...]) -> float:
+    """What the transform preconditioner divides the mean by: the gauge ``c`` of a
+    singular operator, else the Rayleigh quotient of the constant field under ``-D G``,
+    ``sum_a 2 / (n_a h_a^2)`` over the outflow axes (the outflow ghost's ``2 / h^2``)."""
+    if _singular(kinds):
+        return _gauge_eigenvalue(grid)
+    return float(sum(2.0 / (n * h**2) for n, h, k in zip(grid.shape, grid.spacing, kinds) if k == "cg"))
+
+
 def _solve_cg(rhs, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, kinds, *, preconditioner: str, rtol, max_steps):
-    """Preconditioned CG on ``(-D G + c P_0) p = -rhs``, ``P_0 p = mean(p)`` (module docstring)."""
-    c = _gauge_eigenvalue(grid)
+    """Preconditioned CG on ``(-D G [+ c P_0]) p = -rhs``, ``P_0 p = mean(p)`` (module docstring)."""
+    singular = _singular(kinds)
+    c = _gauge_eigenvalue(grid) if singular else 0.0
     axes = tuple(range(rhs.ndim - grid.ndim, rhs.ndim))
 
     def matvec(p):
         # The gauge term acts on the constant mode alone, the null space of -D G: for a
         # zero-mean rhs, summing the equations gives c mean(p) = 0, so the solution is
         # the mean-zero solution of D G p = rhs, exactly as the transform solves fix it.
-        return _negative_laplacian(p, grid, bc) + c * jnp.mean(p, axis=axes, keepdims=True)
+        out = _negative_laplacian(p, grid, bc)
+        return out + c * jnp.mean(p, axis=axes, keepdims=True) if singular else out
 
     if preconditioner == "transform":
-        # The fast solve of the same (regularised) operator: on the periodic and wall
-        # grids served here it is its exact inverse (mode 0 -> 1 / c).
+        # The fast solve with every outflow axis taken as a Neumann wall: on periodic
+        # and walled grids the exact inverse of the regularised operator (mode 0 ->
+        # 1 / c), with an outflow that of a nearby problem (the two differ in one cell
+        # layer), the constant mode scaled by its Rayleigh quotient.
+        fast = tuple("dct" if k == "cg" else k for k in kinds)
+        fast_solver = _pick_solver(fast, "auto")
+        zero_mode = _constant_mode_eigenvalue(grid, kinds)
+
         def apply_preconditioner(r):
-            return -_SOLVERS[_pick_solver(kinds, "auto")](r, grid, kinds) + jnp.mean(r, axis=axes, keepdims=True) / c
+            mean = jnp.mean(r, axis=axes, keepdims=True)
+            return -_SOLVERS[fast_solver](r - mean, grid, fast) + mean / zero_mode
 
     elif preconditioner == "jacobi":
         inverse_diagonal = jnp.asarray(1.0 / _jacobi_diagonal(grid, bc), dtype=rhs.dtype)
@@ -246,8 +331,10 @@ def _solve_cg(rhs, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, kinds, *, pre
     solution = lx.linear_solve(
         operator, b, lx.CG(rtol=rtol, atol=atol, max_steps=max_steps), options=options, throw=True
     ).value
-    # The iteration leaves mean(p) at the solver tolerance; remove it to round-off.
-    return solution - jnp.mean(solution, axis=axes, keepdims=True)
+    if singular:
+        # The iteration leaves mean(p) at the solver tolerance; remove it to round-off.
+        solution = solution - jnp.mean(solution, axis=axes, keepdims=True)
+    return solution
 
 
 def _solve(rhs, grid, bc, kinds, solver, *, preconditioner="transform", rtol=None, max_steps=None):
@@ -286,7 +373,7 @@ def solve_poisson(
         raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}.")
     nnpde.check_field_shape(rhs, grid.shape, "rhs", what="field")
     rhs = nnpde.check_finite(rhs, "The Poisson right-hand side", "give finite values.")
-    if nnpde.is_concrete(rhs):
+    if _singular(kinds) and nnpde.is_concrete(rhs):
         mean, scale = float(jnp.mean(rhs)), float(jnp.max(jnp.abs(rhs)))
         if abs(mean) > _COMPATIBILITY_TOLERANCE * max(scale, np.finfo(float).tiny):
             raise ValueError(
@@ -297,16 +384,38 @@ def solve_poisson(
     return _solve(rhs, grid, bc, kinds, solver, preconditioner=preconditioner, rtol=rtol, max_steps=max_steps)
 
 
-def _shift_up(q, axis: int, wall: bool):
-    """``q[i + 1]`` along ``axis``: periodic wrap, or the (zero) high wall face at ``i = n - 1``."""
-    if not wall:
-        return jnp.roll(q, -1, axis=axis)
-    zero = jnp.zeros_like(jnp.take(q, jnp.array([0]), axis=axis))
-    return jnp.concatenate([jax.lax.slice_in_dim(q, 1, q.shape[axis], axis=axis), zero], axis=axis)
+def _inflow_normal(bc: nnpde.BoundaryConditions, a: int, shape, t, dtype):
+    """The normal inflow velocity on the low face of axis ``a``, shaped like one slice of ``shape``."""
+    face = list(shape)
+    face[a] = 1
+    value = jnp.asarray(bc.sides[a][0].at(t), dtype=dtype)[0]
+    if value.ndim == 1:  # a profile along the other axis (2-D)
+        value = jnp.expand_dims(value, a)
+    return jnp.broadcast_to(value, face)
+
+
+def _divergence(velocity, grid: nnpde.Grid, layouts: tuple[str, ...], inflow):
+    """``D u``; ``inflow[a]`` the low-face normal velocity of a channel axis, or None (0:
+    the homogeneous operator)."""
+    total = 0.0
+    for a, (h, layout) in enumerate(zip(grid.spacing, layouts)):
+        q = velocity[a]
+        if layout == "periodic":
+            total = total + (jnp.roll(q, -1, axis=a) - q) / h
+        elif layout == "wall":  # faces 0..n-1 stored, the high wall face n is 0
+            zero = jnp.zeros_like(jax.lax.slice_in_dim(q, 0, 1, axis=a))
+            total = total + (jnp.concatenate([jax.lax.slice_in_dim(q, 1, q.shape[a], axis=a), zero], axis=a) - q) / h
+        else:  # channel: faces 1..n stored, face 0 the inflow
+            first = jnp.zeros_like(jax.lax.slice_in_dim(q, 0, 1, axis=a)) if inflow is None else inflow[a]
+            below = jnp.concatenate([first, jax.lax.slice_in_dim(q, 0, q.shape[a] - 1, axis=a)], axis=a)
+            total = total + (q - below) / h
+    return total
 
 
 def enforce_walls(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
-    """Set the normal velocity on the stored (low) wall faces, index 0 of each wall axis, to 0."""
+    """Set the normal velocity on the stored (low) wall faces, index 0 of each wall axis, to 0.
+
+    A channel (inflow/outflow) axis stores no prescribed face: nothing to set there."""
     if bc is None:
         return velocity
     for a in _wall_axes(bc):
@@ -314,38 +423,48 @@ def enforce_walls(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | Non
     return velocity
 
 
-def divergence(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
+def divergence(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None, t=0.0):
     """MAC divergence at cell centres of a face velocity ``(ndim, *grid.shape)``.
 
     ``bc=None`` means periodic on every axis. On a wall axis the unstored high wall
     face is 0 and the stored low one (index 0) is used as given (0 for a valid state).
+    On a channel axis the stored faces are ``1 .. n`` and the inflow face 0 carries the
+    inflow's normal velocity at time ``t``.
     """
-    walls = set(_wall_axes(bc)) if bc is not None else set()
-    return sum(
-        (_shift_up(velocity[a], a, a in walls) - velocity[a]) / h for a, h in zip(range(grid.ndim), grid.spacing)
-    )
+    layouts = _layouts(bc, grid.ndim)
+    inflow = {
+        a: _inflow_normal(bc, a, velocity.shape[1:], t, velocity.dtype) for a, k in enumerate(layouts) if k == "channel"
+    }
+    return _divergence(velocity, grid, layouts, inflow)
 
 
 def gradient(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
-    """MAC gradient on the lower faces of a cell field: ``(ndim, *grid.shape)``.
+    """MAC gradient on the stored faces of a cell field: ``(ndim, *grid.shape)``.
 
     ``bc=None`` means periodic on every axis; on a wall axis the gradient on the wall
-    face (index 0) is 0, since the normal velocity there is prescribed.
+    face (index 0) is 0, since the normal velocity there is prescribed. On a channel
+    axis index ``i`` is face ``i + 1``: ``(p[i + 1] - p[i]) / h``, and on the outflow
+    face ``n`` ``(0 - p[n - 1]) / (h / 2)`` (``p = 0`` on the face; ghost ``-p[n - 1]``).
     """
-    walls = set(_wall_axes(bc)) if bc is not None else set()
     parts = []
-    for a, h in enumerate(grid.spacing):
+    for a, (h, layout) in enumerate(zip(grid.spacing, _layouts(bc, grid.ndim))):
+        if layout == "channel":
+            last = jax.lax.slice_in_dim(p, p.shape[a] - 1, p.shape[a], axis=a)
+            above = jnp.concatenate([jax.lax.slice_in_dim(p, 1, p.shape[a], axis=a), -last], axis=a)
+            parts.append((above - p) / h)
+            continue
         g = (p - jnp.roll(p, 1, axis=a)) / h
-        if a in walls:
+        if layout == "wall":
             g = g.at[(slice(None),) * a + (0,)].set(0.0)
         parts.append(g)
     return jnp.stack(parts)
 
 
 def pressure(
-    velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, solver: str = "auto", **options
+    velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, t=0.0, solver: str = "auto", **options
 ) -> Field:
-    """The ``p`` of the projection: ``laplacian_h p = D u``, ``mean(p) = 0``.
+    """The ``p`` of the projection: ``laplacian_h p = D u``, ``mean(p) = 0`` (``p = 0``
+    on the outflow face instead, where there is one; ``t``: the inflow's time).
 
     For a velocity increment ``dt * f`` this is ``dt`` times the kinematic pressure
     (pressure over density) that keeps the flow divergence-free.
@@ -356,21 +475,22 @@ def pressure(
     kinds = _check_grid(grid, bc)
     solver = _pick_solver(kinds, solver)
     velocity = enforce_walls(velocity, grid, bc)
-    return _solve(divergence(velocity, grid, bc), grid, bc, kinds, solver, **options)
+    return _solve(divergence(velocity, grid, bc, t), grid, bc, kinds, solver, **options)
 
 
 def project(
-    velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, solver: str = "auto", **options
+    velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, t=0.0, solver: str = "auto", **options
 ) -> State:
     """``u - G p`` with ``D G p = D u``: the divergence-free part of a MAC velocity.
 
     With walls the wall faces' normal velocity is first set to 0 (``enforce_walls``),
     so ``P u`` satisfies the no-penetration condition and is idempotent. ``solver``
     and ``options`` as in ``pressure``; with ``"cg"`` the divergence left is the
-    solver's residual, ``max|D P u| <~ rtol max|D u|``.
+    solver's residual, ``max|D P u| <~ rtol max|D u|``. ``t``: the time of the
+    inflow data (an inflow enters ``D u``).
     """
     kinds = _check_grid(grid, bc)
     velocity = enforce_walls(velocity, grid, bc)
     solver = _pick_solver(kinds, solver)
-    p = _solve(divergence(velocity, grid, bc), grid, bc, kinds, solver, **options)
+    p = _solve(divergence(velocity, grid, bc, t), grid, bc, kinds, solver, **options)
     return velocity - gradient(p, grid, bc)
