@@ -52,13 +52,15 @@ def make(
     mean_speed: float = 1.0,
     inflow: str = "parabolic",
     ramp_time: float | None = None,
+    preconditioner: str = "transform",
 ):
     """``(equation, initial state)``: ``nx = round(ny L / H)`` square cells.
 
     ``inflow``: ``"parabolic"`` (the Poiseuille profile at the cell centres; the
     initial state is that profile everywhere) or ``"plug"`` (uniform ``U``; starts
     from rest). ``ramp_time``: the inflow grows as ``1 - exp(-t / ramp_time)`` (a
-    time-dependent inflow), or is steady (None).
+    time-dependent inflow), or is steady (None). ``preconditioner``: of the CG
+    pressure solve.
     """
     if inflow not in ("parabolic", "plug"):
         raise ValueError(f"inflow must be 'parabolic' or 'plug', got {inflow!r}.")
@@ -68,7 +70,8 @@ def make(
     profile = poiseuille_profile(y, mean_speed, height) if inflow == "parabolic" else np.full(ny, mean_speed)
     profile = jnp.asarray(profile)
     normal = profile if ramp_time is None else (lambda t: profile * (1.0 - jnp.exp(-t / ramp_time)))
-    eq = NavierStokes2D(grid, viscosity=viscosity, bc=walls(x=(("inflow", normal), "outflow"), y="no_slip"))
+    bc = walls(x=(("inflow", normal), "outflow"), y="no_slip")
+    eq = NavierStokes2D(grid, viscosity=viscosity, bc=bc, pressure_preconditioner=preconditioner)
     u0 = jnp.zeros(eq.state_shape)
     if inflow == "parabolic" and ramp_time is None:
         u0 = u0.at[0].set(jnp.broadcast_to(profile, grid.shape))

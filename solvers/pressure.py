@@ -1,6 +1,6 @@
 r"""Pressure Poisson solves and the projection of a staggered (MAC) velocity.
 
-Grid convention (every array here is periodic, with ``n`` values per axis): a cell
+Grid convention (``n`` values per axis; periodic unless ``bc`` says otherwise): a cell
 field ``p[i, j]`` sits at the cell centre ``(x_{i+1/2}, y_{j+1/2})``; the velocity
 component ``u_a`` sits on the *lower* faces normal to axis ``a``, offset 0 along ``a``
 and 1/2 along the others, so ``u[i, j]`` is at ``(x_i, y_{j+1/2})`` and ``v[i, j]``
@@ -51,8 +51,10 @@ Poisson solves (``solve_poisson``):
   mean left at the solver tolerance is removed at the end. Preconditioner
   (``preconditioner=``): ``"transform"`` (the default; the FFT/DCT solve of the same
   operator with every non-periodic axis taken as a Neumann wall and the constant
-  mode mapped to ``1 / c``: the exact inverse on periodic and walled grids, a nearby
-  problem otherwise) or ``"jacobi"`` (the diagonal of ``-D G``). Stopping test:
+  mode mapped to ``1 / c``: the exact inverse on periodic and walled grids; with an
+  outflow that of the nearby all-Neumann problem, differing in the outflow cell
+  layer only, the constant mode divided by its Rayleigh quotient ``sum 2 / (n_a
+  h_a^2)``) or ``"jacobi"`` (the diagonal of ``-D G``). Stopping test:
   ``max|r| <= rtol max|rhs|`` (default ``rtol`` 1e-12 in float64, 1e-5 in float32);
   a solve that misses it within ``max_steps`` raises (an equinox runtime error under
   ``jit``), never returns a poor pressure silently. Differentiated implicitly
@@ -67,6 +69,18 @@ low wall face, whose value must be 0 (``enforce_walls`` sets it; ``project`` app
 it first), and the high wall face ``n`` is not stored (it is 0). The divergence then
 reads ``u[n] = 0``, the gradient is 0 on the wall face 0, and ``P u`` has zero normal
 velocity on every wall and discrete divergence at round-off.
+
+Inflow and outflow (``Inflow`` on the low side and ``Outflow`` on the high side of
+one axis, a "channel" axis; ``solvers.navier_stokes.walls``). The normal velocity on
+the inflow face 0 is prescribed data (enters ``D u`` at time ``t``), and the outflow
+face ``n`` is an unknown: of the ``n + 1`` faces the state stores faces ``1 .. n``
+(index ``i`` is face ``i + 1``, the upper faces). On the outflow face ``p = 0``
+(ghost ``-p[n - 1]``, second order), so ``(G p)_n = -2 p[n - 1] / h``: ``D G`` is the
+5-point Laplacian with Neumann rows at the inflow and Dirichlet rows at the outflow,
+symmetric negative definite (no gauge, no compatibility condition; ``P`` is a
+projection, orthogonal in the inner product that halves the outflow faces' weight).
+No fast transform is used for it: ``"auto"`` picks ``"cg"``. Summing ``D P u = 0``
+over the domain gives outflow flux = inflow flux to the solver tolerance.
 
 Reference: Chorin, Math. Comp. 22 (1968) 745 (projection); Schumann & Sweet, J.
 Comput. Phys. 20 (1976) 171 (fast transform Poisson solves); Saad, *Iterative Methods

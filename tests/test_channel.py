@@ -9,7 +9,7 @@
   monotonically from ~U to the discrete fully developed value (1.4545 U at ny = 8;
   1.5 U as h -> 0).
 * The projection with an outflow (CG, ``p = 0`` on the outflow face): divergence at
-  the solver tolerance, flux balance at the inflow's time, idempotence; a projected
+  the solver tolerance, flux balance at the inflow's time; a projected
   Runge-Kutta step projects each stage at its own time (a time-dependent inflow).
 * Clear errors for unsupported layouts, periodic axes and small grids.
 """
@@ -32,15 +32,16 @@ from solvers.navier_stokes import NavierStokes2D, face_centres, walls
 def poiseuille():
     """ny = 8 and 16 marched to t = 0.5 (viscous time H^2 / nu = 1; the start is the
     analytic parabola, the O(h^2) discrete adjustment decays as exp(-pi^2 t)); and a
-    plug inflow on the ny = 8 channel with the same step (one compilation)."""
+    plug inflow on the ny = 8 channel with the same step (one compilation). The Jacobi
+    preconditioner compiles faster; the transform one is checked on an outflow below."""
     out = {}
     for ny in (8, 16):
-        eq, u0 = channel_flow.make(ny)
+        eq, u0 = channel_flow.make(ny, preconditioner="jacobi")
         n = math.ceil(0.5 / channel_flow.stable_dt(eq))
         u = channel_flow.march(eq, u0, dt=0.5 / n, n_steps=n)
         out[ny] = channel_flow.figures(eq, u, 0.5)
         if ny == 8:
-            plug, start = channel_flow.make(8, inflow="plug")
+            plug, start = channel_flow.make(8, inflow="plug", preconditioner="jacobi")
             out["plug"] = channel_flow.figures(plug, channel_flow.march(plug, start, dt=0.5 / n, n_steps=n), 0.5)
     return out
 
@@ -93,16 +94,16 @@ def test_projection_with_outflow_and_a_time_dependent_inflow():
 
     @jax.jit
     def figures(u, t):
-        pu = pressure.project(u, grid, bc, t=t, preconditioner="jacobi")
+        # the default transform preconditioner: the Neumann fast solve of a nearby problem
+        pu = pressure.project(u, grid, bc, t=t)
         div = jnp.max(jnp.abs(pressure.divergence(pu, grid, bc, t)))
-        again = jnp.max(jnp.abs(pressure.project(pu, grid, bc, t=t, preconditioner="jacobi") - pu))
         inflow = jnp.sum(jnp.asarray(1.0 + y) * (1.0 + t)) * grid.spacing[1]
-        return div, again, jnp.sum(pu[0, -1]) * grid.spacing[1] - inflow, jnp.max(jnp.abs(pu[1, :, 0]))
+        return div, jnp.sum(pu[0, -1]) * grid.spacing[1] - inflow, jnp.max(jnp.abs(pu[1, :, 0]))
 
     before = float(jnp.max(jnp.abs(pressure.divergence(u, grid, bc, 0.7))))
-    div, again, imbalance, wall = (float(x) for x in figures(u, 0.7))
-    report = f"max|D P u| {div:.3e} (before {before:.3e}), |PPu - Pu| {again:.3e}, flux imbalance {imbalance:.3e}"
-    assert div < 1e-11 * before and again < 1e-10 and abs(imbalance) < 1e-12 and wall == 0.0, report
+    div, imbalance, wall = (float(x) for x in figures(u, 0.7))
+    report = f"max|D P u| {div:.3e} (before {before:.3e}), flux imbalance {imbalance:.3e}, wall v {wall:.3e}"
+    assert div < 1e-11 * before and abs(imbalance) < 1e-12 and wall == 0.0, report
     # the upper-face storage of the channel axis: u[i] is at x_{i+1}
     (x_u, _), (x_v, _) = face_centres(grid, bc)
     assert float(x_u[0, 0]) == 0.2 and float(x_u[-1, 0]) == 2.0 and float(x_v[0, 0]) == 0.1

@@ -1,0 +1,66 @@
+"""Plane channel flow (inflow/outflow boundaries) against plane Poiseuille flow.
+
+For each resolution ``ny`` (``nx = 2 ny``, channel ``[0, 2] x [0, 1]``, ``nu = 1``,
+``U = 1``) marches the parabolic-inflow channel to ``t = 1`` (from the analytic
+parabola) and prints the downstream pressure gradient against ``-12 nu U / H^2``, its
+relative error and the fitted order between successive resolutions, the steady
+residual, the flux imbalance and the divergence; then a plug inflow at ``Re = 10``
+(``nu = 0.1``, channel ``[0, 4] x [0, 1]``, ``ny = 17``) and its centreline speed
+along ``x``. See ``problems.channel_flow``.
+
+Launch (from the repository root; run under nice, one at a time, on the shared 2 cores):
+
+    nice -n 10 /work/main/.venv/bin/python scripts/validate_channel.py --resolution 8 16 32
+"""
+
+import argparse
+import math
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+
+from problems import channel_flow  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resolution", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--t-end", type=float, default=1.0)
+    parser.add_argument("--plug-ny", type=int, default=17)
+    parser.add_argument("--plug-t-end", type=float, default=8.0)
+    args = parser.parse_args()
+    previous = None
+    for ny in args.resolution:
+        start = time.perf_counter()
+        eq, u0 = channel_flow.make(ny)
+        n = math.ceil(args.t_end / channel_flow.stable_dt(eq))
+        u = channel_flow.march(eq, u0, dt=args.t_end / n, n_steps=n)
+        f = channel_flow.figures(eq, u, args.t_end)
+        order = "" if previous is None else f"  order {math.log2(previous / f['dpdx_error']):.3f}"
+        previous = f["dpdx_error"]
+        print(
+            f"ny {ny:3d}: dp/dx {f['dpdx']:.10f} (exact -12), rel. error {f['dpdx_error']:.4e}{order}; "
+            f"residual {f['residual']:.2e}, flux out - in {f['flux_out'] - f['flux_in']:.2e}, "
+            f"max|div| {f['max_divergence']:.2e}; {n} steps, {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
+    start = time.perf_counter()
+    eq, u0 = channel_flow.make(args.plug_ny, length=4.0, viscosity=0.1, inflow="plug")
+    n = math.ceil(args.plug_t_end / channel_flow.stable_dt(eq))
+    u = channel_flow.march(eq, u0, dt=args.plug_t_end / n, n_steps=n)
+    f = channel_flow.figures(eq, u, args.plug_t_end)
+    h = 1.0 / args.plug_ny
+    developed = 1.5 * (1 + h**2) / (1 + 2 * h**2)
+    print(
+        f"plug Re 10, ny {args.plug_ny}: centreline every 8th face {np.round(f['centreline'][::8], 4)}, "
+        f"outlet {f['centreline'][-1]:.5f} (discrete developed {developed:.5f}, analytic 1.5); residual "
+        f"{f['residual']:.2e}, flux out - in {f['flux_out'] - f['flux_in']:.2e}; {time.perf_counter() - start:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
