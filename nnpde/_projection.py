@@ -55,8 +55,12 @@ class AbstractProjectedEquation(AbstractEquation):
     """
 
     @abc.abstractmethod
-    def project(self, u):
-        """The nearest admissible state: ``u - grad p`` with ``div(u - grad p) = 0``."""
+    def project(self, u, t=0.0):
+        """The nearest admissible state: ``u - grad p`` with ``div(u - grad p) = 0``.
+
+        ``t`` is the time of ``u``: boundary data that change in time (an inflow) enter
+        the constraint; equations without such data ignore it.
+        """
 
     @abc.abstractmethod
     def advective_radius(self, t, u):
@@ -155,8 +159,8 @@ class ProjectedRK(AbstractStepper):
     """An explicit Runge-Kutta step of ``du/dt = P f(t, u)``, projecting every stage.
 
     ``u_i = P(u + dt sum_j a_ij k_j)``, ``k_i = f(t + c_i dt, u_i)``, and
-    ``u_next = P(u + dt sum_i b_i k_i)`` (the first stage uses ``u`` as given: start
-    from a divergence-free state, ``equation.project(u0)``). ``method``: ``"rk4"``
+    ``u_next = P(u + dt sum_i b_i k_i)``, each ``P`` at its stage time (the first stage
+    uses ``u`` as given: start from a divergence-free state, ``equation.project(u0)``). ``method``: ``"rk4"``
     (order 4, the default), ``"ssprk3"`` (order 3) or a ``ButcherTableau`` whose
     stability region holds part of the imaginary axis.
 
@@ -245,6 +249,6 @@ class ProjectedRK(AbstractStepper):
             ui = u
             if i > 0:
                 increment = sum(tab.a[i][j] * stages[j] for j in range(i) if tab.a[i][j] != 0.0)
-                ui = f.project(u + dt * increment) if not isinstance(increment, int) else u
+                ui = f.project(u + dt * increment, t + tab.c[i] * dt) if not isinstance(increment, int) else u
             stages.append(f(t + tab.c[i] * dt, ui, self.args))
-        return f.project(u + dt * sum(bi * k for bi, k in zip(tab.b, stages) if bi != 0.0))
+        return f.project(u + dt * sum(bi * k for bi, k in zip(tab.b, stages) if bi != 0.0), t + dt)

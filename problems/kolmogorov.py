@@ -83,8 +83,8 @@ class DampedNavierStokes2D(AbstractProjectedEquation):
         rate = self.flow(t, u, args)
         return rate - self.drag * u if self.drag else rate
 
-    def project(self, u):
-        return self.flow.project(u)
+    def project(self, u, t=0.0):
+        return self.flow.project(u, t)
 
     def advective_radius(self, t, u):
         return self.flow.advective_radius(t, u)

@@ -142,7 +142,7 @@ class Boussinesq2D(AbstractProjectedEquation):
         return jnp.concatenate([rate, self.temperature_rate(state, t)[None]])
 
     # -- projection and stability ----------------------------------------------------
-    def project(self, state: State) -> State:
+    def project(self, state: State, t=0.0) -> State:
         velocity = pressure.project(state[:2], self.grid, self.bc)
         return jnp.concatenate([velocity, state[2:]])
 

@@ -1,4 +1,11 @@
-r"""Incompressible Navier-Stokes in 2-D on a staggered (MAC) grid, periodic or with walls."""
+r"""Incompressible Navier-Stokes in 2-D on a staggered (MAC) grid: periodic axes, no-slip
+or moving walls, and inflow/outflow faces (``walls``).
+
+The pressure solves are ``solvers.pressure``'s: FFT (periodic), DCT (walls) and
+preconditioned CG (any of these; chosen by ``"auto"`` with an outflow, whose ``p = 0``
+face has no fast transform here). Inflow/outflow storage convention: see
+``NavierStokes2D``.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +27,21 @@ ADVECTION_SCHEMES = ("central", "van_leer")
 MIN_CELLS = 4
 
 
-def face_centres(grid: nnpde.Grid) -> tuple[tuple[jnp.ndarray, jnp.ndarray], ...]:
+def face_centres(
+    grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None
+) -> tuple[tuple[jnp.ndarray, jnp.ndarray], ...]:
     """Meshes of the staggered positions: ``((x_u, y_u), (x_v, y_v))``, each ``grid.shape``.
 
     ``u[i, j]`` at ``(x_i, y_{j+1/2})``, ``v[i, j]`` at ``(x_{i+1/2}, y_j)``, with
-    ``x_i = lo + i h`` (the lower faces; see ``solvers.pressure``).
+    ``x_i = lo + i h`` (the lower faces; see ``solvers.pressure``). On an inflow/outflow
+    axis of ``bc`` its normal component sits on the upper faces, ``x_{i+1}``.
     """
-    return tuple(tuple(c[tuple(slice(0, n) for n in grid.shape)] for c in grid.face_centres(a)) for a in range(2))
+    out = []
+    for a in range(2):
+        upper = bc is not None and pressure._layout(bc, a) == "channel"
+        start = [1 if (upper and i == a) else 0 for i in range(2)]
+        out.append(tuple(c[tuple(slice(s0, s0 + n) for s0, n in zip(start, grid.shape))] for c in grid.face_centres(a)))
+    return tuple(out)
 
 
 def kolmogorov_forcing(grid: nnpde.Grid, *, wavenumber: int = 4, amplitude: float = 1.0):
@@ -40,13 +55,40 @@ def kolmogorov_forcing(grid: nnpde.Grid, *, wavenumber: int = 4, amplitude: floa
     return jnp.stack([fx, jnp.zeros_like(fx)])
 
 
+def _side(name: str, side: str, spec):
+    """One side of a ``walls`` pair as a condition."""
+    if isinstance(spec, (pressure.Inflow, pressure.Outflow)):
+        return spec
+    if isinstance(spec, str) and spec == "outflow":
+        return pressure.Outflow()
+    if isinstance(spec, (tuple, list)) and len(spec) in (2, 3) and isinstance(spec[0], str) and spec[0] == "inflow":
+        return pressure.Inflow(*spec[1:])
+    if not isinstance(spec, str) and not (isinstance(spec, (tuple, list)) and spec and isinstance(spec[0], str)):
+        return nnpde.Dirichlet(spec)
+    raise ValueError(
+        f"The {side} side of {name} must be a tangential wall speed U, ('inflow', normal[, tangential]) or "
+        f"'outflow', got {spec!r}. Fix: e.g. walls({name}=(('inflow', 1.0), 'outflow'))."
+    )
+
+
 def walls(x="no_slip", y="no_slip") -> nnpde.BoundaryConditions:
     """Velocity boundary conditions for ``NavierStokes2D``, one spec per axis.
 
     Each of ``x``, ``y`` is ``"periodic"``, ``"no_slip"`` (still walls on both sides)
-    or a pair ``(U_low, U_high)`` of tangential wall speeds (a moving wall, e.g. a lid).
-    A wall's speed is along the other axis: ``y=(0.0, 1.0)`` is a lid ``y = hi``
-    moving in ``+x`` at speed 1. The lid-driven cavity is ``walls(y=(0.0, 1.0))``.
+    or a pair ``(low, high)`` of side specs:
+
+    * a number ``U`` (or ``U(t)``): a wall moving tangentially at ``U`` (along the
+      other axis): ``y=(0.0, 1.0)`` is a lid ``y = hi`` moving in ``+x`` at speed 1;
+      the lid-driven cavity is ``walls(y=(0.0, 1.0))``;
+    * ``("inflow", normal)`` or ``("inflow", normal, tangential)``: a prescribed
+      velocity (``solvers.pressure.Inflow``): ``normal`` into the domain, ``tangential``
+      along the other axis (default 0); each a scalar, an array on the face (the other
+      axis's cell centres) or a function of ``t``;
+    * ``"outflow"``: zero normal gradient of the velocity and ``p = 0`` on the face
+      (``solvers.pressure.Outflow``).
+
+    An outflow needs the inflow on the low side of its axis: the plane channel is
+    ``walls(x=(("inflow", profile), "outflow"), y="no_slip")``.
     """
     specs = []
     for name, spec in (("x", x), ("y", y)):
@@ -54,27 +96,52 @@ def walls(x="no_slip", y="no_slip") -> nnpde.BoundaryConditions:
             specs.append(nnpde.Periodic())
         elif isinstance(spec, str) and spec == "no_slip":
             specs.append((nnpde.Dirichlet(0.0), nnpde.Dirichlet(0.0)))
-        elif isinstance(spec, (tuple, list)) and len(spec) == 2 and not any(isinstance(v, str) for v in spec):
-            specs.append(tuple(nnpde.Dirichlet(v) for v in spec))
+        elif (
+            isinstance(spec, (tuple, list))
+            and len(spec) == 2
+            and not (isinstance(spec[0], str) and spec[0] == "inflow")
+        ):
+            if any(isinstance(v, str) and v in ("periodic", "no_slip") for v in spec):
+                raise ValueError(
+                    f"{name}={spec!r}: 'periodic' and 'no_slip' describe a whole axis, not one side; a periodic "
+                    "axis has no boundary to let flow in or out. Fix: a pair of side specs, e.g. "
+                    f"{name}=(('inflow', 1.0), 'outflow'), or {name}='periodic'."
+                )
+            specs.append(tuple(_side(name, side, v) for side, v in zip(("low", "high"), spec)))
         else:
             raise ValueError(
-                f"{name} must be 'periodic', 'no_slip' or a pair (U_low, U_high) of tangential wall speeds, "
-                f"got {spec!r}. A moving wall (lid) needs a wall axis: a periodic axis has no wall to move. "
-                "Fix: e.g. walls(x='no_slip', y=(0.0, 1.0)) for the lid-driven cavity."
+                f"{name} must be 'periodic', 'no_slip' or a pair (low, high) of side specs (a tangential wall "
+                f"speed, ('inflow', normal[, tangential]) or 'outflow'), got {spec!r}. A moving wall (lid), an "
+                "inflow or an outflow needs a bounded axis: a periodic axis has no wall to move and no boundary "
+                "to let flow in or out. Fix: e.g. walls(x='no_slip', y=(0.0, 1.0)) for the lid-driven cavity, "
+                "walls(x=(('inflow', 1.0), 'outflow'), y='no_slip') for a channel."
             )
     return nnpde.BoundaryConditions(*specs)
 
 
-def _check_walls(bc: nnpde.BoundaryConditions) -> None:
+def _check_walls(bc: nnpde.BoundaryConditions, grid: nnpde.Grid) -> None:
     for a in range(bc.ndim):
-        if bc.is_periodic(a):
+        layout = pressure._layout(bc, a)  # refuses unsupported inflow/outflow layouts
+        if layout == "periodic":
+            continue
+        if layout == "channel":
+            inflow = bc.sides[a][0]
+            face = grid.shape[1 - a]
+            value = inflow.value if inflow.function is None else jax.eval_shape(inflow.function, 0.0)
+            if jnp.ndim(value) not in (1, 2) or (jnp.ndim(value) == 2 and jnp.shape(value)[1] != face):
+                raise ValueError(
+                    f"The inflow on axis {a} has (normal, tangential) data of shape {jnp.shape(value)[1:]}; it takes "
+                    f"scalars or arrays of the face's {face} cell centres. Fix: give a scalar or shape ({face},)."
+                )
+            if inflow.function is None:
+                nnpde.check_finite(inflow.value, f"The inflow on axis {a}", "give finite inflow velocities.")
             continue
         kinds = bc.kinds(a)
         if kinds != ("dirichlet", "dirichlet"):
             raise ValueError(
-                f"Axis {a} has {kinds} boundaries; NavierStokes2D takes periodic axes only, or no-slip walls "
+                f"Axis {a} has {kinds} boundaries; NavierStokes2D takes periodic axes only, no-slip walls "
                 "given as nnpde.Dirichlet(U) on both sides (U the tangential wall speed; free-slip/Neumann "
-                "walls are not supported). Fix: solvers.navier_stokes.walls(x=..., y=...)."
+                "walls are not supported), or an inflow/outflow pair. Fix: solvers.navier_stokes.walls(x=..., y=...)."
             )
         for side, cond in zip(("low", "high"), bc.sides[a]):
             if cond.function is None and jnp.ndim(cond.value) != 0:
@@ -84,6 +151,16 @@ def _check_walls(bc: nnpde.BoundaryConditions) -> None:
                 )
 
 
+def _face_data(value, q, a: int):
+    """A boundary datum (scalar or a profile along the other axis) shaped as one slice of ``q`` along ``a``."""
+    face = list(q.shape)
+    face[a] = 1
+    value = jnp.asarray(value, dtype=q.dtype)
+    if value.ndim == 1:
+        value = jnp.expand_dims(value, a)
+    return jnp.broadcast_to(value, face)
+
+
 def _pad_component(q, c: int, bc: nnpde.BoundaryConditions, t):
     """Component ``c`` with one ghost layer on each side of both axes.
 
@@ -91,16 +168,28 @@ def _pad_component(q, c: int, bc: nnpde.BoundaryConditions, t):
     high ghost is the unstored wall face ``n`` (0) and the low ghost the face ``-1``,
     ``-q[1]`` (odd about the wall; never used by an interior face); for the tangential
     component the ghost reflects about the wall, ``q_ghost = 2 U_wall - q_inside``, so
-    the two-point average on the wall equals the wall speed.
+    the two-point average on the wall equals the wall speed. On a channel axis (faces
+    ``1 .. n`` of the normal component stored): the normal component's low ghost is
+    the inflow face 0 (the prescribed normal velocity) and its high ghost the face
+    ``n + 1``, a copy of the outflow face ``n`` (zero normal gradient); the tangential
+    component reflects about the inflow's tangential velocity at the low side and is
+    copied at the outflow (zero normal gradient).
     """
     for a in range(2):
-        if bc.is_periodic(a):
+        layout = pressure._layout(bc, a)
+        if layout == "periodic":
             q = jnp.pad(q, [(1, 1) if i == a else (0, 0) for i in range(2)], mode="wrap")
             continue
         first = jax.lax.slice_in_dim(q, 0, 1, axis=a)
         second = jax.lax.slice_in_dim(q, 1, 2, axis=a)
         last = jax.lax.slice_in_dim(q, q.shape[a] - 1, q.shape[a], axis=a)
-        if a == c:
+        if layout == "channel":
+            inflow = bc.sides[a][0].at(t)
+            if a == c:
+                low, high = _face_data(inflow[0], first, a), last
+            else:
+                low, high = 2.0 * _face_data(inflow[1], first, a) - first, last
+        elif a == c:
             low, high = -second, jnp.zeros_like(last)
         else:
             u_low, u_high = (cond.at(t) for cond in bc.sides[a])
@@ -117,10 +206,12 @@ def _along(q, axis: int, start: int, stop: int | None = None):
 def wall_rate(u, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, viscosity, t=0.0):
     """``nu laplacian_h u - div(u u)`` (central, conservative) with walls; 0 on the wall faces.
 
-    Works for any mix of periodic and wall axes (with periodic axes only it equals
-    the periodic central scheme to round-off).
+    Works for any mix of periodic, wall and channel (inflow/outflow) axes (with
+    periodic axes only it equals the periodic central scheme to round-off).
     """
     padded = [_pad_component(u[c], c, bc, t) for c in range(2)]
+    # A channel axis stores the normal faces 1 .. n (upper faces), the others 0 .. n - 1.
+    upper = [pressure._layout(bc, a) == "channel" for a in range(2)]
     rates = []
     for c in range(2):
         pc = padded[c]
@@ -136,8 +227,13 @@ def wall_rate(u, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, viscosity, t=0.
             else:
                 # flux at the corners: (u_a averaged along c) * (u_c averaged along a)
                 advected = 0.5 * (_along(core, a, 1) + _along(core, a, 0, -1))  # (n_c, n_a + 1)
-                pa = _along(padded[a], a, 1)  # faces 0 .. n of u_a along a (the n-th: wrap or wall)
-                advecting = 0.5 * (_along(pa, c, 0, -2) + _along(pa, c, 1, -1))
+                # faces 0 .. n of u_a along a (the n-th: wrap or wall; the 0-th on a channel: the inflow)
+                pa = _along(padded[a], a, 0, -1) if upper[a] else _along(padded[a], a, 1)
+                # averaged along c onto u_c's faces: cells i - 1, i (face i) or i, i + 1 (face i + 1)
+                if upper[c]:
+                    advecting = 0.5 * (_along(pa, c, 1, -1) + _along(pa, c, 2))
+                else:
+                    advecting = 0.5 * (_along(pa, c, 0, -2) + _along(pa, c, 1, -1))
                 flux = advecting * advected
                 div = (_along(flux, a, 1) - _along(flux, a, 0, -1)) / h
             rate = rate + viscosity * lap - div
@@ -179,7 +275,7 @@ def _check_forcing(value, shape, name="forcing"):
 
 class NavierStokes2D(AbstractProjectedIMEXEquation):
     r"""Incompressible Navier-Stokes ``du/dt + div(u u) = -grad p + nu laplacian u + f``,
-    ``div u = 0``, in 2-D, periodic on both axes.
+    ``div u = 0``, in 2-D: periodic axes, walls, or an inflow/outflow pair (below).
 
     State: ONE array ``(2, nx, ny)``: channel 0 is ``u`` on the x-faces at
     ``(x_i, y_{j+1/2})``, channel 1 is ``v`` on the y-faces at ``(x_{i+1/2}, y_j)``
@@ -219,8 +315,11 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         viscosity: kinematic ``nu >= 0`` (a scalar; may be traced, to differentiate).
         forcing: body force ``f`` (see above); default none.
         advection: ``"central"`` or ``"van_leer"``.
-        bc: ``nnpde.BoundaryConditions.periodic(2)`` (the default) or walls on
-            either or both axes (``walls(x=..., y=...)``; central advection only).
+        bc: ``nnpde.BoundaryConditions.periodic(2)`` (the default), or walls and
+            inflow/outflow faces (``walls(x=..., y=...)``; central advection only).
+        pressure_solver: ``"auto"`` (FFT, DCT, or CG with an outflow), ``"fft"``,
+            ``"dct"`` or ``"cg"`` (``solvers.pressure.solve_poisson``).
+        pressure_preconditioner: of the CG solve, ``"transform"`` or ``"jacobi"``.
 
     Walls. An axis with ``nnpde.Dirichlet(U_low), nnpde.Dirichlet(U_high)`` is bounded
     by impermeable no-slip walls moving tangentially at ``U`` (along the other axis;
@@ -231,6 +330,23 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
     cell from the wall; its ghost reflects about the wall, ``u_ghost = 2 U - u_inside``
     (second order). The pressure solve is then the DCT (Neumann) one
     (``solvers.pressure``). ``vorticity`` is for periodic axes only.
+
+    Inflow and outflow (``walls(x=(("inflow", normal[, tangential]), "outflow"))``;
+    the inflow on the low side, the outflow on the high side of the same axis). The
+    inflow face 0 carries the prescribed velocity (a scalar, a profile on the face or
+    a function of ``t``); the tangential component's ghost reflects about its
+    tangential value as at a wall. The outflow face ``n`` has zero normal gradient of
+    both components (ghosts copy the last value) and ``p = 0`` (pressure ghost
+    ``-p[n - 1]``), so the pressure problem is not singular and its solution is not
+    shifted to zero mean. Storage: the normal component on such an axis keeps the
+    ``n`` unknown faces ``1 .. n``, index ``i`` being face ``i + 1`` (the upper faces;
+    ``face_centres(grid, bc)``): the inflow face is data, not state, and the outflow
+    face is state. The projection needs the inflow at the stage time (``project(u,
+    t)``; ``nnpde.ProjectedRK`` passes it); the flux through the outflow face then
+    equals the inflow's to the pressure solver's tolerance (``outflow_balance``;
+    measured 4e-16 relative in plane Poiseuille flow, tests/test_channel.py). The
+    stability limit is the wall one: the outflow's one-sided Laplacian row has a
+    smaller radius than ``4 / h^2``. ``kinematic_pressure`` assumes steady inflow data.
     """
 
     grid: nnpde.Grid = eqx.field(static=True)
@@ -239,6 +355,8 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
     forcing: object
     forcing_function: Callable | None = eqx.field(static=True)
     advection: str = eqx.field(static=True)
+    pressure_solver: str = eqx.field(static=True)
+    pressure_preconditioner: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -248,6 +366,8 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         forcing=0.0,
         advection: str = "central",
         bc: nnpde.BoundaryConditions | None = None,
+        pressure_solver: str = "auto",
+        pressure_preconditioner: str = "transform",
     ):
         if not isinstance(grid, nnpde.Grid):
             raise TypeError(f"grid must be an nnpde.Grid, got {type(grid).__name__}.")
@@ -264,13 +384,19 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         if advection not in ADVECTION_SCHEMES:
             raise ValueError(f"advection must be one of {ADVECTION_SCHEMES}, got {advection!r}.")
         bc = nnpde.BoundaryConditions.periodic(2) if bc is None else bc
-        pressure._check_grid(grid, bc)
-        _check_walls(bc)
+        kinds = pressure._check_grid(grid, bc)
+        _check_walls(bc, grid)
+        pressure._pick_solver(kinds, pressure_solver)  # refuses a transform that does not fit
+        if pressure_preconditioner not in pressure.PRECONDITIONERS:
+            raise ValueError(
+                f"pressure_preconditioner must be one of {pressure.PRECONDITIONERS}, got {pressure_preconditioner!r}."
+            )
+        self.pressure_preconditioner = pressure_preconditioner
         if advection != "central" and not all(bc.is_periodic(a) for a in range(2)):
             raise ValueError(
                 f"advection={advection!r} is implemented for periodic axes only; with walls use advection='central'."
             )
-        self.grid, self.bc, self.advection = grid, bc, advection
+        self.grid, self.bc, self.advection, self.pressure_solver = grid, bc, advection, pressure_solver
         self.viscosity = _check_viscosity(viscosity)
         if callable(forcing):
             self.forcing, self.forcing_function = None, forcing
@@ -367,12 +493,36 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         return 2.0 * self.advective_radius(t, u) if self.advection == "van_leer" and u is not None else 0.0
 
     # -- projection and stability ----------------------------------------------------
-    def project(self, u: State) -> State:
-        return pressure.project(u, self.grid, self.bc)
+    def project(self, u: State, t=0.0) -> State:
+        return pressure.project(
+            u, self.grid, self.bc, t=t, solver=self.pressure_solver, preconditioner=self.pressure_preconditioner
+        )
 
-    def divergence(self, u: State):
-        """MAC divergence at cell centres, ``grid.shape``."""
-        return pressure.divergence(u, self.grid, self.bc)
+    def divergence(self, u: State, t=0.0):
+        """MAC divergence at cell centres, ``grid.shape`` (``t``: the inflow's time)."""
+        return pressure.divergence(u, self.grid, self.bc, t)
+
+    def kinematic_pressure(self, t, u: State):
+        """The pressure over density ``p`` at cell centres with ``P f = f - G p``, ``f`` the
+        right-hand side at ``(t, u)``: ``D G p = D f`` (homogeneous: the inflow data held
+        steady). Gauge ``mean(p) = 0``, or ``p = 0`` on an outflow face."""
+        rate = self(t, u)
+        kinds = pressure._check_grid(self.grid, self.bc)
+        solver = pressure._pick_solver(kinds, self.pressure_solver)
+        rhs = pressure._divergence(rate, self.grid, pressure._layouts(self.bc, 2), None)
+        return pressure._solve(rhs, self.grid, self.bc, kinds, solver, preconditioner=self.pressure_preconditioner)
+
+    def outflow_balance(self, u: State, t=0.0):
+        """``(inflow, outflow)`` volume fluxes through the channel axis's two faces
+        (per unit depth): equal to the solver tolerance for a projected state."""
+        axes = [a for a in range(2) if pressure._layout(self.bc, a) == "channel"]
+        if not axes:
+            raise ValueError("outflow_balance needs an inflow/outflow axis. Fix: walls(x=(('inflow', U), 'outflow')).")
+        a = axes[0]
+        h_face = self.grid.spacing[1 - a]
+        inflow = pressure._inflow_normal(self.bc, a, u.shape[1:], t, u.dtype)
+        outflow = jax.lax.slice_in_dim(u[a], u.shape[1 + a] - 1, u.shape[1 + a], axis=a)
+        return jnp.sum(inflow) * h_face, jnp.sum(outflow) * h_face
 
     def advective_radius(self, t, u):
         return sum(jnp.max(jnp.abs(u[a])) / h for a, h in enumerate(self.grid.spacing))

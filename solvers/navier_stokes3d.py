@@ -171,7 +171,7 @@ class NavierStokes3D(AbstractProjectedIMEXEquation):
         return 2.0 * self.advective_radius(t, u) if self.advection == "van_leer" and u is not None else 0.0
 
     # -- projection and stability ----------------------------------------------------
-    def project(self, u: State) -> State:
+    def project(self, u: State, t=0.0) -> State:
         return pressure.project(u, self.grid, self.bc)
 
     def divergence(self, u: State):

@@ -1,6 +1,6 @@
 r"""Pressure Poisson solves and the projection of a staggered (MAC) velocity.
 
-Grid convention (every array here is periodic, with ``n`` values per axis): a cell
+Grid convention (``n`` values per axis; periodic unless ``bc`` says otherwise): a cell
 field ``p[i, j]`` sits at the cell centre ``(x_{i+1/2}, y_{j+1/2})``; the velocity
 component ``u_a`` sits on the *lower* faces normal to axis ``a``, offset 0 along ``a``
 and 1/2 along the others, so ``u[i, j]`` is at ``(x_i, y_{j+1/2})`` and ``v[i, j]``
@@ -37,6 +37,30 @@ Poisson solves (``solve_poisson``):
   h^2``. Again only the constant mode has eigenvalue 0, ``sum(D u)`` telescopes to
   the (zero) wall fluxes, and the gauge ``mean(p) = 0`` is set explicitly (the DCT's
   mode 0 is the mean).
+* ``"cg"`` (any of the boundary conditions here; ``"auto"`` picks it where no fast
+  transform applies): preconditioned conjugate gradients (lineax) on the matrix-free
+  operator ``-D G``, built from the very ``divergence`` and ``gradient`` the
+  projection applies, so ``D P u`` is the solver's residual: ``max|D P u| <~ rtol
+  max|D u|`` (measured 7e-13 relative at ``rtol = 1e-12`` with the Jacobi
+  preconditioner, 2e-16 with the transform one on a walled grid;
+  tests/test_pressure_cg.py).
+  ``-D G`` is symmetric positive semi-definite; where it is singular (no Dirichlet
+  pressure face) CG solves ``(-D G + c P_0) p = -rhs`` with ``P_0 p = mean(p)`` and
+  ``c = sum_a 1 / h_a^2``: definite, and for a zero-mean ``rhs`` (checked, as above)
+  summing its rows gives ``c mean(p) = 0``, so it is the same gauged solution; the
+  mean left at the solver tolerance is removed at the end. Preconditioner
+  (``preconditioner=``): ``"transform"`` (the default; the FFT/DCT solve of the same
+  operator with every non-periodic axis taken as a Neumann wall and the constant
+  mode mapped to ``1 / c``: the exact inverse on periodic and walled grids; with an
+  outflow that of the nearby all-Neumann problem, differing in the outflow cell
+  layer only, the constant mode divided by its Rayleigh quotient ``sum 2 / (n_a
+  h_a^2)``) or ``"jacobi"`` (the diagonal of ``-D G``). Stopping test:
+  ``max|r| <= rtol max|rhs|`` (default ``rtol`` 1e-12 in float64, 1e-5 in float32);
+  a solve that misses it within ``max_steps`` raises (an equinox runtime error under
+  ``jit``), never returns a poor pressure silently. Differentiated implicitly
+  (``lineax.linear_solve``): the backward pass is one transposed CG solve with the
+  same operator, not backpropagation through the iterations, so its memory does not
+  grow with their number.
 
 Walls (any non-periodic axis of ``bc``: ``nnpde.Dirichlet`` or ``nnpde.Neumann`` on
 both sides; the pressure sees only that the normal velocity vanishes there). Of the
@@ -46,8 +70,21 @@ it first), and the high wall face ``n`` is not stored (it is 0). The divergence 
 reads ``u[n] = 0``, the gradient is 0 on the wall face 0, and ``P u`` has zero normal
 velocity on every wall and discrete divergence at round-off.
 
+Inflow and outflow (``Inflow`` on the low side and ``Outflow`` on the high side of
+one axis, a "channel" axis; ``solvers.navier_stokes.walls``). The normal velocity on
+the inflow face 0 is prescribed data (enters ``D u`` at time ``t``), and the outflow
+face ``n`` is an unknown: of the ``n + 1`` faces the state stores faces ``1 .. n``
+(index ``i`` is face ``i + 1``, the upper faces). On the outflow face ``p = 0``
+(ghost ``-p[n - 1]``, second order), so ``(G p)_n = -2 p[n - 1] / h``: ``D G`` is the
+5-point Laplacian with Neumann rows at the inflow and Dirichlet rows at the outflow,
+symmetric negative definite (no gauge, no compatibility condition; ``P`` is a
+projection, orthogonal in the inner product that halves the outflow faces' weight).
+No fast transform is used for it: ``"auto"`` picks ``"cg"``. Summing ``D P u = 0``
+over the domain gives outflow flux = inflow flux to the solver tolerance.
+
 Reference: Chorin, Math. Comp. 22 (1968) 745 (projection); Schumann & Sweet, J.
-Comput. Phys. 20 (1976) 171 (fast transform Poisson solves).
+Comput. Phys. 20 (1976) 171 (fast transform Poisson solves); Saad, *Iterative Methods
+for Sparse Linear Systems*, 2nd ed., SIAM 2003, sec. 9.2 (preconditioned CG).
 """
 
 from __future__ import annotations
@@ -57,6 +94,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import jax.scipy.fft as jfft
+import lineax as lx
 import numpy as np
 
 import nnpde
@@ -68,8 +106,58 @@ from nnpde import Field, State, _spectral
 _COMPATIBILITY_TOLERANCE = 1e-10
 
 
+class Inflow(nnpde.Dirichlet):
+    """An inflow face: the velocity is prescribed there, ``normal`` (into the domain
+    for a positive value on the low side) and ``tangential`` (along the other axis).
+
+    Each is a scalar, an array on the face (the other axis's ``n`` cell centres) or a
+    function ``g(t)`` returning either. An inflow is a Dirichlet velocity condition;
+    ``value`` (or ``function(t)``) holds ``stack([normal, tangential])``.
+    """
+
+    def __init__(self, normal=0.0, tangential=0.0):
+        if callable(normal) or callable(tangential):
+
+            def value(t):
+                parts = (g(t) if callable(g) else g for g in (normal, tangential))
+                return jnp.stack(jnp.broadcast_arrays(*(jnp.asarray(x) for x in parts)))
+
+            self.value, self.function = None, value
+        else:
+            self.value = jnp.stack(jnp.broadcast_arrays(jnp.asarray(normal), jnp.asarray(tangential)))
+            self.function = None
+
+
+class Outflow(nnpde.Neumann):
+    """An outflow face: zero normal gradient of both velocity components, ``p = 0``."""
+
+    def __init__(self, value=0.0):
+        if not (isinstance(value, (int, float)) and value == 0.0):
+            raise ValueError(f"An outflow has zero normal velocity gradient, got {value!r}. Fix: Outflow().")
+        self.value, self.function = 0.0, None
+
+
+def _layout(bc: nnpde.BoundaryConditions, a: int) -> str:
+    """``"periodic"``, ``"wall"`` or ``"channel"`` (inflow low, outflow high) for axis ``a``."""
+    if bc.is_periodic(a):
+        return "periodic"
+    lo, hi = bc.sides[a]
+    if isinstance(lo, Inflow) and isinstance(hi, Outflow):
+        return "channel"
+    if isinstance(lo, (Inflow, Outflow)) or isinstance(hi, (Inflow, Outflow)):
+        names = (type(lo).__name__, type(hi).__name__)
+        raise ValueError(
+            f"Axis {a} has sides {names}; an outflow needs the inflow on the low side and the outflow on the "
+            "high side of the same axis (one outflow per axis: with p = 0 there the flux leaving balances the "
+            "inflow). An inflow against a wall, two outflows or an outflow alone are not supported. "
+            "Fix: e.g. walls(x=(('inflow', profile), 'outflow'), y='no_slip'); flip the axis to put the "
+            "inflow at the low side."
+        )
+    return "wall"
+
+
 def _check_grid(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> tuple[str, ...]:
-    """Per-axis transform of the pressure operator, or a clear refusal."""
+    """Per-axis transform of the pressure operator (``"cg"`` on a channel axis), or a clear refusal."""
     if not isinstance(grid, nnpde.Grid):
         raise TypeError(f"grid must be an nnpde.Grid, got {type(grid).__name__}.")
     if not isinstance(bc, nnpde.BoundaryConditions):
@@ -81,11 +169,20 @@ def _check_grid(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> tuple[str, ..
         raise ValueError(
             f"Boundary conditions are for {bc.ndim} axes but the grid has {grid.ndim} (shape {grid.shape})."
         )
-    return tuple("fft" if bc.is_periodic(a) else "dct" for a in range(grid.ndim))
+    return tuple({"periodic": "fft", "wall": "dct", "channel": "cg"}[_layout(bc, a)] for a in range(grid.ndim))
+
+
+def _layouts(bc: nnpde.BoundaryConditions | None, ndim: int) -> tuple[str, ...]:
+    return ("periodic",) * ndim if bc is None else tuple(_layout(bc, a) for a in range(bc.ndim))
 
 
 def _wall_axes(bc: nnpde.BoundaryConditions) -> tuple[int, ...]:
-    return tuple(a for a in range(bc.ndim) if not bc.is_periodic(a))
+    return tuple(a for a in range(bc.ndim) if _layout(bc, a) == "wall")
+
+
+def _singular(kinds: tuple[str, ...]) -> bool:
+    """Without a Dirichlet pressure face (an outflow) ``D G`` annihilates constants."""
+    return "cg" not in kinds
 
 
 @functools.cache
@@ -142,13 +239,19 @@ def _solve_dct(rhs, grid: nnpde.Grid, kinds: tuple[str, ...]):
 
 
 _SOLVERS = {"fft": lambda rhs, grid, kinds: _solve_fft(rhs, grid), "dct": _solve_dct}
+PRECONDITIONERS = ("transform", "jacobi")
 
 
 def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
     if solver == "auto":
-        return "fft" if set(kinds) == {"fft"} else "dct"
-    if solver not in _SOLVERS:
-        raise ValueError(f"solver must be 'auto' or one of {sorted(_SOLVERS)}, got {solver!r}.")
+        return "cg" if "cg" in kinds else ("fft" if set(kinds) == {"fft"} else "dct")
+    if solver not in (*_SOLVERS, "cg"):
+        raise ValueError(f"solver must be 'auto', 'cg' or one of {sorted(_SOLVERS)}, got {solver!r}.")
+    if solver != "cg" and "cg" in kinds:
+        raise ValueError(
+            f"solver={solver!r} has no fast transform for an inflow/outflow axis (per-axis kinds {kinds}: the "
+            "Dirichlet pressure face of the outflow). Fix: solver='cg' or 'auto'."
+        )
     if solver == "fft" and set(kinds) != {"fft"}:
         raise ValueError(
             f"solver='fft' needs periodic axes only, got per-axis kinds {kinds}. Fix: solver='dct' or 'auto'."
@@ -156,19 +259,135 @@ def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
     return solver
 
 
-def solve_poisson(rhs: Field, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, solver: str = "auto") -> Field:
+def _negative_laplacian(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions):
+    """``-D G p``: the projection's own operator, symmetric positive semi-definite."""
+    return -_divergence(gradient(p, grid, bc), grid, _layouts(bc, grid.ndim), None)
+
+
+def _jacobi_diagonal(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> np.ndarray:
+    """Diagonal of ``-D G``: ``2 / h^2`` per axis, ``1 / h^2`` in a cell next to a wall
+    or an inflow (no gradient through that face), ``3 / h^2`` next to an outflow (the
+    ghost ``-p`` of ``p = 0`` on the face)."""
+    total = np.zeros(grid.shape)
+    for a, (n, h, layout) in enumerate(zip(grid.shape, grid.spacing, _layouts(bc, grid.ndim))):
+        d = np.full(n, 2.0 / h**2)
+        if layout != "periodic":
+            d[0] -= 1.0 / h**2
+            d[-1] += (1.0 if layout == "channel" else -1.0) / h**2
+        total = total + d.reshape([n if i == a else 1 for i in range(grid.ndim)])
+    return total
+
+
+def _gauge_eigenvalue(grid: nnpde.Grid) -> float:
+    """``c`` of the gauge term ``c mean(p)`` that makes the singular ``-D G`` definite.
+
+    Any ``c > 0`` gives the same (mean-zero) solution; ``sum_a 1 / h_a^2`` sits inside
+    the spectrum of ``-D G``, so the regularised operator is no worse conditioned.
+    """
+    return float(sum(1.0 / h**2 for h in grid.spacing))
+
+
+def _constant_mode_eigenvalue(grid: nnpde.Grid, kinds: tuple[str, ...]) -> float:
+    """What the transform preconditioner divides the mean by: the gauge ``c`` of a
+    singular operator, else the Rayleigh quotient of the constant field under ``-D G``,
+    ``sum_a 2 / (n_a h_a^2)`` over the outflow axes (the outflow ghost's ``2 / h^2``)."""
+    if _singular(kinds):
+        return _gauge_eigenvalue(grid)
+    return float(sum(2.0 / (n * h**2) for n, h, k in zip(grid.shape, grid.spacing, kinds) if k == "cg"))
+
+
+def _solve_cg(rhs, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, kinds, *, preconditioner: str, rtol, max_steps):
+    """Preconditioned CG on ``(-D G [+ c P_0]) p = -rhs``, ``P_0 p = mean(p)`` (module docstring)."""
+    singular = _singular(kinds)
+    c = _gauge_eigenvalue(grid) if singular else 0.0
+    axes = tuple(range(rhs.ndim - grid.ndim, rhs.ndim))
+
+    def matvec(p):
+        # The gauge term acts on the constant mode alone, the null space of -D G: for a
+        # zero-mean rhs, summing the equations gives c mean(p) = 0, so the solution is
+        # the mean-zero solution of D G p = rhs, exactly as the transform solves fix it.
+        out = _negative_laplacian(p, grid, bc)
+        return out + c * jnp.mean(p, axis=axes, keepdims=True) if singular else out
+
+    if preconditioner == "transform":
+        # The fast solve with every outflow axis taken as a Neumann wall: on periodic
+        # and walled grids the exact inverse of the regularised operator (mode 0 ->
+        # 1 / c), with an outflow that of a nearby problem (the two differ in one cell
+        # layer), the constant mode scaled by its Rayleigh quotient.
+        fast = tuple("dct" if k == "cg" else k for k in kinds)
+        fast_solver = _pick_solver(fast, "auto")
+        zero_mode = _constant_mode_eigenvalue(grid, kinds)
+
+        def apply_preconditioner(r):
+            mean = jnp.mean(r, axis=axes, keepdims=True)
+            return -_SOLVERS[fast_solver](r - mean, grid, fast) + mean / zero_mode
+
+    elif preconditioner == "jacobi":
+        inverse_diagonal = jnp.asarray(1.0 / _jacobi_diagonal(grid, bc), dtype=rhs.dtype)
+
+        def apply_preconditioner(r):
+            return inverse_diagonal * r
+
+    else:
+        raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}.")
+    b = -rhs
+    rtol = rtol if rtol is not None else (1e-12 if rhs.dtype == jnp.float64 else 1e-5)
+    # lineax tests |r_i| <= atol + rtol |b_i| cell by cell; where b_i = 0 that would ask
+    # for an absolute residual of atol alone. atol = rtol max|b| makes the test the
+    # normwise relative residual max|r| <~ rtol max|b| (as nnpde.ThetaMethod does).
+    atol = rtol * jax.lax.stop_gradient(jnp.maximum(jnp.max(jnp.abs(b)), jnp.finfo(rhs.dtype).tiny))
+    structure = jax.eval_shape(lambda: b)
+    tags = (lx.symmetric_tag, lx.positive_semidefinite_tag)
+    operator = lx.FunctionLinearOperator(matvec, structure, tags=tags)
+    options = {"preconditioner": lx.FunctionLinearOperator(apply_preconditioner, structure, tags=tags)}
+    # throw=True: a solve that misses the tolerance within max_steps raises (under jit
+    # too, as an equinox runtime error) instead of returning a poor pressure.
+    solution = lx.linear_solve(
+        operator, b, lx.CG(rtol=rtol, atol=atol, max_steps=max_steps), options=options, throw=True
+    ).value
+    if singular:
+        # The iteration leaves mean(p) at the solver tolerance; remove it to round-off.
+        solution = solution - jnp.mean(solution, axis=axes, keepdims=True)
+    return solution
+
+
+def _solve(rhs, grid, bc, kinds, solver, *, preconditioner="transform", rtol=None, max_steps=None):
+    if solver == "cg":
+        return _solve_cg(rhs, grid, bc, kinds, preconditioner=preconditioner, rtol=rtol, max_steps=max_steps)
+    return _SOLVERS[solver](rhs, grid, kinds)
+
+
+def solve_poisson(
+    rhs: Field,
+    grid: nnpde.Grid,
+    bc: nnpde.BoundaryConditions,
+    *,
+    solver: str = "auto",
+    preconditioner: str = "transform",
+    rtol: float | None = None,
+    max_steps: int | None = None,
+) -> Field:
     """Solve ``laplacian_h p = rhs`` (5-point stencil, cell centres) with ``mean(p) = 0``.
 
     ``solver``: ``"auto"`` (the fast transform the boundary conditions allow),
-    ``"fft"`` (periodic axes only) or ``"dct"`` (Neumann ``dp/dn = 0`` on the wall
-    axes, DFT on the periodic ones). A concrete ``rhs`` with a mean beyond round-off
-    (relative ``1e-10``) is refused: the singular problem has no solution then.
+    ``"fft"`` (periodic axes only), ``"dct"`` (Neumann ``dp/dn = 0`` on the wall
+    axes, DFT on the periodic ones) or ``"cg"`` (preconditioned conjugate gradients on
+    the projection's operator ``D G``; module docstring). A concrete ``rhs`` with a
+    mean beyond round-off (relative ``1e-10``) is refused: the singular problem has no
+    solution then.
+
+    CG options (ignored by the transforms): ``preconditioner`` ``"transform"`` or
+    ``"jacobi"``; ``rtol``, the normwise relative residual ``max|r| <= rtol max|rhs|``
+    to reach (default 1e-12 in float64, 1e-5 in float32); ``max_steps`` (default
+    ``10 N``). Not converging raises.
     """
     kinds = _check_grid(grid, bc)
     solver = _pick_solver(kinds, solver)
+    if preconditioner not in PRECONDITIONERS:
+        raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}.")
     nnpde.check_field_shape(rhs, grid.shape, "rhs", what="field")
     rhs = nnpde.check_finite(rhs, "The Poisson right-hand side", "give finite values.")
-    if nnpde.is_concrete(rhs):
+    if _singular(kinds) and nnpde.is_concrete(rhs):
         mean, scale = float(jnp.mean(rhs)), float(jnp.max(jnp.abs(rhs)))
         if abs(mean) > _COMPATIBILITY_TOLERANCE * max(scale, np.finfo(float).tiny):
             raise ValueError(
@@ -176,19 +395,41 @@ def solve_poisson(rhs: Field, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *,
                 f"(max |rhs| {scale:.3e}). Fix: subtract the mean (the constant part has no periodic "
                 "solution), or check the source."
             )
-    return _SOLVERS[solver](rhs, grid, kinds)
+    return _solve(rhs, grid, bc, kinds, solver, preconditioner=preconditioner, rtol=rtol, max_steps=max_steps)
 
 
-def _shift_up(q, axis: int, wall: bool):
-    """``q[i + 1]`` along ``axis``: periodic wrap, or the (zero) high wall face at ``i = n - 1``."""
-    if not wall:
-        return jnp.roll(q, -1, axis=axis)
-    zero = jnp.zeros_like(jnp.take(q, jnp.array([0]), axis=axis))
-    return jnp.concatenate([jax.lax.slice_in_dim(q, 1, q.shape[axis], axis=axis), zero], axis=axis)
+def _inflow_normal(bc: nnpde.BoundaryConditions, a: int, shape, t, dtype):
+    """The normal inflow velocity on the low face of axis ``a``, shaped like one slice of ``shape``."""
+    face = list(shape)
+    face[a] = 1
+    value = jnp.asarray(bc.sides[a][0].at(t), dtype=dtype)[0]
+    if value.ndim == 1:  # a profile along the other axis (2-D)
+        value = jnp.expand_dims(value, a)
+    return jnp.broadcast_to(value, face)
+
+
+def _divergence(velocity, grid: nnpde.Grid, layouts: tuple[str, ...], inflow):
+    """``D u``; ``inflow[a]`` the low-face normal velocity of a channel axis, or None (0:
+    the homogeneous operator)."""
+    total = 0.0
+    for a, (h, layout) in enumerate(zip(grid.spacing, layouts)):
+        q = velocity[a]
+        if layout == "periodic":
+            total = total + (jnp.roll(q, -1, axis=a) - q) / h
+        elif layout == "wall":  # faces 0..n-1 stored, the high wall face n is 0
+            zero = jnp.zeros_like(jax.lax.slice_in_dim(q, 0, 1, axis=a))
+            total = total + (jnp.concatenate([jax.lax.slice_in_dim(q, 1, q.shape[a], axis=a), zero], axis=a) - q) / h
+        else:  # channel: faces 1..n stored, face 0 the inflow
+            first = jnp.zeros_like(jax.lax.slice_in_dim(q, 0, 1, axis=a)) if inflow is None else inflow[a]
+            below = jnp.concatenate([first, jax.lax.slice_in_dim(q, 0, q.shape[a] - 1, axis=a)], axis=a)
+            total = total + (q - below) / h
+    return total
 
 
 def enforce_walls(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
-    """Set the normal velocity on the stored (low) wall faces, index 0 of each wall axis, to 0."""
+    """Set the normal velocity on the stored (low) wall faces, index 0 of each wall axis, to 0.
+
+    A channel (inflow/outflow) axis stores no prescribed face: nothing to set there."""
     if bc is None:
         return velocity
     for a in _wall_axes(bc):
@@ -196,55 +437,74 @@ def enforce_walls(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | Non
     return velocity
 
 
-def divergence(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
+def divergence(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None, t=0.0):
     """MAC divergence at cell centres of a face velocity ``(ndim, *grid.shape)``.
 
     ``bc=None`` means periodic on every axis. On a wall axis the unstored high wall
     face is 0 and the stored low one (index 0) is used as given (0 for a valid state).
+    On a channel axis the stored faces are ``1 .. n`` and the inflow face 0 carries the
+    inflow's normal velocity at time ``t``.
     """
-    walls = set(_wall_axes(bc)) if bc is not None else set()
-    return sum(
-        (_shift_up(velocity[a], a, a in walls) - velocity[a]) / h for a, h in zip(range(grid.ndim), grid.spacing)
-    )
+    layouts = _layouts(bc, grid.ndim)
+    inflow = {
+        a: _inflow_normal(bc, a, velocity.shape[1:], t, velocity.dtype) for a, k in enumerate(layouts) if k == "channel"
+    }
+    return _divergence(velocity, grid, layouts, inflow)
 
 
 def gradient(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
-    """MAC gradient on the lower faces of a cell field: ``(ndim, *grid.shape)``.
+    """MAC gradient on the stored faces of a cell field: ``(ndim, *grid.shape)``.
 
     ``bc=None`` means periodic on every axis; on a wall axis the gradient on the wall
-    face (index 0) is 0, since the normal velocity there is prescribed.
+    face (index 0) is 0, since the normal velocity there is prescribed. On a channel
+    axis index ``i`` is face ``i + 1``: ``(p[i + 1] - p[i]) / h``, and on the outflow
+    face ``n`` ``(0 - p[n - 1]) / (h / 2)`` (``p = 0`` on the face; ghost ``-p[n - 1]``).
     """
-    walls = set(_wall_axes(bc)) if bc is not None else set()
     parts = []
-    for a, h in enumerate(grid.spacing):
+    for a, (h, layout) in enumerate(zip(grid.spacing, _layouts(bc, grid.ndim))):
+        if layout == "channel":
+            last = jax.lax.slice_in_dim(p, p.shape[a] - 1, p.shape[a], axis=a)
+            above = jnp.concatenate([jax.lax.slice_in_dim(p, 1, p.shape[a], axis=a), -last], axis=a)
+            parts.append((above - p) / h)
+            continue
         g = (p - jnp.roll(p, 1, axis=a)) / h
-        if a in walls:
+        if layout == "wall":
             g = g.at[(slice(None),) * a + (0,)].set(0.0)
         parts.append(g)
     return jnp.stack(parts)
 
 
-def pressure(velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> Field:
-    """The ``p`` of the projection: ``laplacian_h p = D u``, ``mean(p) = 0``.
+def pressure(
+    velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, t=0.0, solver: str = "auto", **options
+) -> Field:
+    """The ``p`` of the projection: ``laplacian_h p = D u``, ``mean(p) = 0`` (``p = 0``
+    on the outflow face instead, where there is one; ``t``: the inflow's time).
 
     For a velocity increment ``dt * f`` this is ``dt`` times the kinematic pressure
     (pressure over density) that keeps the flow divergence-free.
     With walls the normal velocity on the wall faces is taken as 0 (``enforce_walls``).
+    ``solver`` and the CG ``options`` (``preconditioner``, ``rtol``, ``max_steps``)
+    are those of ``solve_poisson``.
     """
     kinds = _check_grid(grid, bc)
-    solver = _pick_solver(kinds, "auto")
+    solver = _pick_solver(kinds, solver)
     velocity = enforce_walls(velocity, grid, bc)
-    return _SOLVERS[solver](divergence(velocity, grid, bc), grid, kinds)
+    return _solve(divergence(velocity, grid, bc, t), grid, bc, kinds, solver, **options)
 
 
-def project(velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> State:
+def project(
+    velocity: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, t=0.0, solver: str = "auto", **options
+) -> State:
     """``u - G p`` with ``D G p = D u``: the divergence-free part of a MAC velocity.
 
     With walls the wall faces' normal velocity is first set to 0 (``enforce_walls``),
-    so ``P u`` satisfies the no-penetration condition and is idempotent.
+    so ``P u`` satisfies the no-penetration condition and is idempotent. ``solver``
+    and ``options`` as in ``pressure``; with ``"cg"`` the divergence left is the
+    solver's residual, ``max|D P u| <~ rtol max|D u|``. ``t``: the time of the
+    inflow data (an inflow enters ``D u``).
     """
     kinds = _check_grid(grid, bc)
     velocity = enforce_walls(velocity, grid, bc)
-    solver = _pick_solver(kinds, "auto")
-    p = _SOLVERS[solver](divergence(velocity, grid, bc), grid, kinds)
+    solver = _pick_solver(kinds, solver)
+    p = _solve(divergence(velocity, grid, bc, t), grid, bc, kinds, solver, **options)
     return velocity - gradient(p, grid, bc)
