@@ -61,6 +61,7 @@ def _one_run(config_path, overrides, out: Path, seed: int, ranks: int, max_steps
     if ranks > 1:
         command = [_mpirun(), "-n", str(ranks), *command]
     run_dir.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]  # other work on the machine inflates the time: disclose it
     began = time.perf_counter()
     with open(run_dir / "stdout.txt", "w") as stdout:
         code = subprocess.run(command, stdout=stdout, stderr=subprocess.STDOUT, check=False).returncode
@@ -79,6 +80,7 @@ def _one_run(config_path, overrides, out: Path, seed: int, ranks: int, max_steps
         "reached_target": status == "success" and code == 0,
         "time_to_train_seconds": (stop["time_ms"] - start) / 1000 if start and "time_ms" in stop else None,
         "process_seconds": round(process_seconds, 3),
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "steps": stop.get("metadata", {}).get("step"),
         "evaluations": [e["value"] for e in by_key.get("eval_accuracy", [])],
         "data_staging_seconds": next((e["value"] for e in by_key.get("data_staging", []) if e["value"]), None),
@@ -227,6 +229,9 @@ def _disclosure(report: dict, task) -> str:
         "",
         "## Commands",
         *[f"- seed {r['seed']}: `{r['command']}`" for r in report["runs"]],
+        "",
+        "## Machine load (1-minute load average before / after each run; other work inflates the times)",
+        *[f"- seed {r['seed']}: {r.get('load_average_1min')}" for r in report["runs"]],
         "",
         "## Full configuration",
         "```json",
