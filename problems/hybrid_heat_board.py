@@ -3,7 +3,8 @@ r"""A board with sub-grid copper traces and hot spots: the heat-dissipation hybr
 ``dT/dt = div(k grad T) + q`` on the unit square (non-dimensional: FR-4 laminate
 ``k = 1``, ``rho c = 1``), the bottom edge held at ``T = 0`` (the heat sink), the other
 edges insulated. The conductivity is a fine-scale field: copper traces ``k = K_COPPER``
-(the copper-to-laminate contrast of a thin copper layer) ONE fine cell wide, a quarter
+(a reduced contrast: copper over FR-4 is about 1000, which only stiffens the solves)
+ONE fine cell wide, a quarter
 of a coarse cell: four horizontal traces under the components and a vertical bus that
 carries their heat down to the sink. ``q`` is ``N_CHIPS`` Gaussian hot spots of width
 ``SPOT_WIDTH`` (sub-grid too), total power ``POWER``, sitting on the traces: an

@@ -11,8 +11,10 @@ same CFL number on both grids).
 
 Initial states are turbulent: a random velocity (``kolmogorov.initial_velocity``,
 seeded) is spun up on the FINE grid for ``spinup`` time units, then the flow is
-sampled every ``spacing`` time units along the same trajectory (Kochkov et al. draw
-their initial states the same way). Fine states are restricted to the coarse grid by
+sampled every ``spacing`` time units along the same trajectory. (Measured at 128^2
+from seed 1000: the kinetic energy peaks near t = 6 and settles to 32-39 by t = 14-20,
+with max |u|, |v| about 3-4; the fine step ``DT / 8`` is stable up to
+``max|u| + max|v| ~ 9``, checked at every step.) Fine states are restricted to the coarse grid by
 face averaging (``nnpde.downsample`` with ``stagger=(0, 1)``): each coarse face
 carries the fine flux through it, so the coarse states are divergence-free to
 round-off.
