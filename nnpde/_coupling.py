@@ -82,18 +82,38 @@ class CorrectedStepper(AbstractStepper):
     corrected stepper is exactly the solver. ``physics_gradient=False`` stops gradients
     through ``S`` (the correction still sees the solver's output; Um et al. 2020
     compare both): set it with ``nnpde.stop_physics_gradient``.
+
+    ``project=True`` (incompressible flow: ``S`` a ``ProjectedRK``): the correction is
+    projected, ``u_{n+1} = S(u_n) + s P N(u_n)``, so the corrected state stays
+    divergence-free (and satisfies no-penetration). This is "correct, then project":
+    ``P`` is linear and ``S(u_n)`` is already divergence-free, so it equals
+    ``P(S(u_n) + s N(u_n))``, while a zero network still gives exactly ``S``.
     """
 
     stepper: AbstractStepper
     network: Callable
     scale: float = eqx.field(static=True)
     physics_gradient: bool = eqx.field(static=True)
+    project: bool = eqx.field(static=True)
 
-    def __init__(self, stepper: AbstractStepper, network: Callable, *, scale: float = 1.0, physics_gradient=True):
+    def __init__(
+        self,
+        stepper: AbstractStepper,
+        network: Callable,
+        *,
+        scale: float = 1.0,
+        physics_gradient=True,
+        project: bool = False,
+    ):
         if not isinstance(stepper, AbstractStepper):
             raise TypeError(
                 f"CorrectedStepper needs an nnpde stepper, got {type(stepper).__name__}. "
                 "Fix: wrap the equation first, e.g. nnpde.ExplicitRK(equation, dt=...)."
+            )
+        if project and not callable(getattr(stepper.equation, "project", None)):
+            raise ValueError(
+                f"project=True needs an equation with a projection, got {type(stepper.equation).__name__}. "
+                "Fix: use project=True only with a projected equation (nnpde.AbstractProjectedEquation)."
             )
         shape = stepper.equation.state_shape
         _check_fits(
@@ -106,6 +126,7 @@ class CorrectedStepper(AbstractStepper):
         )
         self.stepper, self.network = stepper, network
         self.scale, self.physics_gradient = _check_scale(scale), bool(physics_gradient)
+        self.project = bool(project)
 
     @property
     def equation(self) -> AbstractEquation:
@@ -119,7 +140,10 @@ class CorrectedStepper(AbstractStepper):
         solved = self.stepper(u, t)
         if not self.physics_gradient:
             solved = jax.lax.stop_gradient(solved)
-        return solved + self.scale * self.network(u)
+        correction = self.network(u)
+        if self.project:
+            correction = self.equation.project(correction)
+        return solved + self.scale * correction
 
 
 class Emulator(AbstractStepper):

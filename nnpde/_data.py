@@ -41,7 +41,7 @@ def _positive_int(value, name: str, fix: str) -> int:
     return value
 
 
-def downsample(u, factor: int, *, ndim: int):
+def downsample(u, factor: int, *, ndim: int, stagger=None):
     """Block average of the last ``ndim`` axes by ``factor``: the conservative restriction.
 
     For cell-centred fields a coarse cell's value is the mean of the ``factor**ndim``
@@ -50,6 +50,16 @@ def downsample(u, factor: int, *, ndim: int):
     piecewise-constant field on the coarse cells is reproduced exactly. The fine cell
     counts must be divisible by ``factor``. Leading axes (channels, time, samples) are
     untouched: a state or a trajectory. ``factor=1`` returns ``u``. Jit-able.
+
+    ``stagger``: for a staggered (MAC) state, one entry per channel (the axis just
+    before the spatial ones): ``None`` for a cell-centred channel (block average as
+    above) or the spatial axis ``a`` whose LOWER faces the channel lives on (index
+    ``i`` at ``x_a = i h``). A face channel keeps every ``factor``-th face along ``a``
+    (the coarse faces are fine faces) and averages over the ``factor**(ndim-1)`` fine
+    faces that make up the coarse face: the coarse flux through each coarse face is
+    the fine flux through it, so a discretely divergence-free fine velocity restricts
+    to a discretely divergence-free coarse one (the coarse divergence of a cell is the
+    mean of the fine divergences inside it).
     """
     factor = _positive_int(factor, "downsample factor", "pass an integer such as 2 or 4.")
     try:
@@ -68,6 +78,8 @@ def downsample(u, factor: int, *, ndim: int):
             f"downsample: the spatial shape {spatial} is not divisible by factor={factor}. "
             f"Fix: choose a factor dividing every axis, or a fine grid of a multiple of {factor} cells per axis."
         )
+    if stagger is not None:
+        return _downsample_staggered(u, factor, ndim, tuple(stagger))
     if factor == 1:
         return u
     blocked = u.reshape(*lead, *(m for n in spatial for m in (n // factor, factor)))
@@ -75,8 +87,36 @@ def downsample(u, factor: int, *, ndim: int):
     return jnp.mean(blocked, axis=block_axes)
 
 
+def _downsample_staggered(u, factor: int, ndim: int, stagger: tuple):
+    channels = u.shape[u.ndim - ndim - 1] if u.ndim > ndim else None
+    if channels != len(stagger) or any(s is not None and s not in range(ndim) for s in stagger):
+        raise ValueError(
+            f"downsample: stagger must give, for each of the {channels} channels, None (cell-centred) or the spatial "
+            f"axis 0..{ndim - 1} of the channel's faces, got stagger={stagger!r}. Fix: e.g. stagger=(0, 1) for a 2-D "
+            "MAC velocity, (0, 1, None) for velocity plus a cell-centred temperature."
+        )
+    out = []
+    for c, axis in enumerate(stagger):
+        field = jnp.take(u, c, axis=u.ndim - ndim - 1)
+        if axis is None:
+            out.append(downsample(field, factor, ndim=ndim))
+            continue
+        # the coarse faces along `axis` are every factor-th fine face; average across the others
+        first = field.ndim - ndim + axis
+        faces = jax.lax.slice_in_dim(field, 0, field.shape[first], stride=factor, axis=first)
+        lead = faces.shape[: faces.ndim - ndim]
+        shape = [
+            m
+            for a, n in enumerate(faces.shape[faces.ndim - ndim :])
+            for m in ((n, 1) if a == axis else (n // factor, factor))
+        ]
+        blocked = faces.reshape(*lead, *shape)
+        out.append(jnp.mean(blocked, axis=tuple(len(lead) + 2 * a + 1 for a in range(ndim))))
+    return jnp.stack(out, axis=u.ndim - ndim - 1)
+
+
 def generate_trajectories(
-    step: Callable, initial_states, n_steps: int, *, save_every: int = 1, factor: int = 1, ndim: int
+    step: Callable, initial_states, n_steps: int, *, save_every: int = 1, factor: int = 1, ndim: int, stagger=None
 ):
     """Run ``step`` from each initial state and keep every ``save_every``-th state.
 
@@ -89,6 +129,7 @@ def generate_trajectories(
     held in memory. Returns ``(N, n_saved, C, *coarse_spatial)`` with
     ``coarse_spatial = spatial // factor``. Saved state ``i`` is at time
     ``i * save_every * dt``. A non-finite result raises, naming the sample.
+    ``stagger``: per-channel face axes of a staggered state (see ``downsample``).
     """
     try:
         n_steps = operator.index(n_steps)
@@ -128,11 +169,11 @@ def generate_trajectories(
 
     def advance(u, _):
         u = jax.lax.fori_loop(0, save_every, lambda _, v: step(v), u)
-        return u, downsample(u, factor, ndim=ndim)
+        return u, downsample(u, factor, ndim=ndim, stagger=stagger)
 
     def one(u):
         _, saved = jax.lax.scan(advance, u, None, length=n_steps // save_every)
-        return jnp.concatenate([downsample(u, factor, ndim=ndim)[None], saved])
+        return jnp.concatenate([downsample(u, factor, ndim=ndim, stagger=stagger)[None], saved])
 
     trajectories = jax.jit(jax.vmap(one))(u0)
     if is_concrete(trajectories):

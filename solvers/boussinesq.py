@@ -154,9 +154,12 @@ class Boussinesq2D(AbstractProjectedEquation):
         radius = sum(jnp.max(jnp.abs(state[a])) / h for a, h in enumerate(self.grid.spacing))
         if self.rayleigh > 0:
             padded = self.temperature_bc.pad(state[2], 1, self.grid.spacing, t=t)
-            gradient = max(
-                jnp.max(jnp.abs(fd.face_gradient(padded, h, a, ndim=2, width=1)))
-                for a, h in enumerate(self.grid.spacing)
+            # jnp.maximum, not Python's max: the state is traced when a stepper runs under jit
+            gradient = jnp.maximum(
+                *(
+                    jnp.max(jnp.abs(fd.face_gradient(padded, h, a, ndim=2, width=1)))
+                    for a, h in enumerate(self.grid.spacing)
+                )
             )
             radius = radius + jnp.sqrt(self.rayleigh * self.prandtl * gradient)
         return radius

@@ -32,6 +32,35 @@ def test_downsample_is_exact_for_piecewise_constant_fields_and_keeps_the_mean():
         _data.downsample(u, 0, ndim=2)
 
 
+def test_staggered_downsample_keeps_a_mac_velocity_divergence_free():
+    """Face averaging (stagger) restricts a divergence-free MAC field to a divergence-free
+    coarse one; the cell-centred block average of the same field does not."""
+    from problems import kolmogorov
+    from solvers import pressure
+
+    fine_grid, coarse_grid = kolmogorov.make_grid(32), kolmogorov.make_grid(8)
+    bc = kolmogorov.make_equation(coarse_grid).flow.bc
+    u = kolmogorov.initial_velocity(fine_grid, 3, max_velocity=1.0)
+    assert float(jnp.max(jnp.abs(pressure.divergence(u, fine_grid, bc)))) < 1e-12
+    faces = _data.downsample(u, 4, ndim=2, stagger=(0, 1))
+    blocks = _data.downsample(u, 4, ndim=2)
+    div_faces = float(jnp.max(jnp.abs(pressure.divergence(faces, coarse_grid, bc))))
+    div_blocks = float(jnp.max(jnp.abs(pressure.divergence(blocks, coarse_grid, bc))))
+    assert faces.shape == (2, 8, 8)
+    assert div_faces < 1e-12 and div_blocks > 1e-3, f"face average {div_faces:.3g}, block average {div_blocks:.3g}"
+    # a coarse u-face value is the mean of the fine u on the fine faces that make it up
+    assert abs(float(faces[0, 1, 2]) - float(jnp.mean(u[0, 4, 8:12]))) < 1e-14
+    # a cell-centred channel is block-averaged as without stagger; leading axes pass through
+    state = jnp.concatenate([u, u[:1] ** 2])[None]
+    mixed = _data.downsample(state, 4, ndim=2, stagger=(0, 1, None))
+    assert float(jnp.max(jnp.abs(mixed[0, 2] - _data.downsample(u[0] ** 2, 4, ndim=2)))) < 1e-14
+    assert float(jnp.max(jnp.abs(mixed[0, :2] - faces))) == 0.0
+    with pytest.raises(ValueError, match=r"stagger must give, for each of the 2 channels.*Fix"):
+        _data.downsample(u, 4, ndim=2, stagger=(0,))
+    with pytest.raises(ValueError, match="stagger"):
+        _data.downsample(u, 4, ndim=2, stagger=(0, 2))
+
+
 def _diffusion_step(u):
     lap = jnp.roll(u, 1, axis=-1) - 2 * u + jnp.roll(u, -1, axis=-1)
     return u + 0.25 * lap

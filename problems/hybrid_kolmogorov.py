@@ -1,0 +1,168 @@
+r"""Kolmogorov flow on a grid 8x coarser than the reference: the setting of Kochkov et al.
+
+The forced, damped 2-D Navier-Stokes flow of ``problems.kolmogorov`` (Kochkov et al.,
+PNAS 118 (2021) e2101784118, their Re = 1000 case: forcing ``sin(4 y)``, ``nu = 1e-3``,
+drag ``0.1``) on ``[0, 2 pi]^2``, periodic. The reference runs ``resolution * factor``
+cells per side (default 128^2: 256^2 is too slow to spin up on a few CPU cores), the
+coarse solver ``resolution`` (default 16^2, 8x coarser), both with the van Leer
+advection, the MAC grid and projected RK4 (``nnpde.ProjectedRK``). The coarse step is
+``DT``; the reference takes ``factor`` steps of ``DT / factor`` per coarse step (the
+same CFL number on both grids).
+
+Initial states are turbulent: a random velocity (``kolmogorov.initial_velocity``,
+seeded) is spun up on the FINE grid for ``spinup`` time units, then the flow is
+sampled every ``spacing`` time units along the same trajectory. (Measured at 128^2
+from seed 1000: the kinetic energy peaks near t = 6 and settles to 32-39 by t = 14-20,
+with max |u|, |v| about 3-4; the fine step ``DT / 8`` is stable up to
+``max|u| + max|v| ~ 9``, checked at every step.) Fine states are restricted to the coarse grid by
+face averaging (``nnpde.downsample`` with ``stagger=(0, 1)``): each coarse face
+carries the fine flux through it, so the coarse states are divergence-free to
+round-off.
+
+The learned model (``"correction"``) is ``u_{n+1} = S(u_n) + DT * P N(u_n)``: the
+coarse projected RK4 step ``S`` plus a periodic CNN's correction, projected
+(``nnpde.CorrectedStepper(project=True)``), so the corrected flow stays
+divergence-free.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+from flax import nnx
+
+import nnpde
+from problems import kolmogorov
+
+COARSE = 16
+FACTOR = 8
+DT = 0.04  # fine step DT / 8 = 0.005: stable (van Leer, RK4) up to max|u| + max|v| ~ 9 at 128^2
+HORIZON = 16
+SPINUP = 20.0
+SPACING = 2.0
+MAX_VELOCITY = 3.0  # of the random field before the spin-up
+KINDS = ("correction",)
+STAGGER = (0, 1)  # u on the x-faces, v on the y-faces
+
+
+def equation(resolution: int) -> kolmogorov.DampedNavierStokes2D:
+    return kolmogorov.make_equation(kolmogorov.make_grid(resolution))
+
+
+def _check(name: str, value, minimum, fix: str, *, integer: bool = True) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not (value >= minimum and math.isfinite(value)):
+        what = "an int" if integer else "a finite number"
+        raise ValueError(f"{name} must be {what} >= {minimum}, got {value!r}. Fix: {fix}")
+
+
+def initial_states(seed: int, n_samples: int, fine: nnpde.ProjectedRK, *, spinup: float, spacing: float):
+    """``(n_samples, 2, n, n)`` fine turbulent states: the seeded random field spun up
+    for ``spinup`` (rounded up to a whole number of ``spacing``), then one state every
+    ``spacing`` along the same run (one scan for both)."""
+    grid = fine.equation.grid
+    u0 = fine.equation.project(kolmogorov.initial_velocity(grid, seed, max_velocity=MAX_VELOCITY))
+    n_space = max(1, round(spacing / fine.dt))
+    n_spin = math.ceil(round(spinup / fine.dt) / n_space)  # in units of n_space steps
+    run = nnpde.generate_trajectories(fine, u0[None], (n_spin + n_samples - 1) * n_space, save_every=n_space, ndim=2)
+    return run[0, n_spin:]
+
+
+def task(
+    *,
+    resolution: int = COARSE,
+    factor: int = FACTOR,
+    horizon: int = HORIZON,
+    spinup: float = SPINUP,
+    spacing: float = SPACING,
+    hidden: int = 32,
+    depth: int = 4,
+) -> nnpde.Task:
+    """The Kolmogorov-flow task for ``nnpde train``: ``resolution`` coarse cells per
+    side, the reference ``factor`` times finer, initial states spun up for ``spinup``
+    and ``spacing`` apart, ``horizon`` coarse steps of ``DT``; a periodic CNN of
+    ``hidden`` channels and ``depth`` layers. ``TARGET_ERROR`` is stated for the
+    defaults."""
+    _check("resolution", resolution, 4, f"coarse cells per side, e.g. {COARSE}.")
+    _check("factor", factor, 1, f"the reference's refinement, e.g. {FACTOR}.")
+    _check("horizon", horizon, 1, f"coarse steps of the evaluation, e.g. {HORIZON}.")
+    _check("spinup", spinup, 0, f"time units on the fine grid, e.g. {SPINUP}.", integer=False)
+    _check("spacing", spacing, DT / factor, f"time between initial states, e.g. {SPACING}.", integer=False)
+    _check("hidden", hidden, 1, "e.g. 32.")
+    _check("depth", depth, 1, "e.g. 4.")
+    coarse = nnpde.ProjectedRK(equation(resolution), dt=DT, method="rk4")
+    fine = nnpde.ProjectedRK(equation(resolution * factor), dt=DT / factor, method="rk4")
+
+    def build(kind: str, seed: int):
+        if kind != "correction":
+            raise ValueError(f"Unknown model kind {kind!r}. Fix: use one of {KINDS}.")
+        net = nnpde.Network(
+            nnpde.networks.ConvNet(
+                2,
+                2,
+                ndim=2,
+                hidden=hidden,
+                depth=depth,
+                kernel_size=3,
+                periodic=(True, True),
+                zero_init=True,
+                rngs=nnx.Rngs(seed),
+            )
+        )
+        return nnpde.CorrectedStepper(coarse, net, scale=DT, project=True)
+
+    def reference(seed: int, n_samples: int, n_steps: int):
+        u0 = initial_states(seed, n_samples, fine, spinup=spinup, spacing=spacing)
+        return nnpde.generate_trajectories(
+            fine, u0, n_steps * factor, save_every=factor, factor=factor, ndim=2, stagger=STAGGER
+        )
+
+    def dataset_config(seed: int, n_samples: int, n_steps: int) -> dict:
+        return {
+            "problem": "hybrid_kolmogorov",
+            "resolution": resolution,
+            "factor": factor,
+            "dt": DT,
+            "spinup": spinup,
+            "spacing": spacing,
+            "max_velocity": MAX_VELOCITY,
+            "viscosity": kolmogorov.VISCOSITY,
+            "drag": kolmogorov.DRAG,
+            "forcing": [kolmogorov.WAVENUMBER, kolmogorov.AMPLITUDE],
+            "restriction": "MAC face average",
+            "seed": seed,
+            "n_samples": n_samples,
+            "n_steps": n_steps,
+            "dtype": jnp.zeros(()).dtype.name,
+        }
+
+    return nnpde.Task(
+        name="kolmogorov",
+        description=" ".join(__doc__.split("\n\n")[0:2]),
+        baseline=coarse,
+        build_model=build,
+        kinds=KINDS,
+        reference=reference,
+        dataset_config=dataset_config,
+        horizon=horizon,
+        target=TARGET_ERROR,
+        channels=("u", "v"),
+        units={"time": "1", "u": "1", "v": "1"},
+        attrs={
+            "resolution": resolution,
+            "factor": factor,
+            "dt": DT,
+            "spinup": spinup,
+            "spacing": spacing,
+            "hidden": hidden,
+            "depth": depth,
+            "staggering": "u at (x_face, y), v at (x, y_face): lower faces",
+        },
+    )
+
+
+# The declared accuracy: relative L2 error of (u, v) at the horizon (t = 0.64), averaged
+# over held-out trajectories. The plain 16 x 16 solver is at 0.308 there (8 trajectories,
+# eval seed 1000, float64); 0.12 is a 2.6x cut. Declared, not yet demonstrated.
+TARGET_ERROR = 0.12

@@ -1,0 +1,152 @@
+"""The flagship hybrid tasks (heat board, Kolmogorov flow, natural convection) at tiny
+sizes: each builds, generates finite reference data of the declared shape whose
+initial states meet their constraints, its zero-initialised models are the plain
+coarse solver exactly, and bad options are refused with the option named. The
+default configs load and build their tasks."""
+
+import math
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnpde
+from nnpde._config import load_config
+from nnpde._run import load_task
+from problems import hybrid_convection, hybrid_heat, hybrid_heat_board, hybrid_kolmogorov
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {
+    "heat_board": (hybrid_heat_board, dict(resolution=8, factor=2, horizon=2, substeps=1, hidden=4, depth=2)),
+    "kolmogorov": (
+        hybrid_kolmogorov,
+        dict(resolution=8, factor=2, horizon=2, spinup=0.2, spacing=0.1, hidden=4, depth=2),
+    ),
+    "convection": (hybrid_convection, dict(resolution=8, factor=2, horizon=2, spinup=5e-4, hidden=4, depth=2)),
+}
+CHANNELS = {"heat_board": 1, "kolmogorov": 2, "convection": 3}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Each tiny task with two reference trajectories (generated once)."""
+    out = {}
+    for name, (module, options) in TINY.items():
+        task = module.task(**options)
+        out[name] = (task, np.asarray(task.reference(0, 2, task.horizon)))
+    return out
+
+
+# One step of a model, compiled once per model structure (a perturbed network reuses it).
+_step = eqx.filter_jit(lambda model, u: model(u))
+
+
+def _perturbed(model, scale=0.1):
+    """``model`` with random (nonzero) network parameters."""
+    params, static = eqx.partition(model, nnpde.trainable(model))
+    leaves, tree = jax.tree.flatten(params)
+    rng = np.random.default_rng(0)
+    # numpy, not jax.random: no kernel to compile per parameter shape (seconds in all)
+    leaves = [jnp.asarray(np.asarray(x) + scale * rng.standard_normal(x.shape).astype(x.dtype)) for x in leaves]
+    return eqx.combine(jax.tree.unflatten(tree, leaves), static)
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_reference_data_is_finite_with_the_declared_shape(tiny, name):
+    task, data = tiny[name]
+    assert data.shape == (2, task.horizon + 1, CHANNELS[name], 8, 8)
+    assert task.baseline.equation.state_shape == data.shape[2:]
+    assert np.isfinite(data).all()
+    # the two samples are different states, and the flow / temperature evolves
+    assert np.abs(data[0, 0] - data[1, 0]).max() > 1e-3
+    assert np.abs(data[:, -1] - data[:, 0]).max() > 1e-6
+    assert task.name == name and task.target > 0
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_zero_initialised_models_are_the_plain_coarse_solver(tiny, name):
+    task, data = tiny[name]
+    u0 = jnp.asarray(data[0, 0])
+    plain = _step(task.baseline, u0)
+    for kind in task.kinds:
+        model = task.model(kind, seed=3)
+        diff = float(jnp.max(jnp.abs(_step(model, u0) - plain)))
+        assert diff == 0.0, f"{name} {kind}: differs from the plain solver by {diff}"
+        # and a trained (nonzero) network does change the step: the test above is not vacuous
+        moved = float(jnp.max(jnp.abs(_step(_perturbed(model), u0) - plain)))
+        assert moved > 1e-8, f"{name} {kind}: a nonzero network left the step unchanged ({moved})"
+
+
+@pytest.mark.parametrize("name", ["kolmogorov", "convection"])
+def test_coarse_flows_are_divergence_free_initially_and_after_a_corrected_step(tiny, name):
+    task, data = tiny[name]
+    eq = task.baseline.equation
+    speed = float(np.abs(data[:, 0, :2]).max())
+    scale = speed / min(eq.grid.spacing)  # the size of one velocity difference per cell
+    initial = max(float(jnp.max(jnp.abs(eq.divergence(jnp.asarray(u))))) for u in data[:, 0])
+    assert initial < 1e-12 * scale, f"{name}: coarse initial divergence {initial:.3g} (velocity scale {scale:.3g})"
+    corrected = _step(_perturbed(task.model("correction")), jnp.asarray(data[0, 0]))
+    after = float(jnp.max(jnp.abs(eq.divergence(corrected))))
+    assert after < 1e-12 * scale, f"{name}: divergence after a projected correction {after:.3g}"
+    if name == "convection":  # no-penetration: the wall faces (index 0 along the normal) stay at 0
+        assert float(jnp.max(jnp.abs(corrected[0, 0]))) == 0.0 and float(jnp.max(jnp.abs(corrected[1, :, 0]))) == 0.0
+
+
+def test_heat_initial_states_meet_the_wall_conditions():
+    """The initial temperatures (``hybrid_heat.initial_states``, shared by the heat board)
+    satisfy T = 0 at y = 0 and dT/dn = 0 on the other walls: the wall value and the
+    normal derivative of the quadratic through the three cells next to each wall vanish
+    at the order of those one-sided formulas (h^3 and h^2: cut 8x and 4x per halving)."""
+
+    def residuals(n):
+        u = np.asarray(hybrid_heat.initial_states(jax.random.key(0), 1, n)[0, 0])
+        h = 1.0 / n
+        wall_value = np.abs((15 * u[:, 0] - 10 * u[:, 1] + 3 * u[:, 2]) / 8).max()  # at y = 0
+        edges = (u, u[::-1], u.T[::-1])  # x = 0, x = 1, y = 1: cells ordered inwards from the wall
+        slope = max(np.abs(-2 * e[0] + 3 * e[1] - e[2]).max() for e in edges) / h
+        return wall_value, slope
+
+    (v32, s32), (v64, s64) = residuals(32), residuals(64)
+    assert v64 < v32 / 6, f"wall value {v32:.3g} -> {v64:.3g}"
+    assert s64 < s32 / 3.5, f"wall slope {s32:.3g} -> {s64:.3g}"
+
+
+def test_heat_board_traces_are_finer_than_the_coarse_grid():
+    """Copper traces one fine cell wide: every coarse cell they cross holds both copper and
+    laminate, so its block-averaged conductivity lies strictly between the two."""
+    task = hybrid_heat_board.task(**TINY["heat_board"][1])
+    fine = np.asarray(hybrid_heat_board.conductivity(16))
+    coarse = np.asarray(task.baseline.equation.conductivity)
+    assert set(np.unique(fine)) == {1.0, hybrid_heat_board.K_COPPER}
+    crossed = coarse > 1.0
+    assert crossed.any() and (coarse[crossed] < hybrid_heat_board.K_COPPER).all()
+    assert math.isclose(coarse.mean(), fine.mean(), rel_tol=1e-12)  # the arithmetic (block) average
+
+
+@pytest.mark.parametrize(
+    ("module", "options", "named"),
+    [
+        (hybrid_heat_board, dict(resolution=2), "resolution"),
+        (hybrid_heat_board, dict(factor=1), "factor"),
+        (hybrid_heat_board, dict(substeps=0), "substeps"),
+        (hybrid_kolmogorov, dict(horizon=0), "horizon"),
+        (hybrid_kolmogorov, dict(spacing=0.0), "spacing"),
+        (hybrid_kolmogorov, dict(factor=True), "factor"),
+        (hybrid_convection, dict(rayleigh=-1.0), "rayleigh"),
+        (hybrid_convection, dict(spinup=float("nan")), "spinup"),
+        (hybrid_convection, dict(hidden=0), "hidden"),
+    ],
+)
+def test_bad_options_are_refused_with_the_option_named(module, options, named):
+    with pytest.raises(ValueError, match=rf"^{named} must be .*got .*Fix:"):
+        module.task(**options)
+
+
+@pytest.mark.parametrize("name", ["heat_board", "kolmogorov", "convection"])
+def test_default_configs_load_and_build_their_tasks(name):
+    config = load_config(ROOT / f"scripts/configs/{name}.toml")
+    task = load_task(config)  # checks options, model kind and unroll <= horizon
+    assert task.name == name and config.model.kind in task.kinds
