@@ -212,8 +212,12 @@ def _disclosure(report: dict, task) -> str:
         f"- ranks: {report['ranks']}; groups: {report['groups']}; ranks per group: "
         f"{report['ranks'] // report['groups']}; devices per rank: 1",
         f"- batch per group: {t['batch_size']}; global batch: {t['batch_size'] * report['groups']}",
-        f"- cross-group averaging every {dist['every']} steps, max staleness {dist['max_staleness']}, "
-        f"wait-free {dist['wait_free']}, progress {dist['progress']}",
+        (
+            f"- cross-group averaging every {dist['every']} steps, max staleness {dist['max_staleness']}, "
+            f"wait-free {dist['wait_free']}, progress {dist['progress']}"
+            if report["groups"] > 1
+            else "- cross-group averaging: none (one group)"
+        ),
         "",
         "## Model, data, optimiser",
         f"- problem: {cfg['problem']['module']} options {cfg['problem']['options']}; model kind "
