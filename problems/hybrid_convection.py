@@ -92,8 +92,8 @@ class TemperatureClosure(nnpde.AbstractProjectedEquation):
         rate = self.flow(t, state, args)
         return rate.at[2].add(self.scale * self.network(state)[0])
 
-    def project(self, state):
-        return self.flow.project(state)
+    def project(self, state, t=0.0):
+        return self.flow.project(state, t)
 
     def advective_radius(self, t, state):
         return self.flow.advective_radius(t, state)

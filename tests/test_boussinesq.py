@@ -174,7 +174,7 @@ class _Decay(nnpde.AbstractProjectedEquation):
     def advective_radius(self, t, u):
         return 0.0
 
-    def project(self, u):
+    def project(self, u, t=0.0):
         return u
 
 
