@@ -17,7 +17,14 @@ import nnpde
 from nnpde import AbstractProjectedIMEXEquation, State, fd
 
 from . import pressure
-from .navier_stokes import ADVECTION_SCHEMES, MIN_CELLS, _check_forcing, _check_viscosity
+from .navier_stokes import (
+    ADVECTION_SCHEMES,
+    MIN_CELLS,
+    _check_forcing,
+    _check_viscosity,
+    advective_radius,
+    spectral_radius,
+)
 
 
 def face_centres(grid: nnpde.Grid) -> tuple[tuple[jnp.ndarray, ...], ...]:
@@ -179,13 +186,10 @@ class NavierStokes3D(AbstractProjectedIMEXEquation):
         return pressure.divergence(u, self.grid, self.bc)
 
     def advective_radius(self, t, u):
-        return sum(jnp.max(jnp.abs(u[a])) / h for a, h in enumerate(self.grid.spacing))
+        return advective_radius(u, self.grid)
 
     def spectral_radius(self, t, u):
-        radius = 4.0 * self.viscosity * sum(1.0 / h**2 for h in self.grid.spacing)
-        if self.advection == "van_leer" and u is not None:
-            radius = radius + 2.0 * self.advective_radius(t, u)
-        return radius
+        return spectral_radius(u, self.grid, self.viscosity, self.advection)
 
     # -- diagnostics -------------------------------------------------------------------
     def kinetic_energy(self, u: State):
