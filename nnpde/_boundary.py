@@ -174,6 +174,34 @@ class BoundaryConditions(eqx.Module):
     def kinds(self, axis: int) -> tuple[str, str]:
         return tuple(type(c).__name__.lower() for c in self.sides[axis])
 
+    # -- hooks a solver uses so that it also runs on one block of a split domain -------
+    # (nnpde.distributed.Decomposition's boundary conditions override them with halo
+    # exchanges and reductions over the ranks; here, in one process, they are local.)
+    @property
+    def distributed(self) -> bool:
+        """Whether these are one rank's conditions of a domain split across ranks."""
+        return False
+
+    def global_periodic(self, axis: int) -> bool:
+        """Whether ``axis`` is periodic in the whole domain (not only on this block)."""
+        return self.is_periodic(axis)
+
+    def global_size(self, shape: tuple[int, ...]) -> int:
+        """Cells in the whole domain of which a block of ``shape`` is this rank's part."""
+        return int(np.prod(shape))
+
+    def allreduce(self, x, op: str = "sum", *, varying: bool = False):
+        """``x`` reduced over the ranks sharing the domain: ``x`` itself in one process.
+        (``varying``: see ``nnpde.distributed``'s decomposed conditions.)"""
+        return x
+
+    def shift(self, u, axis: int, offset: int):
+        """``u`` at index ``i + offset`` (``offset`` = +1 or -1) along a periodic ``axis``
+        of the last ``ndim`` axes: ``jnp.roll(u, -offset)`` in one process."""
+        if not self.global_periodic(axis):
+            raise ValueError(f"shift needs a periodic axis; axis {axis} has {self.kinds(axis)} boundaries.")
+        return jnp.roll(u, -offset, axis=u.ndim - self.ndim + axis)
+
     def homogeneous(self) -> BoundaryConditions:
         """The same conditions with zero data: the linear part of the padding."""
         return BoundaryConditions(

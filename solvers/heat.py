@@ -226,8 +226,9 @@ class HeatEquation(nnpde.AbstractLinearEquation):
             kf = jnp.broadcast_to(kf, tuple(n + 1 if b == a else m for b, m in enumerate(self.grid.shape)))
             weight = jnp.ones(n + 1)
             for index, kind in zip((0, n), self.bc.kinds(a)):
-                # Ghost weights on the boundary cell: Dirichlet -1 (factor 2), Neumann +1 (factor 0).
-                weight = weight.at[index].set({"dirichlet": 2.0, "neumann": 0.0, "periodic": 1.0}[kind])
+                # Ghost weights on the boundary cell: Dirichlet -1 (factor 2), Neumann +1 (factor 0);
+                # a periodic face or one shared with a neighbour rank (halo) is an interior face.
+                weight = weight.at[index].set({"dirichlet": 2.0, "neumann": 0.0, "periodic": 1.0, "halo": 1.0}[kind])
             kf = kf * weight.reshape([n + 1 if b == a else 1 for b in range(ndim)])
             lo = jax.lax.slice_in_dim(kf, 0, n, axis=a)
             hi = jax.lax.slice_in_dim(kf, 1, n + 1, axis=a)
@@ -235,7 +236,7 @@ class HeatEquation(nnpde.AbstractLinearEquation):
         return diagonal[None]
 
     def operator_is_symmetric(self) -> bool:
-        return self.order == 2 or all(self.bc.is_periodic(a) for a in range(self.grid.ndim))
+        return self.order == 2 or all(self.bc.global_periodic(a) for a in range(self.grid.ndim))
 
     def fast_solver(self):
         """The DFT/DCT/DST solve, for scalar ``k`` and ``rho c`` and, per axis, periodic
@@ -259,5 +260,6 @@ class HeatEquation(nnpde.AbstractLinearEquation):
         return radius * sum(1 / h**2 for h in self.grid.spacing)
 
     def total_heat(self, u):
-        """``sum(rho c T) * cell_volume``: conserved with periodic or zero-flux walls and no source."""
-        return jnp.sum(self.heat_capacity * u) * self.grid.cell_volume
+        """``sum(rho c T) * cell_volume``: conserved with periodic or zero-flux walls and no source
+        (over the whole domain when it is split across ranks)."""
+        return self._global(jnp.sum(self.heat_capacity * u) * self.grid.cell_volume, "sum")

@@ -273,17 +273,21 @@ def _check_forcing(value, shape, name="forcing"):
     return nnpde.check_finite(value, name, "give a finite body force on every face.")
 
 
-def advective_radius(u, grid: nnpde.Grid):
-    """``sum_a max|u_a| / h_a``: the advective part of the explicit step limit (any dimension)."""
-    return sum(jnp.max(jnp.abs(u[a])) / h for a, h in enumerate(grid.spacing))
+def advective_radius(u, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
+    """``sum_a max|u_a| / h_a``: the advective part of the explicit step limit (any dimension).
+
+    ``bc``: the maxima are taken over all ranks of a split domain (``bc.allreduce``),
+    so that every rank takes the same stability decision."""
+    reduce = (lambda x, op: x) if bc is None else bc.allreduce
+    return sum(reduce(jnp.max(jnp.abs(u[a])), "max") / h for a, h in enumerate(grid.spacing))
 
 
-def spectral_radius(u, grid: nnpde.Grid, viscosity, advection: str):
+def spectral_radius(u, grid: nnpde.Grid, viscosity, advection: str, bc: nnpde.BoundaryConditions | None = None):
     """Real spectral radius of the MAC right-hand side: the viscous ``4 nu sum_a 1/h_a^2``,
     plus twice the advective radius for van Leer fluxes (their upwind dissipation)."""
     radius = 4.0 * viscosity * sum(1.0 / h**2 for h in grid.spacing)
     if advection == "van_leer" and u is not None:
-        radius = radius + 2.0 * advective_radius(u, grid)
+        radius = radius + 2.0 * advective_radius(u, grid, bc)
     return radius
 
 
@@ -406,7 +410,7 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
                 f"pressure_preconditioner must be one of {pressure.PRECONDITIONERS}, got {pressure_preconditioner!r}."
             )
         self.pressure_preconditioner = pressure_preconditioner
-        if advection != "central" and not all(bc.is_periodic(a) for a in range(2)):
+        if advection != "central" and not all(bc.global_periodic(a) for a in range(2)):
             raise ValueError(
                 f"advection={advection!r} is implemented for periodic axes only; with walls use advection='central'."
             )
@@ -438,10 +442,19 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
             """Velocity ``u_a`` through the faces normal to ``a`` of component ``c``'s volumes.
 
             ``u_a`` averaged over its two neighbours along ``c``: at cell centres for
-            ``a == c``, at cell corners otherwise; the periodic ``n``-th face appended.
+            ``a == c``, at cell corners otherwise; faces ``0 .. n`` along ``a`` (the
+            ``n``-th from the ghost layer: the periodic wrap, or the neighbour rank's
+            first face on a split domain).
             """
-            mean = 0.5 * (jnp.roll(u[a], 1, axis=c) + u[a])
-            return jnp.concatenate([mean, jnp.take(mean, jnp.array([0]), axis=a)], axis=a)
+
+            def window(offset):
+                index = []
+                for b, n in enumerate(self.grid.shape):
+                    start = w + (offset if b == c else 0)
+                    index.append(slice(start, start + n + (1 if b == a else 0)))
+                return padded[a][tuple(index)]
+
+            return 0.5 * (window(-1) + window(0))
 
         return jnp.stack(
             [
@@ -458,7 +471,7 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
 
     @property
     def has_walls(self) -> bool:
-        return not all(self.bc.is_periodic(a) for a in range(2))
+        return not all(self.bc.global_periodic(a) for a in range(2))
 
     def __call__(self, t, u: State, args=None) -> State:
         if self.has_walls:
@@ -477,6 +490,11 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
 
     # -- the IMEX split (nnpde.ProjectedIMEX; periodic axes): viscosity implicit ---------
     def check_implicit(self) -> None:
+        if self.bc.distributed and any("halo" in self.bc.kinds(a) for a in range(2)):
+            raise ValueError(
+                "NavierStokes2D's implicit viscosity (nnpde.ProjectedIMEX) solves by FFT, which needs every axis "
+                "whole on one rank; this domain is split across ranks. Fix: use nnpde.ProjectedRK on a split domain."
+            )
         if self.has_walls:
             raise ValueError(
                 "NavierStokes2D's implicit viscosity (nnpde.ProjectedIMEX) is implemented for periodic axes "
@@ -523,7 +541,7 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         rate = self(t, u)
         kinds = pressure._check_grid(self.grid, self.bc)
         solver = pressure._pick_solver(kinds, self.pressure_solver)
-        rhs = pressure._divergence(rate, self.grid, pressure._layouts(self.bc, 2), None)
+        rhs = pressure._divergence(rate, self.grid, pressure._layouts(self.bc, 2), None, self.bc)
         return pressure._solve(rhs, self.grid, self.bc, kinds, solver, preconditioner=self.pressure_preconditioner)
 
     def outflow_balance(self, u: State, t=0.0):
@@ -539,17 +557,18 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         return jnp.sum(inflow) * h_face, jnp.sum(outflow) * h_face
 
     def advective_radius(self, t, u):
-        return advective_radius(u, self.grid)
+        return advective_radius(u, self.grid, self.bc)
 
     def spectral_radius(self, t, u):
-        return spectral_radius(u, self.grid, self.viscosity, self.advection)
+        return spectral_radius(u, self.grid, self.viscosity, self.advection, self.bc)
 
     # -- diagnostics -------------------------------------------------------------------
     def kinetic_energy(self, u: State):
-        """``sum(u^2 + v^2) / 2 * cell_volume``: each component over its own faces."""
-        return 0.5 * jnp.sum(u**2) * self.grid.cell_volume
+        """``sum(u^2 + v^2) / 2 * cell_volume``: each component over its own faces (over
+        the whole domain when it is split across ranks)."""
+        return self.bc.allreduce(0.5 * jnp.sum(u**2) * self.grid.cell_volume, "sum")
 
     def vorticity(self, u: State):
-        """``dv/dx - du/dy`` at the cell corners ``(x_i, y_j)``, ``grid.shape``."""
+        """``dv/dx - du/dy`` at the cell corners ``(x_i, y_j)``, ``grid.shape`` (periodic axes)."""
         hx, hy = self.grid.spacing
-        return (u[1] - jnp.roll(u[1], 1, axis=0)) / hx - (u[0] - jnp.roll(u[0], 1, axis=1)) / hy
+        return (u[1] - self.bc.shift(u[1], 0, -1)) / hx - (u[0] - self.bc.shift(u[0], 1, -1)) / hy

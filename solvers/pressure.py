@@ -62,6 +62,13 @@ Poisson solves (``solve_poisson``):
   same operator, not backpropagation through the iterations, so its memory does not
   grow with their number.
 
+A periodic domain split across ranks (``nnpde.distributed.Decomposition``; the
+block's boundary conditions have ``"halo"`` faces on a split axis): no transform spans
+a split axis, so ``"auto"`` picks CG, run by ``nnpde._krylov`` with every inner
+product, norm and mean summed over the ranks and the neighbour layers of ``D`` and
+``G`` exchanged (``bc.shift``); unpreconditioned (the diagonal is constant), and
+differentiated implicitly as above. Walled axes must stay whole on each rank.
+
 Walls (any non-periodic axis of ``bc``: ``nnpde.Dirichlet`` or ``nnpde.Neumann`` on
 both sides; the pressure sees only that the normal velocity vanishes there). Of the
 ``n + 1`` faces normal to a wall axis the state stores the first ``n``: index 0 is the
@@ -98,7 +105,7 @@ import lineax as lx
 import numpy as np
 
 import nnpde
-from nnpde import Field, State, _spectral
+from nnpde import Field, State, _krylov, _spectral
 
 # A compatible right-hand side has a zero mean up to round-off in its sum: N terms of
 # size max|rhs|, so |mean| <~ eps sqrt(N) max|rhs|; 1e-10 sits far above that (N <= 1e8
@@ -139,8 +146,14 @@ class Outflow(nnpde.Neumann):
 
 def _layout(bc: nnpde.BoundaryConditions, a: int) -> str:
     """``"periodic"``, ``"wall"`` or ``"channel"`` (inflow low, outflow high) for axis ``a``."""
-    if bc.is_periodic(a):
-        return "periodic"
+    if bc.global_periodic(a):
+        return "periodic"  # also a periodic axis split over ranks (halo faces)
+    if bc.distributed and "halo" in bc.kinds(a):
+        raise ValueError(
+            f"Axis {a} is a walled axis split over ranks (faces {bc.kinds(a)}); the staggered velocity and pressure "
+            "solves take split periodic axes only. Fix: keep the walled axes whole (Decomposition.create(..., "
+            "dims=...) with 1 rank along them) or make the domain periodic."
+        )
     lo, hi = bc.sides[a]
     if isinstance(lo, Inflow) and isinstance(hi, Outflow):
         return "channel"
@@ -169,7 +182,11 @@ def _check_grid(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> tuple[str, ..
         raise ValueError(
             f"Boundary conditions are for {bc.ndim} axes but the grid has {grid.ndim} (shape {grid.shape})."
         )
-    return tuple({"periodic": "fft", "wall": "dct", "channel": "cg"}[_layout(bc, a)] for a in range(grid.ndim))
+    kinds = {"periodic": "fft", "wall": "dct", "channel": "cg"}
+    # a periodic axis split over ranks: no transform spans it (CG with global reductions)
+    return tuple(
+        "halo" if bc.distributed and "halo" in bc.kinds(a) else kinds[_layout(bc, a)] for a in range(grid.ndim)
+    )
 
 
 def _layouts(bc: nnpde.BoundaryConditions | None, ndim: int) -> tuple[str, ...]:
@@ -243,6 +260,14 @@ PRECONDITIONERS = ("transform", "jacobi")
 
 
 def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
+    if "halo" in kinds:
+        if solver not in ("auto", "cg"):
+            raise ValueError(
+                f"solver={solver!r} needs the whole of every transformed axis on one rank, but axes "
+                f"{[a for a, k in enumerate(kinds) if k == 'halo']} are split over ranks. Fix: solver='cg' or "
+                "'auto' (conjugate gradients with global reductions)."
+            )
+        return "cg"
     if solver == "auto":
         return "cg" if "cg" in kinds else ("fft" if set(kinds) == {"fft"} else "dct")
     if solver not in (*_SOLVERS, "cg"):
@@ -261,7 +286,14 @@ def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
 
 def _negative_laplacian(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions):
     """``-D G p``: the projection's own operator, symmetric positive semi-definite."""
-    return -_divergence(gradient(p, grid, bc), grid, _layouts(bc, grid.ndim), None)
+    return -_divergence(gradient(p, grid, bc), grid, _layouts(bc, grid.ndim), None, bc)
+
+
+def _shift(q, a: int, offset: int, bc: nnpde.BoundaryConditions | None):
+    """``q[i + offset]`` along the periodic axis ``a`` (from the neighbour rank across a split)."""
+    if bc is None:
+        return jnp.roll(q, -offset, axis=a)
+    return bc.shift(q, a, offset)
 
 
 def _jacobi_diagonal(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> np.ndarray:
@@ -296,8 +328,42 @@ def _constant_mode_eigenvalue(grid: nnpde.Grid, kinds: tuple[str, ...]) -> float
     return float(sum(2.0 / (n * h**2) for n, h, k in zip(grid.shape, grid.spacing, kinds) if k == "cg"))
 
 
+def _solve_cg_split(rhs, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, rtol, max_steps):
+    """CG on one rank's block of a periodic domain split across ranks (module docstring).
+
+    The same regularised operator as ``_solve_cg``, applied with halo exchanges
+    (``bc.shift``); inner products, norms and the gauge's mean are sums over the ranks
+    (``nnpde._krylov``), so every rank takes the same steps and the gathered solution
+    is the single-process one to the solver tolerance. The diagonal of ``-D G`` is
+    constant on a periodic grid: Jacobi would only rescale, so no preconditioner.
+    """
+    axes = tuple(range(rhs.ndim - grid.ndim, rhs.ndim))
+    count = bc.global_size(grid.shape)
+    c = _gauge_eigenvalue(grid)
+
+    def mean(p):
+        # the global mean re-enters each rank's block: its cotangents add over the ranks
+        return bc.allreduce(jnp.sum(p, axis=axes, keepdims=True), "sum", varying=True) / count
+
+    def matvec(p):
+        return _negative_laplacian(p, grid, bc) + c * mean(p)
+
+    solution = _krylov.conjugate_gradient(
+        matvec,
+        -rhs,
+        reduce=bc.allreduce,
+        rtol=rtol,
+        max_steps=max_steps,
+        size=count,
+        what="The pressure solve (conjugate gradients over the split domain)",
+    )
+    return solution - mean(solution)
+
+
 def _solve_cg(rhs, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, kinds, *, preconditioner: str, rtol, max_steps):
     """Preconditioned CG on ``(-D G [+ c P_0]) p = -rhs``, ``P_0 p = mean(p)`` (module docstring)."""
+    if "halo" in kinds:
+        return _solve_cg_split(rhs, grid, bc, rtol=rtol, max_steps=max_steps)
     singular = _singular(kinds)
     c = _gauge_eigenvalue(grid) if singular else 0.0
     axes = tuple(range(rhs.ndim - grid.ndim, rhs.ndim))
@@ -388,7 +454,8 @@ def solve_poisson(
     nnpde.check_field_shape(rhs, grid.shape, "rhs", what="field")
     rhs = nnpde.check_finite(rhs, "The Poisson right-hand side", "give finite values.")
     if _singular(kinds) and nnpde.is_concrete(rhs):
-        mean, scale = float(jnp.mean(rhs)), float(jnp.max(jnp.abs(rhs)))
+        mean = float(bc.allreduce(jnp.sum(rhs), "sum")) / bc.global_size(grid.shape)
+        scale = float(bc.allreduce(jnp.max(jnp.abs(rhs)), "max"))
         if abs(mean) > _COMPATIBILITY_TOLERANCE * max(scale, np.finfo(float).tiny):
             raise ValueError(
                 f"The periodic/Neumann Poisson problem needs a right-hand side of zero mean, got mean {mean:.3e} "
@@ -408,14 +475,14 @@ def _inflow_normal(bc: nnpde.BoundaryConditions, a: int, shape, t, dtype):
     return jnp.broadcast_to(value, face)
 
 
-def _divergence(velocity, grid: nnpde.Grid, layouts: tuple[str, ...], inflow):
+def _divergence(velocity, grid: nnpde.Grid, layouts: tuple[str, ...], inflow, bc=None):
     """``D u``; ``inflow[a]`` the low-face normal velocity of a channel axis, or None (0:
     the homogeneous operator)."""
     total = 0.0
     for a, (h, layout) in enumerate(zip(grid.spacing, layouts)):
         q = velocity[a]
         if layout == "periodic":
-            total = total + (jnp.roll(q, -1, axis=a) - q) / h
+            total = total + (_shift(q, a, 1, bc) - q) / h
         elif layout == "wall":  # faces 0..n-1 stored, the high wall face n is 0
             zero = jnp.zeros_like(jax.lax.slice_in_dim(q, 0, 1, axis=a))
             total = total + (jnp.concatenate([jax.lax.slice_in_dim(q, 1, q.shape[a], axis=a), zero], axis=a) - q) / h
@@ -449,7 +516,7 @@ def divergence(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None =
     inflow = {
         a: _inflow_normal(bc, a, velocity.shape[1:], t, velocity.dtype) for a, k in enumerate(layouts) if k == "channel"
     }
-    return _divergence(velocity, grid, layouts, inflow)
+    return _divergence(velocity, grid, layouts, inflow, bc)
 
 
 def gradient(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
@@ -467,7 +534,7 @@ def gradient(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
             above = jnp.concatenate([jax.lax.slice_in_dim(p, 1, p.shape[a], axis=a), -last], axis=a)
             parts.append((above - p) / h)
             continue
-        g = (p - jnp.roll(p, 1, axis=a)) / h
+        g = (p - _shift(p, a, -1, bc)) / h
         if layout == "wall":
             g = g.at[(slice(None),) * a + (0,)].set(0.0)
         parts.append(g)

@@ -27,11 +27,13 @@ communicator on it and clones it twice: one for mpi4jax (halo exchanges and glob
 reductions inside ``jit``), one for host-side mpi4py messages (``gather``). With one
 rank no message is ever sent and everything reduces to the plain solver.
 
-Scope: explicit steppers (``nnpde.ExplicitRK``) and anything else built from the
-right-hand side and ``pad``. Implicit steppers need a distributed linear solve
-(global dot products in conjugate gradients, no FFT solver), which this module does
-not provide; the fast transform solver is disabled automatically (a ``Halo`` face
-has kind ``"halo"``, which no transform diagonalises).
+Scope: explicit steppers (``nnpde.ExplicitRK``, ``nnpde.ProjectedRK``) and anything
+else built from the right-hand side, ``pad``, ``shift`` and ``allreduce``; and linear
+solves by conjugate gradients whose inner products and norms are sums over the ranks
+(``nnpde._krylov``): ``nnpde.ThetaMethod`` with ``solver="cg"`` for heat, and the
+pressure projection of ``solvers.NavierStokes2D`` on a periodic domain. No fast
+transform solver runs on a split axis (a ``Halo`` face has kind ``"halo"``, which no
+transform diagonalises): the pressure solve becomes CG there.
 """
 
 from __future__ import annotations
@@ -120,6 +122,31 @@ def _exchange_function(below: int, above: int, comm: _Comm):
     return exchange
 
 
+@functools.cache
+def _varying_function(comm: _Comm):
+    """Identity forward; in the backward pass the cotangent summed over the ranks.
+
+    It marks a replicated value (a global sum) that flows on into rank-local
+    computation, where each rank contributes a different cotangent to it (the role
+    of ``pbroadcast`` under ``shard_map``, whose transpose is ``psum``).
+    """
+    import mpi4jax
+    from mpi4py import MPI
+
+    @jax.custom_vjp
+    def varying(x):
+        return x
+
+    def forward(x):
+        return x, None
+
+    def backward(_, cotangent):
+        return (mpi4jax.allreduce(cotangent, op=MPI.SUM, comm=comm.comm),)
+
+    varying.defvjp(forward, backward)
+    return varying
+
+
 def _keep(value, received):
     """``value``, made to depend on a received halo strip that it does not need.
 
@@ -155,13 +182,48 @@ class DecomposedBoundaryConditions(BoundaryConditions):
     global_shape: tuple[int, ...] = eqx.field(static=True)
     starts: tuple[int, ...] = eqx.field(static=True)
     comm: _Comm = eqx.field(static=True)
+    periodic: tuple[bool, ...] = eqx.field(static=True)
 
-    def __init__(self, sides, neighbours, global_shape, starts, comm):
+    def __init__(self, sides, neighbours, global_shape, starts, comm, periodic=None):
         self.sides = tuple(tuple(pair) for pair in sides)
         self.neighbours = tuple(tuple(int(r) for r in pair) for pair in neighbours)
         self.global_shape = tuple(global_shape)
         self.starts = tuple(starts)
         self.comm = comm
+        # which axes are periodic in the whole domain (a split periodic axis has halo
+        # faces on both sides, like an inner block of a walled axis)
+        if periodic is None:
+            periodic = tuple(isinstance(pair[0], Periodic) for pair in self.sides)
+        self.periodic = tuple(bool(p) for p in periodic)
+
+    @property
+    def distributed(self) -> bool:
+        return True
+
+    def global_periodic(self, axis: int) -> bool:
+        return self.periodic[axis]
+
+    def global_size(self, shape=None) -> int:
+        return math.prod(self.global_shape)
+
+    def shift(self, u, axis: int, offset: int):
+        """``u`` at index ``i + offset`` (+1 or -1) along a periodic ``axis``: across a
+        split axis the missing layer comes from the neighbour rank (both strips are
+        exchanged, so that every rank answers its neighbours' messages)."""
+        if not self.periodic[axis]:
+            raise ValueError(f"shift needs a periodic axis; axis {axis} has {self.kinds(axis)} faces.")
+        if offset not in (1, -1):
+            raise ValueError(f"shift takes offset +1 or -1, got {offset}.")
+        if not self.has_halo(axis):
+            return super().shift(u, axis, offset)
+        ax = u.ndim - self.ndim + axis
+        v = jnp.moveaxis(u, ax, 0)
+        low, high = self._exchange(v, axis, 1)
+        if offset == 1:
+            out = _keep(jnp.concatenate([v[1:], high], axis=0), low)
+        else:
+            out = _keep(jnp.concatenate([low, v[:-1]], axis=0), high)
+        return jnp.moveaxis(out, 0, ax)
 
     def has_halo(self, axis: int) -> bool:
         return any(isinstance(c, Halo) for c in self.sides[axis])
@@ -171,7 +233,9 @@ class DecomposedBoundaryConditions(BoundaryConditions):
         sides = tuple(
             tuple(c if isinstance(c, (Periodic, Halo)) else type(c)(0.0) for c in pair) for pair in self.sides
         )
-        return DecomposedBoundaryConditions(sides, self.neighbours, self.global_shape, self.starts, self.comm)
+        return DecomposedBoundaryConditions(
+            sides, self.neighbours, self.global_shape, self.starts, self.comm, self.periodic
+        )
 
     def check(self, grid: Grid, *, order: int = 2, width: int | None = None) -> None:
         """Raise ``ValueError`` if the local ``grid`` cannot carry the stencil.
@@ -288,11 +352,19 @@ class DecomposedBoundaryConditions(BoundaryConditions):
             faces = faces.at[-1].set(_keep(jnp.maximum(1.5 * v[-1] - 0.5 * v[-2], 0.5 * v[-1]), high[0]))
         return jnp.moveaxis(faces, 0, ax)
 
-    def allreduce(self, x, op: str = "sum"):
+    def allreduce(self, x, op: str = "sum", *, varying: bool = False):
         """``x`` reduced over all ranks (``"sum"``, ``"max"`` or ``"min"``), inside
-        or outside ``jit``. Sums are differentiable (the cotangent of a replicated
-        result is the cotangent of each rank's share); maxima and minima are for
-        bounds such as stability limits and carry no gradient."""
+        or outside ``jit``. Maxima and minima are for bounds such as stability limits
+        and carry no gradient.
+
+        Sums are differentiable, in one of two ways. By default the result is taken
+        to be replicated output (a loss, a diagnostic): every rank receives the same
+        cotangent for it, and passes it to its own share unchanged (mpi4jax's rule).
+        ``varying=True`` is for a sum that re-enters each rank's own computation
+        (a mean subtracted from the local block): the ranks' cotangents then differ,
+        and each share's cotangent is their sum over the ranks (one more allreduce
+        in the backward pass), as the derivative of the global function requires.
+        """
         if op not in _OPS:
             raise ValueError(f"op must be one of {_OPS}, got {op!r}.")
         if self.comm.size == 1:
@@ -303,7 +375,8 @@ class DecomposedBoundaryConditions(BoundaryConditions):
         x = jnp.asarray(x)
         if op != "sum":
             x = jax.lax.stop_gradient(x)
-        return mpi4jax.allreduce(x, op={"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op], comm=self.comm.comm)
+        total = mpi4jax.allreduce(x, op={"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op], comm=self.comm.comm)
+        return _varying_function(self.comm)(total) if varying and op == "sum" else total
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -420,7 +493,7 @@ class Decomposition:
                 sides.append((Halo(), Halo()))  # wraps through the periodic process grid
             else:
                 sides.append((pair[0] if coords[a] == 0 else Halo(), pair[1] if coords[a] == d - 1 else Halo()))
-        bc = DecomposedBoundaryConditions(sides, neighbours, grid.shape, starts, jax_comm)
+        bc = DecomposedBoundaryConditions(sides, neighbours, grid.shape, starts, jax_comm, periods)
         return cls(
             grid=grid,
             dims=dims,
@@ -467,6 +540,17 @@ class Decomposition:
         """``x`` reduced over all ranks by mpi4jax (``"sum"``, ``"max"``, ``"min"``);
         usable inside ``jit``; sums are differentiable."""
         return self.boundary_conditions.allreduce(x, op)
+
+    def replicated(self, tree):
+        """Mark parameters held whole on every rank (a viscosity, network weights) as they
+        enter this rank's block computation: identity forward; backward, the gradient is
+        summed over the ranks, so ``jax.grad`` gives every rank the gradient of the
+        whole-domain loss (without it, each rank gets its block's share). Apply it inside
+        the differentiated function, to the parameters it takes."""
+        if self.size == 1:
+            return tree
+        varying = _varying_function(self._comm)
+        return jax.tree.map(lambda leaf: varying(jnp.asarray(leaf)), tree)
 
     def sum(self, x):
         """The global sum of a block field (or of per-rank values): norms, dot
