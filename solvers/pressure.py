@@ -534,7 +534,9 @@ def gradient(p, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None = None):
             above = jnp.concatenate([jax.lax.slice_in_dim(p, 1, p.shape[a], axis=a), -last], axis=a)
             parts.append((above - p) / h)
             continue
-        g = (p - _shift(p, a, -1, bc)) / h
+        # on a wall axis the wrapped value lands on the wall face 0, overwritten below
+        below = _shift(p, a, -1, bc) if layout == "periodic" else jnp.roll(p, 1, axis=a)
+        g = (p - below) / h
         if layout == "wall":
             g = g.at[(slice(None),) * a + (0,)].set(0.0)
         parts.append(g)

@@ -159,10 +159,13 @@ def test_two_ranks_navier_stokes_and_implicit_heat_equal_one_process():
 
 
 def test_four_ranks_split_two_by_two():
-    rows = _mpirun(4, [["flow", [16, 16], [2, 2], "van_leer"], ["heat", [16, 12], [2, 2]]])
-    assert all(tuple(row["dims"]) == (2, 2) for row in rows)
-    for row in rows:
-        _check(row, 1e-10, 1e-9)
+    """Both axes split (corner ghost cells of the van Leer stencil come through two
+    exchanges; the CG reductions span 4 ranks). The implicit heat step's CG is the same
+    code as the pressure solve's: the 2-rank test covers it, on 4 oversubscribed ranks
+    it would only add run time."""
+    (row,) = _mpirun(4, [["flow", [16, 16], [2, 2], "van_leer"]])
+    assert tuple(row["dims"]) == (2, 2)
+    _check(row, 1e-10, 1e-9)
 
 
 # -- one process: refusals -----------------------------------------------------------
