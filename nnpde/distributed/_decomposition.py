@@ -396,6 +396,17 @@ class Decomposition:
         stepper = nnpde.ExplicitRK(eq, dt=nnpde.stable_dt(global_equation))
         u = nnpde.rollout(stepper, d.split(u0), 20, trajectory=False)
         u_all = d.gather(u)
+
+    Incompressible flow on a periodic domain works the same way (the pressure solve
+    becomes conjugate gradients with global reductions)::
+
+        eq = solvers.NavierStokes2D(d.local_grid, bc=d.boundary_conditions, viscosity=nu,
+                                    forcing=d.split(kolmogorov_forcing(grid)))
+        u = nnpde.rollout(nnpde.ProjectedRK(eq, dt=dt), d.split(u0), 20, trajectory=False)
+
+    In a differentiated function, losses are ``d.sum(...)`` (replicated on every rank)
+    and parameters held whole on every rank go through ``d.replicated(...)``, so that
+    each rank's gradient is that of the whole domain.
     """
 
     grid: Grid
