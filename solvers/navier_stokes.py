@@ -414,6 +414,13 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
             raise ValueError(
                 f"advection={advection!r} is implemented for periodic axes only; with walls use advection='central'."
             )
+        split = bc.distributed and any("halo" in bc.kinds(a) for a in range(2))
+        if split and not all(bc.global_periodic(a) for a in range(2)):
+            raise ValueError(
+                "NavierStokes2D on a domain split across ranks takes periodic axes only (the wall and channel "
+                f"momentum fluxes wrap locally), got boundary kinds {[bc.kinds(a) for a in range(2)]}. Fix: a "
+                "periodic domain, or run the walled problem in one process."
+            )
         self.grid, self.bc, self.advection, self.pressure_solver = grid, bc, advection, pressure_solver
         self.viscosity = _check_viscosity(viscosity)
         if callable(forcing):

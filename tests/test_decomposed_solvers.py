@@ -192,6 +192,18 @@ def test_split_navier_stokes_refuses_transforms_implicit_viscosity_and_split_wal
     grid, walls = _split_conditions(periodic=False)
     with pytest.raises(ValueError, match=r"walled axis split over ranks.*Fix: keep the walled axes whole"):
         solvers.NavierStokes2D(grid, viscosity=0.1, bc=walls)
+    # split periodic axis 0, whole walled axis 1: the wall fluxes would wrap locally
+    d = Decomposition.create(grid, solvers.navier_stokes.walls(x="periodic"), comm=MPI.COMM_SELF)
+    side_walls = DecomposedBoundaryConditions(
+        ((Halo(), Halo()), d.boundary_conditions.sides[1]),
+        ((0, 0), (-1, -1)),
+        (16, 8),
+        (0, 0),
+        _Comm(MPI.COMM_SELF),
+        (True, False),
+    )
+    with pytest.raises(ValueError, match=r"split across ranks takes periodic axes only.*Fix: a periodic domain"):
+        solvers.NavierStokes2D(grid, viscosity=0.1, bc=side_walls)
 
 
 def test_split_theta_method_refuses_a_nonsymmetric_operator():
