@@ -11,12 +11,6 @@ two agree to the CG tolerance (rtol 1e-12), not bit for bit. One-process tests c
 the refusals.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import jax.numpy as jnp
 import pytest
 from mpi4py import MPI
@@ -25,9 +19,7 @@ import nnpde
 import solvers
 from nnpde.distributed import Decomposition
 from nnpde.distributed._decomposition import DecomposedBoundaryConditions, Halo, _Comm
-
-ROOT = Path(__file__).resolve().parents[1]
-MPIRUN = Path(sys.executable).parent / "mpirun"
+from tests._mpirun import mpirun_rows
 
 SCRIPT = r'''
 import json, sys
@@ -121,19 +113,7 @@ if MPI.COMM_WORLD.rank == 0:
 
 
 def _mpirun(n: int, cases) -> list[dict]:
-    assert MPIRUN.exists(), f"no mpirun beside {sys.executable}: the set-up installs the pip mpich wheel"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHONPATH=str(ROOT))
-    result = subprocess.run(
-        [str(MPIRUN), "-n", str(n), sys.executable, "-c", SCRIPT, json.dumps(cases)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-    rows = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(rows) == len(cases), result.stdout
+    rows = mpirun_rows(n, SCRIPT, cases, timeout=600)
     for row in rows:
         print(row)
     return rows

@@ -6,12 +6,6 @@ One-process tests check the degenerate one-rank split and the errors; the others
 run a script under the virtualenv's ``mpirun`` (2 and 4 ranks) and compare the
 gathered result with the single-process solver run on every rank."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -20,9 +14,7 @@ from mpi4py import MPI
 import nnpde
 import solvers
 from nnpde.distributed import Decomposition
-
-ROOT = Path(__file__).resolve().parents[1]
-MPIRUN = Path(sys.executable).parent / "mpirun"
+from tests._mpirun import mpirun_rows
 
 # Shared by the one-process tests and the mpirun script (which execs this source).
 CASES_SOURCE = r'''
@@ -115,19 +107,7 @@ if MPI.COMM_WORLD.rank == 0:
 
 
 def _mpirun(n: int, cases) -> list[dict]:
-    assert MPIRUN.exists(), f"no mpirun beside {sys.executable}: the set-up installs the pip mpich wheel"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHONPATH=str(ROOT))
-    result = subprocess.run(
-        [str(MPIRUN), "-n", str(n), sys.executable, "-c", SCRIPT, json.dumps(cases)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=240,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-    rows = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(rows) == len(cases), result.stdout
+    rows = mpirun_rows(n, SCRIPT, cases, timeout=240)
     return rows
 
 
