@@ -28,6 +28,18 @@ the viscous limit ``R / A`` for still fluid and the CFL limit ``dt <= I h / max|
 unstable with them, and they are refused. Reference: Hairer & Wanner, *Solving ODEs
 II*, sec. IV.2; Hundsdorfer & Verwer, *Numerical Solution of Time-Dependent
 Advection-Diffusion-Reaction Equations*, Springer 2003, sec. I.6.
+
+Upwind-limited advection (van Leer) is the exception: with a limiter ``0 <= phi(r) <=
+2``, ``phi(r) / r <= 2`` a forward-Euler step writes each new value as a combination of
+its upwind and downwind differences with coefficients at most ``2 c`` (``c`` the Courant
+number) plus ``d`` per side from the diffusion (``d = nu dt / h^2``); it is total-variation
+diminishing when they sum to at most 1 (Harten, J. Comput. Phys. 49 (1983) 357):
+``dt <= 1 / rho`` with ``rho = 2 B + A / 2`` (``equation.forward_euler_rate``; a linear
+drag adds its rate). Heun's method is a convex combination of forward-Euler steps
+(strong-stability preserving with coefficient 1: Gottlieb, Shu & Tadmor, SIAM Rev. 43
+(2001) 89), so it inherits the same limit. The bound is exact for a scalar advected by
+a frozen velocity; for the momentum equation it is a frozen-coefficient estimate, like
+every limit here.
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ import numpy as np
 from ._checks import is_concrete
 from ._custom_types import State
 from ._equation import AbstractEquation
-from ._explicit import AbstractStepper, ButcherTableau, _check_dt, _tableau
+from ._explicit import FORWARD_EULER, HEUN, AbstractStepper, ButcherTableau, _check_dt, _tableau
 from ._stability import real_axis_extent, stability_polynomial
 
 
@@ -65,6 +77,13 @@ class AbstractProjectedEquation(AbstractEquation):
     @abc.abstractmethod
     def advective_radius(self, t, u):
         """An upper bound on ``|Im lambda|`` of the Jacobian at ``u``: ``sum_a max|u_a| / h_a``."""
+
+    def forward_euler_rate(self, t, u):
+        """``rho`` such that a forward-Euler step is total-variation diminishing for
+        ``dt <= 1 / rho`` (with frozen advecting velocity), or None when forward Euler is
+        unstable at every ``dt`` (central advection: the default). Upwind-limited
+        (van Leer) advection defines it; it admits forward Euler and Heun (module docstring)."""
+        return None
 
     def max_stable_dt(self, u, method="rk4", *, t=0.0):
         """The explicit limit ``1 / (A / R + B / I)`` at the state ``u`` (no safety factor)."""
@@ -132,20 +151,41 @@ def advection_extents(method="rk4") -> tuple[float, float]:
     return s * real_axis_extent(tab.a, tab.b), s * _imaginary_extent(*key)
 
 
+# Strong-stability-preserving coefficients (Gottlieb, Shu & Tadmor, SIAM Rev. 43 (2001)
+# 89): a convex combination of forward-Euler steps, TVD for dt <= C / rho.
+SSP_COEFFICIENTS = {FORWARD_EULER: 1.0, HEUN: 1.0}
+
+
+def _forward_euler_rate(equation, tab: ButcherTableau, t, u):
+    """``rho / C`` of an SSP method on an upwind-limited equation, or None."""
+    coefficient = SSP_COEFFICIENTS.get(tab)
+    rate = equation.forward_euler_rate(t, u) if coefficient is not None else None
+    return None if rate is None else rate / coefficient
+
+
 def max_stable_dt_advective(equation: AbstractProjectedEquation, method="rk4", *, t=0.0, u=None):
     """Largest stable explicit ``dt``: ``1 / (A / R + B / I)`` (module docstring).
 
     ``A = equation.spectral_radius(t, u)``, ``B = equation.advective_radius(t, u)``
-    (zero when ``u`` is None: the viscous limit alone). No safety factor. Raises for
-    methods with no imaginary-axis stability when ``B`` may be nonzero.
+    (zero when ``u`` is None: the viscous limit alone). No safety factor. Methods with
+    no imaginary-axis stability (forward Euler, Heun) are admitted only for upwind-limited
+    advection, with the TVD limit ``C / equation.forward_euler_rate(t, u)``; otherwise they
+    raise.
     """
     tab = _tableau(method)
     r, i = advection_extents(tab)
     if i == 0.0:
-        raise ValueError(
-            f"Explicit {tab.name} is unstable for central advection at any dt: its stability region "
-            "holds no part of the imaginary axis. Fix: use method='rk4' or 'ssprk3'."
-        )
+        rate = _forward_euler_rate(equation, tab, t, u)
+        if rate is None:
+            raise ValueError(
+                f"Explicit {tab.name} is unstable for central advection at any dt: its stability region "
+                "holds no part of the imaginary axis. Fix: use method='rk4' or 'ssprk3', or an upwind-limited "
+                "advection (advection='van_leer'), which makes forward Euler and Heun total-variation diminishing."
+            )
+        if is_concrete(rate) and float(rate) == 0.0:
+            return float("inf")
+        limit = 1.0 / rate
+        return float(limit) if is_concrete(limit) else limit
     rate = equation.spectral_radius(t, u) / r
     if u is not None:
         rate = rate + equation.advective_radius(t, u) / i
@@ -202,7 +242,12 @@ class ProjectedRK(AbstractStepper):
     def _message(self, limit, u, t=0.0) -> str:
         r, i = advection_extents(self.tableau)
         name = type(self.equation).__name__
-        if u is None:
+        if i == 0.0:
+            detail = (
+                f"the total-variation-diminishing limit {float(limit):.6g} (SSP coefficient / "
+                f"{name}.forward_euler_rate{'' if u is None else ' at this state'})"
+            )
+        elif u is None:
             detail = f"the viscous limit {float(limit):.6g} (real stability extent {r:.3f} / spectral radius)"
         else:
             detail = (
@@ -229,7 +274,10 @@ class ProjectedRK(AbstractStepper):
         # this dt admits (when the viscous part is concrete).
         viscous = self.equation.spectral_radius(t, None) / r
         admissible = ""
-        if is_concrete(viscous):
+        if i == 0.0:
+            name = type(self.equation).__name__
+            admissible = f" (the total-variation-diminishing limit 1 / {name}.forward_euler_rate)"
+        elif is_concrete(viscous):
             admissible = (
                 f" (at this dt the state must have sum_a max|u_a|/h_a <= {i * (1.0 / self.dt - float(viscous)):.6g})"
             )

@@ -92,6 +92,10 @@ class DampedNavierStokes2D(AbstractProjectedEquation):
     def spectral_radius(self, t, u):
         return self.flow.spectral_radius(t, u) + self.drag
 
+    def forward_euler_rate(self, t, u):
+        rate = self.flow.forward_euler_rate(t, u)
+        return None if rate is None else rate + self.drag
+
     def kinetic_energy(self, u):
         return self.flow.kinetic_energy(u)
 
