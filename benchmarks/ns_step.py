@@ -24,8 +24,11 @@ Solvers:
 * nnpde: ``problems.kolmogorov.DampedNavierStokes2D`` (``solvers.NavierStokes2D`` + drag)
   stepped by ``nnpde.ProjectedRK`` (classic RK4, a projection after every stage: 4
   right-hand sides and 4 FFT pressure solves per step), advection ``"central"`` and
-  ``"van_leer"``. ``check_stability`` is left on (the default), so each step also
-  checks the CFL limit.
+  ``"van_leer"``; and van Leer with forward Euler (1 right-hand side and 1 pressure
+  solve per step, admitted below the total-variation-diminishing limit). The
+  right-hand side's gradient is its hand-written adjoint (``differentiation="adjoint"``,
+  the default). ``check_stability`` is left on (the default), so each step also
+  checks the stability limit.
 * jax-cfd 0.2.1 finite volume: ``equations.semi_implicit_navier_stokes`` with
   ``advection.advect_van_leer_using_limiters`` (its default convection), explicit
   ``diffusion.diffuse``, ``pressure.solve_fast_diag``, Kolmogorov + linear forcing;
@@ -75,7 +78,7 @@ EXPONAX_SIGN = -1.0
 
 
 # --------------------------------------------------------------------------- solvers
-def make_nnpde(n, dt, steps, advection):
+def make_nnpde(n, dt, steps, advection, method="rk4"):
     import nnpde
     from problems import kolmogorov
 
@@ -83,7 +86,7 @@ def make_nnpde(n, dt, steps, advection):
     eq = kolmogorov.make_equation(
         grid, viscosity=NU, wavenumber=K_FORCE, amplitude=AMPLITUDE, drag=DRAG, advection=advection
     )
-    stepper = nnpde.ProjectedRK(eq, dt=dt, method="rk4")
+    stepper = nnpde.ProjectedRK(eq, dt=dt, method=method)
 
     def forward(u0):
         return nnpde.rollout(stepper, u0, steps, trajectory=False)
@@ -197,6 +200,7 @@ def main():
     builders = {
         "nnpde central RK4": functools.partial(make_nnpde, n, dt, steps, "central"),
         "nnpde van_leer RK4": functools.partial(make_nnpde, n, dt, steps, "van_leer"),
+        "nnpde van_leer, forward Euler": functools.partial(make_nnpde, n, dt, steps, "van_leer", "forward_euler"),
         "jax-cfd FV van Leer, forward Euler": functools.partial(make_jaxcfd, n, dt, steps, "forward_euler"),
         "jax-cfd FV van Leer, RK4": functools.partial(make_jaxcfd, n, dt, steps, "classic_rk4"),
         "exponax spectral ETDRK2 (vorticity)": functools.partial(make_exponax, n, dt, steps),
@@ -204,6 +208,7 @@ def main():
     stages = {
         "nnpde central RK4": 4,
         "nnpde van_leer RK4": 4,
+        "nnpde van_leer, forward Euler": 1,
         "jax-cfd FV van Leer, forward Euler": 1,
         "jax-cfd FV van Leer, RK4": 4,
         "exponax spectral ETDRK2 (vorticity)": 2,
