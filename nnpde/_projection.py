@@ -202,7 +202,10 @@ class ProjectedRK(AbstractStepper):
     ``u_next = P(u + dt sum_i b_i k_i)``, each ``P`` at its stage time (the first stage
     uses ``u`` as given: start from a divergence-free state, ``equation.project(u0)``). ``method``: ``"rk4"``
     (order 4, the default), ``"ssprk3"`` (order 3) or a ``ButcherTableau`` whose
-    stability region holds part of the imaginary axis.
+    stability region holds part of the imaginary axis; ``"forward_euler"`` and
+    ``"heun"`` (one and two right-hand sides and projections per step) only for an
+    equation with upwind-limited advection (``equation.forward_euler_rate`` not None,
+    e.g. van Leer fluxes), below their total-variation-diminishing limit.
 
     With ``check_stability`` a ``dt`` beyond ``max_stable_dt_advective`` is refused:
     the viscous part at construction, the whole (CFL) limit at every step; at once
