@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests._mpirun import TEST_XLA_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 MPIRUN = Path(sys.executable).parent / "mpirun"
 
@@ -106,7 +108,7 @@ if topo.is_root:
 
 def _run(mode: str, ranks: int, groups: int) -> list[dict]:
     assert MPIRUN.exists(), f"no mpirun beside {sys.executable}: the set-up (make) installs the pip mpich wheel"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=TEST_XLA_FLAGS)
     result = subprocess.run(
         [str(MPIRUN), "-n", str(ranks), sys.executable, "-c", SCRIPT, mode, str(groups)],
         capture_output=True,

@@ -16,10 +16,11 @@ import pytest
 
 import nnpde
 from nnpde.distributed import GroupTopology, make_group_step
+from tests._mpirun import TEST_XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 MPIRUN = Path(sys.executable).parent / "mpirun"
-ENV = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+ENV = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=TEST_XLA_FLAGS)
 
 
 def test_one_process_is_the_degenerate_topology():

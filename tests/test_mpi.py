@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests._mpirun import TEST_XLA_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 MPIRUN = Path(sys.executable).parent / "mpirun"
 
@@ -31,7 +33,7 @@ if comm.rank == 0:
 def test_mpi4jax_allreduce_under_mpirun():
     assert MPIRUN.exists(), f"no mpirun beside {sys.executable}: the set-up (make) installs the pip mpich wheel"
     mpirun = str(MPIRUN)
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=TEST_XLA_FLAGS)
     result = subprocess.run(
         [mpirun, "-n", "2", sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300
     )
