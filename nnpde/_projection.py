@@ -182,13 +182,10 @@ def max_stable_dt_advective(equation: AbstractProjectedEquation, method="rk4", *
                 "holds no part of the imaginary axis. Fix: use method='rk4' or 'ssprk3', or an upwind-limited "
                 "advection (advection='van_leer'), which makes forward Euler and Heun total-variation diminishing."
             )
-        if is_concrete(rate) and float(rate) == 0.0:
-            return float("inf")
-        limit = 1.0 / rate
-        return float(limit) if is_concrete(limit) else limit
-    rate = equation.spectral_radius(t, u) / r
-    if u is not None:
-        rate = rate + equation.advective_radius(t, u) / i
+    else:
+        rate = equation.spectral_radius(t, u) / r
+        if u is not None:
+            rate = rate + equation.advective_radius(t, u) / i
     if is_concrete(rate) and float(rate) == 0.0:
         return float("inf")  # inviscid fluid at rest (or no state given): nothing limits dt
     limit = 1.0 / rate
