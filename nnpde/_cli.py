@@ -87,14 +87,18 @@ def _simulate(args) -> int:
     return 0 if summary["status"] == "completed" else 1
 
 
-def _config(args):
-    """The validated configuration, the task built from it (both before any work)."""
-    from ._config import load_config
+def _config(args, *, ranks: int | None = None):
+    """The validated configuration, the task built from it (both before any work).
+    ``ranks``: the MPI ranks the run will have, to check ``distributed.domain``
+    against (``None``: not checked, the run does not split the reference)."""
+    from ._config import check_domain, load_config
     from ._run import load_task, set_precision
 
     config = load_config(args.config, args.set)
     set_precision(config)
     task = load_task(config)
+    if ranks is not None:
+        check_domain(config, task, ranks)
     return config, task
 
 
@@ -114,25 +118,43 @@ def _print_config(config, command: str) -> None:
 
 
 def _generate(args) -> int:
-    from ._run import stage_data
+    """Stage the reference data into the cache. Under ``mpirun`` with
+    ``distributed.domain`` the ranks run the reference solver together, its grid split
+    over them; without it, world rank 0 generates and the others read the cache."""
+    from ._run import stage_data, world_size
+    from .distributed import abort_on_error
 
-    config, task = _config(args)
+    config, task = _config(args, ranks=world_size())  # the same refusal on every rank: no abort needed
     _print_config(config, "generate")
     if not config.data.cache_dir:
         raise SystemExit("nnpde: data.cache_dir is empty, so generated data would not be kept. Fix: set one.")
-    train, held_out, seconds = stage_data(config, task)
-    print(
+    with abort_on_error():
+        topology = _world_topology() if world_size() > 1 else None
+        train, held_out, seconds = stage_data(config, task, topology=topology)
+    split = f", reference split over ranks {config.distributed.domain}" if config.distributed.domain else ""
+    _echo(
         f"{task.name}: {train.shape[0]} training and {held_out.shape[0]} held-out trajectories of "
-        f"{train.shape[1] - 1} steps, state {train.shape[2:]}, in {config.data.cache_dir} ({seconds:.1f} s)"
+        f"{train.shape[1] - 1} steps, state {train.shape[2:]}, in {config.data.cache_dir} ({seconds:.1f} s{split})"
     )
     return 0
+
+
+def _world_topology():
+    """One group of all the ranks (for staging data under ``mpirun``)."""
+    import jax
+
+    from .distributed import GroupTopology
+
+    return GroupTopology.create(groups=1, devices=jax.devices()[:1])
 
 
 def _train(args) -> int:
     from .distributed import abort_on_error
 
     with abort_on_error():
-        config, _ = _config(args)
+        from ._run import world_size
+
+        config, _ = _config(args, ranks=world_size())
         _print_config(config, "train")
         from ._run import evaluate, train
 
@@ -161,7 +183,7 @@ def _evaluate(args) -> int:
 def _benchmark(args) -> int:
     from ._benchmark import time_to_train
 
-    config, task = _config(args)
+    config, task = _config(args, ranks=args.ranks)
     _print_config(config, "benchmark")
     report = time_to_train(args.config, config, task, ranks=args.ranks, overrides=args.set, out=args.out)
     return 0 if report["complete"] else 3

@@ -38,6 +38,7 @@ unroll = 16                 # steps through the solver per loss
 [distributed]               # only under mpirun
 groups = 1
 ...
+domain = []                 # e.g. [2, 1]: the reference solver split over the ranks
 
 [benchmark]                 # nnpde benchmark: time to train to the task's target
 seeds = [0, 1, 2, 3, 4]
@@ -106,6 +107,10 @@ class DistributedConfig:
     max_staleness: int = 4
     wait_free: bool = False
     progress: str = "thread"
+    # Ranks per axis of the reference (fine-grid) solver while the data are staged:
+    # [] runs it whole in one process; [2, 1] splits its grid over 2 ranks along x
+    # (halo exchange; the product must be the number of MPI ranks).
+    domain: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,6 +306,40 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
             "wait_free = true."
         )
     return config
+
+
+def check_domain(config: RunConfig, task, world_size: int) -> None:
+    """Refuse a ``distributed.domain`` that the task's reference grid or the run's rank
+    count cannot honour (before any work)."""
+    dims = config.distributed.domain
+    if not dims:
+        return
+    if task.reference_domain is None:
+        raise ConfigError(
+            f"distributed.domain = {dims}, but the reference solver of {config.problem.module} cannot run split "
+            "over ranks (its task declares no reference_domain). Fix: remove distributed.domain (set it to [])."
+        )
+    shape = task.reference_domain[0].shape
+    example = [world_size] + [1] * (len(shape) - 1)
+    if len(dims) != len(shape) or any(d < 1 for d in dims):
+        raise ConfigError(
+            f"distributed.domain = {dims} must give a positive rank count for each of the reference grid's "
+            f"{len(shape)} axes ({' x '.join(map(str, shape))}). Fix: e.g. domain = {example}."
+        )
+    if math.prod(dims) != world_size:
+        raise ConfigError(
+            f"distributed.domain = {dims} splits the reference grid over {math.prod(dims)} ranks, but the run has "
+            f"{world_size}. Fix: launch mpirun -n {math.prod(dims)}, or a domain whose product is {world_size} "
+            f"(e.g. {example}{'; [] for one process' if world_size == 1 else ''})."
+        )
+    for axis, (n, d) in enumerate(zip(shape, dims)):
+        if n % d:
+            fits = [k for k in range(1, world_size + 1) if n % k == 0 and world_size % k == 0]
+            raise ConfigError(
+                f"distributed.domain = {dims} does not split the reference grid "
+                f"({' x '.join(map(str, shape))}) over the ranks: axis {axis} has {n} cells, not a multiple of {d}. "
+                f"Fix: ranks along axis {axis} that divide {n} (here one of {fits}), or another resolution."
+            )
 
 
 def check_layout(config: RunConfig, world_size: int, devices_per_rank: int = 1) -> None:

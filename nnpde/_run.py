@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._config import ConfigError, RunConfig, check_layout
+from ._config import ConfigError, RunConfig, check_domain, check_layout
 from ._mllog import MLLogger
 from ._task import Task
 
@@ -86,20 +86,50 @@ def make_optimizer(config: RunConfig, total_steps: int | None = None):
     )
 
 
-def stage_data(config: RunConfig, task: Task, *, topology=None, cache: bool = True):
+def world_size() -> int:
+    """MPI ranks of this run (1 when not launched by ``mpirun``)."""
+    from .distributed import launched_by_mpi
+
+    if not launched_by_mpi():
+        return 1
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.Get_size()
+
+
+def _reference_decomposition(config: RunConfig, task: Task):
+    """The ``Decomposition`` of the task's reference grid over ``distributed.domain``
+    (collective over ``MPI.COMM_WORLD``); refusals name the key."""
+    from mpi4py import MPI
+
+    from .distributed import Decomposition
+
+    check_domain(config, task, world_size())
+    grid, bc = task.reference_domain
+    try:
+        return Decomposition.create(grid, bc, comm=MPI.COMM_WORLD, dims=config.distributed.domain)
+    except ValueError as err:
+        raise ConfigError(f"distributed.domain = {config.distributed.domain} refused: {err}") from None
+
+
+def stage_data(config: RunConfig, task: Task, *, topology=None, cache: bool = True, split: bool = True):
     """``(train, held_out, seconds)``: the reference trajectories, ``(n, horizon + 1,
     *state)``, generated or read from ``data.cache_dir``. Under MPI, world rank 0
-    stages them first so that the ranks do not all generate the same data."""
+    stages them first so that the ranks do not all generate the same data; with
+    ``distributed.domain`` (and ``split``) every rank stages them together instead,
+    the reference solver's grid split over the ranks, and every rank gets them whole."""
     began = time.perf_counter()
     d = config.data
     cache_dir = d.cache_dir if (cache and d.cache_dir) else None
+    decomposition = _reference_decomposition(config, task) if (split and config.distributed.domain) else None
 
     def stage():
-        train, _ = task.trajectories(d.train_seed, d.train_samples, task.horizon, cache_dir=cache_dir)
-        held_out, _ = task.trajectories(d.eval_seed, d.eval_samples, task.horizon, cache_dir=cache_dir)
+        kw = dict(cache_dir=cache_dir, decomposition=decomposition)
+        train, _ = task.trajectories(d.train_seed, d.train_samples, task.horizon, **kw)
+        held_out, _ = task.trajectories(d.eval_seed, d.eval_samples, task.horizon, **kw)
         return np.asarray(train), np.asarray(held_out)
 
-    if topology is not None and topology.world_size > 1 and cache_dir is not None:
+    if decomposition is None and topology is not None and topology.world_size > 1 and cache_dir is not None:
         if topology.is_root:
             data = stage()
         topology.barrier()
@@ -340,7 +370,7 @@ def evaluate(config: RunConfig, *, echo=print) -> dict:
 
     task = load_task(config)
     model, step = restore_model(config, task)
-    _, held_out, _ = stage_data(config, task)
+    _, held_out, _ = stage_data(config, task, split=False)  # on one rank: whole, or from the cache
     evaluator = make_evaluator(task, held_out)
     model_errors = np.asarray(evaluator.errors(model))
     plain_errors = np.asarray(evaluator.errors(task.baseline))

@@ -41,6 +41,12 @@ class Task:
         channels: one name per state channel.
         units: units of the channels and of ``time`` (for files and plots).
         attrs: the problem's parameters, recorded with the results.
+        reference_domain: ``(grid, boundary_conditions)`` of the reference (fine-grid)
+            solver, declared when ``reference`` can run split over MPI ranks: it then
+            also accepts ``decomposition=``, a ``nnpde.distributed.Decomposition`` of
+            that grid, runs its solver on this rank's block and returns the whole
+            trajectories on every rank (``Decomposition.generate_trajectories``).
+            ``None``: the reference runs whole, in one process.
     """
 
     name: str
@@ -55,6 +61,7 @@ class Task:
     channels: tuple[str, ...]
     units: dict = dataclasses.field(default_factory=dict)
     attrs: dict = dataclasses.field(default_factory=dict)
+    reference_domain: tuple | None = None
 
     def __post_init__(self):
         if not isinstance(self.baseline, AbstractStepper):
@@ -68,6 +75,21 @@ class Task:
         shape = self.baseline.equation.state_shape
         if len(self.channels) != shape[0]:
             raise ValueError(f"Task.channels names {len(self.channels)} channels but the state has {shape[0]}.")
+        if self.reference_domain is not None:
+            from ._boundary import BoundaryConditions
+            from ._grid import Grid
+
+            domain = self.reference_domain
+            if not (
+                isinstance(domain, tuple)
+                and len(domain) == 2
+                and isinstance(domain[0], Grid)
+                and isinstance(domain[1], BoundaryConditions)
+            ):
+                raise TypeError(
+                    "Task.reference_domain must be (grid, boundary_conditions) of the reference solver, got "
+                    f"{domain!r}. Fix: e.g. reference_domain=(fine.equation.grid, fine.equation.bc)."
+                )
 
     @property
     def grid(self):
@@ -86,15 +108,29 @@ class Task:
             raise ValueError(f"Unknown model kind {kind!r} for task {self.name!r}. Fix: use one of {self.kinds}.")
         return self.build_model(kind, seed)
 
-    def trajectories(self, seed: int, n_samples: int, n_steps: int, *, cache_dir=None):
+    def trajectories(self, seed: int, n_samples: int, n_steps: int, *, cache_dir=None, decomposition=None):
         """``(trajectories, reused)``: ``reference`` cached as netCDF under ``cache_dir``
-        (keyed by ``dataset_config``; ``None``: no cache)."""
+        (keyed by ``dataset_config``; ``None``: no cache). ``decomposition``: run the
+        reference split over its ranks (collective; needs ``reference_domain``). The
+        split run gives the same data as one process (to the pressure or implicit
+        solver's tolerance), so it shares their cache entry."""
         from ._data import cached_trajectories
+
+        if decomposition is not None and self.reference_domain is None:
+            raise ValueError(
+                f"Task {self.name!r} declares no reference_domain, so its reference cannot run split over ranks. "
+                "Fix: run it whole (no decomposition)."
+            )
+
+        def build():
+            if decomposition is None:
+                return self.reference(seed, n_samples, n_steps)
+            return self.reference(seed, n_samples, n_steps, decomposition=decomposition)
 
         return cached_trajectories(
             cache_dir,
             self.dataset_config(seed, n_samples, n_steps),
-            lambda: self.reference(seed, n_samples, n_steps),
+            build,
             dt=self.dt,
             grid=self.grid,
             channels=self.channels,

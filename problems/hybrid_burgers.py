@@ -65,12 +65,19 @@ def initial_states(key, n_samples: int, resolution: int = COARSE * FACTOR):
     return (u / jnp.max(jnp.abs(u), axis=1, keepdims=True))[:, None]
 
 
-def reference_trajectories(seed: int, n_samples: int, n_steps: int = HORIZON, *, dt: float = DT):
+def reference_trajectories(seed: int, n_samples: int, n_steps: int = HORIZON, *, dt: float = DT, decomposition=None):
     """``(n_samples, n_steps + 1, 1, COARSE)``: fine-grid runs from random initial
-    states, every ``SUBSTEPS``-th state block-averaged to the coarse grid."""
-    fine = reference_stepper(dt)
+    states, every ``SUBSTEPS``-th state block-averaged to the coarse grid.
+    ``decomposition``: a ``nnpde.distributed.Decomposition`` of the fine grid; the
+    runs are then split over its ranks (collective) and returned whole on every rank."""
     u0 = initial_states(jax.random.key(seed), n_samples)
-    return nnpde.generate_trajectories(fine, u0, n_steps * SUBSTEPS, save_every=SUBSTEPS, factor=FACTOR, ndim=1)
+    run = dict(save_every=SUBSTEPS, factor=FACTOR, ndim=1)
+    if decomposition is None:
+        return nnpde.generate_trajectories(reference_stepper(dt), u0, n_steps * SUBSTEPS, **run)
+    d = decomposition
+    local = Burgers(d.local_grid, d.boundary_conditions, viscosity=VISCOSITY, scheme="van_leer")
+    step = nnpde.ExplicitRK(local, dt=dt / SUBSTEPS, method="ssprk3")
+    return d.generate_trajectories(step, u0, n_steps * SUBSTEPS, **run)
 
 
 def dataset_config(seed: int, n_samples: int, n_steps: int = HORIZON, *, dt: float = DT) -> dict:
@@ -167,11 +174,14 @@ def task(*, hidden: int = 32, depth: int = 4, horizon: int = HORIZON, dt: float 
         baseline=coarse_stepper(dt),
         build_model=lambda kind, seed: model(kind, seed=seed, hidden=hidden, depth=depth, dt=dt),
         kinds=KINDS,
-        reference=lambda seed, n, steps: reference_trajectories(seed, n, steps, dt=dt),
+        reference=lambda seed, n, steps, decomposition=None: reference_trajectories(
+            seed, n, steps, dt=dt, decomposition=decomposition
+        ),
         dataset_config=lambda seed, n, steps: dataset_config(seed, n, steps, dt=dt),
         horizon=horizon,
         target=TARGET_ERROR,
         channels=("u",),
         units={"time": "1", "u": "1"},
         attrs={"viscosity": VISCOSITY, "coarse": COARSE, "factor": FACTOR, "dt": dt, "hidden": hidden, "depth": depth},
+        reference_domain=(grid(COARSE * FACTOR), nnpde.BoundaryConditions.periodic(1)),
     )

@@ -178,9 +178,18 @@ def task(
             return nnpde.CorrectedStepper(coarse, closure.closure, scale=DT)
         raise ValueError(f"Unknown model kind {kind!r}. Fix: use one of {KINDS}.")
 
-    def reference(seed: int, n_samples: int, n_steps: int):
+    def reference(seed: int, n_samples: int, n_steps: int, *, decomposition=None):
         u0 = hybrid_heat.initial_states(jax.random.key(seed), n_samples, resolution * factor)
-        return nnpde.generate_trajectories(fine, u0, n_steps * substeps, save_every=substeps, factor=factor, ndim=2)
+        run = dict(save_every=substeps, factor=factor, ndim=2)
+        if decomposition is None:
+            return nnpde.generate_trajectories(fine, u0, n_steps * substeps, **run)
+        # the same Crank-Nicolson step on this rank's block (CG with global inner products)
+        d, eq = decomposition, fine.equation
+        local = solvers.HeatEquation(
+            d.local_grid, d.boundary_conditions, conductivity=d.split(eq.conductivity), source=d.split(eq.source)
+        )
+        step = nnpde.ThetaMethod(local, dt=fine.dt, method="crank_nicolson", solver="cg")
+        return d.generate_trajectories(step, u0, n_steps * substeps, **run)
 
     def dataset_config(seed: int, n_samples: int, n_steps: int) -> dict:
         return {
@@ -223,6 +232,7 @@ def task(
             "hidden": hidden,
             "depth": depth,
         },
+        reference_domain=(fine.equation.grid, fine.equation.bc),
     )
 
 

@@ -57,15 +57,30 @@ def _check(name: str, value, minimum, fix: str, *, integer: bool = True) -> None
         raise ValueError(f"{name} must be {what} >= {minimum}, got {value!r}. Fix: {fix}")
 
 
-def initial_states(seed: int, n_samples: int, fine: nnpde.ProjectedRK, *, spinup: float, spacing: float):
+def initial_states(
+    seed: int,
+    n_samples: int,
+    fine: nnpde.ProjectedRK,
+    *,
+    spinup: float,
+    spacing: float,
+    decomposition=None,
+    step=None,
+):
     """``(n_samples, 2, n, n)`` fine turbulent states: the seeded random field spun up
     for ``spinup`` (rounded up to a whole number of ``spacing``), then one state every
-    ``spacing`` along the same run (one scan for both)."""
+    ``spacing`` along the same run (one scan for both). With ``decomposition`` the run
+    is split over its ranks, ``step`` being ``fine`` on this rank's block; the whole
+    states are returned on every rank."""
     grid = fine.equation.grid
     u0 = fine.equation.project(kolmogorov.initial_velocity(grid, seed, max_velocity=MAX_VELOCITY))
     n_space = max(1, round(spacing / fine.dt))
     n_spin = math.ceil(round(spinup / fine.dt) / n_space)  # in units of n_space steps
-    run = nnpde.generate_trajectories(fine, u0[None], (n_spin + n_samples - 1) * n_space, save_every=n_space, ndim=2)
+    n_steps = (n_spin + n_samples - 1) * n_space
+    if decomposition is None:
+        run = nnpde.generate_trajectories(fine, u0[None], n_steps, save_every=n_space, ndim=2)
+    else:
+        run = decomposition.generate_trajectories(step, u0[None], n_steps, save_every=n_space, ndim=2)
     return run[0, n_spin:]
 
 
@@ -112,11 +127,18 @@ def task(
         )
         return nnpde.CorrectedStepper(coarse, net, scale=DT, project=True)
 
-    def reference(seed: int, n_samples: int, n_steps: int):
-        u0 = initial_states(seed, n_samples, fine, spinup=spinup, spacing=spacing)
-        return nnpde.generate_trajectories(
-            fine, u0, n_steps * factor, save_every=factor, factor=factor, ndim=2, stagger=STAGGER
+    def reference(seed: int, n_samples: int, n_steps: int, *, decomposition=None):
+        run = dict(save_every=factor, factor=factor, ndim=2, stagger=STAGGER)
+        if decomposition is None:
+            u0 = initial_states(seed, n_samples, fine, spinup=spinup, spacing=spacing)
+            return nnpde.generate_trajectories(fine, u0, n_steps * factor, **run)
+        # the same projected RK4 step on this rank's block (pressure by CG over the ranks)
+        d = decomposition
+        step = nnpde.ProjectedRK(
+            kolmogorov.make_equation(d.local_grid, bc=d.boundary_conditions), dt=fine.dt, method="rk4"
         )
+        u0 = initial_states(seed, n_samples, fine, spinup=spinup, spacing=spacing, decomposition=d, step=step)
+        return d.generate_trajectories(step, u0, n_steps * factor, **run)
 
     def dataset_config(seed: int, n_samples: int, n_steps: int) -> dict:
         return {
@@ -159,6 +181,7 @@ def task(
             "depth": depth,
             "staggering": "u at (x_face, y), v at (x, y_face): lower faces",
         },
+        reference_domain=(fine.equation.grid, fine.equation.flow.bc),
     )
 
 

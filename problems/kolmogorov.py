@@ -114,10 +114,14 @@ def make_equation(
     amplitude: float = AMPLITUDE,
     drag: float = DRAG,
     advection: str = "van_leer",
+    bc: nnpde.BoundaryConditions | None = None,
 ) -> DampedNavierStokes2D:
-    """The forced, damped flow on ``grid`` (defaults: Kochkov et al. 2021)."""
+    """The forced, damped flow on ``grid`` (defaults: Kochkov et al. 2021). ``bc``:
+    periodic by default; a ``Decomposition``'s boundary conditions run the flow on one
+    rank's block (``grid`` its ``local_grid``: the forcing is evaluated at the block's
+    own cell centres)."""
     forcing = kolmogorov_forcing(grid, wavenumber=wavenumber, amplitude=amplitude)
-    flow = NavierStokes2D(grid, viscosity=viscosity, forcing=forcing, advection=advection)
+    flow = NavierStokes2D(grid, viscosity=viscosity, forcing=forcing, advection=advection, bc=bc)
     return DampedNavierStokes2D(flow, drag)
 
 

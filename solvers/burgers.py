@@ -229,7 +229,7 @@ class Burgers(nnpde.AbstractEquation):
             b.check(grid, order=2, width=width)
             for a in range(ndim):
                 for kind in b.kinds(a):
-                    if kind not in ("periodic", "dirichlet"):
+                    if kind not in ("periodic", "dirichlet", "halo"):  # halo: a neighbour rank's cells
                         raise ValueError(
                             f"Burgers supports Periodic and Dirichlet boundaries; axis {a} has {kind!r}"
                             f"{f' (component {c})' if len(bcs) > 1 else ''}. Fix: prescribe the velocity "
@@ -298,6 +298,7 @@ class Burgers(nnpde.AbstractEquation):
         radius = _DIFFUSIVE_FACTOR * self.viscosity * sum(1 / h**2 for h in spacing)
         if u is not None:
             speeds = jnp.max(jnp.abs(jnp.reshape(u, (self.grid.ndim, -1))), axis=1)
+            speeds = self.bc[0].allreduce(speeds, "max")  # over all ranks of a split domain: one decision
             radius = radius + _ADVECTIVE_FACTOR * sum(speeds[a] / h for a, h in enumerate(spacing))
         return jnp.asarray(radius)
 

@@ -118,6 +118,28 @@ def test_layout_that_does_not_split_is_refused():
     check_layout(config, 6)  # 3 ranks per group, batch 6: fits
 
 
+def test_domain_that_does_not_split_the_reference_grid_is_refused():
+    import dataclasses
+
+    from nnpde._config import check_domain
+    from tests import _tiny_task
+
+    task = _tiny_task.task()
+    assert task.reference_domain[0].shape == (256,)
+    config = load_config(None, ["distributed.domain=[3]"])
+    with pytest.raises(
+        ConfigError,
+        match=r"domain = \[3\] does not split the reference grid \(256\) over the ranks: "
+        r"axis 0 has 256 cells, not a multiple of 3. Fix: .*one of \[1\]",
+    ):
+        check_domain(config, task, 3)
+    check_domain(load_config(None, ["distributed.domain=[4]"]), task, 4)  # 64 cells a rank: fits
+    check_domain(load_config(None, []), task, 3)  # no domain: nothing to split
+    whole_only = dataclasses.replace(task, reference_domain=None)
+    with pytest.raises(ConfigError, match=r"cannot run split over ranks.*Fix: remove distributed.domain"):
+        check_domain(load_config(None, ["distributed.domain=[2]"]), whole_only, 2)
+
+
 @pytest.fixture
 def keep_x64():
     """The CLI sets the precision of its configuration; restore the suite's float64."""
@@ -137,6 +159,8 @@ def keep_x64():
         (["model.kind=transformer"], "model.kind = 'transformer' is not a model of hybrid_burgers"),
         (["train.unroll=64"], "train.unroll = 64 exceeds the task's horizon"),
         (["distributed.groups=2"], "needs that many MPI ranks"),
+        (["distributed.domain=[2]"], "domain = [2] splits the reference grid over 2 ranks, but the run has 1"),
+        (["distributed.domain=[1, 1]"], "must give a positive rank count for each of the reference grid's 1 axes"),
     ],
 )
 def test_cli_refuses_bad_configs_before_any_work(tmp_path, capsys, keep_x64, overrides, message):
@@ -221,14 +245,23 @@ def test_benchmark_time_to_train_single_process(tmp_path):
 
 def test_train_under_mpirun_with_two_groups(tmp_path):
     """The same command under mpirun: 2 ranks in 2 groups, averaged asynchronously; a
-    target no model can reach is reported as missed (exit 3), not as a success."""
-    out = tmp_path / "run"
+    target no model can reach is reported as missed (exit 3), not as a success. The
+    reference data are staged with the fine solver's grid split over the two ranks
+    (``distributed.domain``) and equal the one-process reference."""
+    import numpy as np
+    import xarray as xr
+
+    from tests import _tiny_task
+
+    out, cache = tmp_path / "run", tmp_path / "data"
     result = _nnpde(
         "train",
         *_sets(
             *TINY,
             f'out="{out}"',
-            'data.cache_dir=""',
+            f'data.cache_dir="{cache}"',
+            "distributed.domain=[2]",
+            'precision="float64"',  # the data are compared with this process's float64 reference
             "distributed.groups=2",
             "distributed.every=1",
             "distributed.max_staleness=1",
@@ -251,6 +284,17 @@ def test_train_under_mpirun_with_two_groups(tmp_path):
     assert (out / "checkpoints").is_dir() and (out / "group1" / "metrics.jsonl").is_file()
     stop = [e for e in read_mllog(out / "mllog.txt") if e["key"] == "run_stop"]
     assert len(stop) == 1 and stop[0]["metadata"]["status"] == "aborted"
+    # the split-domain data against the one-process reference
+    files = sorted(cache.glob("*.nc"))
+    assert len(files) == 2, files
+    task = _tiny_task.task()
+    for seed, n in ((0, 4), (1000, 2)):
+        datasets = [xr.load_dataset(f) for f in files]
+        staged = [ds for ds in datasets if json.loads(ds.attrs["nnpde_cache_config"])["seed"] == seed]
+        assert len(staged) == 1
+        whole = np.asarray(task.reference(seed, n, task.horizon))[:, :, 0]
+        assert staged[0]["u"].shape == whole.shape
+        assert np.max(np.abs(staged[0]["u"].values - whole)) < 1e-13 * np.max(np.abs(whole))
 
 
 def test_validate_runs_a_case_and_writes_the_report(tmp_path):

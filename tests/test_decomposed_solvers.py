@@ -192,3 +192,63 @@ def test_split_theta_method_refuses_a_nonsymmetric_operator():
     stepper = nnpde.ThetaMethod(eq, dt=1e-3, solver="cg")
     with pytest.raises(ValueError, match=r"not symmetric here.*conjugate gradients only"):
         stepper(jnp.zeros(eq.state_shape))
+
+
+FLAGSHIP_SCRIPT = r"""
+import json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np
+from mpi4py import MPI
+from nnpde.distributed import Decomposition
+from problems import hybrid_heat_board, hybrid_kolmogorov
+
+rows = []
+for case in json.loads(sys.argv[1]):
+    module = {"kolmogorov": hybrid_kolmogorov, "heat_board": hybrid_heat_board}[case["problem"]]
+    task = module.task(**case["options"])
+    grid, bc = task.reference_domain
+    d = Decomposition.create(grid, bc, comm=MPI.COMM_WORLD, dims=case["dims"])
+    split = np.asarray(task.reference(3, 2, 2, decomposition=d))
+    whole = np.asarray(task.reference(3, 2, 2)) if MPI.COMM_WORLD.rank == 0 else None
+    if MPI.COMM_WORLD.rank == 0:
+        rows.append({"shape": list(split.shape), "scale": float(np.max(np.abs(whole))),
+                     "difference": float(np.max(np.abs(split - whole)) / np.max(np.abs(whole)))})
+if MPI.COMM_WORLD.rank == 0:
+    print(json.dumps(rows))
+"""
+
+
+def test_flagship_references_split_over_two_ranks_equal_one_process():
+    """The reference solvers that ``distributed.domain`` splits (``Task.reference`` with
+    a ``Decomposition``): Kolmogorov flow (projected RK4, van Leer, periodic; the
+    pressure by CG over the ranks instead of the FFT) split along x, and the heat board
+    (Crank-Nicolson, CG; Dirichlet and Neumann walls) split along the walled y axis,
+    each against the same reference run whole, float64. The problem-specific parts are
+    what is tested here: the block's forcing, conductivity and source, and the spun-up
+    initial states."""
+    cases = [
+        {
+            "problem": "kolmogorov",
+            "dims": [2, 1],
+            "options": {
+                "resolution": 4,
+                "factor": 2,
+                "horizon": 2,
+                "spinup": 0.08,
+                "spacing": 0.04,
+                "hidden": 2,
+                "depth": 1,
+            },
+        },
+        {
+            "problem": "heat_board",
+            "dims": [1, 2],
+            "options": {"resolution": 4, "factor": 2, "horizon": 2, "substeps": 2, "hidden": 2, "depth": 1},
+        },
+    ]
+    rows = mpirun_rows(2, FLAGSHIP_SCRIPT, cases, timeout=600)
+    for case, row in zip(cases, rows):
+        assert row["shape"] == [2, 3, *(([2] if case["problem"] == "kolmogorov" else [1]) + [4, 4])], row
+        assert row["scale"] > 0.1, row  # a non-trivial state
+        assert row["difference"] < 1e-10, (case["problem"], row)

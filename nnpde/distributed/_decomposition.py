@@ -547,6 +547,23 @@ class Decomposition:
             out[(Ellipsis, *slices)] = block
         return out
 
+    def generate_trajectories(
+        self, step, initial_states, n_steps: int, *, save_every: int = 1, factor: int = 1, ndim: int, stagger=None
+    ) -> np.ndarray:
+        """``nnpde.generate_trajectories`` with the solver split over the ranks.
+
+        ``step``: one step of the solver built on this rank's block (``local_grid``,
+        ``boundary_conditions``, split coefficient fields). ``initial_states``: the
+        GLOBAL batch ``(N, C, *grid.shape)``, the same on every rank. Each rank runs its
+        block of every trajectory (the batch by ``jax.vmap``, halos exchanged at every
+        step), keeps every ``save_every``-th state, and the blocks are gathered and then
+        ``downsample``-d by ``factor``: the global ``(N, n_saved, C, *grid.shape //
+        factor)`` array on every rank. Collective: every rank must call it."""
+        from .._data import downsample, generate_trajectories
+
+        local = generate_trajectories(step, self.split(initial_states), n_steps, save_every=save_every, ndim=ndim)
+        return np.asarray(downsample(self.gather(local), factor, ndim=ndim, stagger=stagger))
+
     def allreduce(self, x, op: str = "sum"):
         """``x`` reduced over all ranks by mpi4jax (``"sum"``, ``"max"``, ``"min"``);
         usable inside ``jit``; sums are differentiable."""

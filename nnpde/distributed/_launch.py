@@ -33,3 +33,4 @@ def abort_on_error():
         sys.stderr.flush()
         sys.stdout.flush()
         world.Abort(1)
+        raise  # not reached when MPI_Abort ends the process, as it should
