@@ -366,32 +366,51 @@ def _van_leer_partials(up, centre, down):
     )
 
 
-def _flux_divergence_transpose(u, g, spacing, scheme: str):
-    """``J^T g`` of ``div(u u)`` at ``u`` on a periodic, unsplit domain (the adjoint of
-    ``_flux_divergence``: ``N_c = sum_a (F_ca[i + 1] - F_ca[i]) / h_a``, ``F_ca = vel_ca
-    face_ca``, ``vel_ca = (u_a[i - e_c] + u_a[i]) / 2``, ``face_ca`` the central or van Leer
-    value of ``u_c`` on face ``i - 1/2`` along ``a``)."""
-    parts = [[None, None], [None, None]]  # parts[b][c]: the cotangent of u_b from N_c
+def _transpose_residuals(u, scheme: str):
+    """What the adjoint of ``_flux_divergence`` needs of the state ``u``, per component
+    ``c`` and axis ``a`` (``res[c][a]``): the advecting velocity ``vel_ca`` on the faces,
+    the face value ``face_ca`` and, for van Leer, the limiter's partial derivatives.
+    Computed by the forward rule and saved: in a differentiated ``lax.scan`` they are
+    then stored per step and read back, instead of the limiter being re-evaluated
+    (and, on the CPU, fused into every shifted read) in the reverse loop."""
+    res = [[None, None], [None, None]]
     for c in range(2):
-        q, q_bar = u[c], 0.0
-        for a, h in enumerate(spacing):
+        q = u[c]
+        for a in range(2):
             (below_c,) = _shifts(u[a], c, [-1])
             vel = 0.5 * (below_c + u[a])
-            (g_below,) = _shifts(g[c], a, [-1])
-            flux_bar = (g_below - g[c]) / h
-            face_bar = flux_bar * vel
             if scheme == "central":
                 (m1,) = _shifts(q, a, [-1])
-                face = 0.5 * (m1 + q)
-                (above,) = _shifts(face_bar, a, [1])
-                q_bar = q_bar + 0.5 * (above + face_bar)
+                res[c][a] = (vel, 0.5 * (m1 + q))
             else:
                 m2, m1, p1 = _shifts(q, a, [-2, -1, 1])
                 positive = vel > 0
                 # the upwind side's three cells: (q[i-2], q[i-1], q[i]) or (q[i+1], q[i], q[i-1])
                 up, centre, down = (jnp.where(positive, x, y) for x, y in ((m2, p1), (m1, q), (q, m1)))
-                face, wa, wb = jax.lax.optimization_barrier(_van_leer_partials(up, centre, down))
-                zero = jnp.zeros_like(q)
+                res[c][a] = (vel, *_van_leer_partials(up, centre, down))
+    return res
+
+
+def _flux_divergence_transpose(res, g, spacing, scheme: str):
+    """``J^T g`` of ``div(u u)`` at ``u`` on a periodic, unsplit domain (the adjoint of
+    ``_flux_divergence``: ``N_c = sum_a (F_ca[i + 1] - F_ca[i]) / h_a``, ``F_ca = vel_ca
+    face_ca``, ``vel_ca = (u_a[i - e_c] + u_a[i]) / 2``, ``face_ca`` the central or van Leer
+    value of ``u_c`` on face ``i - 1/2`` along ``a``), from ``_transpose_residuals(u)``."""
+    parts = [[None, None], [None, None]]  # parts[b][c]: the cotangent of u_b from N_c
+    for c in range(2):
+        q_bar = 0.0
+        for a, h in enumerate(spacing):
+            vel, face, *partials = res[c][a]
+            (g_below,) = _shifts(g[c], a, [-1])
+            flux_bar = (g_below - g[c]) / h
+            face_bar = flux_bar * vel
+            if scheme == "central":
+                (above,) = _shifts(face_bar, a, [1])
+                q_bar = q_bar + 0.5 * (above + face_bar)
+            else:
+                wa, wb = partials
+                positive = vel > 0
+                zero = jnp.zeros_like(face_bar)
                 # d face / d (q[i-2], q[i-1], q[i+1], q[i]): (up, centre, down) -> -wa, 1 + wa - wb, wb
                 on_centre = jnp.where(positive, wb, 1.0 + wa - wb) * face_bar
                 # face i reads q[i + k], k = -2, -1, 1: q_bar[j] gathers that part at j - k
@@ -423,18 +442,22 @@ def _periodic_rate(u, viscosity, spacing, scheme: str):
 
 
 def _periodic_rate_fwd(u, viscosity, spacing, scheme):
-    return _periodic_rate(u, viscosity, spacing, scheme), (u, viscosity)
+    # van Leer: the limiter's partials are saved (see _transpose_residuals); central
+    # fluxes are cheaper to recompute from u than to store and read back
+    saved = _transpose_residuals(u, scheme) if scheme == "van_leer" else None
+    return _periodic_rate(u, viscosity, spacing, scheme), (u, saved, viscosity)
 
 
 def _periodic_rate_bwd(spacing, scheme, residuals, g):
-    u, viscosity = residuals
+    u, saved, viscosity = residuals
+    res = _transpose_residuals(u, scheme) if saved is None else saved
 
     def laplacian(x):  # symmetric on a periodic grid: its own transpose
         return fd.laplacian(_wrap_pad(x, 1), spacing, width=1)
 
-    u_bar = viscosity * laplacian(g) - _flux_divergence_transpose(u, g, spacing, scheme)
+    u_bar = viscosity * laplacian(g) - _flux_divergence_transpose(res, g, spacing, scheme)
     viscosity_bar = jnp.sum(g * laplacian(u))
-    return u_bar.astype(u.dtype), viscosity_bar.astype(viscosity.dtype).reshape(viscosity.shape)
+    return u_bar.astype(g.dtype), viscosity_bar.astype(viscosity.dtype).reshape(viscosity.shape)
 
 
 _periodic_rate.defvjp(_periodic_rate_fwd, _periodic_rate_bwd)
