@@ -150,3 +150,21 @@ def test_default_configs_load_and_build_their_tasks(name):
     config = load_config(ROOT / f"scripts/configs/{name}.toml")
     task = load_task(config)  # checks options, model kind and unroll <= horizon
     assert task.name == name and config.model.kind in task.kinds
+
+
+def test_equivalent_resolution_is_the_log_log_crossing():
+    """``scripts/kolmogorov_resolution.py``: where the plain solver's error curve (linear
+    between measured points in log-log) meets the hybrid's error, and the time there."""
+    import importlib.util
+    import math
+
+    spec = importlib.util.spec_from_file_location("kolmogorov_resolution", ROOT / "scripts/kolmogorov_resolution.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    resolutions, errors = [16, 32, 64], [0.4, 0.1, 0.025]
+    assert study.crossing(0.1, resolutions, errors) == pytest.approx(32)
+    assert study.crossing(0.2, resolutions, errors) == pytest.approx(16 * math.sqrt(2))  # halfway in log
+    assert study.crossing(0.05, resolutions, errors) == pytest.approx(32 * math.sqrt(2))
+    assert study.crossing(0.01, resolutions, errors) is None  # finer than any measured grid
+    assert study.crossing(0.5, resolutions, errors) is None  # worse than the coarsest
+    assert study.interpolate_loglog(32 * math.sqrt(2), resolutions, [1.0, 4.0, 16.0]) == pytest.approx(8.0)
