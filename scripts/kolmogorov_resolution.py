@@ -34,9 +34,9 @@ the hybrid marked) to the run folder, and prints the table.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-import time
 from pathlib import Path
 
 import matplotlib
@@ -49,7 +49,10 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from heat_throughput import best_time  # noqa: E402  (best of n, after a compiling call)
 
 
 def parse_args():
@@ -77,23 +80,13 @@ def crossing(target, resolutions, errors):
     return None
 
 
-def best_time(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # compile
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - began)
-    return min(times)
-
-
 def main() -> int:
     args = parse_args()
     import nnpde
     from nnpde import metrics
     from nnpde._config import load_config
     from nnpde._rollout import rollout
-    from nnpde._run import load_task, restore_model, set_precision, stage_data
+    from nnpde._run import environment, load_task, restore_model, set_precision, stage_data
     from problems import hybrid_kolmogorov as hk
 
     run = Path(args.run)
@@ -117,7 +110,11 @@ def main() -> int:
         config.data.eval_seed, n_eval, fine, spinup=task.attrs["spinup"], spacing=task.attrs["spacing"]
     )
     start = nnpde.downsample(u0_fine, factor, ndim=2, stagger=hk.STAGGER)
-    assert np.allclose(start, held_out[:, 0], rtol=1e-5, atol=1e-5), "fine states do not match the held-out data"
+    if not np.allclose(start, held_out[:, 0], rtol=1e-5, atol=1e-5):
+        raise SystemExit(
+            f"the regenerated fine states do not restrict to the held-out data of {run}: the run's data were made "
+            "with other settings. Fix: re-run nnpde generate/train with this configuration."
+        )
 
     def score(final):
         return float(jnp.mean(jax.vmap(lambda p, r: metrics.rollout_error(p[None], r[None])[0])(final, reference)))
@@ -131,19 +128,18 @@ def main() -> int:
             lambda s, u, n=horizon * ratio: jax.vmap(lambda v: rollout(s, v, n, trajectory=False))(u)
         )
         final = nnpde.downsample(run_r(stepper, u0), ratio, ndim=2, stagger=hk.STAGGER)
-        seconds = best_time(run_r, stepper, u0, repeats=args.repeats)
+        seconds = best_time(functools.partial(run_r, stepper, u0), args.repeats)
         rows.append({"solver": "plain", "resolution": r, "error": score(final), "seconds": seconds})
         print(f"plain {r:4d}^2: error {rows[-1]['error']:.4f}, {seconds * 1e3:9.2f} ms per batch rollout")
 
     run_h = eqx.filter_jit(lambda m, u: jax.vmap(lambda v: rollout(m, v, horizon, trajectory=False))(u))
-    hybrid_seconds = best_time(run_h, model, start, repeats=args.repeats)
+    hybrid_seconds = best_time(functools.partial(run_h, model, start), args.repeats)
     hybrid_error = score(run_h(model, start))
     print(f"hybrid {coarse:3d}^2: error {hybrid_error:.4f}, {hybrid_seconds * 1e3:9.2f} ms per batch rollout")
 
-    plain = rows
-    res = [row["resolution"] for row in plain]
-    errs = [row["error"] for row in plain]
-    secs = [row["seconds"] for row in plain]
+    res = [row["resolution"] for row in rows]
+    errs = [row["error"] for row in rows]
+    secs = [row["seconds"] for row in rows]
     equivalent = crossing(hybrid_error, res, errs)
     summary = {
         "run": str(run),
@@ -151,13 +147,13 @@ def main() -> int:
         "held_out": int(n_eval),
         "horizon_steps": int(horizon),
         "horizon_time": horizon * task.dt,
-        "plain": plain,
+        "plain": rows,
         "hybrid": {"resolution": coarse, "error": hybrid_error, "seconds": hybrid_seconds},
         "equivalent_resolution": equivalent,
         "resolution_factor": None if equivalent is None else equivalent / coarse,
         "speedup": None if equivalent is None else interpolate_loglog(equivalent, res, secs) / hybrid_seconds,
         "timing": f"batch of {n_eval} rolled out to the horizon, best of {args.repeats}, compilation excluded",
-        "environment": __import__("nnpde._run", fromlist=["environment"]).environment(),
+        "environment": environment(),
     }
     if equivalent is None:
         print(f"the hybrid's error {hybrid_error:.4f} is not matched between {res[0]}^2 and {res[-1]}^2")
