@@ -329,100 +329,99 @@ def _flux_divergence(padded, shape, spacing, w: int, scheme: str):
 # JAX's automatic transpose of the padded-window stencils above turns every window
 # into a zero-padded array and sums them; on the CPU XLA then fuses those sums with the
 # limiter's divisions into one loop that recomputes them per shifted read. The adjoint
-# below is the same stencil algebra written forwards: every shifted read comes from a
-# materialised periodic pad. At 256^2, float32 (benchmarks/ns_rhs_vjp.py): the van
-# Leer right-hand side's VJP 7.5 ms with JAX's transpose, 1.5 ms with this adjoint;
-# central 1.4 ms and 0.46 ms (the forward: about 0.5 ms).
+# below is the same stencil algebra written as a gather: the limiter's quantities are
+# evaluated once on the grid extended by ``_EXTEND`` cells, from ``u`` wrap-padded
+# once, and every shifted read is a window of an extended array or of the wrap-padded
+# cotangent. Nothing but ``u`` is saved: in a differentiated ``lax.scan`` the limiter is
+# recomputed in the reverse loop, which costs less than storing its partials per step
+# and reading them back. The two velocity components are assembled separately, then
+# stacked: a subtraction on the stacked pair fused around the stack made XLA emit one
+# loop several times slower (measured when the cotangent comes from the projection).
+# At 256^2, float32 (benchmarks/ns_step.py, BENCHMARKS.md): a 20-step rollout's
+# gradient costs 2.5-2.8 forward passes with van Leer forward Euler, about 2 with van
+# Leer RK4 (7-9 and 4.5-5.7 with the previous adjoint, which saved the partials).
+
+_EXTEND = 2  # the extended grid: faces j in [-_EXTEND, n + _EXTEND) along both axes
 
 
-def _wrap(q, axis: int, lo: int, hi: int):
-    """``q`` extended periodically by ``lo`` cells below and ``hi`` above along ``axis``,
-    materialised (``optimization_barrier``), so the shifted windows of it are plain reads."""
-    n = q.shape[axis]
-    parts = [jax.lax.slice_in_dim(q, n - lo, n, axis=axis)] if lo else []
-    parts += [q] + ([jax.lax.slice_in_dim(q, 0, hi, axis=axis)] if hi else [])
-    return jax.lax.optimization_barrier(jnp.concatenate(parts, axis=axis))
+def _unit(axis: int, k: int) -> tuple[int, int]:
+    return (k, 0) if axis == 0 else (0, k)
 
 
-def _shifts(q, axis: int, offsets):
-    """``[q[i + k] for k in offsets]`` along the periodic ``axis``."""
-    lo, hi = max(0, -min(offsets)), max(0, max(offsets))
-    padded, n = _wrap(q, axis, lo, hi), q.shape[axis]
-    return [jax.lax.slice_in_dim(padded, lo + k, lo + k + n, axis=axis) for k in offsets]
+def _window(padded, pad: int, offset=(0, 0), extend: int = 0):
+    """``x[j + offset]`` for ``j`` on the grid extended by ``extend`` cells (the last two
+    axes), from ``x`` wrap-padded by ``pad >= extend + max|offset|``."""
+    n0, n1 = (padded.shape[-2 + b] - 2 * pad + 2 * extend for b in range(2))
+    s0, s1 = (pad - extend + offset[b] for b in range(2))
+    return padded[..., s0 : s0 + n0, s1 : s1 + n1]
 
 
-def _van_leer_partials(up, centre, down):
-    """The limited face value ``centre + a b / (a + b)`` (``a b > 0``, else ``centre``),
-    ``a = centre - up``, ``b = down - centre``, and its derivatives ``b^2 / (a + b)^2``
-    w.r.t. ``a`` and ``a^2 / (a + b)^2`` w.r.t. ``b`` (the van Leer limiter, ``fd.advective_flux``)."""
-    a, b = centre - up, down - centre
-    smooth = a * b > 0
-    s = jnp.where(smooth, a + b, 1.0)
-    zero = jnp.zeros_like(a)
-    return (
-        centre + jnp.where(smooth, a * b / s, zero),
-        jnp.where(smooth, (b / s) ** 2, zero),
-        jnp.where(smooth, (a / s) ** 2, zero),
+def _faces(padded, pad: int, c: int, a: int, scheme: str):
+    """On the faces normal to ``a`` of component ``c``'s volumes (face ``j`` between cells
+    ``j - e_a`` and ``j``), over the extended grid: the advecting velocity
+    ``vel = (u_a[j - e_c] + u_a[j]) / 2``, the face value of ``q = u_c`` and its partial
+    derivatives w.r.t. ``q[j - 2 e_a], q[j - e_a], q[j], q[j + e_a]`` (``None``: zero).
+    Van Leer: the limited value ``centre + r s / (r + s)`` (``r s > 0``, else ``centre``),
+    ``r = centre - up``, ``s = down - centre`` on the upwind side (``fd.advective_flux``),
+    whose derivatives w.r.t. ``r`` and ``s`` are ``s^2 / (r + s)^2`` and ``r^2 / (r + s)^2``."""
+
+    def at(comp, offset):
+        return _window(padded[comp], pad, offset, _EXTEND)
+
+    vel = 0.5 * (at(a, _unit(c, -1)) + at(a, (0, 0)))
+    if scheme == "central":
+        return vel, 0.5 * (at(c, _unit(a, -1)) + at(c, (0, 0))), (None, 0.5, 0.5, None)
+    m2, m1, q, p1 = (at(c, _unit(a, k)) for k in (-2, -1, 0, 1))
+    positive = vel > 0
+    up, centre, down = (jnp.where(positive, x, y) for x, y in ((m2, p1), (m1, q), (q, m1)))
+    r, s = centre - up, down - centre
+    smooth = r * s > 0
+    total = jnp.where(smooth, r + s, 1.0)
+    zero = jnp.zeros_like(r)
+    face = centre + jnp.where(smooth, r * s / total, zero)
+    d_r = jnp.where(smooth, (s / total) ** 2, zero)  # d face / d r
+    d_s = jnp.where(smooth, (r / total) ** 2, zero)  # d face / d s
+    mid = 1.0 + d_r - d_s  # d face / d centre
+    # (up, centre, down) = (q[j-2], q[j-1], q[j]) where vel > 0, else (q[j+1], q[j], q[j-1])
+    partials = (
+        jnp.where(positive, -d_r, zero),
+        jnp.where(positive, mid, d_s),
+        jnp.where(positive, d_s, mid),
+        jnp.where(positive, zero, -d_r),
     )
+    return vel, face, partials
 
 
-def _transpose_residuals(u, scheme: str):
-    """What the adjoint of ``_flux_divergence`` needs of the state ``u``, per component
-    ``c`` and axis ``a`` (``res[c][a]``): the advecting velocity ``vel_ca`` on the faces,
-    the face value ``face_ca`` and, for van Leer, the limiter's partial derivatives.
-    Computed by the forward rule and saved: in a differentiated ``lax.scan`` they are
-    then stored per step and read back, instead of the limiter being re-evaluated
-    (and, on the CPU, fused into every shifted read) in the reverse loop."""
-    res = [[None, None], [None, None]]
+def _flux_divergence_transpose(u, g, spacing, scheme: str):
+    """``[J^T g]_b`` for ``b = 0, 1``: the adjoint of ``_flux_divergence`` at ``u`` on a
+    periodic, unsplit domain (``N_c = sum_a (F_ca[j + e_a] - F_ca[j]) / h_a``, ``F_ca =
+    vel_ca face_ca``), as two arrays. With ``flux_bar = (g_c[j - e_a] - g_c[j]) / h_a``:
+    ``u_c`` gets ``sum_k (flux_bar vel d face / d q[j + k e_a])[j - k e_a]`` and ``u_a``
+    gets ``(flux_bar face / 2)[j] + (flux_bar face / 2)[j + e_c]``."""
+    pad = _EXTEND + 2
+    u_padded, g_padded = _wrap_pad(u, pad), _wrap_pad(g, _EXTEND + 1)
+    out = [0.0, 0.0]
     for c in range(2):
-        q = u[c]
-        for a in range(2):
-            (below_c,) = _shifts(u[a], c, [-1])
-            vel = 0.5 * (below_c + u[a])
-            if scheme == "central":
-                (m1,) = _shifts(q, a, [-1])
-                res[c][a] = (vel, 0.5 * (m1 + q))
-            else:
-                m2, m1, p1 = _shifts(q, a, [-2, -1, 1])
-                positive = vel > 0
-                # the upwind side's three cells: (q[i-2], q[i-1], q[i]) or (q[i+1], q[i], q[i-1])
-                up, centre, down = (jnp.where(positive, x, y) for x, y in ((m2, p1), (m1, q), (q, m1)))
-                res[c][a] = (vel, *_van_leer_partials(up, centre, down))
-    return res
-
-
-def _flux_divergence_transpose(res, g, spacing, scheme: str):
-    """``J^T g`` of ``div(u u)`` at ``u`` on a periodic, unsplit domain (the adjoint of
-    ``_flux_divergence``: ``N_c = sum_a (F_ca[i + 1] - F_ca[i]) / h_a``, ``F_ca = vel_ca
-    face_ca``, ``vel_ca = (u_a[i - e_c] + u_a[i]) / 2``, ``face_ca`` the central or van Leer
-    value of ``u_c`` on face ``i - 1/2`` along ``a``), from ``_transpose_residuals(u)``."""
-    parts = [[None, None], [None, None]]  # parts[b][c]: the cotangent of u_b from N_c
-    for c in range(2):
-        q_bar = 0.0
         for a, h in enumerate(spacing):
-            vel, face, *partials = res[c][a]
-            (g_below,) = _shifts(g[c], a, [-1])
-            flux_bar = (g_below - g[c]) / h
+            vel, face, partials = _faces(u_padded, pad, c, a, scheme)
+            g_ext = [_window(g_padded[c], _EXTEND + 1, offset, _EXTEND) for offset in (_unit(a, -1), (0, 0))]
+            flux_bar = (g_ext[0] - g_ext[1]) / h
             face_bar = flux_bar * vel
-            if scheme == "central":
-                (above,) = _shifts(face_bar, a, [1])
-                q_bar = q_bar + 0.5 * (above + face_bar)
-            else:
-                wa, wb = partials
-                positive = vel > 0
-                zero = jnp.zeros_like(face_bar)
-                # d face / d (q[i-2], q[i-1], q[i+1], q[i]): (up, centre, down) -> -wa, 1 + wa - wb, wb
-                on_centre = jnp.where(positive, wb, 1.0 + wa - wb) * face_bar
-                # face i reads q[i + k], k = -2, -1, 1: q_bar[j] gathers that part at j - k
-                (from_below2,) = _shifts(jnp.where(positive, -wa, zero) * face_bar, a, [2])
-                (from_below,) = _shifts(jnp.where(positive, 1.0 + wa - wb, wb) * face_bar, a, [1])
-                (from_above,) = _shifts(jnp.where(positive, zero, -wa) * face_bar, a, [-1])
-                q_bar = q_bar + from_below2 + from_below + on_centre + from_above
-            vel_bar = flux_bar * face
-            (vel_above,) = _shifts(vel_bar, c, [1])
-            parts[a][c] = jax.lax.optimization_barrier(0.5 * (vel_above + vel_bar))
-        parts[c][c] = parts[c][c] + jax.lax.optimization_barrier(q_bar)
-    return jnp.stack([parts[b][0] + parts[b][1] for b in range(2)])
+            for k, partial in zip((-2, -1, 0, 1), partials):
+                if partial is not None:
+                    out[c] = out[c] + _window(face_bar * partial, _EXTEND, _unit(a, -k))
+            vel_bar = 0.5 * flux_bar * face
+            out[a] = out[a] + _window(vel_bar, _EXTEND) + _window(vel_bar, _EXTEND, _unit(c, 1))
+    return out
+
+
+def _laplacian(padded, pad: int, spacing):
+    """The 5-point Laplacian of ``x`` from ``x`` wrap-padded by ``pad >= 1``."""
+    centre = _window(padded, pad)
+    return sum(
+        (_window(padded, pad, _unit(a, -1)) - 2.0 * centre + _window(padded, pad, _unit(a, 1))) / h**2
+        for a, h in enumerate(spacing)
+    )
 
 
 def _stencil_rate(padded, viscosity, shape, spacing, w: int, scheme: str):
@@ -442,21 +441,16 @@ def _periodic_rate(u, viscosity, spacing, scheme: str):
 
 
 def _periodic_rate_fwd(u, viscosity, spacing, scheme):
-    # van Leer: the limiter's partials are saved (see _transpose_residuals); central
-    # fluxes are cheaper to recompute from u than to store and read back
-    saved = _transpose_residuals(u, scheme) if scheme == "van_leer" else None
-    return _periodic_rate(u, viscosity, spacing, scheme), (u, saved, viscosity)
+    return _periodic_rate(u, viscosity, spacing, scheme), (u, viscosity)
 
 
 def _periodic_rate_bwd(spacing, scheme, residuals, g):
-    u, saved, viscosity = residuals
-    res = _transpose_residuals(u, scheme) if saved is None else saved
-
-    def laplacian(x):  # symmetric on a periodic grid: its own transpose
-        return fd.laplacian(_wrap_pad(x, 1), spacing, width=1)
-
-    u_bar = viscosity * laplacian(g) - _flux_divergence_transpose(res, g, spacing, scheme)
-    viscosity_bar = jnp.sum(g * laplacian(u))
+    u, viscosity = residuals
+    laplacian_g = _laplacian(_wrap_pad(g, 1), 1, spacing)
+    advection_bar = _flux_divergence_transpose(u, g, spacing, scheme)
+    # per component, then stacked (see the comment above _EXTEND)
+    u_bar = jnp.stack([viscosity * laplacian_g[b] - advection_bar[b] for b in range(2)])
+    viscosity_bar = jnp.sum(g * _laplacian(_wrap_pad(u, 1), 1, spacing))
     return u_bar.astype(g.dtype), viscosity_bar.astype(viscosity.dtype).reshape(viscosity.shape)
 
 

@@ -348,16 +348,18 @@ def test_bad_configuration():
 # The hand-written reverse-mode rule (differentiation="adjoint") and forward Euler / Heun
 # with upwind-limited fluxes
 # ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(16, 16), (16, 12)])
 @pytest.mark.parametrize("advection", ["central", "van_leer"])
-def test_adjoint_equals_autodiff(advection):
+def test_adjoint_equals_autodiff(advection, shape):
     """The periodic right-hand side's hand-written VJP (the default) against JAX's own
     differentiation of the same stencils (float64): the VJPs w.r.t. the velocity and the
     viscosity agree to round-off (measured 3e-16 relative), as do the forward values
     (the same stencil code, compiled on its own). Forward mode through the autodiff
     variant agrees with the adjoint's reverse mode. The rest of a step is the same code
     in both, so rollout gradients follow; ``test_gradients_through_rollout_match_finite_differences``
-    checks them (through the adjoint) against finite differences."""
-    grid = _grid(16)
+    checks them (through the adjoint) against finite differences. The 16 x 12 grid has
+    unequal spacings, so an axis swapped in the adjoint shows."""
+    grid = nnpde.Grid(shape, extent=((0.0, 2 * math.pi), (0.0, 3 * math.pi)))
     u0 = taylor_green.initial_velocity(grid) + 0.5 * _random_velocity(grid, 11, divergence_free=True)
     cotangent = _random_velocity(grid, 12, mean_zero=False)
     direction = _random_velocity(grid, 13, mean_zero=False)
