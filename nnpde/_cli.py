@@ -149,15 +149,12 @@ def _world_topology():
 
 
 def _train(args) -> int:
+    from ._run import evaluate, train, world_size
     from .distributed import abort_on_error
 
+    config, _ = _config(args, ranks=world_size())  # the same refusal on every rank: no abort needed
+    _print_config(config, "train")
     with abort_on_error():
-        from ._run import world_size
-
-        config, _ = _config(args, ranks=world_size())
-        _print_config(config, "train")
-        from ._run import evaluate, train
-
         summary = train(config, progress=not args.no_progress, mllog=args.mllog, echo=_echo)
         if args.evaluate and _is_root():
             evaluate(config)

@@ -243,6 +243,23 @@ def test_benchmark_time_to_train_single_process(tmp_path):
         assert needle in disclosure, needle
 
 
+@pytest.mark.parametrize("command", ["train", "generate"])
+def test_config_refused_under_mpirun_exits_cleanly_on_every_rank(tmp_path, command):
+    """Under mpirun a malformed config (here a reference grid that does not split over
+    the 2 ranks) is refused by every rank before any work: exit 2 with the key and the
+    fix, no MPI_Abort and no traceback."""
+    result = _nnpde(
+        command,
+        *_sets(*TINY, f'out="{tmp_path / "run"}"', f'data.cache_dir="{tmp_path / "data"}"', "distributed.domain=[3]"),
+        mpi_ranks=2,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("configuration refused: distributed.domain = [3]") == 2, result.stderr
+    assert "Fix:" in result.stderr
+    assert "MPI_Abort" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
+
+
 def test_train_under_mpirun_with_two_groups(tmp_path):
     """The same command under mpirun: 2 ranks in 2 groups, averaged asynchronously; a
     target no model can reach is reported as missed (exit 3), not as a success. The
