@@ -337,11 +337,14 @@ def _flux_divergence(padded, shape, spacing, w: int, scheme: str):
 # and reading them back. The two velocity components are assembled separately, then
 # stacked: a subtraction on the stacked pair fused around the stack made XLA emit one
 # loop several times slower (measured when the cotangent comes from the projection).
-# At 256^2, float32 (benchmarks/ns_step.py, BENCHMARKS.md): a 20-step rollout's
-# gradient costs 2.5-2.8 forward passes with van Leer forward Euler, about 2 with van
-# Leer RK4 (7-9 and 4.5-5.7 with the previous adjoint, which saved the partials).
+# At 256^2, float32 (benchmarks/ns_step.py, three runs, BENCHMARKS.md): a 20-step
+# rollout's gradient costs 1.7-3.2 forward passes with van Leer forward Euler and
+# 1.5-2.4 with van Leer RK4 (5-6 and 2.9-4.2 with the previous adjoint, which saved
+# the limiter's partials).
 
 _EXTEND = 2  # the extended grid: faces j in [-_EXTEND, n + _EXTEND) along both axes
+_PAD_U = _EXTEND + 2  # the limiter reads two cells beyond a face
+_PAD_G = _EXTEND + 1  # flux_bar reads one cell below a face
 
 
 def _unit(axis: int, k: int) -> tuple[int, int]:
@@ -392,19 +395,18 @@ def _faces(padded, pad: int, c: int, a: int, scheme: str):
     return vel, face, partials
 
 
-def _flux_divergence_transpose(u, g, spacing, scheme: str):
+def _flux_divergence_transpose(u_padded, g_padded, spacing, scheme: str):
     """``[J^T g]_b`` for ``b = 0, 1``: the adjoint of ``_flux_divergence`` at ``u`` on a
     periodic, unsplit domain (``N_c = sum_a (F_ca[j + e_a] - F_ca[j]) / h_a``, ``F_ca =
-    vel_ca face_ca``), as two arrays. With ``flux_bar = (g_c[j - e_a] - g_c[j]) / h_a``:
-    ``u_c`` gets ``sum_k (flux_bar vel d face / d q[j + k e_a])[j - k e_a]`` and ``u_a``
-    gets ``(flux_bar face / 2)[j] + (flux_bar face / 2)[j + e_c]``."""
-    pad = _EXTEND + 2
-    u_padded, g_padded = _wrap_pad(u, pad), _wrap_pad(g, _EXTEND + 1)
+    vel_ca face_ca``), as two arrays, from ``u`` and ``g`` wrap-padded by ``_PAD_U`` and
+    ``_PAD_G``. With ``flux_bar = (g_c[j - e_a] - g_c[j]) / h_a``: ``u_c`` gets
+    ``sum_k (flux_bar vel d face / d q[j + k e_a])[j - k e_a]`` and ``u_a`` gets
+    ``(flux_bar face / 2)[j] + (flux_bar face / 2)[j + e_c]``."""
     out = [0.0, 0.0]
     for c in range(2):
         for a, h in enumerate(spacing):
-            vel, face, partials = _faces(u_padded, pad, c, a, scheme)
-            g_ext = [_window(g_padded[c], _EXTEND + 1, offset, _EXTEND) for offset in (_unit(a, -1), (0, 0))]
+            vel, face, partials = _faces(u_padded, _PAD_U, c, a, scheme)
+            g_ext = [_window(g_padded[c], _PAD_G, offset, _EXTEND) for offset in (_unit(a, -1), (0, 0))]
             flux_bar = (g_ext[0] - g_ext[1]) / h
             face_bar = flux_bar * vel
             for k, partial in zip((-2, -1, 0, 1), partials):
@@ -413,15 +415,6 @@ def _flux_divergence_transpose(u, g, spacing, scheme: str):
             vel_bar = 0.5 * flux_bar * face
             out[a] = out[a] + _window(vel_bar, _EXTEND) + _window(vel_bar, _EXTEND, _unit(c, 1))
     return out
-
-
-def _laplacian(padded, pad: int, spacing):
-    """The 5-point Laplacian of ``x`` from ``x`` wrap-padded by ``pad >= 1``."""
-    centre = _window(padded, pad)
-    return sum(
-        (_window(padded, pad, _unit(a, -1)) - 2.0 * centre + _window(padded, pad, _unit(a, 1))) / h**2
-        for a, h in enumerate(spacing)
-    )
 
 
 def _stencil_rate(padded, viscosity, shape, spacing, w: int, scheme: str):
@@ -446,11 +439,12 @@ def _periodic_rate_fwd(u, viscosity, spacing, scheme):
 
 def _periodic_rate_bwd(spacing, scheme, residuals, g):
     u, viscosity = residuals
-    laplacian_g = _laplacian(_wrap_pad(g, 1), 1, spacing)
-    advection_bar = _flux_divergence_transpose(u, g, spacing, scheme)
+    u_padded, g_padded = _wrap_pad(u, _PAD_U), _wrap_pad(g, _PAD_G)  # each padded once
+    laplacian_g = fd.laplacian(g_padded, spacing, width=_PAD_G)  # symmetric: its own transpose
+    advection_bar = _flux_divergence_transpose(u_padded, g_padded, spacing, scheme)
     # per component, then stacked (see the comment above _EXTEND)
     u_bar = jnp.stack([viscosity * laplacian_g[b] - advection_bar[b] for b in range(2)])
-    viscosity_bar = jnp.sum(g * _laplacian(_wrap_pad(u, 1), 1, spacing))
+    viscosity_bar = jnp.sum(g * fd.laplacian(u_padded, spacing, width=_PAD_U))
     return u_bar.astype(g.dtype), viscosity_bar.astype(viscosity.dtype).reshape(viscosity.shape)
 
 
