@@ -19,6 +19,11 @@ is a bool (every axis), a tuple of bools, or anything with ``is_periodic(axis)``
 as ``nnpde.BoundaryConditions`` (see ``periodic_axes``). The Fourier neural operator
 is periodic by construction.
 
+Derivatives. The convolutions run through ``_valid_conv``: the same forward as
+``lax.conv_general_dilated``, with its own JVP on im2col windows, whose transpose
+(reverse mode) runs 4-5x faster than XLA's transpose convolutions inside the loops of
+unrolled training on the CPU (``benchmarks/conv_backward.py``, BENCHMARKS.md).
+
 ``zero_init=True`` zeroes the kernel and bias of the last layer, so the network
 outputs exactly 0 at initialisation: a learned correction then starts as the plain
 solver, and the last layer still receives gradients.
@@ -30,12 +35,15 @@ coordinates, for PINNs and coefficient fields).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax import lax
 
 from ._spectral_conv import SpectralConv as SpectralConv
 
@@ -138,6 +146,120 @@ def pad_field(h, width: int, periodic: tuple[bool, ...], pad_mode: str = "edge")
     return h
 
 
+def _is_plain(strides, padding, lhs_dilation, rhs_dilation, feature_group_count, preferred_element_type, dn, ndim):
+    """Whether a convolution is the stride-1, undilated, ungrouped VALID one of
+    ``PaddedConv`` in ``nnx.Conv``'s channels-last layout (the one ``_valid_conv`` handles)."""
+    ones = (1,) * ndim
+    channels_last = lax.ConvDimensionNumbers(
+        (0, ndim + 1, *range(1, ndim + 1)), (ndim + 1, ndim, *range(ndim)), (0, ndim + 1, *range(1, ndim + 1))
+    )
+    return (
+        tuple(strides) == ones
+        and padding == "VALID"
+        and tuple(lhs_dilation or ones) == ones
+        and tuple(rhs_dilation or ones) == ones
+        and feature_group_count == 1
+        and preferred_element_type is None
+        and dn == channels_last
+    )
+
+
+def _dn(ndim: int):
+    spatial = "DHW"[3 - ndim :]
+    return (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
+
+
+def _windows(x, size, out):
+    """The ``prod(size)`` shifted windows of ``x (N, *S_in, I)`` of spatial shape
+    ``out``, side by side: ``(N, *out, prod(size) * I)`` (``im2col``)."""
+    return jnp.concatenate(
+        [
+            x[(slice(None), *(slice(o, o + n) for o, n in zip(offset, out)), slice(None))]
+            for offset in itertools.product(*(range(k) for k in size))
+        ],
+        axis=-1,
+    )
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _valid_conv(x, kernel, precision):
+    """Stride-1 VALID cross-correlation, channels last: ``x (N, *S_in, I)``, ``kernel
+    (*k, I, O)`` -> ``(N, *S_in - k + 1, O)``; the same as ``lax.conv_general_dilated``.
+
+    Its own JVP because XLA's CPU backend runs the convolutions of the default
+    transpose (an input gradient with a reversed, transposed kernel; a kernel gradient
+    that contracts over the batch) about 20x slower inside a loop (``lax.scan``, as in
+    every unrolled training rollout) than outside one (``benchmarks/conv_backward.py``,
+    BENCHMARKS.md). The JVP is written on the ``im2col`` windows, ``dy = sum_k
+    window_k(dx) W_k + window_k(x) dW_k``, so JAX's transpose of it (reverse mode) is
+    matrix products plus shifted, padded additions, which run at full speed in a loop.
+    Forward mode (``jax.jvp``, ``jax.jacfwd``) works as well.
+    """
+    ndim = kernel.ndim - 2
+    return lax.conv_general_dilated(x, kernel, (1,) * ndim, "VALID", dimension_numbers=_dn(ndim), precision=precision)
+
+
+@_valid_conv.defjvp
+def _valid_conv_jvp(precision, primals, tangents):
+    x, kernel = primals
+    dx, dkernel = tangents
+    y = _valid_conv(x, kernel, precision)
+    ndim = kernel.ndim - 2
+    size, out = kernel.shape[:ndim], y.shape[1:-1]
+    flat = (-1, kernel.shape[-1])
+
+    def product(a, b):
+        return jnp.matmul(_windows(a, size, out), b.reshape(flat), precision=precision)
+
+    # rematerialised: reverse mode keeps x, not its prod(k)-fold windows, per layer and step
+    dy = product(dx, kernel) + jax.checkpoint(product)(x, dkernel)
+    return y, dy.astype(y.dtype)
+
+
+def _conv_general_dilated(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    precision=None,
+    preferred_element_type=None,
+    **kwargs,
+):
+    """``lax.conv_general_dilated`` for ``nnx.Conv``, routed through ``_valid_conv``
+    (same values, a loop-friendly VJP) in the one case ``PaddedConv`` uses."""
+    ndim = rhs.ndim - 2
+    plain = _is_plain(
+        window_strides,
+        padding,
+        lhs_dilation,
+        rhs_dilation,
+        feature_group_count,
+        preferred_element_type,
+        dimension_numbers,
+        ndim,
+    )
+    if plain and not any(v is not None for v in kwargs.values()) and lhs.dtype == rhs.dtype:
+        return _valid_conv(lhs, rhs, precision)
+    extra = {} if preferred_element_type is None else {"preferred_element_type": preferred_element_type}
+    return lax.conv_general_dilated(
+        lhs,
+        rhs,
+        window_strides,
+        padding,
+        lhs_dilation,
+        rhs_dilation,
+        dimension_numbers,
+        feature_group_count,
+        precision=precision,
+        **extra,
+        **kwargs,
+    )
+
+
 class PaddedConv(nnx.Module):
     """``nnx.Conv`` with boundary-aware padding, on channels-last ``(*spatial, C)``.
 
@@ -166,6 +288,7 @@ class PaddedConv(nnx.Module):
             out_features,
             (kernel_size,) * len(self.periodic),
             padding="VALID",
+            conv_general_dilated=_conv_general_dilated,
             dtype=dtype,
             param_dtype=param_dtype,
             rngs=rngs,

@@ -1,6 +1,7 @@
 """Networks: shapes and dtypes, zero initialisation, translation equivariance under
 periodic padding (and its failure at a padded wall), FNO resolution transfer, MLP fit
-and second derivatives, vmap through nnx.split/merge, and argument errors."""
+and second derivatives, vmap through nnx.split/merge, the convolutions' own derivatives
+against lax's, and argument errors."""
 
 import jax
 import jax.numpy as jnp
@@ -277,3 +278,74 @@ def test_bad_constructor_arguments(cls, kwargs, value):
 def test_periodic_axes_dimension_mismatch():
     with pytest.raises(ValueError, match=r"3 axes.*ndim=2"):
         networks.periodic_axes(nnpde.BoundaryConditions.periodic(3), 2)
+
+
+@pytest.mark.parametrize(
+    "ndim, kernel_size, spatial",
+    [(1, 3, (9,)), (2, 3, (6, 9)), (2, 1, (5, 7)), (2, 5, (8, 7)), (3, 3, (5, 6, 7))],
+)
+def test_convolution_derivatives_equal_lax(ndim, kernel_size, spatial):
+    """``PaddedConv`` runs its VALID convolution through ``networks._valid_conv``, whose
+    own JVP (im2col windows; reverse mode by JAX's transpose of it) replaces XLA's
+    transpose convolutions. Its value, its VJP (under ``vmap`` and inside ``lax.scan``,
+    where it matters) and its JVP must equal ``lax.conv_general_dilated``'s to round-off
+    (float64): a wrong window offset, kernel flip or channel order shows up at O(1)."""
+    cin, cout, batch = 3, 4, 2
+    k = jax.random.split(jax.random.key(7), 5)
+    x = jax.random.normal(k[0], (batch, *spatial, cin), jnp.float64)
+    w = jax.random.normal(k[1], (kernel_size,) * ndim + (cin, cout), jnp.float64)
+    dx = jax.random.normal(k[2], x.shape, jnp.float64)
+    dw = jax.random.normal(k[3], w.shape, jnp.float64)
+
+    def plain(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1,) * ndim, "VALID", dimension_numbers=networks._dn(ndim))
+
+    def ours(x, w):
+        return networks._valid_conv(x, w, None)
+
+    y = plain(x, w)
+    g = jax.random.normal(k[4], y.shape, jnp.float64)
+    np.testing.assert_allclose(ours(x, w), y, rtol=1e-12, atol=1e-12)
+
+    def per_sample(conv):  # the nnpde layout: vmap over single samples, a shared kernel
+        return lambda x, w: jax.vmap(lambda xi: conv(xi[None], w)[0])(x)
+
+    for conv in (per_sample(ours), ours):
+        (vx, vw) = jax.vjp(conv, x, w)[1](g)
+        (px, pw) = jax.vjp(per_sample(plain), x, w)[1](g)
+        np.testing.assert_allclose(vx, px, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(vw, pw, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(
+        jax.jvp(ours, (x, w), (dx, dw))[1], jax.jvp(plain, (x, w), (dx, dw))[1], rtol=1e-11, atol=1e-11
+    )
+
+    def looped(conv):  # a few nonlinear steps in a scan, differentiated end to end
+        def run(x, w):
+            def body(h, _):
+                padded = jnp.pad(conv(h, w), [(0, 0)] + [(kernel_size // 2,) * 2] * ndim + [(0, 0)])
+                return h + 0.1 * jnp.tanh(padded[..., :cin]), None
+
+            return jnp.sum(jax.lax.scan(body, x, None, length=3)[0] ** 2)
+
+        return jax.jit(jax.grad(run, argnums=(0, 1)))
+
+    if cout >= cin:
+        for a, b in zip(looped(ours)(x, w), looped(plain)(x, w)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_convnet_uses_the_loop_friendly_convolution():
+    """The networks' convolutions go through ``_valid_conv`` (not XLA's transpose
+    convolutions): the reverse pass of a ConvNet has no convolution with a reversed kernel."""
+    net = make("convnet", 2, jnp.float64)
+    graphdef, state = nnx.split(net)
+    x = field((2, 8, 16), jnp.float64)
+
+    def loss(state):
+        return jnp.sum(nnx.merge(graphdef, state)(x) ** 2)
+
+    text = jax.jit(jax.grad(loss)).lower(state).as_text()
+    # the forward's three convolutions only; JAX's own transpose would add five more
+    # (input gradients of layers 2 and 3 with reversed kernels, three kernel gradients)
+    assert text.count("stablehlo.convolution") == 3
+    assert "stablehlo.reverse" not in text
