@@ -23,12 +23,17 @@ grid) is scored the same way.
   horizon, one compiled call (``jax.vmap`` over the batch), best of ``--repeats``,
   compilation excluded; all in this process, one after the other.
 
+Several trained runs of the same data (e.g. networks of different sizes) can be
+compared in one call: the plain solver is measured once, each hybrid against it.
+
 Launch (after ``nnpde train scripts/configs/kolmogorov.toml``):
 
-    .venv/bin/python scripts/kolmogorov_resolution.py --run runs/kolmogorov
+    .venv/bin/python scripts/kolmogorov_resolution.py --run runs/kolmogorov [runs/other ...]
 
-Writes ``resolution.json`` and ``resolution.png`` (error and time against resolution,
-the hybrid marked) to the run folder, and prints the table.
+Writes ``resolution.json`` and ``resolution.png`` (left: error against resolution, each
+hybrid's error and equivalent resolution marked; right: cost against error, the plain
+solver's curve and each hybrid) to ``--out`` (default the first run's folder), and
+prints the table.
 """
 
 from __future__ import annotations
@@ -59,7 +64,10 @@ def parse_args():
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--run", default="runs/kolmogorov", help="the trained run's folder (with config.toml)")
+    p.add_argument(
+        "--run", nargs="+", default=["runs/kolmogorov"], help="trained runs' folders (with config.toml), one data set"
+    )
+    p.add_argument("--out", default=None, help="folder for resolution.json and .png (default: the first run's)")
     p.add_argument("--resolutions", type=int, nargs="+", default=[16, 32, 64], help="plain-solver grids")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per solver (best kept)")
     return p.parse_args()
@@ -89,8 +97,9 @@ def main() -> int:
     from nnpde._run import environment, load_task, restore_model, set_precision, stage_data
     from problems import hybrid_kolmogorov as hk
 
-    run = Path(args.run)
-    config = load_config(run / "config.toml", [f'out="{run}"'])
+    runs = [Path(r) for r in args.run]
+    configs = [load_config(r / "config.toml", [f'out="{r}"']) for r in runs]
+    config = configs[0]
     set_precision(config)
     task = load_task(config)
     coarse, factor = task.attrs["resolution"], task.attrs["factor"]
@@ -98,11 +107,10 @@ def main() -> int:
     bad = [r for r in args.resolutions if r % coarse or fine_n % r]
     if bad:
         raise SystemExit(f"resolutions {bad} must be multiples of {coarse} dividing {fine_n}. Fix: e.g. 16 32 64.")
-    model, step = restore_model(config, task)
     _, held_out, _ = stage_data(config, task, split=False)
     n_eval, horizon = held_out.shape[0], task.horizon
     reference = jnp.asarray(held_out[:, horizon])
-    print(f"{task.name}: model of step {step}, {n_eval} held-out trajectories, horizon {horizon} x dt {task.dt}")
+    print(f"{task.name}: {n_eval} held-out trajectories, horizon {horizon} x dt {task.dt}")
 
     # the fine held-out initial states (the same run as the data: seed, spin-up, spacing)
     fine = nnpde.ProjectedRK(hk.equation(fine_n), dt=hk.DT / factor, method="rk4")
@@ -112,8 +120,8 @@ def main() -> int:
     start = nnpde.downsample(u0_fine, factor, ndim=2, stagger=hk.STAGGER)
     if not np.allclose(start, held_out[:, 0], rtol=1e-5, atol=1e-5):
         raise SystemExit(
-            f"the regenerated fine states do not restrict to the held-out data of {run}: the run's data were made "
-            "with other settings. Fix: re-run nnpde generate/train with this configuration."
+            f"the regenerated fine states do not restrict to the held-out data of {runs[0]}: the run's data were "
+            "made with other settings. Fix: re-run nnpde generate/train with this configuration."
         )
 
     def score(final):
@@ -131,55 +139,88 @@ def main() -> int:
         seconds = best_time(functools.partial(run_r, stepper, u0), args.repeats)
         rows.append({"solver": "plain", "resolution": r, "error": score(final), "seconds": seconds})
         print(f"plain {r:4d}^2: error {rows[-1]['error']:.4f}, {seconds * 1e3:9.2f} ms per batch rollout")
-
-    run_h = eqx.filter_jit(lambda m, u: jax.vmap(lambda v: rollout(m, v, horizon, trajectory=False))(u))
-    hybrid_seconds = best_time(functools.partial(run_h, model, start), args.repeats)
-    hybrid_error = score(run_h(model, start))
-    print(f"hybrid {coarse:3d}^2: error {hybrid_error:.4f}, {hybrid_seconds * 1e3:9.2f} ms per batch rollout")
-
     res = [row["resolution"] for row in rows]
     errs = [row["error"] for row in rows]
     secs = [row["seconds"] for row in rows]
-    equivalent = crossing(hybrid_error, res, errs)
+
+    hybrids = []
+    for run, cfg in zip(runs, configs):
+        own = load_task(cfg)
+        if (
+            own.attrs["resolution"] != coarse
+            or own.attrs["factor"] != factor
+            or cfg.data.eval_seed != config.data.eval_seed
+        ):
+            raise SystemExit(
+                f"{run} was trained on other data than {runs[0]} (resolution, factor or eval seed differ). "
+                "Fix: compare runs of one data set."
+            )
+        model, step = restore_model(cfg, own)
+        run_h = eqx.filter_jit(lambda m, u: jax.vmap(lambda v: rollout(m, v, horizon, trajectory=False))(u))
+        seconds = best_time(functools.partial(run_h, model, start), args.repeats)
+        error = score(run_h(model, start))
+        equivalent = crossing(error, res, errs)
+        hybrids.append(
+            {
+                "run": str(run),
+                "model_step": int(step),
+                "network": {k: own.attrs[k] for k in ("hidden", "depth")},
+                "resolution": coarse,
+                "error": error,
+                "seconds": seconds,
+                "equivalent_resolution": equivalent,
+                "resolution_factor": None if equivalent is None else equivalent / coarse,
+                "speedup": None if equivalent is None else interpolate_loglog(equivalent, res, secs) / seconds,
+            }
+        )
+        h = hybrids[-1]
+        print(
+            f"hybrid {coarse:3d}^2 ({run}, step {step}): error {error:.4f}, {seconds * 1e3:9.2f} ms per batch rollout"
+        )
+        if equivalent is None:
+            print(f"  its error {error:.4f} is not matched between {res[0]}^2 and {res[-1]}^2")
+        else:
+            print(
+                f"  equivalent resolution {equivalent:.1f}^2 ({h['resolution_factor']:.2f}x), "
+                f"speed-up at equal accuracy {h['speedup']:.2f}x"
+            )
     summary = {
-        "run": str(run),
-        "model_step": int(step),
+        "runs": [str(r) for r in runs],
         "held_out": int(n_eval),
         "horizon_steps": int(horizon),
         "horizon_time": horizon * task.dt,
         "plain": rows,
-        "hybrid": {"resolution": coarse, "error": hybrid_error, "seconds": hybrid_seconds},
-        "equivalent_resolution": equivalent,
-        "resolution_factor": None if equivalent is None else equivalent / coarse,
-        "speedup": None if equivalent is None else interpolate_loglog(equivalent, res, secs) / hybrid_seconds,
+        "hybrids": hybrids,
         "timing": f"batch of {n_eval} rolled out to the horizon, best of {args.repeats}, compilation excluded",
         "environment": environment(),
     }
-    if equivalent is None:
-        print(f"the hybrid's error {hybrid_error:.4f} is not matched between {res[0]}^2 and {res[-1]}^2")
-    else:
-        print(
-            f"equivalent resolution {equivalent:.1f}^2 ({summary['resolution_factor']:.2f}x), "
-            f"speed-up at equal accuracy {summary['speedup']:.2f}x"
-        )
-    (run / "resolution.json").write_text(json.dumps(summary, indent=2))
+    out = Path(args.out) if args.out else runs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "resolution.json").write_text(json.dumps(summary, indent=2))
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.loglog(res, errs, "o-", label="plain solver")
-    a.axhline(hybrid_error, color="C1", label=f"hybrid ({coarse}$^2$)")
-    if equivalent is not None:
-        a.axvline(equivalent, color="C1", ls=":", label=f"equivalent {equivalent:.0f}$^2$")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    a.loglog(res, errs, "o-", color="k", label="plain solver")
+    b.loglog(errs, np.asarray(secs) * 1e3, "o-", color="k", label="plain solver")
+    for r, e in zip(res, errs):
+        b.annotate(f"{r}$^2$", (e, secs[res.index(r)] * 1e3), textcoords="offset points", xytext=(4, 4))
+    for i, h in enumerate(hybrids):
+        label = (
+            f"hybrid {coarse}$^2$, hidden {h['network']['hidden']}, depth {h['network']['depth']}, "
+            f"step {h['model_step']}"
+        )
+        a.axhline(h["error"], color=f"C{i}", label=label)
+        if h["equivalent_resolution"] is not None:
+            a.axvline(h["equivalent_resolution"], color=f"C{i}", ls=":")
+        b.loglog([h["error"]], [h["seconds"] * 1e3], "s", color=f"C{i}", label=label)
     a.set(xlabel="resolution (cells per side)", ylabel=f"relative L2 error at t = {horizon * task.dt:g}")
     a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     a.set_xticks(res, [str(r) for r in res])
-    a.legend()
-    b.loglog(errs, np.asarray(secs) * 1e3, "o-", label="plain solver")
-    b.loglog([hybrid_error], [hybrid_seconds * 1e3], "s", color="C1", label="hybrid")
-    b.set(xlabel="error", ylabel="ms per batch rollout")
-    b.legend()
+    a.legend(fontsize=8)
+    b.set(xlabel="error (lower is better)", ylabel="ms per batch rollout (lower is better)")
+    b.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(run / "resolution.png", dpi=120)
-    print(f"wrote {run / 'resolution.json'} and {run / 'resolution.png'}")
+    fig.savefig(out / "resolution.png", dpi=120)
+    print(f"wrote {out / 'resolution.json'} and {out / 'resolution.png'}")
     return 0
 
 
