@@ -19,10 +19,12 @@ is a bool (every axis), a tuple of bools, or anything with ``is_periodic(axis)``
 as ``nnpde.BoundaryConditions`` (see ``periodic_axes``). The Fourier neural operator
 is periodic by construction.
 
-Derivatives. The convolutions run through ``_valid_conv``: the same forward as
-``lax.conv_general_dilated``, with its own JVP on im2col windows, whose transpose
-(reverse mode) runs 4-5x faster than XLA's transpose convolutions inside the loops of
-unrolled training on the CPU (``benchmarks/conv_backward.py``, BENCHMARKS.md).
+Derivatives. On the CPU backend the convolutions run through ``_valid_conv``: the
+same forward as ``lax.conv_general_dilated``, with its own JVP on im2col windows,
+whose transpose (reverse mode) runs 4-5x faster than XLA's transpose convolutions
+inside the loops of unrolled training, for more working memory per step
+(``benchmarks/conv_backward.py``, ``scripts/unroll_memory.py``, BENCHMARKS.md). Other
+backends use ``lax.conv_general_dilated`` and its own derivatives.
 
 ``zero_init=True`` zeroes the kernel and bias of the last layer, so the network
 outputs exactly 0 at initialisation: a learned correction then starts as the plain
@@ -230,7 +232,9 @@ def _conv_general_dilated(
     **kwargs,
 ):
     """``lax.conv_general_dilated`` for ``nnx.Conv``, routed through ``_valid_conv``
-    (same values, a loop-friendly VJP) in the one case ``PaddedConv`` uses."""
+    (same values, a loop-friendly VJP) in the one case ``PaddedConv`` uses, on the CPU
+    backend: the slow transpose convolutions are XLA:CPU's, and other backends run
+    their own (e.g. cuDNN's) without the im2col temporaries."""
     ndim = rhs.ndim - 2
     plain = _is_plain(
         window_strides,
@@ -242,7 +246,8 @@ def _conv_general_dilated(
         dimension_numbers,
         ndim,
     )
-    if plain and not any(v is not None for v in kwargs.values()) and lhs.dtype == rhs.dtype:
+    on_cpu = jax.default_backend() == "cpu"
+    if on_cpu and plain and not any(v is not None for v in kwargs.values()) and lhs.dtype == rhs.dtype:
         return _valid_conv(lhs, rhs, precision)
     extra = {} if preferred_element_type is None else {"preferred_element_type": preferred_element_type}
     return lax.conv_general_dilated(

@@ -334,9 +334,10 @@ def test_convolution_derivatives_equal_lax(ndim, kernel_size, spatial):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 
-def test_convnet_uses_the_loop_friendly_convolution():
-    """The networks' convolutions go through ``_valid_conv`` (not XLA's transpose
-    convolutions): the reverse pass of a ConvNet has no convolution with a reversed kernel."""
+def test_convnet_uses_the_loop_friendly_convolution_on_cpu(monkeypatch):
+    """On the CPU backend the networks' convolutions go through ``_valid_conv`` (not
+    XLA's transpose convolutions): the reverse pass of a ConvNet has no convolution with
+    a reversed kernel. On any other backend they are lax's, with lax's derivatives."""
     net = make("convnet", 2, jnp.float64)
     graphdef, state = nnx.split(net)
     x = field((2, 8, 16), jnp.float64)
@@ -349,3 +350,6 @@ def test_convnet_uses_the_loop_friendly_convolution():
     # (input gradients of layers 2 and 3 with reversed kernels, three kernel gradients)
     assert text.count("stablehlo.convolution") == 3
     assert "stablehlo.reverse" not in text
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    text = jax.jit(jax.grad(loss)).lower(state).as_text()
+    assert text.count("stablehlo.convolution") == 8
