@@ -148,24 +148,6 @@ def pad_field(h, width: int, periodic: tuple[bool, ...], pad_mode: str = "edge")
     return h
 
 
-def _is_plain(strides, padding, lhs_dilation, rhs_dilation, feature_group_count, preferred_element_type, dn, ndim):
-    """Whether a convolution is the stride-1, undilated, ungrouped VALID one of
-    ``PaddedConv`` in ``nnx.Conv``'s channels-last layout (the one ``_valid_conv`` handles)."""
-    ones = (1,) * ndim
-    channels_last = lax.ConvDimensionNumbers(
-        (0, ndim + 1, *range(1, ndim + 1)), (ndim + 1, ndim, *range(ndim)), (0, ndim + 1, *range(1, ndim + 1))
-    )
-    return (
-        tuple(strides) == ones
-        and padding == "VALID"
-        and tuple(lhs_dilation or ones) == ones
-        and tuple(rhs_dilation or ones) == ones
-        and feature_group_count == 1
-        and preferred_element_type is None
-        and dn == channels_last
-    )
-
-
 def _dn(ndim: int):
     spatial = "DHW"[3 - ndim :]
     return (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
@@ -236,18 +218,19 @@ def _conv_general_dilated(
     backend: the slow transpose convolutions are XLA:CPU's, and other backends run
     their own (e.g. cuDNN's) without the im2col temporaries."""
     ndim = rhs.ndim - 2
-    plain = _is_plain(
-        window_strides,
-        padding,
-        lhs_dilation,
-        rhs_dilation,
-        feature_group_count,
-        preferred_element_type,
-        dimension_numbers,
-        ndim,
+    ones = (1,) * ndim
+    plain = (  # the stride-1, undilated, ungrouped VALID convolution of PaddedConv, channels last
+        tuple(window_strides) == ones
+        and padding == "VALID"
+        and tuple(lhs_dilation or ones) == ones
+        and tuple(rhs_dilation or ones) == ones
+        and feature_group_count == 1
+        and preferred_element_type is None
+        and all(v is None for v in kwargs.values())
+        and lhs.dtype == rhs.dtype
+        and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _dn(ndim))
     )
-    on_cpu = jax.default_backend() == "cpu"
-    if on_cpu and plain and not any(v is not None for v in kwargs.values()) and lhs.dtype == rhs.dtype:
+    if plain and jax.default_backend() == "cpu":
         return _valid_conv(lhs, rhs, precision)
     extra = {} if preferred_element_type is None else {"preferred_element_type": preferred_element_type}
     return lax.conv_general_dilated(

@@ -143,6 +143,7 @@ def main() -> int:
     errs = [row["error"] for row in rows]
     secs = [row["seconds"] for row in rows]
 
+    run_h = eqx.filter_jit(lambda m, u: jax.vmap(lambda v: rollout(m, v, horizon, trajectory=False))(u))
     hybrids = []
     for run, cfg in zip(runs, configs):
         own = load_task(cfg)
@@ -156,24 +157,21 @@ def main() -> int:
                 "Fix: compare runs of one data set."
             )
         model, step = restore_model(cfg, own)
-        run_h = eqx.filter_jit(lambda m, u: jax.vmap(lambda v: rollout(m, v, horizon, trajectory=False))(u))
         seconds = best_time(functools.partial(run_h, model, start), args.repeats)
         error = score(run_h(model, start))
         equivalent = crossing(error, res, errs)
-        hybrids.append(
-            {
-                "run": str(run),
-                "model_step": int(step),
-                "network": {k: own.attrs[k] for k in ("hidden", "depth")},
-                "resolution": coarse,
-                "error": error,
-                "seconds": seconds,
-                "equivalent_resolution": equivalent,
-                "resolution_factor": None if equivalent is None else equivalent / coarse,
-                "speedup": None if equivalent is None else interpolate_loglog(equivalent, res, secs) / seconds,
-            }
-        )
-        h = hybrids[-1]
+        h = {
+            "run": str(run),
+            "model_step": int(step),
+            "network": {k: own.attrs[k] for k in ("hidden", "depth")},
+            "resolution": coarse,
+            "error": error,
+            "seconds": seconds,
+            "equivalent_resolution": equivalent,
+            "resolution_factor": None if equivalent is None else equivalent / coarse,
+            "speedup": None if equivalent is None else interpolate_loglog(equivalent, res, secs) / seconds,
+        }
+        hybrids.append(h)
         print(
             f"hybrid {coarse:3d}^2 ({run}, step {step}): error {error:.4f}, {seconds * 1e3:9.2f} ms per batch rollout"
         )
@@ -201,8 +199,8 @@ def main() -> int:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     a.loglog(res, errs, "o-", color="k", label="plain solver")
     b.loglog(errs, np.asarray(secs) * 1e3, "o-", color="k", label="plain solver")
-    for r, e in zip(res, errs):
-        b.annotate(f"{r}$^2$", (e, secs[res.index(r)] * 1e3), textcoords="offset points", xytext=(4, 4))
+    for r, e, t in zip(res, errs, secs):
+        b.annotate(f"{r}$^2$", (e, t * 1e3), textcoords="offset points", xytext=(4, 4))
     for i, h in enumerate(hybrids):
         label = (
             f"hybrid {coarse}$^2$, hidden {h['network']['hidden']}, depth {h['network']['depth']}, "
