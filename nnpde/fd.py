@@ -193,8 +193,20 @@ def advection_upwind(c_pad, velocity, spacing: Sequence[float], *, width: int):
     return total
 
 
-def _van_leer(r):
-    return (r + jnp.abs(r)) / (1.0 + jnp.abs(r))
+def van_leer_slope(backward, forward):
+    """van Leer's limited slope ``(b |f| + |b| f) / (|b| + |f|)``: the harmonic mean of
+    the one-sided differences ``b`` and ``f`` where they agree in sign, else 0.
+
+    Equal to ``phi(r) f`` with ``phi(r) = (r + |r|) / (1 + |r|)``, ``r = b / f`` (van
+    Leer, J. Comput. Phys. 14 (1974) 361), but with no division by a vanishing
+    difference: where ``f = 0`` exactly (a flat run of cells beside a jump) ``r`` is
+    not formed, so no overflow turns into ``inf / inf``; where both vanish the slope
+    is 0 and so is its derivative (no NaN in reverse mode either).
+    """
+    denominator = jnp.abs(backward) + jnp.abs(forward)
+    nonzero = denominator > 0
+    safe = jnp.where(nonzero, denominator, 1.0)
+    return jnp.where(nonzero, (backward * jnp.abs(forward) + jnp.abs(backward) * forward) / safe, 0.0)
 
 
 def advective_flux(c_pad, face_velocity, axis: int, *, ndim: int, width: int, scheme: str = "central"):
@@ -218,13 +230,9 @@ def advective_flux(c_pad, face_velocity, axis: int, *, ndim: int, width: int, sc
         if width < 2:
             raise ValueError(f"van_leer advection needs width >= 2 ghost cells, got {width}.")
         left2, right2 = cells(-2), cells(1)
-        tiny = jnp.finfo(c_pad.dtype).tiny
 
         def limited(upwind, centre, downwind):
-            delta = downwind - centre
-            safe = jnp.where(jnp.abs(delta) > tiny, delta, tiny)
-            r = (centre - upwind) / safe
-            return centre + 0.5 * _van_leer(r) * delta
+            return centre + 0.5 * van_leer_slope(centre - upwind, downwind - centre)
 
         face = jnp.where(face_velocity > 0, limited(left2, left, right), limited(right2, right, left))
     else:

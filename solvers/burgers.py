@@ -52,20 +52,6 @@ def _face_cells(u_pad, axis: int, offset: int, *, ndim: int, width: int):
     return u_pad[tuple(index)]
 
 
-def _van_leer_slope(backward, forward):
-    """van Leer's limited slope ``(b |f| + |b| f) / (|b| + |f|)`` (the harmonic mean of
-    the one-sided differences when they agree in sign, else 0).
-
-    Equal to ``phi(r) * forward`` with ``phi(r) = (r + |r|) / (1 + |r|)``, ``r = b / f``,
-    but with no division by a vanishing difference: where both differences vanish the
-    slope is 0 and so is its derivative (no NaN in reverse mode).
-    """
-    denominator = jnp.abs(backward) + jnp.abs(forward)
-    nonzero = denominator > 0
-    safe = jnp.where(nonzero, denominator, 1.0)
-    return jnp.where(nonzero, (backward * jnp.abs(forward) + jnp.abs(backward) * forward) / safe, 0.0)
-
-
 def face_states(u_pad, axis: int, *, ndim: int, width: int, scheme: str):
     """Left and right states on the ``n + 1`` faces normal to ``axis``.
 
@@ -84,8 +70,8 @@ def face_states(u_pad, axis: int, *, ndim: int, width: int, scheme: str):
     left2, right2 = cells(-2), cells(1)
     jump = right - left
     return (
-        left + 0.5 * _van_leer_slope(left - left2, jump),
-        right - 0.5 * _van_leer_slope(jump, right2 - right),
+        left + 0.5 * fd.van_leer_slope(left - left2, jump),
+        right - 0.5 * fd.van_leer_slope(jump, right2 - right),
     )
 
 
