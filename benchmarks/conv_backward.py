@@ -21,7 +21,10 @@ Measured, for each variant (best of ``--repeats``, compilation excluded):
 * the gradient's temporary memory (XLA's compiled ``memory_analysis``);
 * the two gradients' largest relative difference (they are the same derivative).
 
-Launch: ``.venv/bin/python benchmarks/conv_backward.py [--repeats 7] [--out F]``
+Both variants are forced here, whatever the backend (the networks themselves route to
+``_valid_conv`` on the CPU backend only), so the same script measures the choice on a GPU.
+
+Launch: ``.venv/bin/python benchmarks/conv_backward.py [--repeats 7] [--dims 1 2 3] [--out F]``
 """
 
 import argparse
@@ -43,13 +46,17 @@ from nnpde import networks  # noqa: E402
 from nnpde._run import environment  # noqa: E402
 
 
+def _im2col(lhs, rhs, *args, precision=None, **kwargs):
+    """``_valid_conv`` on any backend (the networks use it on the CPU backend only)."""
+    return networks._valid_conv(lhs, rhs, precision)
+
+
 def network(ndim: int, channels: int, hidden: int, depth: int, kernel: int, *, baseline: bool):
     net = networks.ConvNet(
         channels, channels, ndim=ndim, hidden=hidden, depth=depth, kernel_size=kernel, periodic=True, rngs=nnx.Rngs(0)
     )
-    if baseline:
-        for layer in net.layers:
-            layer.conv.conv_general_dilated = jax.lax.conv_general_dilated
+    for layer in net.layers:
+        layer.conv.conv_general_dilated = jax.lax.conv_general_dilated if baseline else _im2col
     return net
 
 
@@ -115,13 +122,16 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--steps", type=int, default=16, help="rollout steps (the Kolmogorov training unroll)")
     p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--dims", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3], help="which cases to run")
     args = p.parse_args()
+    cases = {
+        1: (1, 1, 32, 4, 5, 64, 16),  # the Burgers correction
+        2: (2, 2, 32, 4, 3, 16, 8),  # the Kolmogorov correction
+        3: (3, 2, 16, 3, 3, 16, 8),
+    }
     results = {
-        "cases": [
-            case(1, 1, 32, 4, 5, 64, 16, args.steps, args.repeats),  # the Burgers correction
-            case(2, 2, 32, 4, 3, 16, 8, args.steps, args.repeats),  # the Kolmogorov correction
-            case(3, 2, 16, 3, 3, 16, 8, args.steps, args.repeats),
-        ],
+        "backend": jax.default_backend(),
+        "cases": [case(*cases[d], args.steps, args.repeats) for d in args.dims],
         "repeats": args.repeats,
         "environment": environment(),
     }

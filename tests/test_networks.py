@@ -345,6 +345,7 @@ def test_convnet_uses_the_loop_friendly_convolution_on_cpu(monkeypatch):
     def loss(state):
         return jnp.sum(nnx.merge(graphdef, state)(x) ** 2)
 
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")  # the same test on a GPU machine
     text = jax.jit(jax.grad(loss)).lower(state).as_text()
     # the forward's three convolutions only; JAX's own transpose would add five more
     # (input gradients of layers 2 and 3 with reversed kernels, three kernel gradients)
