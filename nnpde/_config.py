@@ -93,6 +93,8 @@ class TrainConfig:
     warmup_steps: int = 0
     clip_norm: float = 1.0
     noise: float = 0.0
+    # add the task's symmetry images of the training trajectories (Task.symmetries)
+    augment: bool = False
     seed: int = 0
     log_every: int = 10
     eval_every: int = 100

@@ -70,6 +70,11 @@ def load_task(config: RunConfig) -> Task:
             f"train.unroll = {config.train.unroll} exceeds the task's horizon ({task.horizon} steps), the length "
             f"of its reference trajectories. Fix: train.unroll <= {task.horizon}."
         )
+    if config.train.augment and not task.symmetries:
+        raise ConfigError(
+            f"train.augment = true, but task {task.name!r} declares no symmetries to augment its data with. "
+            "Fix: set train.augment = false (--set train.augment=false), or give the Task its symmetries."
+        )
     return task
 
 
@@ -250,6 +255,10 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
         config, task, topology=topology, cache=bool(config.data.cache_dir)
     )
     log.end("data_staging", round(staging_seconds, 3))
+    if config.train.augment:
+        n_raw = train_data.shape[0]
+        train_data = task.augment(train_data)
+        echo(f"train.augment: {n_raw} training trajectories and their {len(task.symmetries)} symmetry images")
     log.event("train_samples", int(train_data.shape[0]))
     log.event("eval_samples", int(held_out.shape[0]))
     echo(

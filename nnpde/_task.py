@@ -16,6 +16,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from ._explicit import AbstractStepper
 
 
@@ -41,6 +45,12 @@ class Task:
         channels: one name per state channel.
         units: units of the channels and of ``time`` (for files and plots).
         attrs: the problem's parameters, recorded with the results.
+        symmetries: maps of ONE coarse state ``(C, *spatial) -> (C, *spatial)`` that the
+            problem is invariant under (a reflection, a rotation): the reference
+            dynamics and the coarse solver commute with each, so a trajectory mapped
+            state by state is another valid trajectory. ``train.augment`` adds these
+            images to the training data (``augment``). Maps a model is already
+            equivariant to (grid translations, for a periodic CNN) add nothing.
         reference_domain: ``(grid, boundary_conditions)`` of the reference (fine-grid)
             solver, declared when ``reference`` can run split over MPI ranks: it then
             also accepts ``decomposition=``, a ``nnpde.distributed.Decomposition`` of
@@ -62,8 +72,14 @@ class Task:
     units: dict = dataclasses.field(default_factory=dict)
     attrs: dict = dataclasses.field(default_factory=dict)
     reference_domain: tuple | None = None
+    symmetries: tuple = ()
 
     def __post_init__(self):
+        if not (isinstance(self.symmetries, tuple) and all(callable(f) for f in self.symmetries)):
+            raise TypeError(
+                f"Task.symmetries must be a tuple of maps state -> state, got {self.symmetries!r}. "
+                "Fix: e.g. symmetries=(reflect,) or ()."
+            )
         if not isinstance(self.baseline, AbstractStepper):
             raise TypeError(f"Task.baseline must be an nnpde stepper, got {type(self.baseline).__name__}.")
         if not self.kinds:
@@ -100,6 +116,25 @@ class Task:
     def dt(self) -> float:
         """The coarse time step: the spacing of the reference trajectories."""
         return float(self.baseline.dt)
+
+    def augment(self, trajectories):
+        """``trajectories`` ``(n, T, *state)`` followed by their images under each of
+        ``symmetries``, state by state: ``(n * (1 + len(symmetries)), T, *state)``."""
+        if not self.symmetries:
+            raise ValueError(
+                f"Task {self.name!r} declares no symmetries to augment its data with. "
+                "Fix: set train.augment = false, or give the Task its symmetries."
+            )
+        trajectories = jnp.asarray(trajectories)
+        images = [jax.jit(jax.vmap(jax.vmap(f)))(trajectories) for f in self.symmetries]
+        for f, image in zip(self.symmetries, images):
+            if image.shape != trajectories.shape or image.dtype != trajectories.dtype:
+                raise ValueError(
+                    f"Task {self.name!r}: symmetry {getattr(f, '__name__', f)!r} maps states of shape "
+                    f"{trajectories.shape[2:]} {trajectories.dtype} to {image.shape[2:]} {image.dtype}. "
+                    "Fix: a symmetry returns a state of the same shape and dtype."
+                )
+        return np.concatenate([np.asarray(trajectories), *(np.asarray(i) for i in images)])
 
     def model(self, kind: str | None = None, *, seed: int = 0):
         """A learned model of ``kind`` (default: the first of ``kinds``)."""

@@ -50,6 +50,34 @@ def equation(resolution: int) -> kolmogorov.DampedNavierStokes2D:
     return kolmogorov.make_equation(kolmogorov.make_grid(resolution))
 
 
+def shift_reflect(u):
+    """``(u, v)(x, y) -> (-u, v)(-x, y - pi/4)``: reflection in ``x`` and a shift by half a
+    forcing period in ``y``, on the MAC state ``(2, n, n)`` (``n`` a multiple of 8, so the
+    shift is ``n / 8`` whole cells). The forcing ``sin(4 y)`` changes sign under either
+    half and is kept by the two together, so the flow is invariant under it."""
+    n = u.shape[-1]
+    flip = (-jnp.arange(n)) % n  # face i -> face -i
+    centres = n - 1 - jnp.arange(n)  # centre i + 1/2 -> centre -(i + 1/2)
+    return jnp.stack([-jnp.roll(u[0][flip], n // 8, axis=1), jnp.roll(u[1][centres], n // 8, axis=1)])
+
+
+def rotate_half_turn(u):
+    """``(u, v)(x, y) -> (-u, -v)(-x, -y)``: the rotation by pi about the origin, on the
+    MAC state ``(2, n, n)``; ``sin(4 y)`` is odd, so the forcing is kept."""
+    n = u.shape[-1]
+    flip = (-jnp.arange(n)) % n
+    centres = n - 1 - jnp.arange(n)
+    return jnp.stack([-u[0][flip][:, centres], -u[1][centres][:, flip]])
+
+
+def shift_reflect_rotated(u):
+    """``rotate_half_turn`` after ``shift_reflect``: reflection in ``y`` (with the shift)."""
+    return rotate_half_turn(shift_reflect(u))
+
+
+SYMMETRIES = (shift_reflect, rotate_half_turn, shift_reflect_rotated)
+
+
 def _check(name: str, value, minimum, fix: str, *, integer: bool = True) -> None:
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or not (value >= minimum and math.isfinite(value)):
@@ -182,6 +210,9 @@ def task(
             "staggering": "u at (x_face, y), v at (x, y_face): lower faces",
         },
         reference_domain=(fine.equation.grid, fine.equation.flow.bc),
+        # with the grid translations (which the periodic CNN is equivariant to already),
+        # these generate the flow's symmetries; they need n / 8 whole cells
+        symmetries=SYMMETRIES if resolution % 8 == 0 else (),
     )
 
 

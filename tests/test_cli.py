@@ -158,6 +158,8 @@ def keep_x64():
         (["problem.options.widht=3"], "unknown key problem.options.widht"),
         (["model.kind=transformer"], "model.kind = 'transformer' is not a model of hybrid_burgers"),
         (["train.unroll=64"], "train.unroll = 64 exceeds the task's horizon"),
+        (["train.augment=true"], "declares no symmetries to augment its data with"),
+        (["train.augment=1"], "train.augment"),
         (["distributed.groups=2"], "needs that many MPI ranks"),
         (["distributed.domain=[2]"], "domain = [2] splits the reference grid over 2 ranks, but the run has 1"),
         (["distributed.domain=[1, 1]"], "must give a positive rank count for each of the reference grid's 1 axes"),
