@@ -50,24 +50,27 @@ def equation(resolution: int) -> kolmogorov.DampedNavierStokes2D:
     return kolmogorov.make_equation(kolmogorov.make_grid(resolution))
 
 
+def _mirrored(n: int):
+    """Index maps of ``x -> -x`` on ``n`` periodic cells: faces ``i -> -i`` and centres
+    ``i + 1/2 -> -(i + 1/2)``."""
+    return (-jnp.arange(n)) % n, n - 1 - jnp.arange(n)
+
+
 def shift_reflect(u):
     """``(u, v)(x, y) -> (-u, v)(-x, y - pi/4)``: reflection in ``x`` and a shift by half a
     forcing period in ``y``, on the MAC state ``(2, n, n)`` (``n`` a multiple of 8, so the
     shift is ``n / 8`` whole cells). The forcing ``sin(4 y)`` changes sign under either
     half and is kept by the two together, so the flow is invariant under it."""
     n = u.shape[-1]
-    flip = (-jnp.arange(n)) % n  # face i -> face -i
-    centres = n - 1 - jnp.arange(n)  # centre i + 1/2 -> centre -(i + 1/2)
-    return jnp.stack([-jnp.roll(u[0][flip], n // 8, axis=1), jnp.roll(u[1][centres], n // 8, axis=1)])
+    faces, centres = _mirrored(n)
+    return jnp.stack([-jnp.roll(u[0][faces], n // 8, axis=1), jnp.roll(u[1][centres], n // 8, axis=1)])
 
 
 def rotate_half_turn(u):
     """``(u, v)(x, y) -> (-u, -v)(-x, -y)``: the rotation by pi about the origin, on the
     MAC state ``(2, n, n)``; ``sin(4 y)`` is odd, so the forcing is kept."""
-    n = u.shape[-1]
-    flip = (-jnp.arange(n)) % n
-    centres = n - 1 - jnp.arange(n)
-    return jnp.stack([-u[0][flip][:, centres], -u[1][centres][:, flip]])
+    faces, centres = _mirrored(u.shape[-1])
+    return jnp.stack([-u[0][faces][:, centres], -u[1][centres][:, faces]])
 
 
 def shift_reflect_rotated(u):
