@@ -44,7 +44,7 @@ _TRANSFORMS: dict[str, Callable] = {
 
 def _output_shape(fn, *inputs) -> tuple[int, ...]:
     try:
-        out = jax.eval_shape(fn, *inputs)
+        out = jax.eval_shape(lambda *x: fn(*x), *inputs)  # a lambda: see generate_trajectories
     except Exception as error:  # any failure to trace is a shape or type mismatch here
         shapes = [getattr(x, "shape", x) for x in inputs]
         raise ValueError(

@@ -159,7 +159,10 @@ def generate_trajectories(
             f"Fix: choose a factor dividing every axis, or a grid of a multiple of {factor} cells per axis."
         )
     state = jax.ShapeDtypeStruct(u0.shape[1:], u0.dtype)
-    out = jax.eval_shape(step, state)
+    # through a lambda: jax.jit(step) takes a module's __name__, which equinox sets to a
+    # placeholder on a partitioned-and-recombined stepper whose abstract fields are
+    # properties (a trained hybrid model, restored from a checkpoint)
+    out = jax.eval_shape(lambda u: step(u), state)
     if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != state.shape or out.dtype != state.dtype:
         got = (out.shape, out.dtype) if isinstance(out, jax.ShapeDtypeStruct) else type(out).__name__
         raise ValueError(

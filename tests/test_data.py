@@ -84,6 +84,24 @@ def test_generate_trajectories_matches_a_python_loop():
     assert np.array_equal(full[:, 0], u0)
 
 
+def test_generate_trajectories_runs_a_trained_hybrid_model():
+    """A hybrid model as training and checkpoints leave it (partitioned into its trainable
+    and static parts and recombined) is a valid ``step``; equinox gives such a stepper,
+    whose abstract fields are properties, a placeholder ``__name__`` that ``jax.jit``
+    of the stepper itself refuses."""
+    from nnpde._train import combine, init_train_state, make_optimizer
+    from problems import hybrid_kolmogorov
+
+    fresh = hybrid_kolmogorov.task(resolution=8, hidden=4, depth=2).build_model("correction", 0)
+    state, static = init_train_state(fresh, make_optimizer(1e-3), seed=0)
+    trained = combine(state.params, static)
+    u0 = jnp.asarray(hybrid_kolmogorov.kolmogorov.initial_velocity(hybrid_kolmogorov.kolmogorov.make_grid(8), 1))
+    a = _data.generate_trajectories(fresh, u0[None], 2, ndim=2)
+    b = _data.generate_trajectories(trained, u0[None], 2, ndim=2)
+    assert b.shape == (1, 3, 2, 8, 8)
+    assert float(jnp.max(jnp.abs(a - b))) == 0.0 and float(jnp.max(jnp.abs(b[0, 2] - b[0, 0]))) > 0
+
+
 def test_generate_trajectories_rejects_bad_input():
     u0 = jnp.zeros((2, 1, 8))
     with pytest.raises(ValueError, match="multiple of save_every"):
