@@ -61,6 +61,51 @@ def test_staggered_downsample_keeps_a_mac_velocity_divergence_free():
         _data.downsample(u, 4, ndim=2, stagger=(0, 2))
 
 
+def test_upsample_is_undone_by_downsample_and_keeps_a_mac_velocity_divergence_free():
+    """``upsample`` is the right inverse of ``downsample`` (cell-centred and MAC); a
+    divergence-free coarse MAC velocity prolongs to a divergence-free fine one, linear
+    along each face axis; a coarse field's fine copy has no sub-grid detail left."""
+    from problems import kolmogorov
+    from solvers import pressure
+
+    coarse_grid, fine_grid = kolmogorov.make_grid(8), kolmogorov.make_grid(32)
+    bc = kolmogorov.make_equation(coarse_grid).flow.bc
+    U = kolmogorov.initial_velocity(coarse_grid, 5, max_velocity=1.0)
+    assert float(jnp.max(jnp.abs(pressure.divergence(U, coarse_grid, bc)))) < 1e-12
+    u = _data.upsample(U, 4, ndim=2, stagger=(0, 1))
+    assert u.shape == (2, 32, 32)
+    div = float(jnp.max(jnp.abs(pressure.divergence(u, fine_grid, bc))))
+    assert div < 1e-12, f"fine divergence {div:.3g}"
+    back = float(jnp.max(jnp.abs(_data.downsample(u, 4, ndim=2, stagger=(0, 1)) - U)))
+    assert back < 1e-14, f"downsample(upsample(U)) - U: {back:.3g}"
+    # u on x-face 4 I + k is (1 - k/4) U[I] + (k/4) U[I + 1] (wrapping), constant in y over a coarse cell
+    expected = 0.25 * U[0, 7, 2] + 0.75 * U[0, 0, 2]
+    assert abs(float(u[0, 31, 8]) - float(expected)) < 1e-14
+    assert float(jnp.max(jnp.abs(u[0, 29, 8:12] - u[0, 29, 8]))) == 0.0
+    assert abs(float(u[1, 5, 13]) - float(0.75 * U[1, 1, 3] + 0.25 * U[1, 1, 4])) < 1e-14
+    # with sub-grid detail removed, restricting and prolonging again changes nothing
+    fine = kolmogorov.initial_velocity(fine_grid, 6, max_velocity=1.0)
+    smooth = _data.upsample(_data.downsample(fine, 4, ndim=2, stagger=(0, 1)), 4, ndim=2, stagger=(0, 1))
+    again = _data.upsample(_data.downsample(smooth, 4, ndim=2, stagger=(0, 1)), 4, ndim=2, stagger=(0, 1))
+    assert float(jnp.max(jnp.abs(again - smooth))) < 1e-14
+    assert float(jnp.max(jnp.abs(smooth - fine))) > 1e-2  # the fine field had sub-grid detail
+    # cell-centred channels (also mixed with faces, leading axes passing through): constant blocks
+    c = jnp.asarray(np.random.default_rng(3).standard_normal((2, 3, 4, 5, 6)))
+    up = _data.upsample(c, 2, ndim=3)
+    assert up.shape == (2, 3, 8, 10, 12)
+    assert float(jnp.max(jnp.abs(_data.downsample(up, 2, ndim=3) - c))) < 1e-14
+    assert float(up[1, 2, 7, 9, 11]) == float(c[1, 2, 3, 4, 5])
+    mixed = _data.upsample(jnp.concatenate([U, U[:1] ** 2])[None], 4, ndim=2, stagger=(0, 1, None))
+    assert float(jnp.max(jnp.abs(mixed[0, :2] - u))) == 0.0
+    assert float(jnp.max(jnp.abs(mixed[0, 2] - _data.upsample(U[0] ** 2, 4, ndim=2)))) == 0.0
+    with pytest.raises(ValueError, match=r"stagger must give, for each of the 2 channels.*Fix"):
+        _data.upsample(U, 4, ndim=2, stagger=(0,))
+    with pytest.raises(ValueError, match="positive integer"):
+        _data.upsample(U, 0, ndim=2)
+    with pytest.raises(ValueError, match="ndim"):
+        _data.upsample(U, 2, ndim=4)
+
+
 def _diffusion_step(u):
     lap = jnp.roll(u, 1, axis=-1) - 2 * u + jnp.roll(u, -1, axis=-1)
     return u + 0.25 * lap
