@@ -32,9 +32,9 @@ from ._custom_types import State as State
 from ._data import cached_dataset as cached_dataset
 from ._data import cached_trajectories as cached_trajectories
 from ._data import downsample as downsample
-from ._data import upsample as upsample
 from ._data import generate_trajectories as generate_trajectories
 from ._data import trajectory_dataset as trajectory_dataset
+from ._data import upsample as upsample
 from ._diffrax import DiffraxStepper as DiffraxStepper
 from ._equation import AbstractEquation as AbstractEquation
 from ._equation import AbstractLinearEquation as AbstractLinearEquation

@@ -14,6 +14,13 @@ reference there (relative L2 over ``u`` and ``v``, averaged over the held-out
 trajectories: the task's metric). The hybrid (the trained correction on the coarse
 grid) is scored the same way.
 
+What the ``r^2`` state alone says: the reference solver itself, started from the
+``r^2`` state with no sub-grid detail (``nnpde.upsample``: linear along the faces,
+divergence-free), scored the same way. Its error is what exact dynamics make of that
+information; a model of the coarse state that beats it has learned the missing detail's
+effect from data, and the 4x target asks a ``16^2`` model to match the plain ``64^2``
+solver, below this curve at ``32^2``.
+
 * **Equivalent resolution**: where the plain solver's error-resolution curve (linear
   in log-log between measured points) crosses the hybrid's error, divided by the
   hybrid's resolution.
@@ -22,6 +29,9 @@ grid) is scored the same way.
   hybrid's (network included). Times: the whole held-out batch rolled out to the
   horizon, one compiled call (``jax.vmap`` over the batch), best of ``--repeats``,
   compilation excluded; all in this process, one after the other.
+* **Against the horizon**: the errors and the equivalent resolution also at each of
+  ``--horizons`` coarse steps (the states along the same runs), so the figure at the
+  task's horizon can be seen in context. Times are for the task's horizon only.
 
 Several trained runs of the same data (e.g. networks of different sizes) can be
 compared in one call: the plain solver is measured once, each hybrid against it.
@@ -31,9 +41,10 @@ Launch (after ``nnpde train scripts/configs/kolmogorov.toml``):
     .venv/bin/python scripts/kolmogorov_resolution.py --run runs/kolmogorov [runs/other ...]
 
 Writes ``resolution.json`` and ``resolution.png`` (left: error against resolution, each
-hybrid's error and equivalent resolution marked; right: cost against error, the plain
-solver's curve and each hybrid) to ``--out`` (default the first run's folder), and
-prints the table.
+hybrid's error and equivalent resolution marked, and the reference solver from each
+resolution's state alone; middle: cost against error, the plain solver's curve and each
+hybrid; right: the equivalent resolution against the horizon, ``--horizons``) to
+``--out`` (default the first run's folder), and prints the tables.
 """
 
 from __future__ import annotations
@@ -70,6 +81,14 @@ def parse_args():
     p.add_argument("--out", default=None, help="folder for resolution.json and .png (default: the first run's)")
     p.add_argument("--resolutions", type=int, nargs="+", default=[16, 32, 64], help="plain-solver grids")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per solver (best kept)")
+    p.add_argument(
+        "--horizons",
+        type=int,
+        nargs="+",
+        default=[4, 8, 16, 32, 64],
+        help="coarse steps at which the errors and the equivalent resolution are also reported (the task's horizon "
+        "is always one)",
+    )
     return p.parse_args()
 
 
@@ -109,7 +128,6 @@ def main() -> int:
         raise SystemExit(f"resolutions {bad} must be multiples of {coarse} dividing {fine_n}. Fix: e.g. 16 32 64.")
     _, held_out, _ = stage_data(config, task, split=False)
     n_eval, horizon = held_out.shape[0], task.horizon
-    reference = jnp.asarray(held_out[:, horizon])
     print(f"{task.name}: {n_eval} held-out trajectories, horizon {horizon} x dt {task.dt}")
 
     # the fine held-out initial states (the same run as the data: seed, spin-up, spacing)
@@ -124,21 +142,53 @@ def main() -> int:
             "made with other settings. Fix: re-run nnpde generate/train with this configuration."
         )
 
-    def score(final):
-        return float(jnp.mean(jax.vmap(lambda p, r: metrics.rollout_error(p[None], r[None])[0])(final, reference)))
+    # every solver's trajectory, restricted to the coarse grid at every coarse step, to the
+    # longest horizon asked for; the errors at the task's horizon make the main table
+    horizons = sorted(set(args.horizons) | {horizon})
+    longest = horizons[-1]
 
-    rows = []
+    def trajectory(step, u, every, restrict):
+        return nnpde.generate_trajectories(
+            step, u, longest * every, save_every=every, factor=restrict, ndim=2, stagger=hk.STAGGER
+        )
+
+    truth = trajectory(fine, u0_fine, factor, factor)  # (n_eval, longest + 1, 2, coarse, coarse)
+    if not np.allclose(truth[:, horizon], held_out[:, horizon], rtol=1e-4, atol=1e-4):
+        raise SystemExit(
+            f"the regenerated reference does not match the held-out data of {runs[0]} at the horizon. "
+            "Fix: re-run nnpde generate/train with this configuration."
+        )
+
+    def errors(traj):
+        """Mean relative L2 error at each of ``horizons``."""
+        return [
+            float(jnp.mean(jax.vmap(lambda p, r: metrics.rollout_error(p[None], r[None])[0])(traj[:, h], truth[:, h])))
+            for h in horizons
+        ]
+
+    at = horizons.index(horizon)
+    rows, plain_by_h = [], []
     for r in args.resolutions:
         ratio = r // coarse
         stepper = nnpde.ProjectedRK(hk.equation(r), dt=hk.DT / ratio, method="rk4")
         u0 = nnpde.downsample(u0_fine, fine_n // r, ndim=2, stagger=hk.STAGGER)
+        plain_by_h.append(errors(trajectory(stepper, u0, ratio, ratio)))
         run_r = eqx.filter_jit(
             lambda s, u, n=horizon * ratio: jax.vmap(lambda v: rollout(s, v, n, trajectory=False))(u)
         )
-        final = nnpde.downsample(run_r(stepper, u0), ratio, ndim=2, stagger=hk.STAGGER)
         seconds = best_time(functools.partial(run_r, stepper, u0), args.repeats)
-        rows.append({"solver": "plain", "resolution": r, "error": score(final), "seconds": seconds})
+        rows.append({"solver": "plain", "resolution": r, "error": plain_by_h[-1][at], "seconds": seconds})
         print(f"plain {r:4d}^2: error {rows[-1]['error']:.4f}, {seconds * 1e3:9.2f} ms per batch rollout")
+    # How much does the r^2 state itself say? The reference (fine) solver, started from the
+    # r^2 state with its sub-grid detail removed (nnpde.upsample: no detail below r^2),
+    # scored the same way: what the exact dynamics make of the r^2 information alone.
+    information, information_by_h = [], []
+    for r in args.resolutions:
+        f = fine_n // r
+        smooth = nnpde.upsample(nnpde.downsample(u0_fine, f, ndim=2, stagger=hk.STAGGER), f, ndim=2, stagger=hk.STAGGER)
+        information_by_h.append(errors(trajectory(fine, smooth, factor, factor)))
+        information.append({"resolution": r, "error": information_by_h[-1][at]})
+        print(f"reference solver from the {r}^2 state alone: error {information[-1]['error']:.4f}")
     res = [row["resolution"] for row in rows]
     errs = [row["error"] for row in rows]
     secs = [row["seconds"] for row in rows]
@@ -158,7 +208,8 @@ def main() -> int:
             )
         model, step = restore_model(cfg, own)
         seconds = best_time(functools.partial(run_h, model, start), args.repeats)
-        error = score(run_h(model, start))
+        by_h = errors(trajectory(model, start, 1, 1))
+        error = by_h[at]
         equivalent = crossing(error, res, errs)
         h = {
             "run": str(run),
@@ -170,6 +221,7 @@ def main() -> int:
             "equivalent_resolution": equivalent,
             "resolution_factor": None if equivalent is None else equivalent / coarse,
             "speedup": None if equivalent is None else interpolate_loglog(equivalent, res, secs) / seconds,
+            "by_horizon": by_h,
         }
         hybrids.append(h)
         print(
@@ -182,13 +234,44 @@ def main() -> int:
                 f"  equivalent resolution {equivalent:.1f}^2 ({h['resolution_factor']:.2f}x), "
                 f"speed-up at equal accuracy {h['speedup']:.2f}x"
             )
+    by_horizon = []
+    for k, n in enumerate(horizons):
+        plain_k = [e[k] for e in plain_by_h]
+        factors = []
+        for h in hybrids:
+            x = crossing(h["by_horizon"][k], res, plain_k)
+            factors.append(None if x is None else x / coarse)
+        by_horizon.append(
+            {
+                "steps": n,
+                "time": n * task.dt,
+                "plain": dict(zip(map(str, res), plain_k)),
+                "reference_from_coarse_state": dict(zip(map(str, res), [e[k] for e in information_by_h])),
+                "hybrids": [h["by_horizon"][k] for h in hybrids],
+                "resolution_factors": factors,
+            }
+        )
+        shown = ", ".join("-" if f is None else f"{f:.2f}x" for f in factors)
+        print(
+            f"t = {n * task.dt:5.2f}: plain "
+            + " ".join(f"{e:.4f}" for e in plain_k)
+            + ", hybrids "
+            + " ".join(f"{h['by_horizon'][k]:.4f}" for h in hybrids)
+            + f", equivalent resolution {shown}"
+        )
     summary = {
         "runs": [str(r) for r in runs],
         "held_out": int(n_eval),
         "horizon_steps": int(horizon),
         "horizon_time": horizon * task.dt,
         "plain": rows,
+        "reference_from_coarse_state": {
+            "what": f"the reference ({fine_n}^2) solver from each resolution's state with the sub-grid detail "
+            "removed (nnpde.upsample), scored like the solvers",
+            "rows": information,
+        },
         "hybrids": hybrids,
+        "by_horizon": by_horizon,
         "timing": f"batch of {n_eval} rolled out to the horizon, best of {args.repeats}, compilation excluded",
         "environment": environment(),
     }
@@ -196,8 +279,15 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "resolution.json").write_text(json.dumps(summary, indent=2))
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(16, 4.2))
     a.loglog(res, errs, "o-", color="k", label="plain solver")
+    a.loglog(
+        res,
+        [row["error"] for row in information],
+        "^--",
+        color="0.5",
+        label=f"reference ({fine_n}$^2$) solver from the $r^2$ state alone",
+    )
     b.loglog(errs, np.asarray(secs) * 1e3, "o-", color="k", label="plain solver")
     for r, e, t in zip(res, errs, secs):
         b.annotate(f"{r}$^2$", (e, t * 1e3), textcoords="offset points", xytext=(4, 4))
@@ -216,6 +306,13 @@ def main() -> int:
     a.legend(fontsize=8)
     b.set(xlabel="error (lower is better)", ylabel="ms per batch rollout (lower is better)")
     b.legend(fontsize=8)
+    times = [row["time"] for row in by_horizon]
+    for i, h in enumerate(hybrids):
+        factors = [row["resolution_factors"][i] for row in by_horizon]
+        c.plot(times, [np.nan if f is None else f for f in factors], "s-", color=f"C{i}", label=h["run"])
+    c.axvline(horizon * task.dt, color="0.6", ls=":", label="the task's horizon")
+    c.set(xlabel="horizon (time units)", ylabel=f"equivalent resolution / {coarse}", ylim=(1, None))
+    c.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "resolution.png", dpi=120)
     print(f"wrote {out / 'resolution.json'} and {out / 'resolution.png'}")

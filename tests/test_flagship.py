@@ -215,3 +215,28 @@ def test_equivalent_resolution_is_the_log_log_crossing():
     assert study.crossing(0.01, resolutions, errors) is None  # finer than any measured grid
     assert study.crossing(0.5, resolutions, errors) is None  # worse than the coarsest
     assert study.interpolate_loglog(32 * math.sqrt(2), resolutions, [1.0, 4.0, 16.0]) == pytest.approx(8.0)
+
+
+def test_kolmogorov_information_study_runs_and_refuses_bad_grids(tmp_path, monkeypatch):
+    """``scripts/kolmogorov_information.py`` on a tiny set-up (8^2 coarse, 32^2 reference):
+    a row per resolution below the reference, finite errors, the sub-grid energy shrinking
+    with resolution, and the JSON written; a coarse grid that is no multiple of 8 is
+    refused before any work."""
+    import importlib.util
+    import json
+    import sys
+
+    spec = importlib.util.spec_from_file_location("kolmogorov_information", ROOT / "scripts/kolmogorov_information.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    out = tmp_path / "info"
+    argv = ["x", "--coarse", "8", "--factor", "4", "--samples", "2", "--time", "0.16", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert study.main() == 0
+    rows = json.loads((out / "information.json").read_text())["rows"]
+    assert [r["resolution"] for r in rows] == [8, 16]
+    assert all(0 < r["plain"] < 2 and 0 < r["reference_from_state"] < 2 for r in rows)
+    assert 0 < rows[1]["subgrid_energy_fraction"] < rows[0]["subgrid_energy_fraction"] < 1
+    monkeypatch.setattr(sys, "argv", ["x", "--coarse", "12"])
+    with pytest.raises(SystemExit, match="multiple of 8"):
+        study.main()
