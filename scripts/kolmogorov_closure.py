@@ -16,9 +16,10 @@ correction is projected the same way). Reported:
 * what knowing it once is worth: the coarse solver from ``u_1`` to the horizon, plain
   and with the exact closure of the step before the start (``c_0``) added at every
   step, scored like the task (relative L2 at the horizon, held-out trajectories);
-* a priori fits (``--fit-steps``; 0 skips them): a periodic CNN (the task's network
-  by default) trained on the training pairs (and their symmetry images) to predict
-  ``c_n`` from ``u_n``, and from ``u_n`` and ``u_n - u_{n-1}``; the held-out
+* a priori fits (``--fit-steps``; 0 skips them): a periodic network (``--network``:
+  the task's CNN by default, a U-Net, a Fourier neural operator) trained on the
+  training pairs (and their symmetry images) to predict ``c_n`` from ``u_n``, and from
+  ``u_n`` and ``u_n - u_{n-1}`` (``--inputs``); the held-out
   unexplained fraction ``|c - N|^2 / |c|^2``. The second sees the previous step, which
   carries the previous step's exact closure; a model rolling out from one coarse state
   has that only for the data it started from, so what it is worth over a rollout is
@@ -28,6 +29,7 @@ Launch (after ``nnpde generate scripts/configs/kolmogorov.toml``; the fits take 
 4 minutes each on one core):
 
     .venv/bin/python scripts/kolmogorov_closure.py --out runs/kolmogorov_closure
+    .venv/bin/python scripts/kolmogorov_closure.py --network fno --inputs state --out runs/kolmogorov_closure_fno
 
 Writes ``closure.json`` to ``--out`` and prints the figures.
 """
@@ -59,6 +61,20 @@ def parse_args():
     p.add_argument("--fit-steps", type=int, default=400, help="Adam steps of each a priori fit (0: no fits)")
     p.add_argument("--batch", type=int, default=64, help="a priori batch size")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="a priori peak learning rate (cosine decay)")
+    p.add_argument(
+        "--network",
+        choices=["convnet", "unet", "fno"],
+        default="convnet",
+        help="a priori network: the task's ConvNet (hidden, depth), a UNet (hidden, 2 levels) or an FNO (width "
+        "hidden, depth Fourier layers, modes up to the grid's Nyquist)",
+    )
+    p.add_argument(
+        "--inputs",
+        nargs="+",
+        choices=["state", "history"],
+        default=["state", "history"],
+        help="a priori inputs: the state, and the state with the last step",
+    )
     return p.parse_args()
 
 
@@ -160,22 +176,24 @@ def main() -> int:
             return x.reshape(-1, *x.shape[2:]), y.reshape(-1, *y.shape[2:])
 
         hidden, depth = task.attrs["hidden"], task.attrs["depth"]
-        for name, history in (("state", False), ("state and last step", True)):
-            x, y = pairs(augmented, c_aug, history)
-            xh, yh = pairs(held_out, c_held, history)
-            net = nnpde.Network(
-                nnpde.networks.ConvNet(
-                    x.shape[1],
-                    y.shape[1],
-                    ndim=2,
-                    hidden=hidden,
-                    depth=depth,
-                    kernel_size=3,
-                    periodic=(True, True),
-                    rngs=nnx.Rngs(0),
+        names = {"state": "state", "history": "state and last step"}
+        for inputs in args.inputs:
+            name = names[inputs]
+            x, y = pairs(augmented, c_aug, inputs == "history")
+            xh, yh = pairs(held_out, c_held, inputs == "history")
+            c_in, c_out, rngs = x.shape[1], y.shape[1], nnx.Rngs(0)
+            periodic = (True, True)
+            if args.network == "convnet":
+                module = nnpde.networks.ConvNet(
+                    c_in, c_out, ndim=2, hidden=hidden, depth=depth, kernel_size=3, periodic=periodic, rngs=rngs
                 )
-            )
-            fits[name] = fit(net, project, (x, y), (xh, yh), args)
+            elif args.network == "unet":
+                module = nnpde.networks.UNet(c_in, c_out, ndim=2, hidden=hidden, levels=2, periodic=periodic, rngs=rngs)
+            else:
+                modes = x.shape[-1] // 2
+                module = nnpde.networks.FNO(c_in, c_out, ndim=2, width=hidden, depth=depth, modes=modes, rngs=rngs)
+            net = nnpde.Network(module)
+            fits[name] = fit(net, project, (x, y), (xh, yh), args) | {"parameters": net.n_params}
             print(
                 f"a priori, from the {name}: unexplained {fits[name]['held_out']:.3f} held out "
                 f"({fits[name]['train']:.3f} train), {args.fit_steps} steps, {fits[name]['seconds']:.0f} s",
@@ -188,7 +206,7 @@ def main() -> int:
         "closure_known_once": once,
         "a_priori": fits,
         "a_priori_settings": {
-            "network": {"hidden": task.attrs["hidden"], "depth": task.attrs["depth"]},
+            "network": {"kind": args.network, "hidden": task.attrs["hidden"], "depth": task.attrs["depth"]},
             "steps": args.fit_steps,
             "batch": args.batch,
             "learning_rate": args.learning_rate,
