@@ -5,14 +5,14 @@ the plain solver be to match the hybrid's accuracy, and how much faster is the h
 at equal accuracy? (They report 8-10x in resolution and 40-80x in speed, on TPU.)
 
 Set-up (``problems.hybrid_kolmogorov``, the trained run's configuration): the held-out
-initial states are the fine (``16 * factor``-cell) turbulent states of the run's
+initial states are the fine (``resolution * factor``-cell) turbulent states of the run's
 evaluation seed. For every resolution ``r`` of ``--resolutions`` the plain solver (the
-same projected RK4 with van Leer fluxes, at the same CFL number: ``dt = DT * 16 / r``)
-starts from the fine states restricted to ``r`` (MAC face averages) and runs to the
-task's horizon; its final state, restricted to the coarse grid, is compared with the
-reference there (relative L2 over ``u`` and ``v``, averaged over the held-out
-trajectories: the task's metric). The hybrid (the trained correction on the coarse
-grid) is scored the same way.
+same projected RK4 with van Leer fluxes, at the same CFL number: the task's ``dt``
+times ``resolution / r``) starts from the fine states restricted to ``r`` (MAC face
+averages) and runs to the task's horizon; its final state, restricted to the coarse
+grid, is compared with the reference there (relative L2 over ``u`` and ``v``, averaged
+over the held-out trajectories: the task's metric). The hybrid (the trained correction
+on the coarse grid) is scored the same way.
 
 What the ``r^2`` state alone says: the reference solver itself, started from the
 ``r^2`` state with no sub-grid detail (``nnpde.upsample``: linear along the faces,
@@ -131,7 +131,7 @@ def main() -> int:
     print(f"{task.name}: {n_eval} held-out trajectories, horizon {horizon} x dt {task.dt}")
 
     # the fine held-out initial states (the same run as the data: seed, spin-up, spacing)
-    fine = nnpde.ProjectedRK(hk.equation(fine_n), dt=hk.DT / factor, method="rk4")
+    fine = nnpde.ProjectedRK(hk.equation(fine_n), dt=task.dt / factor, method="rk4")
     u0_fine = hk.initial_states(
         config.data.eval_seed, n_eval, fine, spinup=task.attrs["spinup"], spacing=task.attrs["spacing"]
     )
@@ -170,7 +170,7 @@ def main() -> int:
     rows, plain_by_h = [], []
     for r in args.resolutions:
         ratio = r // coarse
-        stepper = nnpde.ProjectedRK(hk.equation(r), dt=hk.DT / ratio, method="rk4")
+        stepper = nnpde.ProjectedRK(hk.equation(r), dt=task.dt / ratio, method="rk4")
         u0 = nnpde.downsample(u0_fine, fine_n // r, ndim=2, stagger=hk.STAGGER)
         plain_by_h.append(errors(trajectory(stepper, u0, ratio, ratio)))
         run_r = eqx.filter_jit(

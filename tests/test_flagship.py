@@ -240,3 +240,31 @@ def test_kolmogorov_information_study_runs_and_refuses_bad_grids(tmp_path, monke
     monkeypatch.setattr(sys, "argv", ["x", "--coarse", "12"])
     with pytest.raises(SystemExit, match="multiple of 8"):
         study.main()
+
+
+def test_kolmogorov_time_step_option_sets_both_solvers_and_the_cache_key():
+    """``dt`` (for a finer coarse grid at the same CFL number): the coarse step, the
+    correction's scale, the data's key and the reference's ``dt / factor``; refused when
+    not a positive finite number, and a step too long for the reference is refused by
+    its stability check before any data are made."""
+    task = hybrid_kolmogorov.task(
+        resolution=8, factor=2, horizon=2, spinup=0.2, spacing=0.1, hidden=4, depth=2, dt=0.02
+    )
+    assert task.dt == 0.02 and task.build_model("correction", 0).scale == 0.02
+    assert task.dataset_config(0, 1, 2)["dt"] == 0.02
+    default = hybrid_kolmogorov.task(resolution=8, factor=2, horizon=2, spinup=0.2, spacing=0.1, hidden=4, depth=2)
+    assert default.dt == hybrid_kolmogorov.DT and default.dataset_config(0, 1, 2)["dt"] == hybrid_kolmogorov.DT
+    # two coarse steps of dt are 2 * factor reference steps of dt / factor
+    a = np.asarray(task.reference(0, 1, 2))
+    b = np.asarray(default.reference(0, 1, 1))
+    assert a.shape == (1, 3, 2, 8, 8)
+    change = float(np.max(np.abs(b[:, 1] - b[:, 0])))  # one step of the default dt
+    # the same states (the spin-up is in time units; its fine steps differ, hence 1e-3)
+    assert float(np.max(np.abs(a[:, 0] - b[:, 0]))) < 1e-3 * change
+    assert float(np.max(np.abs(a[:, 2] - b[:, 1]))) < 1e-3 * change  # both at t = 0.04
+    assert float(np.max(np.abs(a[:, 1] - b[:, 1]))) > 0.3 * change  # t = 0.02 is not t = 0.04
+    for bad in (0.0, -0.01, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"dt must be a positive finite number.*Fix"):
+            hybrid_kolmogorov.task(resolution=8, factor=2, dt=bad)
+    with pytest.raises(Exception, match=r"exceeds the advective-viscous \(CFL\) stability limit.*Fix: reduce dt"):
+        hybrid_kolmogorov.task(resolution=8, factor=2, horizon=2, spinup=0.2, spacing=1.0, dt=2.0).reference(0, 1, 2)
