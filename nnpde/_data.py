@@ -41,6 +41,32 @@ def _positive_int(value, name: str, fix: str) -> int:
     return value
 
 
+def _resampling_args(name: str, u, factor, ndim):
+    """``(u, factor, ndim)`` checked for ``downsample`` and ``upsample``."""
+    factor = _positive_int(factor, f"{name} factor", "pass an integer such as 2 or 4.")
+    try:
+        ndim = operator.index(ndim)
+    except TypeError:
+        ndim = -1
+    u = jnp.asarray(u)
+    if not 1 <= ndim <= 3 or u.ndim < ndim:
+        raise ValueError(
+            f"{name}: ndim (the number of spatial axes) must be 1-3 and at most u.ndim={u.ndim}, "
+            f"got ndim={ndim!r}. Fix: pass ndim=grid.ndim."
+        )
+    return u, factor, ndim
+
+
+def _check_stagger(name: str, u, ndim: int, stagger: tuple) -> None:
+    channels = u.shape[u.ndim - ndim - 1] if u.ndim > ndim else None
+    if channels != len(stagger) or any(s is not None and s not in range(ndim) for s in stagger):
+        raise ValueError(
+            f"{name}: stagger must give, for each of the {channels} channels, None (cell-centred) or the spatial "
+            f"axis 0..{ndim - 1} of the channel's faces, got stagger={stagger!r}. Fix: e.g. stagger=(0, 1) for a 2-D "
+            "MAC velocity, (0, 1, None) for velocity plus a cell-centred temperature."
+        )
+
+
 def downsample(u, factor: int, *, ndim: int, stagger=None):
     """Block average of the last ``ndim`` axes by ``factor``: the conservative restriction.
 
@@ -61,17 +87,7 @@ def downsample(u, factor: int, *, ndim: int, stagger=None):
     to a discretely divergence-free coarse one (the coarse divergence of a cell is the
     mean of the fine divergences inside it).
     """
-    factor = _positive_int(factor, "downsample factor", "pass an integer such as 2 or 4.")
-    try:
-        ndim = operator.index(ndim)
-    except TypeError:
-        ndim = -1
-    u = jnp.asarray(u)
-    if not 1 <= ndim <= 3 or u.ndim < ndim:
-        raise ValueError(
-            f"downsample: ndim (the number of spatial axes) must be 1-3 and at most u.ndim={u.ndim}, "
-            f"got ndim={ndim!r}. Fix: pass ndim=grid.ndim."
-        )
+    u, factor, ndim = _resampling_args("downsample", u, factor, ndim)
     lead, spatial = u.shape[: u.ndim - ndim], u.shape[u.ndim - ndim :]
     if any(n % factor for n in spatial):
         raise ValueError(
@@ -88,13 +104,7 @@ def downsample(u, factor: int, *, ndim: int, stagger=None):
 
 
 def _downsample_staggered(u, factor: int, ndim: int, stagger: tuple):
-    channels = u.shape[u.ndim - ndim - 1] if u.ndim > ndim else None
-    if channels != len(stagger) or any(s is not None and s not in range(ndim) for s in stagger):
-        raise ValueError(
-            f"downsample: stagger must give, for each of the {channels} channels, None (cell-centred) or the spatial "
-            f"axis 0..{ndim - 1} of the channel's faces, got stagger={stagger!r}. Fix: e.g. stagger=(0, 1) for a 2-D "
-            "MAC velocity, (0, 1, None) for velocity plus a cell-centred temperature."
-        )
+    _check_stagger("downsample", u, ndim, stagger)
     out = []
     for c, axis in enumerate(stagger):
         field = jnp.take(u, c, axis=u.ndim - ndim - 1)
@@ -129,30 +139,14 @@ def upsample(u, factor: int, *, ndim: int, stagger=None):
     with the coarse state's content and none of the sub-grid detail (e.g. to ask how
     far the exact fine solver gets from the coarse state alone). Jit-able.
     """
-    factor = _positive_int(factor, "upsample factor", "pass an integer such as 2 or 4.")
-    try:
-        ndim = operator.index(ndim)
-    except TypeError:
-        ndim = -1
-    u = jnp.asarray(u)
-    if not 1 <= ndim <= 3 or u.ndim < ndim:
-        raise ValueError(
-            f"upsample: ndim (the number of spatial axes) must be 1-3 and at most u.ndim={u.ndim}, "
-            f"got ndim={ndim!r}. Fix: pass ndim=grid.ndim."
-        )
+    u, factor, ndim = _resampling_args("upsample", u, factor, ndim)
     spatial_axes = range(u.ndim - ndim, u.ndim)
     if stagger is None:
         for a in spatial_axes:
             u = jnp.repeat(u, factor, axis=a)
         return u
-    channels = u.shape[u.ndim - ndim - 1] if u.ndim > ndim else None
     stagger = tuple(stagger)
-    if channels != len(stagger) or any(s is not None and s not in range(ndim) for s in stagger):
-        raise ValueError(
-            f"upsample: stagger must give, for each of the {channels} channels, None (cell-centred) or the spatial "
-            f"axis 0..{ndim - 1} of the channel's faces, got stagger={stagger!r}. Fix: e.g. stagger=(0, 1) for a 2-D "
-            "MAC velocity, (0, 1, None) for velocity plus a cell-centred temperature."
-        )
+    _check_stagger("upsample", u, ndim, stagger)
     weights = jnp.arange(factor, dtype=u.dtype) / factor  # fine face i = factor * I + k sits at k / factor
     out = []
     for c, axis in enumerate(stagger):
