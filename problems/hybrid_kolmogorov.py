@@ -6,8 +6,8 @@ drag ``0.1``) on ``[0, 2 pi]^2``, periodic. The reference runs ``resolution * fa
 cells per side (default 128^2: 256^2 is too slow to spin up on a few CPU cores), the
 coarse solver ``resolution`` (default 16^2, 8x coarser), both with the van Leer
 advection, the MAC grid and projected RK4 (``nnpde.ProjectedRK``). The coarse step is
-``DT``; the reference takes ``factor`` steps of ``DT / factor`` per coarse step (the
-same CFL number on both grids).
+``dt`` (default ``DT``); the reference takes ``factor`` steps of ``dt / factor`` per
+coarse step (the same CFL number on both grids).
 
 Initial states are turbulent: a random velocity (``kolmogorov.initial_velocity``,
 seeded) is spun up on the FINE grid for ``spinup`` time units, then the flow is

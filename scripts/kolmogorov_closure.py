@@ -75,7 +75,13 @@ def parse_args():
         default=["state", "history"],
         help="a priori inputs: the state, and the state with the last step",
     )
-    return p.parse_args()
+    args = p.parse_args()
+    if min(args.lags) < 1 or args.batch < 1 or args.fit_steps < 0 or not args.learning_rate > 0:
+        p.error(
+            f"--lags and --batch must be >= 1, --fit-steps >= 0 and --learning-rate positive, got {args.lags}, "
+            f"{args.batch}, {args.fit_steps} and {args.learning_rate}. Fix: e.g. --lags 1 2 4 --batch 64."
+        )
+    return args
 
 
 def unexplained(prediction, target):
@@ -100,6 +106,7 @@ def fit(net, project, train, held_out, args) -> dict:
         return optax.apply_updates(p, u), s, loss
 
     (x, y), (xh, yh) = train, held_out
+    evaluate = jax.jit(predict)
     key, began = jax.random.key(0), time.perf_counter()
     for _ in range(args.fit_steps):
         key, k = jax.random.split(key)
@@ -107,8 +114,8 @@ def fit(net, project, train, held_out, args) -> dict:
         params, opt_state, _ = update(params, opt_state, x[idx], y[idx])
     sub = slice(0, min(x.shape[0], 2048))
     return {
-        "train": unexplained(jax.jit(predict)(params, x[sub]), y[sub]),
-        "held_out": unexplained(jax.jit(predict)(params, xh), yh),
+        "train": unexplained(evaluate(params, x[sub]), y[sub]),
+        "held_out": unexplained(evaluate(params, xh), yh),
         "pairs": int(x.shape[0]),
         "seconds": time.perf_counter() - began,
     }

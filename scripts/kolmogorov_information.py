@@ -54,7 +54,12 @@ def parse_args():
     p.add_argument("--seed", type=int, default=1000, help="seed of the fine run (the task's eval seed: 1000)")
     p.add_argument("--time", type=float, default=0.64, help="horizon in time units (the task's: 16 x 0.04)")
     p.add_argument("--out", default="runs/kolmogorov_information", help="folder for information.json")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.samples < 1 or not (0 < args.time < float("inf")):
+        p.error(
+            f"--samples must be >= 1 and --time positive, got {args.samples} and {args.time}. Fix: e.g. 8 and 0.64."
+        )
+    return args
 
 
 def main() -> int:

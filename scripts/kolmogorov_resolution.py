@@ -89,7 +89,12 @@ def parse_args():
         help="coarse steps at which the errors and the equivalent resolution are also reported (the task's horizon "
         "is always one)",
     )
-    return p.parse_args()
+    args = p.parse_args()
+    if min(args.horizons) < 1 or args.repeats < 1:
+        p.error(
+            f"--horizons and --repeats must be >= 1, got {args.horizons} and {args.repeats}. Fix: e.g. 4 8 16 and 5."
+        )
+    return args
 
 
 def interpolate_loglog(x, xs, ys):
