@@ -81,11 +81,11 @@ def march_to_steady_state(
     while t < t_end - 1e-9 and residual > tol:
         new, res = advance(state, t)
         res = float(res)
-        limit = eq.max_stable_dt(new, method) if math.isfinite(res) else 0.0
+        limit = nnpde.max_stable_dt(eq, method, u=new) if math.isfinite(res) else 0.0
         if safety is not None and (not math.isfinite(res) or dt > limit):
             n_rejected += 1
             # a non-finite end state has no limit: take the one at the start of the interval
-            limit = limit if math.isfinite(res) else eq.max_stable_dt(state, method)
+            limit = limit if math.isfinite(res) else nnpde.max_stable_dt(eq, method, u=state)
             bound = min(dt / 2, safety * limit)
             if bound < 1e-6 * dt_max:
                 raise FloatingPointError(f"The {label} run keeps blowing up at t = {t:.3f} (dt {dt:.3g}).")

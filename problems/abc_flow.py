@@ -112,7 +112,7 @@ def solve(
     grid = make_grid(resolution)
     eq = NavierStokes3D(grid, viscosity=viscosity, advection=advection)
     u0 = analytic_velocity(grid, 0.0, viscosity, coefficients=coefficients, background=background)
-    step = eq.stable_dt(u0, method, safety=safety) if dt is None else dt
+    step = nnpde.stable_dt(eq, method, safety=safety, u=u0) if dt is None else dt
     n_steps = max(1, math.ceil(t_end / step - 1e-9))
     run = rollout_function(resolution, dt=t_end / n_steps, n_steps=n_steps, method=method, advection=advection)
     final = run(u0, viscosity, jnp.zeros_like(u0))[-1]

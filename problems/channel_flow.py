@@ -77,7 +77,7 @@ def make(
 def stable_dt(eq, *, method: str = "ssprk3", speed: float = 3.0, safety: float = 0.9) -> float:
     """``safety`` times the explicit limit for speeds up to ``speed`` (twice the Poiseuille
     centreline speed of ``U = 1`` by default)."""
-    return eq.stable_dt(jnp.full(eq.state_shape, speed), method, safety=safety)
+    return nnpde.stable_dt(eq, method, safety=safety, u=jnp.full(eq.state_shape, speed))
 
 
 @functools.partial(jax.jit, static_argnames=("dt", "n_steps", "method"))

@@ -174,7 +174,7 @@ def solve(
     run = march_to_steady_state(
         eq,
         state,
-        dt_max=eq.stable_dt(bound, method, safety=safety),
+        dt_max=nnpde.stable_dt(eq, method, safety=safety, u=bound),
         check_every=check_every,
         t_end=t_end,
         tol=tol,

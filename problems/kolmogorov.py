@@ -223,7 +223,7 @@ def setup(
     u0 = eq.project(u0)  # already divergence-free; removes the last round-off
     if dt is None:
         speed = max(float(jnp.max(jnp.abs(u0))), reference_speed(viscosity, wavenumber, amplitude, drag))
-        dt = eq.stable_dt(jnp.full_like(u0, speed), method, safety=safety)
+        dt = nnpde.stable_dt(eq, method, safety=safety, u=jnp.full_like(u0, speed))
     stepper = ProjectedRK(eq, dt=dt, method=method)
     return grid, eq, stepper, u0
 

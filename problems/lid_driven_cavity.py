@@ -180,7 +180,7 @@ def solve(
     run = march_to_steady_state(
         eq,
         u,
-        dt_max=eq.stable_dt(peak, method, safety=safety),
+        dt_max=nnpde.stable_dt(eq, method, safety=safety, u=peak),
         check_every=check_every,
         t_end=t_end,
         tol=tol,

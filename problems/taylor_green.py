@@ -94,7 +94,7 @@ def solve(
     eq = NavierStokes2D(grid, viscosity=viscosity, advection=advection)
     u0 = initial_velocity(grid, background)
     interval = t_end / (n_saves - 1)
-    step = eq.stable_dt(u0, method, safety=safety) if dt is None else dt
+    step = nnpde.stable_dt(eq, method, safety=safety, u=u0) if dt is None else dt
     per_save = max(1, math.ceil(interval / step - 1e-9))
     stepper = ProjectedRK(eq, dt=interval / per_save, method=method)
 

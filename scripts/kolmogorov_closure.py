@@ -127,8 +127,8 @@ def main() -> int:
 
     import nnpde
     from nnpde import metrics
-    from nnpde._config import load_config
-    from nnpde._run import environment, load_task, set_precision, stage_data
+    from nnpde.runs._config import load_config
+    from nnpde.runs._run import environment, load_task, set_precision, stage_data
 
     config = load_config(args.config)
     set_precision(config)

@@ -71,7 +71,7 @@ def main() -> int:
         )
     import nnpde
     from nnpde import metrics
-    from nnpde._run import environment
+    from nnpde.runs._run import environment
     from problems import hybrid_kolmogorov as hk
 
     fine_n = args.coarse * args.factor

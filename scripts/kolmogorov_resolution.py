@@ -116,9 +116,9 @@ def main() -> int:
     args = parse_args()
     import nnpde
     from nnpde import metrics
-    from nnpde._config import load_config
-    from nnpde._rollout import rollout
-    from nnpde._run import environment, load_task, restore_model, set_precision, stage_data
+    from nnpde.numerics._rollout import rollout
+    from nnpde.runs._config import load_config
+    from nnpde.runs._run import environment, load_task, restore_model, set_precision, stage_data
     from problems import hybrid_kolmogorov as hk
 
     runs = [Path(r) for r in args.run]

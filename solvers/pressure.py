@@ -64,7 +64,7 @@ Poisson solves (``solve_poisson``):
 
 A periodic domain split across ranks (``nnpde.distributed.Decomposition``; the
 block's boundary conditions have ``"halo"`` faces on a split axis): no transform spans
-a split axis, so ``"auto"`` picks CG, run by ``nnpde._krylov`` with every inner
+a split axis, so ``"auto"`` picks CG, run by ``nnpde.numerics._krylov`` with every inner
 product, norm and mean summed over the ranks and the neighbour layers of ``D`` and
 ``G`` exchanged (``bc.shift``); unpreconditioned (the diagonal is constant), and
 differentiated implicitly as above. Walled axes must stay whole on each rank.
@@ -105,7 +105,7 @@ import lineax as lx
 import numpy as np
 
 import nnpde
-from nnpde import Field, State, _krylov, _spectral
+from nnpde import Field, State, conjugate_gradient, laplacian_eigenvalues
 
 # A compatible right-hand side has a zero mean up to round-off in its sum: N terms of
 # size max|rhs|, so |mean| <~ eps sqrt(N) max|rhs|; 1e-10 sits far above that (N <= 1e8
@@ -230,7 +230,7 @@ def _solve_fft(rhs, grid: nnpde.Grid):
 @functools.cache
 def _inverse_eigenvalues_mixed(grid: nnpde.Grid, kinds: tuple[str, ...]) -> np.ndarray:
     """``1 / lambda`` of the 5-point Laplacian, DFT on periodic and DCT-II on wall axes; 0 for the mean."""
-    total = _spectral.laplacian_eigenvalues(grid, kinds, order=2)
+    total = laplacian_eigenvalues(grid, kinds, order=2)
     inverse = np.zeros_like(total)
     nonzero = total != 0.0  # only the all-zero mode (the gauge) has eigenvalue 0
     inverse[nonzero] = 1.0 / total[nonzero]
@@ -333,7 +333,7 @@ def _solve_cg_split(rhs, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, rtol
 
     The same regularised operator as ``_solve_cg``, applied with halo exchanges
     (``bc.shift``); inner products, norms and the gauge's mean are sums over the ranks
-    (``nnpde._krylov``), so every rank takes the same steps and the gathered solution
+    (``nnpde.numerics._krylov``), so every rank takes the same steps and the gathered solution
     is the single-process one to the solver tolerance. The diagonal of ``-D G`` is
     constant on a periodic grid: Jacobi would only rescale, so no preconditioner.
     """
@@ -348,7 +348,7 @@ def _solve_cg_split(rhs, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, rtol
     def matvec(p):
         return _negative_laplacian(p, grid, bc) + c * mean(p)
 
-    solution = _krylov.conjugate_gradient(
+    solution = conjugate_gradient(
         matvec,
         -rhs,
         reduce=bc.allreduce,

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnpde._checkpoint import Checkpointer
+from nnpde.runs._checkpoint import Checkpointer
 
 
 def small_state():

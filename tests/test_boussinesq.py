@@ -60,7 +60,7 @@ def test_conduction_from_cold_start():
     grid = _grid(16)
     eq = Boussinesq2D(grid, rayleigh=0.0)
     state = jnp.zeros(eq.state_shape)
-    dt = eq.stable_dt(state)
+    dt = nnpde.stable_dt(eq, u=state)
     steps = int(np.ceil(2.5 / dt))
     stepper = nnpde.ProjectedRK(eq, dt=dt)
     final = jax.jit(lambda q: nnpde.rollout(stepper, q, steps, trajectory=False))(state)
@@ -75,7 +75,7 @@ def test_divergence_round_off_and_walls():
     eq = Boussinesq2D(grid, rayleigh=1e4)
     noise = jax.random.normal(jax.random.PRNGKey(0), eq.state_shape)
     state = eq.project(eq.conduction_state() + noise.at[2].multiply(0.1))
-    stepper = nnpde.ProjectedRK(eq, dt=0.5 * eq.max_stable_dt(state))
+    stepper = nnpde.ProjectedRK(eq, dt=0.5 * nnpde.max_stable_dt(eq, u=state))
     for _ in range(5):
         state = stepper(state)
     div = float(jnp.max(jnp.abs(eq.divergence(state))))
@@ -184,7 +184,7 @@ def test_adaptive_step_rejects_an_unstable_dt():
 
     eq = _Decay(nnpde.Grid((4,), extent=((0.0, 1.0),)), rate=100.0)
     state = jnp.ones(eq.state_shape)
-    limit = eq.max_stable_dt(state)  # 2.785 / rate for RK4; |R(-3 * 2.785)| = 133
+    limit = nnpde.max_stable_dt(eq, u=state)  # 2.785 / rate for RK4; |R(-3 * 2.785)| = 133
     # 10 steps at 3x the limit stay finite (133^10): rejected because dt exceeds the limit
     kwargs = dict(check_every=30 * limit, t_end=30 * limit, tol=0.0, method="rk4", label="test")
     run = march_to_steady_state(eq, state, dt_max=3 * limit, safety=0.8, **kwargs)

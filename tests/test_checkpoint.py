@@ -15,8 +15,8 @@ import numpy as np
 import optax
 import pytest
 
-from nnpde._checkpoint import Checkpointer
-from nnpde._metrics_log import MetricsLog, read_metrics
+from nnpde.runs._checkpoint import Checkpointer
+from nnpde.runs._metrics_log import MetricsLog, read_metrics
 
 WRITER = os.path.join(os.path.dirname(__file__), "_checkpoint_writer.py")
 

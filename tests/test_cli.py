@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nnpde._config import ConfigError, check_layout, load_config, parse_override
-from nnpde._mllog import read_mllog
+from nnpde.runs._config import ConfigError, check_layout, load_config, parse_override
+from nnpde.runs._mllog import read_mllog
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
@@ -43,7 +43,7 @@ def _nnpde(*args, mpi_ranks=None, timeout=300):
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
     }
     env.pop("XLA_FLAGS", None)
-    command = [sys.executable, "-m", "nnpde._cli", *args]
+    command = [sys.executable, "-m", "nnpde", *args]
     if mpi_ranks:
         command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(mpi_ranks), *command]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -121,7 +121,7 @@ def test_layout_that_does_not_split_is_refused():
 def test_domain_that_does_not_split_the_reference_grid_is_refused():
     import dataclasses
 
-    from nnpde._config import check_domain
+    from nnpde.runs._config import check_domain
     from tests import _tiny_task
 
     task = _tiny_task.task()
@@ -166,7 +166,7 @@ def keep_x64():
     ],
 )
 def test_cli_refuses_bad_configs_before_any_work(tmp_path, capsys, keep_x64, overrides, message):
-    from nnpde._cli import main
+    from nnpde.runs._cli import main
 
     out = tmp_path / "run"
     code = main(["train", *_sets(*overrides, f'out="{out}"', f'data.cache_dir="{tmp_path / "data"}"')])
@@ -180,7 +180,7 @@ def test_cli_refuses_bad_configs_before_any_work(tmp_path, capsys, keep_x64, ove
 
 
 def test_generate_train_evaluate_resume(tmp_path, capsys, keep_x64):
-    from nnpde._cli import main
+    from nnpde.runs._cli import main
 
     out, cache = tmp_path / "run", tmp_path / "data"
     common = _sets(*TINY, f'out="{out}"', f'data.cache_dir="{cache}"')
@@ -213,7 +213,7 @@ def test_generate_train_evaluate_resume(tmp_path, capsys, keep_x64):
 
 
 def test_trimmed_mean_drops_fastest_and_slowest():
-    from nnpde._benchmark import trimmed_mean
+    from nnpde.runs._benchmark import trimmed_mean
 
     assert trimmed_mean([5.0, 1.0, 3.0, 100.0, 4.0]) == pytest.approx(4.0)
     with pytest.raises(ValueError, match="at least 3"):
@@ -318,7 +318,7 @@ def test_train_under_mpirun_with_two_groups(tmp_path):
 
 def test_validate_runs_a_case_and_writes_the_report(tmp_path):
     import problems.validation
-    from nnpde._validation import run_suite
+    from nnpde.runs._validation import run_suite
 
     report = run_suite(problems.validation, out=tmp_path, only=["taylor_green"])
     (case,) = report["cases"]

@@ -1,4 +1,4 @@
-"""Training data (nnpde._data): conservative downsampling, batched trajectory
+"""Training data (nnpde.hybrid._data): conservative downsampling, batched trajectory
 generation against a Python loop, xarray labelling, and the configuration-keyed
 netCDF cache (reuse, regeneration, atomic writes)."""
 
@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 import nnpde
-from nnpde import _data
+from nnpde.hybrid import _data
 
 
 def test_downsample_is_exact_for_piecewise_constant_fields_and_keeps_the_mean():
@@ -134,7 +134,7 @@ def test_generate_trajectories_runs_a_trained_hybrid_model():
     and static parts and recombined) is a valid ``step``; equinox gives such a stepper,
     whose abstract fields are properties, a placeholder ``__name__`` that ``jax.jit``
     of the stepper itself refuses."""
-    from nnpde._train import combine, init_train_state, make_optimizer
+    from nnpde.hybrid._train import combine, init_train_state, make_optimizer
     from problems import hybrid_kolmogorov
 
     fresh = hybrid_kolmogorov.task(resolution=8, hidden=4, depth=2).build_model("correction", 0)

@@ -51,7 +51,7 @@ def flow(shape, dims, advection, steps=20):
     force = kolmogorov_forcing(grid, wavenumber=2)
     whole = solvers.NavierStokes2D(grid, viscosity=0.05, forcing=force, advection=advection)
     u0 = whole.project(jnp.asarray(np.random.default_rng(3).normal(size=(2, *shape))))
-    dt = 0.5 * float(whole.max_stable_dt(1.5 * u0))
+    dt = 0.5 * float(nnpde.max_stable_dt(whole, u=1.5 * u0))
     weight = jnp.cos(jnp.arange(u0.size).reshape(u0.shape))
 
     def run(grid, bc, split=lambda f: f, total=jnp.sum, replicated=lambda p: p):

@@ -242,7 +242,7 @@ def test_cfl_limit_is_sharp(method):
     eq = NavierStokes2D(grid, viscosity=1e-3)  # cell Reynolds number ~200: advection-dominated
     perturbation = _random_velocity(grid, 8, divergence_free=True)
     u0 = jnp.ones((2, 32, 32)) + 1e-3 * perturbation / jnp.max(jnp.abs(perturbation))
-    limit = eq.max_stable_dt(u0, method)
+    limit = nnpde.max_stable_dt(eq, method, u=u0)
     r, i = advection_extents(method)
     assert abs(limit - 1.0 / (eq.spectral_radius(0.0, u0) / r + eq.advective_radius(0.0, u0) / i)) < 1e-15
     energy0 = float(eq.kinetic_energy(u0))
@@ -290,7 +290,7 @@ def test_cfl_violation_is_refused_with_the_limit_and_the_fix():
     grid = _grid(16)
     eq = NavierStokes2D(grid, viscosity=0.01)
     u = taylor_green.initial_velocity(grid) * 10.0
-    limit = eq.max_stable_dt(u)
+    limit = nnpde.max_stable_dt(eq, u=u)
     stepper = ProjectedRK(eq, dt=2 * limit)
     with raises(ValueError, "exceeds", re.escape(f"{limit:.6g}"), "CFL", "Fix", "stable_dt"):
         stepper(u)
@@ -432,7 +432,7 @@ def test_forward_euler_and_heun_with_van_leer_converge_at_their_orders():
     u0 = jnp.asarray(kolmogorov.initial_velocity(grid, 0, max_velocity=3.0))
     eq = kolmogorov.make_equation(grid, advection="van_leer")
     t_end, steps = 0.5, (50, 100, 200)
-    assert t_end / steps[0] < eq.max_stable_dt(u0, "forward_euler")
+    assert t_end / steps[0] < nnpde.max_stable_dt(eq, "forward_euler", u=u0)
     reference = nnpde.rollout(ProjectedRK(eq, dt=t_end / 400, method="rk4"), u0, 400, trajectory=False)
     for method, order in (("forward_euler", 1.0), ("heun", 2.0)):
         errors = [
@@ -460,9 +460,9 @@ def test_forward_euler_limit_and_refusals():
     eq = kolmogorov.make_equation(grid, advection="van_leer")
     viscous = 4.0 * eq.flow.viscosity * sum(1.0 / h**2 for h in grid.spacing)
     expected = 1.0 / (2.0 * eq.advective_radius(0.0, u0) + viscous / 2 + eq.drag)
-    limit = eq.max_stable_dt(u0, "forward_euler")
+    limit = nnpde.max_stable_dt(eq, "forward_euler", u=u0)
     assert abs(limit - float(expected)) < 1e-12 * limit
-    assert eq.max_stable_dt(u0, "heun") == limit  # SSP coefficient 1
+    assert nnpde.max_stable_dt(eq, "heun", u=u0) == limit  # SSP coefficient 1
     with pytest.raises(ValueError, match=r"total-variation-diminishing limit .*Fix: use dt <="):
         ProjectedRK(eq, dt=1.2 * limit, method="forward_euler")(u0)
     with pytest.raises(ValueError, match="unstable for central advection at any dt"):

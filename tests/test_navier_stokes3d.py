@@ -233,7 +233,7 @@ def test_cfl_violation_is_refused_with_the_limit_and_the_fix():
     grid = abc_flow.make_grid(8)
     eq = NavierStokes3D(grid, viscosity=0.01)
     u = 10.0 * abc_flow.analytic_velocity(grid, 0.0, 0.0)
-    limit = eq.max_stable_dt(u)
+    limit = nnpde.max_stable_dt(eq, u=u)
     r, i = nnpde.advection_extents("rk4")
     expected = 1.0 / (4 * 0.01 * 3 / grid.spacing[0] ** 2 / r + float(eq.advective_radius(0.0, u)) / i)
     assert abs(limit - expected) < 1e-12 * expected, (limit, expected)
@@ -244,7 +244,7 @@ def test_cfl_violation_is_refused_with_the_limit_and_the_fix():
     # inviscid: no viscous limit at construction (once a ZeroDivisionError), the CFL one per step
     inviscid = NavierStokes3D(grid, viscosity=0.0)
     stepper = ProjectedRK(inviscid, dt=1.0)
-    assert inviscid.max_stable_dt(jnp.zeros_like(u)) == math.inf
+    assert nnpde.max_stable_dt(inviscid, u=jnp.zeros_like(u)) == math.inf
     with raises(ValueError, "exceeds", "CFL", "Fix"):
         stepper(u)
 

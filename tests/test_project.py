@@ -36,6 +36,62 @@ def test_layering(layer):
     assert not offenders, f"{layer} imports layers above it: {offenders}"
 
 
+# Inside nnpde: each subpackage may import only the shared base modules and the
+# subpackages before it. The flat re-exports (nnpde/__init__.py, __main__.py) see all.
+SUBLAYERS = ["numerics", "hybrid", "distributed", "runs"]
+BASE = {"_checks", "_custom_types", "_version"}
+
+
+def _nnpde_imports(path: Path, source: str | None = None) -> set[str]:
+    """The first name below ``nnpde`` of every nnpde module that ``path`` (or ``source``,
+    read as if it were at ``path``) imports."""
+    module = path.relative_to(ROOT).with_suffix("").parts
+    package = module if module[-1] == "__init__" else module[:-1]
+    package = tuple(p for p in package if p != "__init__")
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source, filename=str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = [*base, *(node.module.split(".") if node.module else [])]
+            elif node.module and node.module.split(".")[0] == "nnpde":
+                target = node.module.split(".")
+            else:
+                continue
+            if len(target) == 1:  # from nnpde import x / from . import x (at top level)
+                names.update(alias.name for alias in node.names)
+            else:
+                names.add(target[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "nnpde":
+                    names.add(parts[1] if len(parts) > 1 else "nnpde (the whole package)")
+    return names
+
+
+@pytest.mark.parametrize("sublayer", SUBLAYERS)
+def test_layering_inside_nnpde(sublayer):
+    """numerics <- hybrid <- distributed <- runs: a subpackage imports only the shared base
+    (_checks, _custom_types) and the subpackages before it; never the flat package."""
+    allowed = BASE | set(SUBLAYERS[: SUBLAYERS.index(sublayer) + 1])
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_nnpde_imports(path) - allowed)
+        for path in (ROOT / "nnpde" / sublayer).rglob("*.py")
+        if _nnpde_imports(path) - allowed
+    }
+    assert not offenders, f"nnpde/{sublayer} imports layers above it: {offenders}"
+    for name in BASE:
+        assert not _nnpde_imports(ROOT / "nnpde" / f"{name}.py"), f"nnpde/{name}.py must import no nnpde module"
+
+
+def test_layering_test_sees_a_violation():
+    """The checker above is not vacuous: a numerics module importing upwards is caught."""
+    path = ROOT / "nnpde" / "numerics" / "_probe.py"
+    source = "from ..hybrid import metrics\nfrom .. import fit\nimport nnpde.runs._fit\nfrom ._grid import Grid\n"
+    assert _nnpde_imports(path, source) == {"hybrid", "fit", "runs", "numerics"}
+
+
 def test_ruff_passes():
     result = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)], capture_output=True, text=True, cwd=ROOT
@@ -65,7 +121,7 @@ def test_import_without_mpi():
 def _nnpde(*args, cwd):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     return subprocess.run(
-        [sys.executable, "-m", "nnpde._cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+        [sys.executable, "-m", "nnpde", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
     )
 
 

@@ -30,7 +30,7 @@ rank no message is ever sent and everything reduces to the plain solver.
 Scope: explicit steppers (``nnpde.ExplicitRK``, ``nnpde.ProjectedRK``) and anything
 else built from the right-hand side, ``pad``, ``shift`` and ``allreduce``; and linear
 solves by conjugate gradients whose inner products and norms are sums over the ranks
-(``nnpde._krylov``): ``nnpde.ThetaMethod`` with ``solver="cg"`` for heat, and the
+(``nnpde.numerics._krylov``): ``nnpde.ThetaMethod`` with ``solver="cg"`` for heat, and the
 pressure projection of ``solvers.NavierStokes2D`` on a periodic domain. No fast
 transform solver runs on a split axis (a ``Halo`` face has kind ``"halo"``, which no
 transform diagonalises): the pressure solve becomes CG there.
@@ -47,8 +47,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._boundary import INTERIOR_POINTS, BoundaryConditions, Neumann, Periodic, check_face_value, ghost_coefficients
-from .._grid import Grid
+from ..numerics._boundary import (
+    INTERIOR_POINTS,
+    BoundaryConditions,
+    Neumann,
+    Periodic,
+    check_face_value,
+    ghost_coefficients,
+)
+from ..numerics._grid import Grid
 
 _OPS = ("sum", "max", "min")
 
@@ -334,7 +341,7 @@ class DecomposedBoundaryConditions(BoundaryConditions):
         the global grid: faces shared with a neighbour rank average across the two
         ranks' cells; wall faces take the one-sided extrapolation.
         """
-        from .. import fd
+        from ..numerics import fd
 
         if not self.has_halo(axis):
             return fd.face_average(k, axis, ndim=self.ndim, periodic=self.is_periodic(axis), mean=mean)
@@ -559,7 +566,7 @@ class Decomposition:
         step), keeps every ``save_every``-th state, and the blocks are gathered and then
         ``downsample``-d by ``factor``: the global ``(N, n_saved, C, *grid.shape //
         factor)`` array on every rank. Collective: every rank must call it."""
-        from .._data import downsample, generate_trajectories
+        from ..hybrid._data import downsample, generate_trajectories
 
         local = generate_trajectories(step, self.split(initial_states), n_steps, save_every=save_every, ndim=ndim)
         return np.asarray(downsample(self.gather(local), factor, ndim=ndim, stagger=stagger))

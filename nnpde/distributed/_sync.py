@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, PartitionSpec
 
-from .._train import make_train_step
+from ..hybrid._train import make_train_step
 from ._topology import GroupTopology
 
 

@@ -8,7 +8,7 @@ import operator
 import jax
 import jax.numpy as jnp
 
-from ._explicit import AbstractStepper, _crop
+from ._stepper import AbstractStepper, _crop
 
 
 def rollout(

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
+from .._custom_types import State
 from . import _krylov
-from ._custom_types import State
 from ._equation import AbstractLinearEquation
-from ._explicit import AbstractStepper, _check_dt
+from ._stepper import AbstractStepper, _check_dt
 
 THETAS = {"backward_euler": 1.0, "crank_nicolson": 0.5}
 
@@ -131,7 +131,7 @@ class ThetaMethod(AbstractStepper):
 
     def _split_krylov(self, u, rhs, mass, bc, rtol):
         """CG on one rank's block of a domain split across ranks: inner products and
-        norms summed over the ranks (``nnpde._krylov``), ghost cells by halo exchange
+        norms summed over the ranks (``nnpde.numerics._krylov``), ghost cells by halo exchange
         in ``apply_operator``; the same stopping test and implicit gradients as lineax."""
         eq, alpha = self.equation, self.theta * self.dt
         if not eq.operator_is_symmetric():

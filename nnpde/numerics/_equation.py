@@ -3,7 +3,10 @@
 An equation knows its grid, its state shape and how stiff it is; a stepper (HOW)
 advances it. ``AbstractLinearEquation`` adds the affine split that implicit steppers
 need: ``M du/dt = D u + b(t)`` with ``M`` a positive (diagonal) mass and ``D``
-symmetric negative semi-definite.
+symmetric negative semi-definite. ``AbstractProjectedEquation`` constrains its states
+by a projection (incompressible flow) and bounds the imaginary part of its spectrum
+too; ``AbstractProjectedIMEXEquation`` splits it into a stiff linear part and the rest.
+The time-step limits that these bounds give belong to the steppers (``_stability``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import abc
 
 import equinox as eqx
 
-from ._checks import check_field_shape, check_finite
+from .._checks import check_field_shape, check_finite
 from ._grid import Grid
 
 
@@ -100,3 +103,62 @@ class AbstractLinearEquation(AbstractEquation):
 
     def __call__(self, t, u, args=None):
         return (self.apply_operator(u) + self.forcing(t)) / self.mass()
+
+
+class AbstractProjectedEquation(AbstractEquation):
+    """An equation whose states are constrained (divergence-free) by a projection.
+
+    ``__call__`` is the unconstrained right-hand side (advection, diffusion, forcing);
+    ``project`` the linear, idempotent projection onto admissible states;
+    ``spectral_radius`` bounds the real (dissipative) part of the Jacobian's spectrum
+    and ``advective_radius`` its imaginary part.
+    """
+
+    @abc.abstractmethod
+    def project(self, u, t=0.0):
+        """The nearest admissible state: ``u - grad p`` with ``div(u - grad p) = 0``.
+
+        ``t`` is the time of ``u``: boundary data that change in time (an inflow) enter
+        the constraint; equations without such data ignore it.
+        """
+
+    @abc.abstractmethod
+    def advective_radius(self, t, u):
+        """An upper bound on ``|Im lambda|`` of the Jacobian at ``u``: ``sum_a max|u_a| / h_a``."""
+
+    def forward_euler_rate(self, t, u):
+        """``rho`` such that a forward-Euler step is total-variation diminishing for
+        ``dt <= 1 / rho`` (with frozen advecting velocity), or None when forward Euler is
+        unstable at every ``dt`` (central advection: the default). Upwind-limited
+        (van Leer) advection defines it; it admits forward Euler and Heun (module docstring)."""
+        return None
+
+
+class AbstractProjectedIMEXEquation(AbstractProjectedEquation):
+    """A projected equation split as ``f(t, u) = N(t, u) + L u`` for ``nnpde.ProjectedIMEX``.
+
+    ``explicit_rate`` is ``N`` (non-stiff: advection, forcing), ``implicit_rate`` the
+    linear ``L`` (stiff: viscosity) and ``solve_implicit(rhs, alpha)`` solves
+    ``(I - alpha L) x = rhs`` exactly. ``__call__`` stays the whole ``N + L u`` (for
+    ``nnpde.ProjectedRK``). ``check_implicit`` raises ``ValueError`` where the
+    implicit solve is unavailable (e.g. walls without a fast transform).
+    """
+
+    @abc.abstractmethod
+    def explicit_rate(self, t, u, args=None):
+        """``N(t, u)``: the part of the right-hand side taken explicitly."""
+
+    @abc.abstractmethod
+    def implicit_rate(self, t, u):
+        """``L u``: the linear part taken implicitly."""
+
+    @abc.abstractmethod
+    def solve_implicit(self, rhs, alpha, t=0.0):
+        """``x`` with ``(I - alpha L) x = rhs``, ``alpha >= 0``."""
+
+    @abc.abstractmethod
+    def explicit_spectral_radius(self, t, u):
+        """An upper bound on ``|Re lambda|`` of ``dN/du`` (0 for central advection)."""
+
+    def check_implicit(self) -> None:
+        """Raise ``ValueError`` (what, why, the fix) if ``solve_implicit`` is unavailable."""

@@ -1,7 +1,7 @@
 """Configured runs: stage data, train, evaluate (the driver behind ``nnpde``).
 
-Each function takes a validated ``RunConfig`` (``nnpde._config``). Side effects (files,
-the clock, MPI, progress bars) live here and in ``nnpde._cli``. Under ``mpirun`` every
+Each function takes a validated ``RunConfig`` (``nnpde.runs._config``). Side effects (files,
+the clock, MPI, progress bars) live here and in ``nnpde.runs._cli``. Under ``mpirun`` every
 rank calls the same function: world rank 0 stages the data while the others wait, the
 ranks form ``distributed.groups`` groups (``GroupTopology``), groups average
 asynchronously (``AsyncAverager``), and world rank 0 alone writes the run's files.
@@ -24,7 +24,7 @@ import numpy as np
 
 from ._config import ConfigError, RunConfig, check_domain, check_layout
 from ._mllog import MLLogger
-from ._task import Task
+from ..hybrid._task import Task
 
 
 def set_precision(config: RunConfig) -> None:
@@ -79,7 +79,7 @@ def load_task(config: RunConfig) -> Task:
 
 
 def make_optimizer(config: RunConfig, total_steps: int | None = None):
-    from ._train import make_optimizer as build
+    from ..hybrid._train import make_optimizer as build
 
     t = config.train
     return build(
@@ -93,7 +93,7 @@ def make_optimizer(config: RunConfig, total_steps: int | None = None):
 
 def world_size() -> int:
     """MPI ranks of this run (1 when not launched by ``mpirun``)."""
-    from .distributed import launched_by_mpi
+    from ..distributed import launched_by_mpi
 
     if not launched_by_mpi():
         return 1
@@ -107,7 +107,7 @@ def _reference_decomposition(config: RunConfig, task: Task):
     (collective over ``MPI.COMM_WORLD``); refusals name the key."""
     from mpi4py import MPI
 
-    from .distributed import Decomposition
+    from ..distributed import Decomposition
 
     check_domain(config, task, world_size())
     grid, bc = task.reference_domain
@@ -148,8 +148,8 @@ def stage_data(config: RunConfig, task: Task, *, topology=None, cache: bool = Tr
 def make_evaluator(task: Task, held_out):
     """``evaluate(model) -> {"horizon_error": e}``: the relative L2 error at the task's
     horizon, averaged over ``held_out``; compiled once per model structure."""
-    from . import metrics
-    from ._rollout import rollout
+    from ..hybrid import metrics
+    from ..numerics._rollout import rollout
 
     u0 = jnp.asarray(held_out[:, 0])
     reference = jnp.asarray(held_out[:, 1 : task.horizon + 1])
@@ -167,7 +167,7 @@ def make_evaluator(task: Task, held_out):
 
 
 def _topology(config: RunConfig):
-    from .distributed import AsyncAverager, GroupTopology, launched_by_mpi
+    from ..distributed import AsyncAverager, GroupTopology, launched_by_mpi
 
     if not launched_by_mpi():
         if config.distributed.groups != 1:
@@ -231,7 +231,7 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
     horizon error reaches the task's target. ``mllog``: path of an MLPerf-style log.
     """
     from ._fit import fit
-    from ._loss import unrolled_loss
+    from ..hybrid._loss import unrolled_loss
 
     clock = time.time()
     began = time.perf_counter()
@@ -351,7 +351,7 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
 def restore_model(config: RunConfig, task: Task):
     """The trained model in ``run_dir/checkpoints`` (latest step) and that step."""
     from ._checkpoint import Checkpointer
-    from ._train import combine, init_train_state
+    from ..hybrid._train import combine, init_train_state
 
     kind = config.model.kind or task.kinds[0]
     template = task.model(kind, seed=config.model.seed)
@@ -375,7 +375,7 @@ def evaluate(config: RunConfig, *, echo=print) -> dict:
     directory (fields beside the reference, error against time, energy spectra,
     training curves)."""
     from . import _report
-    from ._rollout import rollout
+    from ..numerics._rollout import rollout
 
     task = load_task(config)
     model, step = restore_model(config, task)

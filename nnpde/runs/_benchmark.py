@@ -53,7 +53,7 @@ def _one_run(config_path, overrides, out: Path, seed: int, ranks: int, max_steps
         "train.stop_at_target=true",
         'data.cache_dir=""',
     ]
-    command = [sys.executable, "-m", "nnpde._cli", "train"]
+    command = [sys.executable, "-m", "nnpde", "train"]
     command += [str(config_path)] if config_path is not None else []
     for text in [*overrides, *settings]:
         command += ["--set", text]

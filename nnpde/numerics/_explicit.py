@@ -1,97 +1,15 @@
-"""Steppers (HOW an equation advances) and explicit Runge-Kutta methods."""
+"""Explicit Runge-Kutta: ``nnpde.ExplicitRK``, any Butcher tableau, with its stability check."""
 
 from __future__ import annotations
 
-import abc
-import dataclasses
-import math
-
 import equinox as eqx
-import numpy as np
 
-from ._checks import is_concrete
-from ._custom_types import State
+from .._checks import is_concrete
+from .._custom_types import State
 from ._equation import AbstractEquation
-from ._stability import real_axis_extent
-
-
-class AbstractStepper(eqx.Module):
-    """Maps one unbatched state at time ``t`` to the state at ``t + dt``."""
-
-    equation: eqx.AbstractVar[AbstractEquation]
-    dt: eqx.AbstractVar[float]
-
-    @abc.abstractmethod
-    def __call__(self, u, t=0.0):
-        """Advance ``u`` from ``t`` to ``t + dt``."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ButcherTableau:
-    """An explicit Runge-Kutta method: strictly lower-triangular ``a``, weights ``b``,
-    nodes ``c``, classical ``order``."""
-
-    name: str
-    a: tuple[tuple[float, ...], ...]
-    b: tuple[float, ...]
-    c: tuple[float, ...]
-    order: int
-
-    @property
-    def stability_extent(self) -> float:
-        """Extent of the stability region along the negative real axis."""
-        return real_axis_extent(self.a, self.b)
-
-
-FORWARD_EULER = ButcherTableau("forward_euler", ((0.0,),), (1.0,), (0.0,), 1)
-HEUN = ButcherTableau("heun", ((0.0, 0.0), (1.0, 0.0)), (0.5, 0.5), (0.0, 1.0), 2)
-# Shu & Osher, J. Comput. Phys. 77 (1988) 439: strong-stability-preserving RK3.
-SSPRK3 = ButcherTableau(
-    "ssprk3", ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.25, 0.25, 0.0)), (1 / 6, 1 / 6, 2 / 3), (0.0, 1.0, 0.5), 3
-)
-RK4 = ButcherTableau(
-    "rk4",
-    ((0.0, 0.0, 0.0, 0.0), (0.5, 0.0, 0.0, 0.0), (0.0, 0.5, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0)),
-    (1 / 6, 1 / 3, 1 / 3, 1 / 6),
-    (0.0, 0.5, 0.5, 1.0),
-    4,
-)
-TABLEAUX = {t.name: t for t in (FORWARD_EULER, HEUN, SSPRK3, RK4)}
-
-
-def _tableau(method) -> ButcherTableau:
-    if isinstance(method, ButcherTableau):
-        return method
-    if method not in TABLEAUX:
-        raise ValueError(
-            f"Unknown explicit method {method!r}. Fix: use one of {sorted(TABLEAUX)} or pass an nnpde.ButcherTableau."
-        )
-    return TABLEAUX[method]
-
-
-def _check_dt(dt, name: str = "dt") -> float:
-    if isinstance(dt, (bool, str)) or not isinstance(dt, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a Python or NumPy real number, got {dt!r}. Fix: e.g. {name}=1e-3.")
-    if not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"{name}={dt!r} must be a positive finite number. Fix: e.g. nnpde.stable_dt(equation).")
-    return float(dt)
-
-
-def max_stable_dt(equation: AbstractEquation, method="rk4", *, t=0.0, u=None):
-    """Largest stable ``dt`` of an explicit method for ``equation`` (no safety factor).
-
-    ``extent / spectral_radius``, with ``extent`` the method's stability extent along
-    the negative real axis (forward Euler and Heun 2, SSP-RK3 2.51, RK4 2.785).
-    """
-    limit = _tableau(method).stability_extent / equation.spectral_radius(t, u)
-    return float(limit) if is_concrete(limit) else limit
-
-
-def stable_dt(equation: AbstractEquation, method="rk4", *, safety: float = 0.9, t=0.0, u=None) -> float:
-    """A stable explicit time step: ``safety * max_stable_dt`` as a Python float."""
-    if not 0 < safety <= 1:
-        raise ValueError(f"safety must lie in (0, 1], got {safety}.")
-    return float(safety * max_stable_dt(equation, method, t=t, u=u))
+from ._stability import max_stable_dt
+from ._stepper import AbstractStepper, _check_dt, _crop
+from ._tableau import ButcherTableau, _tableau
 
 
 def _unstable_message(dt, limit, tableau, equation) -> str:
@@ -185,10 +103,3 @@ class ExplicitRK(AbstractStepper):
                     ui = ui + (dt * tab.a[i][j]) * stages[j]
             stages.append(f(t + tab.c[i] * dt, ui, self.args))
         return u + dt * sum(bi * k for bi, k in zip(tab.b, stages) if bi != 0.0)
-
-
-def _crop(x, r: int, ndim: int):
-    """Remove ``r`` cells from both ends of the last ``ndim`` axes."""
-    if r == 0:
-        return x
-    return x[(Ellipsis, *(slice(r, -r) for _ in range(ndim)))]

@@ -36,47 +36,17 @@ viscous limit in 2-D and 3-D.
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 import math
 
 import equinox as eqx
 import numpy as np
 
-from ._checks import is_concrete
-from ._custom_types import State
-from ._explicit import SSPRK3, AbstractStepper, ButcherTableau, _check_dt
-from ._projection import AbstractProjectedEquation, advection_extents
-
-
-class AbstractProjectedIMEXEquation(AbstractProjectedEquation):
-    """A projected equation split as ``f(t, u) = N(t, u) + L u`` for ``nnpde.ProjectedIMEX``.
-
-    ``explicit_rate`` is ``N`` (non-stiff: advection, forcing), ``implicit_rate`` the
-    linear ``L`` (stiff: viscosity) and ``solve_implicit(rhs, alpha)`` solves
-    ``(I - alpha L) x = rhs`` exactly. ``__call__`` stays the whole ``N + L u`` (for
-    ``nnpde.ProjectedRK``). ``check_implicit`` raises ``ValueError`` where the
-    implicit solve is unavailable (e.g. walls without a fast transform).
-    """
-
-    @abc.abstractmethod
-    def explicit_rate(self, t, u, args=None):
-        """``N(t, u)``: the part of the right-hand side taken explicitly."""
-
-    @abc.abstractmethod
-    def implicit_rate(self, t, u):
-        """``L u``: the linear part taken implicitly."""
-
-    @abc.abstractmethod
-    def solve_implicit(self, rhs, alpha, t=0.0):
-        """``x`` with ``(I - alpha L) x = rhs``, ``alpha >= 0``."""
-
-    @abc.abstractmethod
-    def explicit_spectral_radius(self, t, u):
-        """An upper bound on ``|Re lambda|`` of ``dN/du`` (0 for central advection)."""
-
-    def check_implicit(self) -> None:
-        """Raise ``ValueError`` (what, why, the fix) if ``solve_implicit`` is unavailable."""
+from .._checks import is_concrete
+from .._custom_types import State
+from ._equation import AbstractProjectedEquation, AbstractProjectedIMEXEquation
+from ._stepper import AbstractStepper, _check_dt
+from ._tableau import SSPRK3, ButcherTableau, advection_extents
 
 
 @dataclasses.dataclass(frozen=True)

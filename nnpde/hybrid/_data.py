@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import check_finite, is_concrete
-from ._grid import Grid
+from .._checks import check_finite, is_concrete
+from ..numerics._grid import Grid
 
 CONFIG_ATTR = "nnpde_cache_config"
 """Attribute of a cached file holding its configuration as canonical JSON."""

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import is_concrete
-from ._grid import Grid
+from .._checks import is_concrete
+from ..numerics._grid import Grid
 
 __all__ = [
     "conservation_error",

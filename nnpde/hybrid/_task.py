@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._explicit import AbstractStepper
+from ..numerics._stepper import AbstractStepper
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +92,8 @@ class Task:
         if len(self.channels) != shape[0]:
             raise ValueError(f"Task.channels names {len(self.channels)} channels but the state has {shape[0]}.")
         if self.reference_domain is not None:
-            from ._boundary import BoundaryConditions
-            from ._grid import Grid
+            from ..numerics._boundary import BoundaryConditions
+            from ..numerics._grid import Grid
 
             domain = self.reference_domain
             if not (

@@ -9,7 +9,7 @@ nnpde validate  [--suite MODULE] [--only NAME] the validation suite against publ
 nnpde simulate  [--problem MODULE] [--set ...] run a problem's plain simulation
 ```
 
-``CONFIG`` is a TOML file (``nnpde._config``; ``scripts/configs/`` has ours) or a run
+``CONFIG`` is a TOML file (``nnpde.runs._config``; ``scripts/configs/`` has ours) or a run
 directory holding one. It names its problem by import path, so a user's own problem
 module works like ours. The resolved configuration is printed first and saved with the
 results. ``train`` and ``evaluate`` run under ``mpirun`` too (``distributed.groups``).
@@ -103,7 +103,7 @@ def _config(args, *, ranks: int | None = None):
 
 
 def _is_root() -> bool:
-    from .distributed import launched_by_mpi
+    from ..distributed import launched_by_mpi
 
     if not launched_by_mpi():
         return True
@@ -122,7 +122,7 @@ def _generate(args) -> int:
     ``distributed.domain`` the ranks run the reference solver together, its grid split
     over them; without it, world rank 0 generates and the others read the cache."""
     from ._run import stage_data, world_size
-    from .distributed import abort_on_error
+    from ..distributed import abort_on_error
 
     config, task = _config(args, ranks=world_size())  # the same refusal on every rank: no abort needed
     _print_config(config, "generate")
@@ -143,14 +143,14 @@ def _world_topology():
     """One group of all the ranks (for staging data under ``mpirun``)."""
     import jax
 
-    from .distributed import GroupTopology
+    from ..distributed import GroupTopology
 
     return GroupTopology.create(groups=1, devices=jax.devices()[:1])
 
 
 def _train(args) -> int:
     from ._run import evaluate, train, world_size
-    from .distributed import abort_on_error
+    from ..distributed import abort_on_error
 
     config, _ = _config(args, ranks=world_size())  # the same refusal on every rank: no abort needed
     _print_config(config, "train")
@@ -217,7 +217,7 @@ def _add_config_args(parser, *, config_default: str | None = DEFAULT_CONFIG):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import __version__
+    from .._version import __version__
     from ._config import ConfigError
 
     parser = argparse.ArgumentParser(prog="nnpde", description="Hybrid neural-network + PDE modelling in JAX.")

@@ -29,7 +29,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import check_finite
+from .._checks import check_finite
 from ._grid import Grid
 
 # Interior cells the ghost polynomial passes through, per order of the stencil.

@@ -29,10 +29,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._custom_types import State
-from ._equation import AbstractEquation
-from ._explicit import AbstractStepper, _check_dt
-from ._grid import Grid
+from .._custom_types import State
+from ..numerics._equation import AbstractEquation
+from ..numerics._grid import Grid
+from ..numerics._stepper import AbstractStepper, _check_dt
 
 _SAME_CHANNELS = "give the network as many output channels as the state has channels."
 _TRANSFORMS: dict[str, Callable] = {

@@ -106,11 +106,11 @@ def _errors(path: Path, task, model_errors, plain_errors) -> str:
 
 
 def _spectra(path: Path, task, reference, plain, model) -> str:
-    from . import metrics
+    from ..hybrid import metrics
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
-    from ._boundary import BoundaryConditions
+    from ..numerics._boundary import BoundaryConditions
 
     bc = getattr(task.baseline.equation, "bc", None)
     periodic = not isinstance(bc, BoundaryConditions) or all(bc.is_periodic(a) for a in range(task.grid.ndim))

@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from ..numerics._equation import AbstractEquation
+from ..numerics._rollout import rollout
+from ..numerics._stepper import AbstractStepper
 from ._coupling import stop_physics_gradient
-from ._equation import AbstractEquation
-from ._explicit import AbstractStepper
-from ._rollout import rollout
 
 
 def _squared_error(prediction, target, normalise: bool):

@@ -6,11 +6,11 @@ import diffrax
 import equinox as eqx
 import numpy as np
 
-from ._checks import is_concrete
-from ._custom_types import State
+from .._checks import is_concrete
+from .._custom_types import State
 from ._equation import AbstractEquation
-from ._explicit import AbstractStepper, _check_dt
-from ._stability import real_axis_extent
+from ._stepper import AbstractStepper, _check_dt
+from ._tableau import real_axis_extent
 
 
 def _diffrax_extent(solver) -> float | None:

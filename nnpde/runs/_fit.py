@@ -22,7 +22,7 @@ import optax
 
 from ._checkpoint import Checkpointer
 from ._metrics_log import MetricsLog
-from ._train import TrainState, combine, init_train_state, make_optimizer, make_train_step, sample_windows
+from ..hybrid._train import TrainState, combine, init_train_state, make_optimizer, make_train_step, sample_windows
 
 
 @dataclasses.dataclass
@@ -115,7 +115,7 @@ def fit(
         train_step = make_train_step(loss_fn, optimizer, static, reduce=reduce, jit=False)
         leader, root, group_dir = True, True, None
     else:
-        from .distributed import make_group_step
+        from ..distributed import make_group_step
 
         if reduce is not None:
             raise ValueError("Give either reduce= or topology=, not both: the topology defines the group mean.")
@@ -232,8 +232,8 @@ def _vote(flag: bool, topology) -> bool:
 def evaluate_rollouts(model, trajectories, *, n_steps: int | None = None):
     """Per-step relative L2 error ``(n_steps,)`` of ``model`` rolled out from each
     trajectory's first state, averaged over the trajectories ``(n, T + 1, *state)``."""
-    from . import metrics
-    from ._rollout import rollout
+    from ..hybrid import metrics
+    from ..numerics._rollout import rollout
 
     n_steps = trajectories.shape[1] - 1 if n_steps is None else n_steps
     predicted = jax.jit(jax.vmap(lambda u: rollout(model, u, n_steps)))(trajectories[:, 0])
