@@ -19,6 +19,7 @@ mpi4jax) is imported only where communication happens.
 
 from ._checks import check_field_shape as check_field_shape
 from ._checks import check_finite as check_finite
+from ._checks import check_int as check_int
 from ._checks import check_positive as check_positive
 from ._checks import is_concrete as is_concrete
 from ._custom_types import Field as Field

@@ -37,6 +37,15 @@ def check_finite(x, name: str, fix: str):
     return eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), f"{name} has non-finite values. Fix: {fix}")
 
 
+def check_int(value, name: str, *, minimum: int = 1, fix: str) -> int:
+    """``value`` as an ``int``, or raise unless it is an integer (Python or NumPy, not a
+    bool) at least ``minimum``: the one check for counts, sizes and periods."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}. Fix: {fix}")
+    return int(value)
+
+
 def check_positive(x, name: str, fix: str):
     """Return ``x``, or raise if any entry is <= 0 (at run time when traced: use the result)."""
     if isinstance(x, (int, float)):

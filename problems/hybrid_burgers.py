@@ -157,8 +157,7 @@ def task(*, hidden: int = 32, depth: int = 4, horizon: int = HORIZON, dt: float 
     and ``depth`` layers), fine-grid reference data and the declared target
     ``TARGET_ERROR`` (stated for the default ``dt`` and ``horizon``)."""
     for name, value in (("hidden", hidden), ("depth", depth), ("horizon", horizon)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        nnpde.check_int(value, name, fix=f"e.g. {name} = {dict(hidden=32, depth=4, horizon=HORIZON)[name]}.")
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive finite time step, got {dt!r}. Fix: e.g. dt = {DT}.")
     # Both the coarse and the fine solver must be stable at this dt (u0 has max |u| = 1).

@@ -140,11 +140,6 @@ def network(resolution: int, factor: int, *, seed: int, out_channels: int, hidde
     return nnpde.FieldConditioned(net, conditioning_fields(resolution, factor))
 
 
-def _check_int(name: str, value, minimum: int, fix: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}. Fix: {fix}")
-
-
 def task(
     *,
     resolution: int = COARSE,
@@ -158,12 +153,14 @@ def task(
     a reference ``factor`` times finer with ``substeps`` Crank-Nicolson sub-steps per
     coarse step, ``horizon`` coarse steps of ``DT``, a CNN of ``hidden`` channels and
     ``depth`` layers. ``TARGET_ERROR`` is stated for the defaults."""
-    _check_int("resolution", resolution, 4, f"coarse cells per side, e.g. {COARSE}.")
-    _check_int("factor", factor, 2, f"the fine grid's refinement, e.g. {FACTOR} (traces are one fine cell wide).")
-    _check_int("horizon", horizon, 1, f"coarse steps of the evaluation, e.g. {HORIZON}.")
-    _check_int("substeps", substeps, 1, f"reference sub-steps per coarse step, e.g. {SUBSTEPS}.")
-    _check_int("hidden", hidden, 1, "e.g. 16.")
-    _check_int("depth", depth, 1, "e.g. 3.")
+    nnpde.check_int(resolution, "resolution", minimum=4, fix=f"coarse cells per side, e.g. {COARSE}.")
+    nnpde.check_int(
+        factor, "factor", minimum=2, fix=f"the fine grid's refinement, e.g. {FACTOR} (traces are one fine cell wide)."
+    )
+    nnpde.check_int(horizon, "horizon", minimum=1, fix=f"coarse steps of the evaluation, e.g. {HORIZON}.")
+    nnpde.check_int(substeps, "substeps", minimum=1, fix=f"reference sub-steps per coarse step, e.g. {SUBSTEPS}.")
+    nnpde.check_int(hidden, "hidden", minimum=1, fix="e.g. 16.")
+    nnpde.check_int(depth, "depth", minimum=1, fix="e.g. 3.")
     coarse = nnpde.ThetaMethod(coarse_equation(resolution, factor), dt=DT, method="crank_nicolson", solver="cg")
     fine = nnpde.ThetaMethod(fine_equation(resolution, factor), dt=DT / substeps, method="crank_nicolson", solver="cg")
 

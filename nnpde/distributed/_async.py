@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_int
 from ._averaging import _verdict, average_from, contribution, flatten, mix
 
 _PENDING, _APPLY, _DISCARD = 0, 1, 2
@@ -168,12 +169,6 @@ class _InFlight:
     average: np.ndarray | None = None
 
 
-def _positive_int(name, value, fix):
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}. Fix: {fix}")
-    return int(value)
-
-
 class AsyncAverager:
     """Asynchronous, staleness-aware parameter averaging across the groups of a
     ``GroupTopology``, plus a per-step health guard with rollback.
@@ -222,7 +217,7 @@ class AsyncAverager:
                     f"topology must be a GroupTopology, got {type(topology).__name__} without .{field}. "
                     "Fix: build it with nnpde.distributed.GroupTopology.create(groups=...)."
                 )
-        self.every = _positive_int("every", every, "average every N >= 1 steps, e.g. every=10.")
+        self.every = check_int(every, "every", fix="average every N >= 1 steps, e.g. every=10.")
         if isinstance(max_staleness, bool) or not isinstance(max_staleness, int | np.integer) or max_staleness < 0:
             raise ValueError(
                 f"max_staleness must be an int >= 0 (steps), got {max_staleness!r}. Fix: e.g. max_staleness=every."

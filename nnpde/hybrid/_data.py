@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_finite, is_concrete
+from .._checks import check_finite, check_int, is_concrete
 from ..numerics._grid import Grid
 
 CONFIG_ATTR = "nnpde_cache_config"
@@ -31,19 +31,9 @@ STATUS_ATTR = "nnpde_cache"
 """Attribute of a dataset returned by ``cached_dataset``: ``"reused"`` or ``"built"``."""
 
 
-def _positive_int(value, name: str, fix: str) -> int:
-    try:
-        value = operator.index(value)
-    except TypeError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}. Fix: {fix}")
-    return value
-
-
 def _resampling_args(name: str, u, factor, ndim):
     """``(u, factor, ndim)`` checked for ``downsample`` and ``upsample``."""
-    factor = _positive_int(factor, f"{name} factor", "pass an integer such as 2 or 4.")
+    factor = check_int(factor, f"{name} factor", fix="pass an integer such as 2 or 4.")
     try:
         ndim = operator.index(ndim)
     except TypeError:
@@ -187,7 +177,7 @@ def generate_trajectories(
         n_steps = operator.index(n_steps)
     except TypeError:
         n_steps = -1
-    save_every = _positive_int(save_every, "save_every", "keep every k-th state with save_every=k >= 1.")
+    save_every = check_int(save_every, "save_every", fix="keep every k-th state with save_every=k >= 1.")
     if n_steps < 0 or n_steps % save_every:
         raise ValueError(
             f"n_steps must be a non-negative multiple of save_every={save_every}, got n_steps={n_steps!r}. "
@@ -204,7 +194,7 @@ def generate_trajectories(
     if not jnp.issubdtype(u0.dtype, jnp.floating):
         raise TypeError(f"initial_states must be floating point, got dtype {u0.dtype}. Fix: u.astype(float).")
     u0 = check_finite(u0, "initial_states", "start from finite states.")
-    factor = _positive_int(factor, "factor", "pass an integer such as 2 or 4.")
+    factor = check_int(factor, "factor", fix="pass an integer such as 2 or 4.")
     if any(n % factor for n in u0.shape[2:]):
         raise ValueError(
             f"generate_trajectories: the spatial shape {u0.shape[2:]} is not divisible by factor={factor}. "

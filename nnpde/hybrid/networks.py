@@ -47,6 +47,7 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
+from .._checks import check_int
 from ._spectral_conv import SpectralConv as SpectralConv
 
 _PAD_MODES = {"edge": "edge", "reflect": "reflect", "zeros": "constant"}
@@ -85,18 +86,13 @@ def periodic_axes(bc, ndim: int) -> tuple[bool, ...]:
     )
 
 
-def _check_int(name: str, value, low: int, fix: str) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}. Fix: {fix}")
-
-
 def _check_ndim(ndim) -> None:
     if ndim not in (1, 2, 3):
         raise ValueError(f"ndim must be 1, 2 or 3, got {ndim!r}. Fix: pass the number of spatial axes.")
 
 
 def _check_kernel_size(kernel_size) -> None:
-    _check_int("kernel_size", kernel_size, 1, "use a positive odd kernel size such as 3 or 5.")
+    check_int(kernel_size, "kernel_size", minimum=1, fix="use a positive odd kernel size such as 3 or 5.")
     if kernel_size % 2 == 0:
         raise ValueError(
             f"kernel_size must be odd so the output stays centred on its cell, got {kernel_size}. "
@@ -343,10 +339,10 @@ class ConvNet(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        _check_int("in_channels", in_channels, 1, "pass the number of input fields.")
-        _check_int("out_channels", out_channels, 1, "pass the number of output fields.")
-        _check_int("hidden", hidden, 1, "use e.g. hidden=32.")
-        _check_int("depth", depth, 1, "use e.g. depth=4 convolutions.")
+        check_int(in_channels, "in_channels", minimum=1, fix="pass the number of input fields.")
+        check_int(out_channels, "out_channels", minimum=1, fix="pass the number of output fields.")
+        check_int(hidden, "hidden", minimum=1, fix="use e.g. hidden=32.")
+        check_int(depth, "depth", minimum=1, fix="use e.g. depth=4 convolutions.")
         args = _ConvArgs(ndim, periodic, kernel_size, pad_mode, dtype, param_dtype, rngs)
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
         self.periodic = args.periodic
@@ -398,10 +394,10 @@ class ResNet(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        _check_int("in_channels", in_channels, 1, "pass the number of input fields.")
-        _check_int("out_channels", out_channels, 1, "pass the number of output fields.")
-        _check_int("hidden", hidden, 1, "use e.g. hidden=32.")
-        _check_int("depth", depth, 0, "use e.g. depth=4 residual blocks.")
+        check_int(in_channels, "in_channels", minimum=1, fix="pass the number of input fields.")
+        check_int(out_channels, "out_channels", minimum=1, fix="pass the number of output fields.")
+        check_int(hidden, "hidden", minimum=1, fix="use e.g. hidden=32.")
+        check_int(depth, "depth", minimum=0, fix="use e.g. depth=4 residual blocks.")
         args = _ConvArgs(ndim, periodic, kernel_size, pad_mode, dtype, param_dtype, rngs)
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
         self.periodic = args.periodic
@@ -469,10 +465,10 @@ class UNet(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        _check_int("in_channels", in_channels, 1, "pass the number of input fields.")
-        _check_int("out_channels", out_channels, 1, "pass the number of output fields.")
-        _check_int("hidden", hidden, 1, "use e.g. hidden=16.")
-        _check_int("levels", levels, 0, "use e.g. levels=2 down-samplings.")
+        check_int(in_channels, "in_channels", minimum=1, fix="pass the number of input fields.")
+        check_int(out_channels, "out_channels", minimum=1, fix="pass the number of output fields.")
+        check_int(hidden, "hidden", minimum=1, fix="use e.g. hidden=16.")
+        check_int(levels, "levels", minimum=0, fix="use e.g. levels=2 down-samplings.")
         args = _ConvArgs(ndim, periodic, kernel_size, pad_mode, dtype, param_dtype, rngs)
         self.in_channels, self.out_channels, self.ndim, self.levels = in_channels, out_channels, ndim, levels
         self.periodic = args.periodic
@@ -550,10 +546,10 @@ class MLP(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        _check_int("in_features", in_features, 1, "pass the number of coordinates.")
-        _check_int("out_features", out_features, 1, "pass the number of outputs.")
-        _check_int("hidden", hidden, 1, "use e.g. hidden=64.")
-        _check_int("depth", depth, 1, "use e.g. depth=3 hidden layers.")
+        check_int(in_features, "in_features", minimum=1, fix="pass the number of coordinates.")
+        check_int(out_features, "out_features", minimum=1, fix="pass the number of outputs.")
+        check_int(hidden, "hidden", minimum=1, fix="use e.g. hidden=64.")
+        check_int(depth, "depth", minimum=1, fix="use e.g. depth=3 hidden layers.")
         self.in_features, self.out_features = in_features, out_features
         self.activation = activation
         widths = [in_features] + [hidden] * depth + [out_features]
@@ -623,10 +619,10 @@ class FNO(nnx.Module):
         rngs: nnx.Rngs,
     ):
         _check_ndim(ndim)
-        _check_int("in_channels", in_channels, 1, "pass the number of input fields.")
-        _check_int("out_channels", out_channels, 1, "pass the number of output fields.")
-        _check_int("width", width, 1, "use e.g. width=32.")
-        _check_int("depth", depth, 1, "use e.g. depth=4 Fourier layers.")
+        check_int(in_channels, "in_channels", minimum=1, fix="pass the number of input fields.")
+        check_int(out_channels, "out_channels", minimum=1, fix="pass the number of output fields.")
+        check_int(width, "width", minimum=1, fix="use e.g. width=32.")
+        check_int(depth, "depth", minimum=1, fix="use e.g. depth=4 Fourier layers.")
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
         self.activation = activation
         opts = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)

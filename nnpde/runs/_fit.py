@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._checks import check_int
 from ._checkpoint import Checkpointer
 from ._metrics_log import MetricsLog
 from ..hybrid._train import TrainState, combine, init_train_state, make_optimizer, make_train_step, sample_windows
@@ -35,12 +36,6 @@ class FitResult:
     history: list[dict]
     seconds: float
     stopped_early: bool = False
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return value
 
 
 def fit(
@@ -96,9 +91,10 @@ def fit(
     (with a topology, only when it is true on every group: one blocking vote over the
     world at evaluation steps). ``FitResult.stopped_early`` tells whether it did.
     """
-    steps = _positive_int("steps", steps)
+    steps = check_int(steps, "steps", fix="train for at least one step.")
     batch_size, window, log_every = (
-        _positive_int(n, v) for n, v in (("batch_size", batch_size), ("window", window), ("log_every", log_every))
+        check_int(v, n, fix=f"pass {n} >= 1.")
+        for n, v in (("batch_size", batch_size), ("window", window), ("log_every", log_every))
     )
     trajectories = jnp.asarray(trajectories)
     if not bool(jnp.all(jnp.isfinite(trajectories))):
