@@ -39,6 +39,8 @@ from .hybrid._data import downsample as downsample
 from .hybrid._data import generate_trajectories as generate_trajectories
 from .hybrid._data import trajectory_dataset as trajectory_dataset
 from .hybrid._data import upsample as upsample
+from .hybrid._learned_interpolation import LearnedInterpolation as LearnedInterpolation
+from .hybrid._learned_interpolation import learned_interpolation as learned_interpolation
 from .hybrid._loss import one_step_loss as one_step_loss
 from .hybrid._loss import pinn_loss as pinn_loss
 from .hybrid._loss import residual_loss as residual_loss
@@ -74,6 +76,16 @@ from .numerics._imex import ProjectedIMEX as ProjectedIMEX
 from .numerics._implicit import ThetaMethod as ThetaMethod
 from .numerics._krylov import conjugate_gradient as conjugate_gradient
 from .numerics._projected_rk import ProjectedRK as ProjectedRK
+from .numerics._reconstruction import RECONSTRUCTIONS as RECONSTRUCTIONS
+from .numerics._reconstruction import AbstractReconstruction as AbstractReconstruction
+from .numerics._reconstruction import Central as Central
+from .numerics._reconstruction import CorrectedReconstruction as CorrectedReconstruction
+from .numerics._reconstruction import Upwind as Upwind
+from .numerics._reconstruction import VanLeer as VanLeer
+from .numerics._reconstruction import consistent_corrections as consistent_corrections
+from .numerics._reconstruction import correction_size as correction_size
+from .numerics._reconstruction import reconstruction as reconstruction
+from .numerics._reconstruction import stencil_offsets as stencil_offsets
 from .numerics._rollout import rollout as rollout
 from .numerics._spectral import laplacian_eigenvalues as laplacian_eigenvalues
 from .numerics._spectral import solve_shifted as solve_shifted

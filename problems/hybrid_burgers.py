@@ -127,13 +127,21 @@ def network(*, seed: int, out_channels: int = 1, hidden: int = 32, depth: int = 
     )
 
 
-KINDS = ("correction", "closure", "emulator")
+KINDS = ("correction", "closure", "emulator", "interpolation")
+STENCIL = 4  # cells of the learned interpolation's stencil (Bar-Sinai et al. 2019 use 4-6)
 
 
 def model(kind: str = "correction", *, seed: int = 0, hidden: int = 32, depth: int = 4, dt: float = DT):
     """A learned model on the coarse grid: ``"correction"`` (post-step, solver in the
-    loop), ``"closure"`` (a learned rate in the right-hand side) or ``"emulator"``
-    (the network alone), each with the same network."""
+    loop), ``"closure"`` (a learned rate in the right-hand side), ``"emulator"`` (the
+    network alone) or ``"interpolation"`` (the network picks the flux's face stencil,
+    ``nnpde.learned_interpolation``), each with the same network body."""
+    if kind == "interpolation":
+        coarse = equation(COARSE)
+        targets, sides = coarse.reconstruction_targets
+        out = targets * sides * nnpde.correction_size(STENCIL, 1)
+        net = network(seed=seed, out_channels=out, hidden=hidden, depth=depth)
+        return nnpde.ExplicitRK(nnpde.learned_interpolation(coarse, net, size=STENCIL), dt=dt, method="ssprk3")
     net = network(seed=seed, hidden=hidden, depth=depth)
     if kind == "correction":
         return nnpde.CorrectedStepper(coarse_stepper(dt), net, scale=dt)

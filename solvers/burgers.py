@@ -11,10 +11,7 @@ import jax.numpy as jnp
 import nnpde
 from nnpde import State, fd
 
-SCHEMES = ("central", "upwind", "van_leer")
-# Ghost cells per side each scheme reads: the face states of face i - 1/2 come from
-# cells i - 1, i (central, upwind) or i - 2 .. i + 1 (MUSCL slopes).
-_WIDTH = {"central": 1, "upwind": 1, "van_leer": 2}
+SCHEMES = tuple(nnpde.RECONSTRUCTIONS)
 # Gershgorin factor of the advective part of the spectral radius, see Burgers.
 _ADVECTIVE_FACTOR = 2.0
 _DIFFUSIVE_FACTOR = 4.0
@@ -38,41 +35,16 @@ def _check_viscosity(nu):
     return eqx.error_if(nu, nu < 0, f"viscosity must be >= 0. Fix: {fix}")
 
 
-def _face_cells(u_pad, axis: int, offset: int, *, ndim: int, width: int):
-    """Cells ``i + offset`` beside faces ``i - 1/2``, ``i = 0 .. n`` along ``axis``
-    (``n + 1`` values), interior cells along the other axes."""
-    lead = u_pad.ndim - ndim
-    index = [slice(None)] * lead
-    for a in range(ndim):
-        n = u_pad.shape[lead + a] - 2 * width
-        if a == axis:
-            index.append(slice(width + offset, width + offset + n + 1))
-        else:
-            index.append(slice(width, width + n))
-    return u_pad[tuple(index)]
+def face_states(u_pad, axis: int, *, ndim: int, width: int, scheme="van_leer"):
+    """Left and right states on the ``n + 1`` faces normal to ``axis`` of every channel.
 
-
-def face_states(u_pad, axis: int, *, ndim: int, width: int, scheme: str):
-    """Left and right states on the ``n + 1`` faces normal to ``axis``.
-
-    ``"central"`` and ``"upwind"``: the two cells beside the face (piecewise constant).
-    ``"van_leer"``: MUSCL, piecewise linear with van Leer-limited slopes
+    ``scheme``: a name of ``SCHEMES`` or an ``nnpde.AbstractReconstruction``:
+    ``"central"`` and ``"upwind"`` give the two cells beside the face (piecewise
+    constant); ``"van_leer"`` MUSCL, piecewise linear with van Leer-limited slopes
     (``width >= 2``): second order where smooth, no new extrema. van Leer, J. Comput.
     Phys. 32 (1979) 101.
     """
-
-    def cells(offset):
-        return _face_cells(u_pad, axis, offset, ndim=ndim, width=width)
-
-    left, right = cells(-1), cells(0)
-    if scheme != "van_leer":
-        return left, right
-    left2, right2 = cells(-2), cells(1)
-    jump = right - left
-    return (
-        left + 0.5 * fd.van_leer_slope(left - left2, jump),
-        right - 0.5 * fd.van_leer_slope(jump, right2 - right),
-    )
+    return nnpde.reconstruction(scheme).states(u_pad, axis, ndim=ndim, width=width)
 
 
 class Burgers(nnpde.AbstractEquation):
@@ -92,7 +64,7 @@ class Burgers(nnpde.AbstractEquation):
     so the 1-D equation is in pure conservation form (``sum(u) h`` changes only by the
     boundary fluxes) and in 2-D every diagonal term is the conservative Burgers flux.
     On each face normal to axis ``a`` a left and a right state ``L, R`` are
-    reconstructed (``face_states``) and joined by the local Lax-Friedrichs (Rusanov)
+    reconstructed (``reconstruction``, see below) and joined by the local Lax-Friedrichs (Rusanov)
     flux ``F = (F(L) + F(R)) / 2 - alpha (R - L) / 2``, ``alpha = max(|L_a|, |R_a|)``:
     the Jacobian of ``F_a`` has the double eigenvalue ``u_a``, so ``alpha`` is the
     local wave speed. The correction uses the face velocity ``(L_a + R_a) / 2``, so a
@@ -104,6 +76,12 @@ class Burgers(nnpde.AbstractEquation):
     * ``"upwind"``: ``L, R`` the two cells: first order, monotone (Rusanov 1961);
     * ``"van_leer"``: MUSCL reconstruction with the van Leer limiter: second order
       where smooth, total-variation diminishing (van Leer 1979).
+
+    ``scheme`` may also be any ``nnpde.AbstractReconstruction`` (the pluggable part of
+    the flux): ``nnpde.learned_interpolation`` installs a network-chosen stencil on top
+    of the scheme, for component ``c`` along axis ``a`` reconstructed quantity
+    ``a * ndim + c`` (``reconstruction_targets``: ``ndim^2`` quantities, left and right
+    states). The Rusanov dissipation follows the base scheme.
 
     The viscous term is the second-order central Laplacian (``nnpde.fd.laplacian``).
     Boundary conditions fill ghost cells (``nnpde.BoundaryConditions``, linear ghost
@@ -147,14 +125,14 @@ class Burgers(nnpde.AbstractEquation):
         bc: ``nnpde.BoundaryConditions`` of ``Periodic`` / ``Dirichlet`` sides, or (2-D)
             a tuple with one per velocity component.
         viscosity: ``nu >= 0`` (a scalar; may be traced, e.g. to differentiate it).
-        scheme: ``"central"``, ``"upwind"`` or ``"van_leer"``.
+        scheme: ``"central"``, ``"upwind"``, ``"van_leer"`` or an ``nnpde.AbstractReconstruction``.
         source: ``s``: 0, a state-shaped array or a function ``s(t)``.
     """
 
     grid: nnpde.Grid = eqx.field(static=True)
     bc: tuple[nnpde.BoundaryConditions, ...]
     viscosity: object
-    scheme: str = eqx.field(static=True)
+    reconstruction: nnpde.AbstractReconstruction
     source: object
     source_function: Callable | None = eqx.field(static=True)
 
@@ -164,7 +142,7 @@ class Burgers(nnpde.AbstractEquation):
         bc,
         *,
         viscosity=0.01,
-        scheme: str = "van_leer",
+        scheme="van_leer",
         source=0.0,
     ):
         if not isinstance(grid, nnpde.Grid):
@@ -174,15 +152,14 @@ class Burgers(nnpde.AbstractEquation):
                 f"Burgers is implemented in 1-D and 2-D, got a {grid.ndim}-D grid of shape {grid.shape}. "
                 "Fix: use a grid with one or two axes."
             )
-        if scheme not in SCHEMES:
-            raise ValueError(f"Unknown advection scheme {scheme!r}. Fix: use one of {SCHEMES}.")
-        width = _WIDTH[scheme]
+        self.reconstruction = nnpde.reconstruction(scheme)
+        width = self.reconstruction.width
         if min(grid.shape) < 2 * width + 1:
             raise ValueError(
-                f"The {scheme!r} scheme reads {width} cell(s) on each side, so it needs at least "
+                f"The {self.scheme!r} scheme reads {width} cell(s) on each side, so it needs at least "
                 f"{2 * width + 1} cells per axis; got grid shape {grid.shape}. Fix: refine the grid."
             )
-        self.grid, self.scheme = grid, scheme
+        self.grid = grid
         self.bc = self._boundary_conditions(bc, grid, width)
         self.viscosity = _check_viscosity(viscosity)
         if callable(source):
@@ -228,9 +205,20 @@ class Burgers(nnpde.AbstractEquation):
         return (self.grid.ndim, *self.grid.shape)
 
     @property
+    def scheme(self) -> str:
+        """The advection scheme's name (of the base scheme, for a learned reconstruction)."""
+        return self.reconstruction.name
+
+    @property
+    def reconstruction_targets(self) -> tuple[int, int]:
+        """``(quantities, states per face)`` of the reconstruction: component ``c`` along
+        axis ``a`` is quantity ``a * ndim + c``; left and right states (a Riemann flux)."""
+        return self.grid.ndim**2, 2
+
+    @property
     def width(self) -> int:
         """Ghost cells per side the advection scheme reads."""
-        return _WIDTH[self.scheme]
+        return self.reconstruction.width
 
     def pad(self, u, t=0.0):
         """``u`` with ``width`` ghost cells per side filled by the boundary conditions."""
@@ -239,12 +227,17 @@ class Burgers(nnpde.AbstractEquation):
             return self.bc[0].pad(u, self.width, spacing, t=t, order=2)
         return jnp.stack([b.pad(u[c], self.width, spacing, t=t, order=2) for c, b in enumerate(self.bc)])
 
-    def advection(self, u_pad):
-        """``(u . grad) u`` at cell centres from a padded state (flux form, see class)."""
+    def advection(self, u_pad, reconstruction: nnpde.AbstractReconstruction | None = None):
+        """``(u . grad) u`` at cell centres from a padded state (flux form, see class).
+
+        ``reconstruction``: the one prepared for this state (``reconstruction.prepare(u)``);
+        by default this equation's own, which must then not depend on the state."""
         ndim, width, spacing = self.grid.ndim, self.width, self.grid.spacing
+        recon = self.reconstruction if reconstruction is None else reconstruction
         total, compression = 0.0, []
         for a, h in enumerate(spacing):
-            left, right = face_states(u_pad, a, ndim=ndim, width=width, scheme=self.scheme)
+            pairs = [recon.states(u_pad[c], a, ndim=ndim, width=width, target=a * ndim + c) for c in range(ndim)]
+            left, right = jnp.stack([p[0] for p in pairs]), jnp.stack([p[1] for p in pairs])
             # F_ac = u_a u_c, halved on the diagonal (u_a^2 / 2)
             weight = jnp.asarray([0.5 if c == a else 1.0 for c in range(ndim)], dtype=left.dtype)
             weight = weight.reshape((ndim,) + (1,) * ndim)
@@ -274,7 +267,8 @@ class Burgers(nnpde.AbstractEquation):
     def __call__(self, t, u: State, args=None) -> State:
         nnpde.check_field_shape(u, self.state_shape, "Burgers state", what="state")
         u_pad = self.pad(u, t)
-        rate = self.viscosity * fd.laplacian(u_pad, self.grid.spacing, width=self.width) - self.advection(u_pad)
+        advection = self.advection(u_pad, self.reconstruction.prepare(u))
+        rate = self.viscosity * fd.laplacian(u_pad, self.grid.spacing, width=self.width) - advection
         if self.source_function is not None or not (isinstance(self.source, float) and self.source == 0.0):
             rate = rate + self.forcing(t)
         return rate

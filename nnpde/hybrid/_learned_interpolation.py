@@ -1,0 +1,152 @@
+r"""Learned interpolation: a network chooses the advective flux's face stencil.
+
+Kochkov et al., PNAS 118 (2021) e2101784118 ("learned interpolation"): instead of
+correcting the solver's output, a network reads the coarse state and predicts, at every
+face, the weights of the stencil that carries each advected quantity to that face. The
+flux stays a flux (the scheme stays conservative), a projection stays a projection, and
+the network only decides what the coarse grid cannot resolve: where inside the stencil
+the face value lies. Bar-Sinai et al., PNAS 116 (2019) 15344 did the same for 1-D
+Burgers-type equations.
+
+Here the weights are an affine correction of a base scheme (van Leer by default):
+``c_face = base(c) + sum_k dw_k c_k`` over a ``size^ndim`` block of cells around the
+face, ``dw = B z`` with ``B`` an orthonormal basis of the weight vectors that sum to
+zero and have zero first moments (``nnpde.consistent_corrections``) and ``z`` the
+network's ``size^ndim - 1 - ndim`` outputs per face and reconstructed quantity. So the
+reconstruction stays exact for fields linear in space whatever the network says, and a
+network that outputs zero gives the base scheme exactly. Optionally (``bounded``) each
+face value is clipped to the range of the two cells beside the face, the safeguard that
+Kochkov et al. add to their learned interpolation (a TVD-type bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+
+from ..numerics._equation import AbstractEquation
+from ..numerics._reconstruction import AbstractReconstruction, CorrectedReconstruction, correction_size
+from ._coupling import _check_fits, _check_scale, _dtype
+
+
+class LearnedInterpolation(AbstractReconstruction):
+    r"""A face reconstruction whose stencil weights a network predicts from the state.
+
+    Build it for an equation with ``nnpde.learned_interpolation(equation, network)``,
+    which checks the network's shape and installs it as the equation's reconstruction.
+    ``network`` maps one state ``(channels, *grid)`` to ``(targets * sides * m, *grid)``:
+    for each of the equation's ``targets`` reconstructed quantities and ``sides`` states
+    per face, ``m = size^ndim - 1 - ndim`` coefficients per cell (cell ``i`` carries the
+    stencil of its face ``i + 1/2``), ``scale`` times that being the correction's
+    coefficients on ``nnpde.consistent_corrections``.
+    """
+
+    network: Callable
+    base: AbstractReconstruction
+    targets: int = eqx.field(static=True)
+    sides: int = eqx.field(static=True)
+    size: int = eqx.field(static=True)
+    periodic: tuple[bool, ...] = eqx.field(static=True)
+    bounded: bool = eqx.field(static=True)
+    scale: float = eqx.field(static=True)
+
+    @property
+    def width(self) -> int:
+        return max(self.base.width, -(-self.size // 2))
+
+    def prepare(self, u) -> CorrectedReconstruction:
+        """The reconstruction at state ``u``: the base plus the network's stencil correction."""
+        out = self.scale * self.network(u)
+        m = correction_size(self.size, len(self.periodic))
+        weights = out.reshape(self.targets, self.sides, m, *out.shape[1:])
+        return CorrectedReconstruction(self.base, weights, size=self.size, periodic=self.periodic, bounded=self.bounded)
+
+    def states(self, c_pad, axis: int, *, ndim: int, width: int, target: int = 0):
+        raise TypeError(
+            "A LearnedInterpolation depends on the whole state: the equation calls prepare(u) once per "
+            "right-hand side and reconstructs with the result. Fix: install it with nnpde.learned_interpolation "
+            "in a solver that supports pluggable reconstructions (solvers.Burgers, solvers.NavierStokes2D)."
+        )
+
+
+def learned_interpolation(
+    equation: AbstractEquation,
+    network: Callable,
+    *,
+    size: int = 4,
+    bounded: bool = True,
+    scale: float = 1.0,
+    sides: int | None = None,
+):
+    r"""``equation`` with its advective face reconstruction chosen by ``network``.
+
+    The coupling of Kochkov et al. (2021): see the module docstring. ``equation`` must
+    have a pluggable reconstruction (a ``reconstruction`` field and
+    ``reconstruction_targets``, ``(targets, sides)``: ``solvers.Burgers``,
+    ``solvers.NavierStokes2D``); its current reconstruction becomes the base scheme.
+    ``size``: stencil cells per axis (4: Kochkov's 4x4 in 2-D); ``sides``: states per
+    face to predict (the equation's default: 2 for a Riemann flux's left and right
+    states, 1 for a carried value); ``bounded``: clip each face value to its two
+    neighbours; ``scale``: multiplies the network's output.
+
+    The result is the same kind of equation (steppers, projections, stability checks and
+    ``nnpde.trainable`` see it as before); a zero network reproduces it exactly.
+    """
+    base = getattr(equation, "reconstruction", None)
+    layout = getattr(equation, "reconstruction_targets", None)
+    if not isinstance(base, AbstractReconstruction) or layout is None:
+        raise TypeError(
+            f"{type(equation).__name__} has no pluggable face reconstruction (a `reconstruction` field and "
+            "`reconstruction_targets`). Fix: use solvers.Burgers or solvers.NavierStokes2D, or a closure "
+            "(nnpde.ClosureEquation) for equations without an advective flux."
+        )
+    if isinstance(base, LearnedInterpolation):
+        raise ValueError(
+            "This equation's reconstruction is already learned. Fix: couple the plain equation (rebuild it, or "
+            "take the base: eqx.tree_at(lambda e: e.reconstruction, equation, equation.reconstruction.base))."
+        )
+    targets, default_sides = layout
+    sides = default_sides if sides is None else sides
+    if sides not in (1, 2):
+        raise ValueError(f"sides must be 1 or 2 states per face, got {sides!r}. Fix: leave it unset (the default).")
+    ndim = equation.grid.ndim
+    m = correction_size(size, ndim)
+    periodic = _periodic_axes(equation)
+    shape = equation.state_shape
+    out = (targets * sides * m, *shape[1:])
+    _check_fits(
+        network,
+        shape,
+        out,
+        _dtype(),
+        "learned interpolation",
+        f"give the network {out[0]} output channels: {targets} reconstructed quantities x {sides} state(s) per "
+        f"face x {m} stencil coefficients ({size}^{ndim} cells less {1 + ndim} consistency constraints).",
+    )
+    learned = LearnedInterpolation(
+        network=network,
+        base=base,
+        targets=targets,
+        sides=sides,
+        size=size,
+        periodic=periodic,
+        bounded=bool(bounded),
+        scale=_check_scale(scale),
+    )
+    if min(equation.grid.shape) < 2 * learned.width + 1:
+        raise ValueError(
+            f"A {size}-cell stencil reads {learned.width} cells on each side of a face; the grid {equation.grid.shape} "
+            "is too small. Fix: a smaller size or a finer grid."
+        )
+    return eqx.tree_at(lambda e: e.reconstruction, equation, learned)
+
+
+def _periodic_axes(equation) -> tuple[bool, ...]:
+    bc = getattr(equation, "bc", None)
+    if isinstance(bc, (tuple, list)) and bc:
+        bc = bc[0]
+    ndim = equation.grid.ndim
+    if not hasattr(bc, "is_periodic"):
+        return (True,) * ndim
+    return tuple(bool(bc.is_periodic(a)) for a in range(ndim))

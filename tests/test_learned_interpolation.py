@@ -1,0 +1,214 @@
+"""Face reconstructions and learned interpolation (Kochkov et al. 2021): the pluggable
+part of the advective flux, its consistent stencil corrections and the coupling that
+lets a network choose them."""
+
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import nnpde
+import solvers
+from problems import hybrid_burgers
+
+
+@pytest.mark.parametrize("size, ndim", [(2, 1), (4, 1), (6, 1), (3, 2), (4, 2), (4, 3)])
+def test_correction_basis_spans_exactly_the_consistent_weights(size, ndim):
+    """B is orthonormal, annihilated by the consistency constraints (sum, first moments
+    about the face) and of dimension size^ndim - 1 - ndim."""
+    for axis in range(ndim):
+        basis = nnpde.consistent_corrections(size, ndim, axis)
+        offsets = np.asarray(nnpde.stencil_offsets(size, ndim, axis), dtype=float)
+        positions = offsets + 0.5 * (np.arange(ndim) == axis)
+        constraints = np.concatenate([np.ones((1, len(offsets))), positions.T])
+        assert basis.shape == (size**ndim, nnpde.correction_size(size, ndim))
+        np.testing.assert_allclose(basis.T @ basis, np.eye(basis.shape[1]), atol=1e-12)
+        np.testing.assert_allclose(constraints @ basis, 0.0, atol=1e-12)
+        # the stencil surrounds the face: both sides along the axis, the face's row across
+        assert {int(o) for o in offsets[:, axis]} == set(range(-(size // 2), size - size // 2))
+
+
+def _linear_field(shape, width, coefficients, offset=0.3):
+    """A field linear in the cell centres (index units), padded: ghost cells included."""
+    grids = np.meshgrid(*[np.arange(-width, n + width, dtype=float) for n in shape], indexing="ij")
+    return jnp.asarray(offset + sum(c * g for c, g in zip(coefficients, grids)))
+
+
+@pytest.mark.parametrize("base", ["central", "upwind", "van_leer"])
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_any_consistent_correction_reconstructs_linear_fields_as_the_base(base, ndim):
+    """Random stencil weights (on the consistent basis) leave the states of a field
+    linear in space unchanged; van Leer's and the carried central value are the exact
+    face values there."""
+    shape = (9,) * ndim
+    rng = np.random.default_rng(0)
+    coefficients = rng.normal(size=ndim)
+    width = 2
+    c_pad = _linear_field(shape, width, coefficients)
+    m = nnpde.correction_size(4, ndim)
+    weights = jnp.asarray(rng.normal(size=(1, 2, m, *shape)))
+    plain = nnpde.reconstruction(base)
+    corrected = nnpde.CorrectedReconstruction(base, weights, size=4, periodic=(False,) * ndim, bounded=False)
+    for axis in range(ndim):
+        velocity = jnp.asarray(rng.normal(size=plain.states(c_pad, axis, ndim=ndim, width=width)[0].shape))
+        for got, want in zip(
+            corrected.states(c_pad, axis, ndim=ndim, width=width),
+            plain.states(c_pad, axis, ndim=ndim, width=width),
+        ):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        carried = corrected.upwind(c_pad, velocity, axis, ndim=ndim, width=width)
+        np.testing.assert_allclose(carried, plain.upwind(c_pad, velocity, axis, ndim=ndim, width=width), atol=1e-12)
+        if base in ("central", "van_leer"):  # second-order schemes: exact on linear fields
+            faces = np.meshgrid(
+                *[np.arange(n + 1) - 0.5 if b == axis else np.arange(n) for b, n in enumerate(shape)], indexing="ij"
+            )
+            exact = 0.3 + sum(c * g for c, g in zip(coefficients, faces))
+            np.testing.assert_allclose(carried, exact, atol=1e-12)
+    # and the corrections do act on a field that is not linear
+    curved = c_pad**2
+    assert not np.allclose(
+        corrected.states(curved, 0, ndim=ndim, width=width)[0], plain.states(curved, 0, ndim=ndim, width=width)[0]
+    )
+
+
+def _network(out_channels, ndim=1, *, zero_init, seed=0):
+    return nnpde.Network(
+        nnpde.networks.ConvNet(
+            ndim,
+            out_channels,
+            ndim=ndim,
+            hidden=8,
+            depth=2,
+            periodic=(True,) * ndim,
+            zero_init=zero_init,
+            rngs=nnx.Rngs(seed),
+        )
+    )
+
+
+def _burgers(ndim, scheme="van_leer"):
+    grid = nnpde.Grid((16,) * ndim, extent=((0.0, 2 * np.pi),) * ndim)
+    return solvers.Burgers(grid, nnpde.BoundaryConditions.periodic(ndim), viscosity=0.02, scheme=scheme)
+
+
+def _smooth_state(eq, seed=1):
+    x = eq.grid.cell_centres()
+    rng = np.random.default_rng(seed)
+    return jnp.stack(
+        [
+            sum(rng.normal() * jnp.sin(k * xi + rng.uniform(0, 6)) for k in (1, 2) for xi in x)
+            for _ in range(eq.grid.ndim)
+        ]
+    )
+
+
+@pytest.mark.parametrize("ndim, scheme", [(1, "van_leer"), (1, "upwind"), (2, "van_leer"), (2, "central")])
+def test_zero_network_reproduces_the_base_scheme_exactly(ndim, scheme):
+    eq = _burgers(ndim, scheme)
+    targets, sides = eq.reconstruction_targets
+    net = _network(targets * sides * nnpde.correction_size(4, ndim), ndim, zero_init=True)
+    hybrid = nnpde.learned_interpolation(eq, net)
+    assert type(hybrid) is type(eq) and hybrid.scheme == scheme
+    u = _smooth_state(eq)
+    np.testing.assert_array_equal(hybrid(0.0, u), eq(0.0, u))
+    step, plain = nnpde.ExplicitRK(hybrid, dt=0.05, method="ssprk3"), nnpde.ExplicitRK(eq, dt=0.05, method="ssprk3")
+    np.testing.assert_array_equal(nnpde.rollout(step, u, 5), nnpde.rollout(plain, u, 5))
+
+
+def test_learned_interpolation_changes_the_flux_but_conserves_momentum():
+    """A random network moves the right-hand side, yet the 1-D periodic scheme stays in
+    conservation form: the total momentum's rate is zero to round-off."""
+    eq = _burgers(1)
+    targets, sides = eq.reconstruction_targets
+    net = _network(targets * sides * nnpde.correction_size(4, 1), zero_init=False)
+    hybrid = nnpde.learned_interpolation(eq, net, scale=0.1)
+    u = _smooth_state(eq)
+    rate, plain = hybrid(0.0, u), eq(0.0, u)
+    assert float(jnp.max(jnp.abs(rate - plain))) > 1e-3 * float(jnp.max(jnp.abs(plain)))
+    assert abs(float(jnp.sum(rate))) < 1e-12 * float(jnp.sum(jnp.abs(rate)))
+
+
+def test_gradient_through_the_learned_stencil_matches_finite_differences():
+    eq = _burgers(1)
+    targets, sides = eq.reconstruction_targets
+    net = _network(targets * sides * nnpde.correction_size(4, 1), zero_init=False)
+    # unbounded: the clip is a kink that a finite difference may straddle
+    model = nnpde.ExplicitRK(nnpde.learned_interpolation(eq, net, scale=0.05, bounded=False), dt=0.05, method="ssprk3")
+    u0 = _smooth_state(eq)
+    target = nnpde.rollout(nnpde.ExplicitRK(eq, dt=0.05, method="ssprk3"), u0 * 1.01, 4)
+    params, static = eqx.partition(model, nnpde.trainable(model))
+
+    def loss(p):
+        return jnp.mean((nnpde.rollout(eqx.combine(p, static), u0, 4) - target) ** 2)
+
+    grad = jax.grad(loss)(params)
+    direction = jax.tree.map(lambda g: g / (jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(grad)))), grad)
+    eps = 1e-3  # central differences: O(eps^2) truncation; smaller eps lose to round-off in the loss
+    shifted = [jax.tree.map(lambda p, d, s=s: p + s * eps * d, params, direction) for s in (1, -1)]
+    finite = (loss(shifted[0]) - loss(shifted[1])) / (2 * eps)
+    analytic = sum(jnp.sum(g * d) for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction)))
+    assert float(analytic) > 0
+    np.testing.assert_allclose(float(finite), float(analytic), rtol=1e-4)
+
+
+def test_learned_interpolation_refuses_what_it_cannot_couple():
+    eq = _burgers(1)
+    with pytest.raises(ValueError, match=r"4 output channels.*1 reconstructed quantities x 2 state"):
+        nnpde.learned_interpolation(eq, _network(3, zero_init=True))
+    heat = solvers.HeatEquation(nnpde.Grid((16,)), nnpde.BoundaryConditions.periodic(1))
+    with pytest.raises(TypeError, match="no pluggable face reconstruction"):
+        nnpde.learned_interpolation(heat, _network(4, zero_init=True))
+    learned = nnpde.learned_interpolation(eq, _network(4, zero_init=True))
+    with pytest.raises(ValueError, match="already learned"):
+        nnpde.learned_interpolation(learned, _network(4, zero_init=True))
+    with pytest.raises(ValueError, match="stencil size must be an int >= 2"):
+        nnpde.learned_interpolation(eq, _network(4, zero_init=True), size=1)
+    with pytest.raises(TypeError, match="prepare"):
+        learned.reconstruction.states(jnp.zeros((1, 20)), 0, ndim=1, width=2)
+    with pytest.raises(ValueError, match="Unknown advection scheme 'weno'"):
+        solvers.Burgers(nnpde.Grid((16,)), nnpde.BoundaryConditions.periodic(1), scheme="weno")
+
+
+def test_learned_interpolation_trains_past_the_plain_coarse_burgers_solver():
+    """Bar-Sinai et al.'s setting at toy size: the 64-cell Burgers task's
+    ``"interpolation"`` model, trained a few hundred steps with the solver in the loop,
+    beats the plain coarse solver on held-out fine-grid data."""
+    task = hybrid_burgers.task(hidden=16, depth=3, horizon=8)
+    train, _ = hybrid_burgers.trajectories(0, 16, 8)
+    held_out, _ = hybrid_burgers.trajectories(1000, 4, 8)
+    model = task.build_model("interpolation", 0)
+    result = nnpde.fit(
+        model,
+        lambda m, batch, key: nnpde.unrolled_loss(m, batch),
+        train,
+        steps=150,
+        batch_size=8,
+        window=8,
+        seed=0,
+        progress=False,
+        optimizer=nnpde.make_optimizer(3e-3),
+    )
+
+    def error(stepper):
+        rollout = jax.vmap(lambda u: nnpde.rollout(stepper, u, 8))(held_out[:, 0])
+        return float(
+            jnp.mean(
+                jnp.linalg.norm((rollout[:, -1] - held_out[:, -1]).reshape(4, -1), axis=1)
+                / jnp.linalg.norm(held_out[:, -1].reshape(4, -1), axis=1)
+            )
+        )
+
+    learned, plain = error(result.model), error(task.baseline)
+    assert learned < 0.7 * plain, (learned, plain)
+
+
+def test_reconstruction_pads_are_checked():
+    c_pad = jnp.zeros((12,))
+    with pytest.raises(ValueError, match="beyond the 1 ghost"):
+        nnpde.VanLeer().states(c_pad[1:-1], 0, ndim=1, width=1)
+    assert [nnpde.reconstruction(n).name for n in nnpde.RECONSTRUCTIONS] == list(nnpde.RECONSTRUCTIONS)
+    assert list(itertools.chain(nnpde.stencil_offsets(4, 1, 0))) == [(-2,), (-1,), (0,), (1,)]
