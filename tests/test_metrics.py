@@ -158,3 +158,62 @@ def test_conservation_error_zero_for_periodic_diffusion_and_exact_for_added_mass
     # a zero initial field gets the absolute drift
     zero = jnp.zeros((3, 1, 4)).at[2, 0, 1].set(1.0)
     assert np.allclose(metrics.conservation_error(zero, cell_volume=0.5)[:, 0], [0.0, 0.0, 0.5])
+
+
+def _ladder(n_states, noise, seed=0):
+    """Scores ``2 log2 n`` (a correlation time growing by 2 per doubling) with paired noise."""
+    rng = np.random.default_rng(seed)
+    resolutions = np.array([32.0, 64.0, 128.0, 256.0])
+    state_effect = rng.normal(0.0, noise, n_states)  # some states are harder for everyone
+    ladder = 2.0 * np.log2(resolutions)[:, None] + state_effect[None] + rng.normal(0, noise / 4, (4, n_states))
+    return resolutions, ladder, state_effect
+
+
+def test_equivalent_resolution_recovers_a_known_resolution_and_its_interval_narrows():
+    resolutions, ladder, state_effect = _ladder(64, 0.0)
+    model = 2.0 * np.log2(90.0) + state_effect  # scores as a plain 90^2 solver would
+    exact = metrics.equivalent_resolution(model, ladder, resolutions, coarse=32)
+    assert exact["estimate"] == pytest.approx(90.0, rel=1e-12) and exact["factor"] == pytest.approx(90 / 32)
+    assert exact["lower"] == pytest.approx(90.0) and exact["upper"] == pytest.approx(90.0)  # no noise, no spread
+    assert exact["censored"] is None and exact["censored_fraction"] == 0.0
+
+    widths = []
+    for n_states in (8, 128):
+        resolutions, ladder, state_effect = _ladder(n_states, 0.5, seed=n_states)
+        rng = np.random.default_rng(n_states + 1)
+        model = 2.0 * np.log2(90.0) + state_effect + rng.normal(0, 0.5, n_states)
+        result = metrics.equivalent_resolution(model, ladder, resolutions, level=0.9, resamples=1000)
+        assert result["lower"] <= result["estimate"] <= result["upper"]
+        widths.append(np.log(result["upper"] / result["lower"]))
+    assert widths[1] < 0.5 * widths[0], widths  # ~ 1 / sqrt(states): 4x narrower for 16x the states
+
+
+def test_equivalent_resolution_is_censored_beyond_the_ruler_and_reads_errors_too():
+    resolutions, ladder, effect = _ladder(16, 0.0)
+    above = metrics.equivalent_resolution(2.0 * np.log2(1024.0) + effect, ladder, resolutions)
+    assert above["censored"] == "above" and above["estimate"] == 256.0 and above["censored_fraction"] == 1.0
+    below = metrics.equivalent_resolution(2.0 * np.log2(16.0) + effect, ladder, resolutions)
+    assert below["censored"] == "below" and below["estimate"] == 32.0
+    # an error halving per doubling: lower is better
+    errors = 1.0 / resolutions[:, None] * np.ones((4, 16))
+    result = metrics.equivalent_resolution(np.full(16, 1 / 128.0), errors, resolutions, higher_is_better=False)
+    assert result["estimate"] == pytest.approx(128.0)
+    with pytest.raises(ValueError, match=r"\(rungs, states\) = \(4, 16\)"):
+        metrics.equivalent_resolution(np.ones(16), np.ones((4, 15)), resolutions)
+    with pytest.raises(ValueError, match="increasing"):
+        metrics.equivalent_resolution(np.ones(16), np.ones((4, 16)), resolutions[::-1])
+    with pytest.raises(ValueError, match="finite"):
+        metrics.equivalent_resolution(np.full(16, np.nan), np.ones((4, 16)), resolutions)
+
+
+def test_speedup_at_equal_accuracy_interpolates_cost_and_refuses_to_extrapolate():
+    resolutions = np.array([32.0, 64.0, 128.0, 256.0])
+    costs = (resolutions / 32.0) ** 3  # explicit 2-D flow: n^2 cells x n steps
+    assert metrics.cost_at_resolution(90.0, resolutions, costs) == pytest.approx((90 / 32) ** 3)
+    equivalent = {"estimate": 128.0, "lower": 100.0, "upper": 512.0, "censored": None}
+    speedup = metrics.speedup_at_equal_accuracy(equivalent, resolutions, costs, model_cost=4.0)
+    assert speedup["estimate"] == pytest.approx(64.0 / 4.0)
+    assert speedup["lower"] == pytest.approx((100 / 32) ** 3 / 4.0)
+    assert speedup["upper"] is None  # 512 lies beyond the timed rungs: no number invented
+    with pytest.raises(ValueError, match="extrapolated"):
+        metrics.cost_at_resolution(600.0, resolutions, costs)

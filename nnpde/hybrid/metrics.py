@@ -7,7 +7,9 @@ of spatial axes) because a 2-D state ``(C, nx, ny)`` and a 1-D trajectory
 ``(T, C, nx)`` have the same rank: they reduce over the channel and spatial axes (the
 last ``ndim + 1``) and keep every leading axis. The trajectory metrics
 (``rollout_error``, ``correlation_time``) read the first axis as
-time and reduce over the rest.
+time and reduce over the rest. ``equivalent_resolution``, ``cost_at_resolution`` and
+``speedup_at_equal_accuracy`` read a model's scores off a ladder of plain solvers at
+increasing resolution, with a bootstrap interval over the held-out states.
 
 References: D. Kochkov, J. A. Smith, A. Alieva, Q. Wang, M. P. Brenner, S. Hoyer,
 "Machine learning-accelerated computational fluid dynamics", PNAS 118 (2021)
@@ -27,6 +29,9 @@ import numpy as np
 
 from .._checks import is_concrete
 from ..numerics._grid import Grid
+from ._ladder import cost_at_resolution as cost_at_resolution
+from ._ladder import equivalent_resolution as equivalent_resolution
+from ._ladder import speedup_at_equal_accuracy as speedup_at_equal_accuracy
 
 __all__ = [
     "conservation_error",

@@ -1,0 +1,165 @@
+r"""Reading a model off a baseline ladder: equivalent resolution and speed-up at equal accuracy.
+
+The claim of a learned coarse solver (Kochkov et al., PNAS 118 (2021) e2101784118,
+Fig. 2) is measured against a *ladder* of plain solvers at increasing resolution
+``n_0 < n_1 < ...``, every rung and the model scored on the same held-out states
+(correlation time with the truth, an error at a fixed time). The model's **equivalent
+resolution** is the resolution at which the plain ladder would score as the model does:
+the mean scores of the rungs, interpolated linearly in ``log n`` between the two rungs
+that bracket the model's mean score. Its **speed-up at equal accuracy** is the plain
+solver's cost at that resolution (cost interpolated linearly in ``log n``-``log cost``)
+over the model's cost.
+
+Uncertainty: the held-out states are resampled with replacement (paired: one resample
+applies to the model and to every rung, since they share the states) and the estimate is
+recomputed; the interval is the percentile bootstrap (Efron & Tibshirani, *An
+Introduction to the Bootstrap*, 1993, ch. 13). A score beyond the ladder's ends is not
+interpolated: the estimate is then *censored* (``"below"`` the first rung or ``"above"``
+the last) and reported as that rung's resolution, a bound rather than a value, so a
+ruler that ends too early can never pass for a measurement.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _as_scores(model_scores, ladder_scores, resolutions):
+    model = np.asarray(model_scores, dtype=float)
+    ladder = np.asarray(ladder_scores, dtype=float)
+    n = np.asarray(resolutions, dtype=float)
+    if model.ndim != 1 or model.size < 2:
+        raise ValueError(
+            f"model_scores must be one score per held-out state (at least 2), got shape {model.shape}. "
+            "Fix: score the model on each held-out state separately."
+        )
+    if n.ndim != 1 or n.size < 2 or np.any(n <= 0) or np.any(np.diff(n) <= 0):
+        raise ValueError(
+            f"resolutions must be at least two increasing positive values, got {n.tolist()}. "
+            "Fix: order the ladder from coarse to fine, e.g. [32, 64, 128, 256]."
+        )
+    if ladder.shape != (n.size, model.size):
+        raise ValueError(
+            f"ladder_scores must be (rungs, states) = ({n.size}, {model.size}): every rung scored on the model's "
+            f"held-out states, got shape {ladder.shape}."
+        )
+    if not (np.all(np.isfinite(model)) and np.all(np.isfinite(ladder))):
+        raise ValueError("Scores must be finite. Fix: a NaN score means a diverged rollout; score it as such first.")
+    return model, ladder, n
+
+
+def _interpolate(score: float, rungs: np.ndarray, log_n: np.ndarray, higher_is_better: bool):
+    """``(log n, censored)`` at which the rungs' mean scores reach ``score``."""
+    s = rungs if higher_is_better else -rungs
+    target = score if higher_is_better else -score
+    if target <= s[0]:
+        return log_n[0], "below" if target < s[0] else None
+    reached = np.nonzero(s >= target)[0]
+    if len(reached) == 0:
+        return log_n[-1], "above"
+    r = int(reached[0])
+    fraction = (target - s[r - 1]) / (s[r] - s[r - 1])
+    return log_n[r - 1] + fraction * (log_n[r] - log_n[r - 1]), None
+
+
+def equivalent_resolution(
+    model_scores,
+    ladder_scores,
+    resolutions,
+    *,
+    coarse: float | int | None = None,
+    higher_is_better: bool = True,
+    level: float = 0.90,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """The resolution at which the plain ladder scores as the model does (module docstring).
+
+    ``model_scores``: ``(S,)``, the model's score on each of ``S`` held-out states;
+    ``ladder_scores``: ``(R, S)``, rung ``r`` (resolution ``resolutions[r]``, increasing)
+    on the same states. ``higher_is_better``: a correlation time (True) or an error
+    (False). ``coarse``: the model's own resolution, to report the factor.
+
+    Returns ``estimate`` (a resolution), ``lower`` and ``upper`` (the ``level``
+    percentile-bootstrap interval over held-out states, ``resamples`` paired resamples),
+    ``factor``/``factor_lower``/``factor_upper`` (divided by ``coarse``, when given),
+    ``censored`` (``None``, ``"below"`` or ``"above"`` for the estimate) and
+    ``censored_fraction`` (of the resamples), with the mean scores that went in.
+    """
+    model, ladder, n = _as_scores(model_scores, ladder_scores, resolutions)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}. Fix: e.g. level=0.90.")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
+        raise ValueError(f"resamples must be an int >= 100, got {resamples!r}. Fix: e.g. resamples=2000.")
+    log_n = np.log(n)
+    log_estimate, censored = _interpolate(model.mean(), ladder.mean(axis=1), log_n, higher_is_better)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, model.size, size=(resamples, model.size))
+    boot, boot_censored = np.empty(resamples), 0
+    for b, index in enumerate(draws):
+        boot[b], flag = _interpolate(model[index].mean(), ladder[:, index].mean(axis=1), log_n, higher_is_better)
+        boot_censored += flag is not None
+    tail = 100.0 * (1.0 - level) / 2.0
+    lower, upper = np.exp(np.percentile(boot, [tail, 100.0 - tail]))
+    out = {
+        "estimate": float({"below": n[0], "above": n[-1]}.get(censored, math.exp(log_estimate))),
+        "lower": float(lower),
+        "upper": float(upper),
+        "level": level,
+        "censored": censored,
+        "censored_fraction": boot_censored / resamples,
+        "resamples": resamples,
+        "held_out_states": int(model.size),
+        "higher_is_better": higher_is_better,
+        "resolutions": n.tolist(),
+        "ladder_mean_scores": ladder.mean(axis=1).tolist(),
+        "model_mean_score": float(model.mean()),
+    }
+    if coarse is not None:
+        if not coarse > 0:
+            raise ValueError(f"coarse must be the model's positive resolution, got {coarse!r}.")
+        out.update(
+            coarse=float(coarse),
+            factor=out["estimate"] / coarse,
+            factor_lower=out["lower"] / coarse,
+            factor_upper=out["upper"] / coarse,
+        )
+    return out
+
+
+def cost_at_resolution(resolution, resolutions, costs) -> float:
+    """The plain solver's cost at ``resolution``, interpolated linearly in ``log n`` and
+    ``log cost`` between the measured rungs (``costs[r]`` at ``resolutions[r]``: wall time
+    per simulated time unit, say). Refuses to extrapolate beyond the measured rungs."""
+    n = np.asarray(resolutions, dtype=float)
+    c = np.asarray(costs, dtype=float)
+    if n.shape != c.shape or n.ndim != 1 or n.size < 2 or np.any(np.diff(n) <= 0) or np.any(c <= 0):
+        raise ValueError(
+            f"resolutions and costs must be matching 1-D arrays, resolutions increasing and costs positive, got "
+            f"{n.tolist()} and {c.tolist()}."
+        )
+    if not n[0] * (1 - 1e-9) <= resolution <= n[-1] * (1 + 1e-9):
+        raise ValueError(
+            f"resolution {resolution:.4g} lies outside the measured rungs [{n[0]:.4g}, {n[-1]:.4g}]: a cost there "
+            "would be extrapolated. Fix: time the plain solver at a resolution beyond it."
+        )
+    return float(np.exp(np.interp(np.log(resolution), np.log(n), np.log(c))))
+
+
+def speedup_at_equal_accuracy(equivalent: dict, resolutions, costs, model_cost: float) -> dict:
+    """Plain cost at the equivalent resolution over ``model_cost``, for the estimate and
+    both ends of its interval (``equivalent`` from ``equivalent_resolution``). A censored
+    end that lies beyond the timed rungs is reported as the bound it is (``None``)."""
+    if not model_cost > 0:
+        raise ValueError(f"model_cost must be positive, got {model_cost!r}.")
+    out = {}
+    for key in ("estimate", "lower", "upper"):
+        try:
+            out[key] = cost_at_resolution(equivalent[key], resolutions, costs) / model_cost
+        except ValueError:
+            out[key] = None
+    out["censored"] = equivalent.get("censored")
+    out["model_cost"] = float(model_cost)
+    return out
