@@ -293,8 +293,11 @@ def spectral_radius(u, grid: nnpde.Grid, viscosity, advection: str, bc: nnpde.Bo
     return radius
 
 
-def _flux_divergence(padded, shape, spacing, w: int, scheme: str):
-    """``div(u u)`` from the state padded by ``w`` ghost layers (``NavierStokes2D.momentum_flux_divergence``)."""
+def _flux_divergence(padded, shape, spacing, w: int, scheme):
+    """``div(u u)`` from the state padded by ``w`` ghost layers (``NavierStokes2D.momentum_flux_divergence``).
+
+    ``scheme``: a name (``fd.advective_flux``) or a prepared ``nnpde.AbstractReconstruction``,
+    which carries component ``c`` through the faces normal to ``a`` as quantity ``2 c + a``."""
 
     def advecting(c, a):
         """Velocity ``u_a`` through the faces normal to ``a`` of component ``c``'s volumes.
@@ -314,15 +317,13 @@ def _flux_divergence(padded, shape, spacing, w: int, scheme: str):
 
         return 0.5 * (window(-1) + window(0))
 
-    return jnp.stack(
-        [
-            fd.face_divergence(
-                [fd.advective_flux(padded[c], advecting(c, a), a, ndim=2, width=w, scheme=scheme) for a in range(2)],
-                spacing,
-            )
-            for c in range(2)
-        ]
-    )
+    def flux(c, a):
+        velocity = advecting(c, a)
+        if isinstance(scheme, str):
+            return fd.advective_flux(padded[c], velocity, a, ndim=2, width=w, scheme=scheme)
+        return velocity * scheme.upwind(padded[c], velocity, a, ndim=2, width=w, target=2 * c + a)
+
+    return jnp.stack([fd.face_divergence([flux(c, a) for a in range(2)], spacing) for c in range(2)])
 
 
 # -- the reverse-mode rule of the periodic right-hand side ------------------------------
@@ -417,7 +418,7 @@ def _flux_divergence_transpose(u_padded, g_padded, spacing, scheme: str):
     return out
 
 
-def _stencil_rate(padded, viscosity, shape, spacing, w: int, scheme: str):
+def _stencil_rate(padded, viscosity, shape, spacing, w: int, scheme):
     """``nu laplacian_h u - div(u u)`` from the state padded by ``w`` ghost layers."""
     return viscosity * fd.laplacian(padded, spacing, width=w) - _flux_divergence(padded, shape, spacing, w, scheme)
 
@@ -492,7 +493,10 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         grid: a 2-D ``nnpde.Grid`` with at least 4 cells per axis.
         viscosity: kinematic ``nu >= 0`` (a scalar; may be traced, to differentiate).
         forcing: body force ``f`` (see above); default none.
-        advection: ``"central"`` or ``"van_leer"``.
+        advection: ``"central"`` or ``"van_leer"``, or an ``nnpde.AbstractReconstruction``
+            whose base is one of them: the pluggable part of the flux, which
+            ``nnpde.learned_interpolation`` replaces by a network-chosen stencil
+            (``reconstruction_targets``; periodic axes, automatic differentiation).
         bc: ``nnpde.BoundaryConditions.periodic(2)`` (the default), or walls and
             inflow/outflow faces (``walls(x=..., y=...)``; central advection only).
         pressure_solver: ``"auto"`` (FFT, DCT, or CG with an outflow), ``"fft"``,
@@ -540,6 +544,7 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
     forcing: object
     forcing_function: Callable | None = eqx.field(static=True)
     advection: str = eqx.field(static=True)
+    reconstruction: nnpde.AbstractReconstruction
     pressure_solver: str = eqx.field(static=True)
     pressure_preconditioner: str = eqx.field(static=True)
     differentiation: str = eqx.field(static=True)
@@ -550,7 +555,7 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         *,
         viscosity,
         forcing=0.0,
-        advection: str = "central",
+        advection="central",
         bc: nnpde.BoundaryConditions | None = None,
         pressure_solver: str = "auto",
         pressure_preconditioner: str = "transform",
@@ -568,8 +573,12 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
                 f"NavierStokes2D needs at least {MIN_CELLS} cells per axis, got grid shape {grid.shape}. "
                 "Fix: refine the grid."
             )
+        reconstruction = advection if isinstance(advection, nnpde.AbstractReconstruction) else None
+        advection = reconstruction.name if reconstruction is not None else advection
         if advection not in ADVECTION_SCHEMES:
             raise ValueError(f"advection must be one of {ADVECTION_SCHEMES}, got {advection!r}.")
+        self.reconstruction = nnpde.reconstruction(advection) if reconstruction is None else reconstruction
+        self.advection = advection
         bc = nnpde.BoundaryConditions.periodic(2) if bc is None else bc
         kinds = pressure._check_grid(grid, bc)
         _check_walls(bc, grid)
@@ -585,9 +594,10 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
                 "reverse mode) or 'autodiff' (also forward mode: jax.jvp, jax.jacfwd)."
             )
         self.differentiation = differentiation
-        if advection != "central" and not all(bc.global_periodic(a) for a in range(2)):
+        if (advection != "central" or not self._plain) and not all(bc.global_periodic(a) for a in range(2)):
             raise ValueError(
-                f"advection={advection!r} is implemented for periodic axes only; with walls use advection='central'."
+                f"advection={advection!r} (and any other than the plain central reconstruction) is implemented for "
+                "periodic axes only; with walls use advection='central'."
             )
         split = bc.distributed and any("halo" in bc.kinds(a) for a in range(2))
         if split and not all(bc.global_periodic(a) for a in range(2)):
@@ -596,7 +606,7 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
                 f"momentum fluxes wrap locally), got boundary kinds {[bc.kinds(a) for a in range(2)]}. Fix: a "
                 "periodic domain, or run the walled problem in one process."
             )
-        self.grid, self.bc, self.advection, self.pressure_solver = grid, bc, advection, pressure_solver
+        self.grid, self.bc, self.pressure_solver = grid, bc, pressure_solver
         self.viscosity = _check_viscosity(viscosity)
         if callable(forcing):
             self.forcing, self.forcing_function = None, forcing
@@ -609,7 +619,19 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
 
     @property
     def _width(self) -> int:
-        return 2 if self.advection == "van_leer" else 1
+        return self.reconstruction.width
+
+    @property
+    def _plain(self) -> bool:
+        """The built-in reconstruction of ``advection`` (then the fast paths apply: the
+        named stencils and, for reverse mode, the hand-written adjoint)."""
+        return type(self.reconstruction) is type(nnpde.reconstruction(self.advection))
+
+    @property
+    def reconstruction_targets(self) -> tuple[int, int]:
+        """``(quantities, states per face)``: component ``c`` carried through the faces
+        normal to axis ``a`` is quantity ``2 c + a``; one carried value per face."""
+        return 4, 1
 
     def body_force(self, t):
         """``f(t)`` as given (scalar or ``(2, nx, ny)``)."""
@@ -619,7 +641,8 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         """``div(u u)`` on the staggered positions (conservative form, ``self.advection``)."""
         w = self._width
         padded = self.bc.pad(u, w, self.grid.spacing)
-        return _flux_divergence(padded, self.grid.shape, self.grid.spacing, w, self.advection)
+        scheme = self.advection if self._plain else self.reconstruction.prepare(u)
+        return _flux_divergence(padded, self.grid.shape, self.grid.spacing, w, scheme)
 
     @property
     def has_walls(self) -> bool:
@@ -632,13 +655,14 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
             if self.forcing_function is not None or not (isinstance(force, float) and force == 0.0):
                 rate = pressure.enforce_walls(rate + force, self.grid, self.bc)
             return rate
-        if self.differentiation == "adjoint" and not self.bc.distributed:
+        if self._plain and self.differentiation == "adjoint" and not self.bc.distributed:
             viscosity = jnp.asarray(self.viscosity, dtype=u.dtype)
             rate = _periodic_rate(u, viscosity, self.grid.spacing, self.advection)
         else:  # one pad (one halo exchange on a split domain) serves both terms
             w = self._width
             padded = self.bc.pad(u, w, self.grid.spacing)
-            rate = _stencil_rate(padded, self.viscosity, self.grid.shape, self.grid.spacing, w, self.advection)
+            scheme = self.advection if self._plain else self.reconstruction.prepare(u)
+            rate = _stencil_rate(padded, self.viscosity, self.grid.shape, self.grid.spacing, w, scheme)
         force = self.body_force(t)
         if self.forcing_function is not None or not (isinstance(force, float) and force == 0.0):
             rate = rate + force
