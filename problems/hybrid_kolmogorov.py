@@ -19,10 +19,13 @@ face averaging (``nnpde.downsample`` with ``stagger=(0, 1)``): each coarse face
 carries the fine flux through it, so the coarse states are divergence-free to
 round-off.
 
-The learned model (``"correction"``) is ``u_{n+1} = S(u_n) + DT * P N(u_n)``: the
+The learned models: ``"correction"`` is ``u_{n+1} = S(u_n) + DT * P N(u_n)``, the
 coarse projected RK4 step ``S`` plus a periodic CNN's correction, projected
 (``nnpde.CorrectedStepper(project=True)``), so the corrected flow stays
-divergence-free.
+divergence-free; ``"interpolation"`` is Kochkov et al.'s learned interpolation: the
+same CNN body picks, at every face, a consistent correction of the van Leer stencil
+that carries each velocity component (``nnpde.learned_interpolation``, a 4 x 4
+stencil), inside the coarse solver's momentum flux.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ HORIZON = 16
 SPINUP = 20.0
 SPACING = 2.0
 MAX_VELOCITY = 3.0  # of the random field before the spin-up
-KINDS = ("correction",)
+KINDS = ("correction", "interpolation")
+STENCIL = 4  # Kochkov et al.'s 4 x 4 learned-interpolation stencil
 STAGGER = (0, 1)  # u on the x-faces, v on the y-faces
 
 
@@ -150,12 +154,14 @@ def task(
     fine = nnpde.ProjectedRK(equation(resolution * factor), dt=dt / factor, method="rk4")
 
     def build(kind: str, seed: int):
-        if kind != "correction":
+        if kind not in KINDS:
             raise ValueError(f"Unknown model kind {kind!r}. Fix: use one of {KINDS}.")
+        targets, sides = coarse.equation.reconstruction_targets
+        outputs = 2 if kind == "correction" else targets * sides * nnpde.correction_size(STENCIL, 2)
         net = nnpde.Network(
             nnpde.networks.ConvNet(
                 2,
-                2,
+                outputs,
                 ndim=2,
                 hidden=hidden,
                 depth=depth,
@@ -165,6 +171,9 @@ def task(
                 rngs=nnx.Rngs(seed),
             )
         )
+        if kind == "interpolation":  # the network picks the momentum flux's face stencil
+            learned = nnpde.learned_interpolation(coarse.equation, net, size=STENCIL)
+            return nnpde.ProjectedRK(learned, dt=dt, method="rk4")
         return nnpde.CorrectedStepper(coarse, net, scale=dt, project=True)
 
     def reference(seed: int, n_samples: int, n_steps: int, *, decomposition=None):

@@ -102,6 +102,19 @@ class DampedNavierStokes2D(AbstractProjectedEquation):
     def vorticity(self, u):
         return self.flow.vorticity(u)
 
+    @property
+    def reconstruction(self):
+        """The flow's face reconstruction (``nnpde.learned_interpolation`` replaces it)."""
+        return self.flow.reconstruction
+
+    @property
+    def reconstruction_targets(self):
+        return self.flow.reconstruction_targets
+
+    def with_reconstruction(self, reconstruction):
+        """This damped flow with ``reconstruction`` in its momentum fluxes."""
+        return eqx.tree_at(lambda e: e.flow, self, self.flow.with_reconstruction(reconstruction))
+
     def divergence(self, u):
         return self.flow.divergence(u)
 

@@ -220,6 +220,10 @@ class Burgers(nnpde.AbstractEquation):
         """Ghost cells per side the advection scheme reads."""
         return self.reconstruction.width
 
+    def with_reconstruction(self, reconstruction: nnpde.AbstractReconstruction):
+        """This equation with ``reconstruction`` carrying the advected quantities to the faces."""
+        return eqx.tree_at(lambda e: e.reconstruction, self, reconstruction)
+
     def pad(self, u, t=0.0):
         """``u`` with ``width`` ghost cells per side filled by the boundary conditions."""
         spacing = self.grid.spacing

@@ -633,6 +633,10 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         normal to axis ``a`` is quantity ``2 c + a``; one carried value per face."""
         return 4, 1
 
+    def with_reconstruction(self, reconstruction: nnpde.AbstractReconstruction):
+        """This equation with ``reconstruction`` carrying the advected quantities to the faces."""
+        return eqx.tree_at(lambda e: e.reconstruction, self, reconstruction)
+
     def body_force(self, t):
         """``f(t)`` as given (scalar or ``(2, nx, ny)``)."""
         return self.forcing_function(t) if self.forcing_function is not None else self.forcing

@@ -235,3 +235,18 @@ def test_learned_interpolation_in_navier_stokes_keeps_the_flow_divergence_free()
     grad = jax.grad(lambda p: jnp.sum(nnpde.rollout(eqx.combine(p, static), u0, 2) ** 2))(params)
     norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grad)]
     assert all(np.isfinite(norms)) and max(norms) > 0
+
+
+def test_kolmogorov_task_offers_learned_interpolation_that_starts_as_its_solver():
+    """The Kolmogorov task's "interpolation" model (4 x 4 stencils, 52 outputs per cell)
+    is the plain coarse solver until it trains, also through the damped-flow wrapper."""
+    from problems import hybrid_kolmogorov
+
+    task = hybrid_kolmogorov.task(resolution=16, factor=2, hidden=8, depth=2)
+    model = task.build_model("interpolation", 0)
+    u0 = task.baseline.equation.project(
+        hybrid_kolmogorov.kolmogorov.initial_velocity(task.baseline.equation.grid, 3, max_velocity=1.0)
+    )
+    np.testing.assert_array_equal(nnpde.rollout(model, u0, 2), nnpde.rollout(task.baseline, u0, 2))
+    state = jnp.zeros(task.baseline.equation.state_shape)
+    assert model.equation.reconstruction.network(state).shape == (52, 16, 16)

@@ -83,8 +83,9 @@ def learned_interpolation(
 
     The coupling of Kochkov et al. (2021): see the module docstring. ``equation`` must
     have a pluggable reconstruction (a ``reconstruction`` field and
-    ``reconstruction_targets``, ``(targets, sides)``: ``solvers.Burgers``,
-    ``solvers.NavierStokes2D``); its current reconstruction becomes the base scheme.
+    ``reconstruction_targets``, ``(targets, sides)``, and ``with_reconstruction``:
+    ``solvers.Burgers``, ``solvers.NavierStokes2D`` and equations that wrap them); its
+    current reconstruction becomes the base scheme.
     ``size``: stencil cells per axis (4: Kochkov's 4x4 in 2-D); ``sides``: states per
     face to predict (the equation's default: 2 for a Riemann flux's left and right
     states, 1 for a carried value); ``bounded``: clip each face value to its two
@@ -95,16 +96,16 @@ def learned_interpolation(
     """
     base = getattr(equation, "reconstruction", None)
     layout = getattr(equation, "reconstruction_targets", None)
-    if not isinstance(base, AbstractReconstruction) or layout is None:
+    if not isinstance(base, AbstractReconstruction) or layout is None or not hasattr(equation, "with_reconstruction"):
         raise TypeError(
-            f"{type(equation).__name__} has no pluggable face reconstruction (a `reconstruction` field and "
-            "`reconstruction_targets`). Fix: use solvers.Burgers or solvers.NavierStokes2D, or a closure "
-            "(nnpde.ClosureEquation) for equations without an advective flux."
+            f"{type(equation).__name__} has no pluggable face reconstruction (`reconstruction`, "
+            "`reconstruction_targets` and `with_reconstruction`). Fix: use solvers.Burgers or solvers.NavierStokes2D, "
+            "or a closure (nnpde.ClosureEquation) for equations without an advective flux."
         )
     if isinstance(base, LearnedInterpolation):
         raise ValueError(
             "This equation's reconstruction is already learned. Fix: couple the plain equation (rebuild it, or "
-            "take the base: eqx.tree_at(lambda e: e.reconstruction, equation, equation.reconstruction.base))."
+            "take the base: equation.with_reconstruction(equation.reconstruction.base))."
         )
     targets, default_sides = layout
     sides = default_sides if sides is None else sides
@@ -139,7 +140,7 @@ def learned_interpolation(
             f"A {size}-cell stencil reads {learned.width} cells on each side of a face; the grid {equation.grid.shape} "
             "is too small. Fix: a smaller size or a finer grid."
         )
-    return eqx.tree_at(lambda e: e.reconstruction, equation, learned)
+    return equation.with_reconstruction(learned)
 
 
 def _periodic_axes(equation) -> tuple[bool, ...]:
