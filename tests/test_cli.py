@@ -191,6 +191,9 @@ def test_generate_train_evaluate_resume(tmp_path, capsys, keep_x64):
     # Training runs as a user runs it: the console command in its own process.
     trained = _nnpde("train", *common, "--no-progress")
     assert trained.returncode == 0, trained.stderr
+    # Training then evaluation (a checkpoint restored read-only) prints no library
+    # warning a user cannot act on (orbax's notices about its read-only mode).
+    assert "WARNING" not in trained.stderr and "read only" not in trained.stderr, trained.stderr
     assert "resolved configuration" in trained.stdout and 'module = "tests._tiny_task"' in trained.stdout
     summary = json.loads((out / "train.json").read_text())
     assert summary["steps"] == 4 and summary["task"] == "tiny_burgers"
