@@ -214,6 +214,21 @@ def test_generate_train_evaluate_resume(tmp_path, capsys, keep_x64):
     assert main(["evaluate", str(out)]) == 0
     assert json.loads((out / "evaluation.json").read_text())["checkpoint_step"] == 6
 
+    # The same steps, by the public names a study script uses on a trained run.
+    import jax
+
+    import nnpde
+
+    config = nnpde.load_config(out / "config.toml")
+    nnpde.set_precision(config)
+    assert not jax.config.jax_enable_x64  # the run's float32
+    task = nnpde.load_task(config)
+    train, held_out, _ = nnpde.stage_data(config, task, split=False)
+    assert train.shape[:2] == (4, 5) and held_out.shape[:2] == (2, 5)  # cached: 4 + 2 trajectories, 4 steps
+    model, step = nnpde.restore_model(config, task)
+    assert step == 6 and isinstance(model, nnpde.CorrectedStepper)
+    assert set(nnpde.environment()) >= {"devices", "software", "parallel"}
+
 
 def test_trimmed_mean_drops_fastest_and_slowest():
     from nnpde.runs._benchmark import trimmed_mean
