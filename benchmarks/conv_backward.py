@@ -42,8 +42,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from heat_throughput import best_time  # noqa: E402
 
-from nnpde import networks  # noqa: E402
-from nnpde.runs._run import environment  # noqa: E402
+from nnpde import environment, networks  # noqa: E402
 
 
 def _im2col(lhs, rhs, *args, precision=None, **kwargs):

@@ -11,7 +11,9 @@ implementation is grouped by concern, each layer importing only those before it:
   the ``Task`` a problem declares;
 * ``nnpde.distributed``: groups, synchronous and asynchronous averaging, split domains;
 * ``nnpde.runs``: configuration, the training loop ``fit`` with its logs and
-  checkpoints, the ``nnpde`` command, benchmarks, reports and validation.
+  checkpoints, the ``nnpde`` command, benchmarks, reports and validation; the steps of
+  a configured run are public for scripts that study a trained run (``load_config``,
+  ``set_precision``, ``load_task``, ``stage_data``, ``restore_model``, ``environment``).
 
 Concrete PDEs live in ``solvers``, ready problems in ``problems``. MPI (mpi4py,
 mpi4jax) is imported only where communication happens.
@@ -109,5 +111,10 @@ from .runs._fit import evaluate_rollouts as evaluate_rollouts
 from .runs._fit import fit as fit
 from .runs._metrics_log import MetricsLog as MetricsLog
 from .runs._metrics_log import read_metrics as read_metrics
+from .runs._run import environment as environment
+from .runs._run import load_task as load_task
+from .runs._run import restore_model as restore_model
+from .runs._run import set_precision as set_precision
+from .runs._run import stage_data as stage_data
 from .runs._simulation import Simulation as Simulation
 from .runs._simulation import run_simulation as run_simulation

@@ -68,8 +68,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import nnpde  # noqa: E402
-from nnpde import metrics  # noqa: E402
-from nnpde.numerics._rollout import rollout  # noqa: E402
+from nnpde import metrics, rollout  # noqa: E402
 from problems import hybrid_burgers as problem  # noqa: E402
 
 STEPS_TARGET = 1.25  # hybrid steps to target / fully synchronous steps, at most

@@ -126,9 +126,7 @@ def main() -> int:
     from flax import nnx
 
     import nnpde
-    from nnpde import metrics
-    from nnpde.runs._config import load_config
-    from nnpde.runs._run import environment, load_task, set_precision, stage_data
+    from nnpde import environment, load_config, load_task, metrics, set_precision, stage_data
 
     config = load_config(args.config)
     set_precision(config)

@@ -70,8 +70,7 @@ def main() -> int:
             "Fix: e.g. --coarse 16 --factor 8."
         )
     import nnpde
-    from nnpde import metrics
-    from nnpde.runs._run import environment
+    from nnpde import environment, metrics
     from problems import hybrid_kolmogorov as hk
 
     fine_n = args.coarse * args.factor

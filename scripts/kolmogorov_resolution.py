@@ -115,10 +115,7 @@ def crossing(target, resolutions, errors):
 def main() -> int:
     args = parse_args()
     import nnpde
-    from nnpde import metrics
-    from nnpde.numerics._rollout import rollout
-    from nnpde.runs._config import load_config
-    from nnpde.runs._run import environment, load_task, restore_model, set_precision, stage_data
+    from nnpde import environment, load_config, load_task, metrics, restore_model, rollout, set_precision, stage_data
     from problems import hybrid_kolmogorov as hk
 
     runs = [Path(r) for r in args.run]

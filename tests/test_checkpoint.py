@@ -280,6 +280,23 @@ def test_max_to_keep_and_keep_every(tmp_path):
         assert checkpointer.all_steps() == [3, 6, 7, 8]
 
 
+def test_read_only_reader_logs_no_orbax_warnings(tmp_path, caplog):
+    """Opening a checkpoint directory read-only (``nnpde evaluate``, resuming ranks)
+    logs none of orbax's notices about the read-only mode, while other absl warnings
+    still get through (the filter is targeted)."""
+    from absl import logging as absl_logging
+
+    state = {"x": jnp.arange(3.0, dtype=jnp.float32)}
+    with Checkpointer(tmp_path) as writer:
+        writer.save(1, state)
+    with caplog.at_level("WARNING"):
+        with Checkpointer(tmp_path, read_only=True) as reader:
+            assert float(reader.restore(state)["x"][2]) == 2.0
+        assert not [r.getMessage() for r in caplog.records if r.levelname == "WARNING"], caplog.text
+        absl_logging.warning("Given directory is read only=%s (logged outside a Checkpointer)", tmp_path)
+    assert "logged outside a Checkpointer" in caplog.text
+
+
 def test_metrics_log(tmp_path):
     path = tmp_path / "logs" / "metrics.jsonl"
     with MetricsLog(path) as log:

@@ -191,6 +191,9 @@ def test_generate_train_evaluate_resume(tmp_path, capsys, keep_x64):
     # Training runs as a user runs it: the console command in its own process.
     trained = _nnpde("train", *common, "--no-progress")
     assert trained.returncode == 0, trained.stderr
+    # Training then evaluation (a checkpoint restored read-only) prints no library
+    # warning a user cannot act on (orbax's notices about its read-only mode).
+    assert "WARNING" not in trained.stderr and "read only" not in trained.stderr, trained.stderr
     assert "resolved configuration" in trained.stdout and 'module = "tests._tiny_task"' in trained.stdout
     summary = json.loads((out / "train.json").read_text())
     assert summary["steps"] == 4 and summary["task"] == "tiny_burgers"
@@ -210,6 +213,21 @@ def test_generate_train_evaluate_resume(tmp_path, capsys, keep_x64):
 
     assert main(["evaluate", str(out)]) == 0
     assert json.loads((out / "evaluation.json").read_text())["checkpoint_step"] == 6
+
+    # The same steps, by the public names a study script uses on a trained run.
+    import jax
+
+    import nnpde
+
+    config = nnpde.load_config(out / "config.toml")
+    nnpde.set_precision(config)
+    assert not jax.config.jax_enable_x64  # the run's float32
+    task = nnpde.load_task(config)
+    train, held_out, _ = nnpde.stage_data(config, task, split=False)
+    assert train.shape[:2] == (4, 5) and held_out.shape[:2] == (2, 5)  # cached: 4 + 2 trajectories, 4 steps
+    model, step = nnpde.restore_model(config, task)
+    assert step == 6 and isinstance(model, nnpde.CorrectedStepper)
+    assert set(nnpde.environment()) >= {"devices", "software", "parallel"}
 
 
 def test_trimmed_mean_drops_fastest_and_slowest():

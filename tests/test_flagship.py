@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 import nnpde
-from nnpde.runs._config import load_config
-from nnpde.runs._run import load_task
+from nnpde import load_config, load_task
 from problems import hybrid_convection, hybrid_heat, hybrid_heat_board, hybrid_kolmogorov
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["nnpde", "solvers", "problems", "scripts"]  # each may import only those before it
+LAYERS = ["nnpde", "solvers", "problems", "scripts", "examples"]  # each may import only those before it
 
 
 def _imports(path: Path) -> set[str]:
@@ -26,7 +26,7 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_layering(layer):
-    """nnpde <- solvers <- problems <- scripts: no layer imports one above it."""
+    """nnpde <- solvers <- problems <- scripts, examples: no layer imports one above it."""
     above = set(LAYERS[LAYERS.index(layer) + 1 :])
     offenders = {
         str(path.relative_to(ROOT)): sorted(_imports(path) & above)
@@ -90,6 +90,54 @@ def test_layering_test_sees_a_violation():
     path = ROOT / "nnpde" / "numerics" / "_probe.py"
     source = "from ..hybrid import metrics\nfrom .. import fit\nimport nnpde.runs._fit\nfrom ._grid import Grid\n"
     assert _nnpde_imports(path, source) == {"hybrid", "fit", "runs", "numerics"}
+
+
+# Scripts, benchmarks and examples are written as a user writes them: public names only.
+LAUNCHERS = ["scripts", "benchmarks", "examples"]
+IMPLEMENTATION = {"numerics", "hybrid", "runs"}  # nnpde's subpackages behind the flat re-exports
+
+
+def _private_nnpde_imports(path: Path, source: str | None = None) -> list[str]:
+    """Every nnpde module or name that ``path`` (or ``source``) imports which is not public:
+    a dotted component starting with ``_``, or one of the implementation subpackages."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source, filename=str(path))):
+        if isinstance(node, ast.Import):
+            dotted = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            dotted = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in dotted:
+            parts = name.split(".")
+            if parts[0] == "nnpde" and (
+                any(p.startswith("_") for p in parts[1:]) or (len(parts) > 1 and parts[1] in IMPLEMENTATION)
+            ):
+                found.append(name)
+    return found
+
+
+def test_launchers_import_public_names_only():
+    """No file under scripts/, benchmarks/ or examples/ imports a private nnpde module."""
+    probe = (
+        "import nnpde\nfrom nnpde import fit, networks\nfrom nnpde.distributed import Decomposition\n"
+        "from nnpde.runs._run import load_task\nimport nnpde.numerics\nfrom nnpde import hybrid\n"
+        "from nnpde.distributed._async import AsyncAverager\nfrom nnpde import _checks\n"
+    )
+    assert _private_nnpde_imports(ROOT / "scripts" / "probe.py", probe) == [
+        "nnpde.runs._run.load_task",
+        "nnpde.numerics",
+        "nnpde.hybrid",
+        "nnpde.distributed._async.AsyncAverager",
+        "nnpde._checks",
+    ], "the checker misses a private import"
+    offenders = {
+        str(path.relative_to(ROOT)): _private_nnpde_imports(path)
+        for folder in LAUNCHERS
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if _private_nnpde_imports(path)
+    }
+    assert not offenders, f"private nnpde imports (Fix: re-export the name in nnpde/__init__.py): {offenders}"
 
 
 def test_ruff_passes():

@@ -21,7 +21,9 @@ leftover temporary directories are removed when a ``Checkpointer`` is created.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from typing import Any
 
@@ -38,6 +40,25 @@ _MISMATCH_FIX = (
     "the configuration changed since this checkpoint; use a new run directory or restore "
     "with the original configuration"
 )
+
+
+class _DropReadOnlyNotice(logging.Filter):
+    """Drops orbax's warning that a manager opened with ``read_only=True`` is read only:
+    the reader asked for exactly that, and a user running ``nnpde evaluate`` cannot act on it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Given directory is read only")
+
+
+@contextlib.contextmanager
+def _quiet_read_only_notice():
+    logger = logging.getLogger("absl")  # orbax logs through absl.logging
+    notice = _DropReadOnlyNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def _is_key(leaf) -> bool:
@@ -143,13 +164,19 @@ class Checkpointer:
             create=not read_only,
             read_only=read_only,
             enable_async_checkpointing=False,
+            # A reader saves nothing; saying so here spares orbax's warning that it reset
+            # save_interval_steps to 0 for read_only.
+            save_interval_steps=0 if read_only else 1,
             # A crash mid-save leaves a temporary directory behind; it is never listed,
             # and removing it here keeps the directory tidy and the step free to rewrite.
             cleanup_tmp_directories=not read_only,
             save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(1),
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
         )
-        self._manager = ocp.CheckpointManager(self.directory, item_names=(_ARRAYS, _LAYOUT, _METADATA), options=options)
+        with _quiet_read_only_notice():
+            self._manager = ocp.CheckpointManager(
+                self.directory, item_names=(_ARRAYS, _LAYOUT, _METADATA), options=options
+            )
 
     def save(self, step: int, state, *, metadata: dict | None = None, force: bool = False) -> bool:
         """Write ``state`` as step ``step``; return whether a checkpoint was written.

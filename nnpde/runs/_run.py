@@ -28,13 +28,17 @@ from ..hybrid._task import Task
 
 
 def set_precision(config: RunConfig) -> None:
-    """Apply ``config.precision`` (before any array is made)."""
+    """Apply ``config.precision``: ``"float64"`` turns on ``jax_enable_x64``,
+    ``"float32"`` turns it off. Call it first, before any array is made (arrays made
+    earlier keep their dtype)."""
     jax.config.update("jax_enable_x64", config.precision == "float64")
 
 
 def load_task(config: RunConfig) -> Task:
-    """Import ``problem.module``, check ``problem.options`` against its ``task`` and
-    build the task; every refusal is a ``ConfigError`` naming the key and the fix."""
+    """The ``nnpde.Task`` of a run: import ``problem.module``, check
+    ``problem.options`` against its ``task(**options)`` and build the task, then check
+    ``model.kind``, ``train.unroll`` and ``train.augment`` against it. Every refusal is
+    a ``ConfigError`` naming the key and the fix."""
     name = config.problem.module
     try:
         module = importlib.import_module(name)
@@ -118,11 +122,15 @@ def _reference_decomposition(config: RunConfig, task: Task):
 
 
 def stage_data(config: RunConfig, task: Task, *, topology=None, cache: bool = True, split: bool = True):
-    """``(train, held_out, seconds)``: the reference trajectories, ``(n, horizon + 1,
-    *state)``, generated or read from ``data.cache_dir``. Under MPI, world rank 0
-    stages them first so that the ranks do not all generate the same data; with
-    ``distributed.domain`` (and ``split``) every rank stages them together instead,
-    the reference solver's grid split over the ranks, and every rank gets them whole."""
+    """``(train, held_out, seconds)``: the reference trajectories of ``task``
+    (``data.train_samples`` from ``data.train_seed``, ``data.eval_samples`` from
+    ``data.eval_seed``), NumPy arrays ``(n, horizon + 1, *state)``, generated or read
+    from ``data.cache_dir`` (``cache=False``: generated, the cache neither read nor
+    written), and the seconds it took. Under MPI (``topology``, the run's
+    ``GroupTopology``), world rank 0 stages them first so that the ranks do not all
+    generate the same data; with ``distributed.domain`` (and ``split``) every rank
+    stages them together instead, the reference solver's grid split over the ranks,
+    and every rank gets them whole."""
     began = time.perf_counter()
     d = config.data
     cache_dir = d.cache_dir if (cache and d.cache_dir) else None
@@ -191,7 +199,10 @@ def _topology(config: RunConfig):
 
 
 def environment(topology=None) -> dict:
-    """Hardware and software of this run, for summaries and disclosure files."""
+    """Hardware and software of this process, for summaries and disclosure files: host,
+    platform, Python, CPU model and cores, JAX devices, the versions of the numerical
+    packages (``None`` where absent), the JAX compilation cache, and the parallel layout
+    (``topology.describe()``; one rank, one group without a ``GroupTopology``)."""
     from importlib import metadata
 
     versions = {}
@@ -349,7 +360,9 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
 
 
 def restore_model(config: RunConfig, task: Task):
-    """The trained model in ``run_dir/checkpoints`` (latest step) and that step."""
+    """``(model, step)``: the model of ``config`` trained on ``task``, restored from the
+    latest checkpoint in ``run_dir/checkpoints`` (read-only), and that step. A run
+    directory without checkpoints is a ``ConfigError`` saying to train first."""
     from ._checkpoint import Checkpointer
     from ..hybrid._train import combine, init_train_state
 
