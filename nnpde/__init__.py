@@ -111,6 +111,7 @@ from .runs._fit import evaluate_rollouts as evaluate_rollouts
 from .runs._fit import fit as fit
 from .runs._metrics_log import MetricsLog as MetricsLog
 from .runs._metrics_log import read_metrics as read_metrics
+from .runs._resumable import resumable_rollout as resumable_rollout
 from .runs._run import environment as environment
 from .runs._run import load_task as load_task
 from .runs._run import restore_model as restore_model
