@@ -40,7 +40,7 @@ def face_centres(
     """
     out = []
     for a in range(2):
-        upper = bc is not None and pressure._layout(bc, a) == "channel"
+        upper = bc is not None and pressure.axis_layout(bc, a) == "channel"
         start = [1 if (upper and i == a) else 0 for i in range(2)]
         out.append(tuple(c[tuple(slice(s0, s0 + n) for s0, n in zip(start, grid.shape))] for c in grid.face_centres(a)))
     return tuple(out)
@@ -123,7 +123,7 @@ def walls(x="no_slip", y="no_slip") -> nnpde.BoundaryConditions:
 
 def _check_walls(bc: nnpde.BoundaryConditions, grid: nnpde.Grid) -> None:
     for a in range(bc.ndim):
-        layout = pressure._layout(bc, a)  # refuses unsupported inflow/outflow layouts
+        layout = pressure.axis_layout(bc, a)  # refuses unsupported inflow/outflow layouts
         if layout == "periodic":
             continue
         if layout == "channel":
@@ -178,7 +178,7 @@ def _pad_component(q, c: int, bc: nnpde.BoundaryConditions, t):
     copied at the outflow (zero normal gradient).
     """
     for a in range(2):
-        layout = pressure._layout(bc, a)
+        layout = pressure.axis_layout(bc, a)
         if layout == "periodic":
             q = jnp.pad(q, [(1, 1) if i == a else (0, 0) for i in range(2)], mode="wrap")
             continue
@@ -213,7 +213,7 @@ def wall_rate(u, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, viscosity, t=0.
     """
     padded = [_pad_component(u[c], c, bc, t) for c in range(2)]
     # A channel axis stores the normal faces 1 .. n (upper faces), the others 0 .. n - 1.
-    upper = [pressure._layout(bc, a) == "channel" for a in range(2)]
+    upper = [pressure.axis_layout(bc, a) == "channel" for a in range(2)]
     rates = []
     for c in range(2):
         pc = padded[c]
@@ -571,9 +571,9 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         if advection not in ADVECTION_SCHEMES:
             raise ValueError(f"advection must be one of {ADVECTION_SCHEMES}, got {advection!r}.")
         bc = nnpde.BoundaryConditions.periodic(2) if bc is None else bc
-        kinds = pressure._check_grid(grid, bc)
+        kinds = pressure.axis_kinds(grid, bc)
         _check_walls(bc, grid)
-        pressure._pick_solver(kinds, pressure_solver)  # refuses a transform that does not fit
+        pressure.pick_solver(kinds, pressure_solver)  # refuses a transform that does not fit
         if pressure_preconditioner not in pressure.PRECONDITIONERS:
             raise ValueError(
                 f"pressure_preconditioner must be one of {pressure.PRECONDITIONERS}, got {pressure_preconditioner!r}."
@@ -694,21 +694,19 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         """The pressure over density ``p`` at cell centres with ``P f = f - G p``, ``f`` the
         right-hand side at ``(t, u)``: ``D G p = D f`` (homogeneous: the inflow data held
         steady). Gauge ``mean(p) = 0``, or ``p = 0`` on an outflow face."""
-        rate = self(t, u)
-        kinds = pressure._check_grid(self.grid, self.bc)
-        solver = pressure._pick_solver(kinds, self.pressure_solver)
-        rhs = pressure._divergence(rate, self.grid, pressure._layouts(self.bc, 2), None, self.bc)
-        return pressure._solve(rhs, self.grid, self.bc, kinds, solver, preconditioner=self.pressure_preconditioner)
+        return pressure.kinematic_pressure(
+            self(t, u), self.grid, self.bc, solver=self.pressure_solver, preconditioner=self.pressure_preconditioner
+        )
 
     def outflow_balance(self, u: State, t=0.0):
         """``(inflow, outflow)`` volume fluxes through the channel axis's two faces
         (per unit depth): equal to the solver tolerance for a projected state."""
-        axes = [a for a in range(2) if pressure._layout(self.bc, a) == "channel"]
+        axes = [a for a in range(2) if pressure.axis_layout(self.bc, a) == "channel"]
         if not axes:
             raise ValueError("outflow_balance needs an inflow/outflow axis. Fix: walls(x=(('inflow', U), 'outflow')).")
         a = axes[0]
         h_face = self.grid.spacing[1 - a]
-        inflow = pressure._inflow_normal(self.bc, a, u.shape[1:], t, u.dtype)
+        inflow = pressure.inflow_normal(self.bc, a, u.shape[1:], t, u.dtype)
         outflow = jax.lax.slice_in_dim(u[a], u.shape[1 + a] - 1, u.shape[1 + a], axis=a)
         return jnp.sum(inflow) * h_face, jnp.sum(outflow) * h_face
 
