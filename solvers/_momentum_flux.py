@@ -1,8 +1,8 @@
 r"""The conservative momentum flux ``div(u u)`` of a staggered (MAC) velocity.
 
-For component ``c`` (on the lower faces normal to axis ``c``: ``u[i, j]`` at ``(x_i,
-y_{j+1/2})``, ``v[i, j]`` at ``(x_{i+1/2}, y_j)``; ``solvers.pressure``) over its
-control volume::
+In 2-D or 3-D, for component ``c`` (on the lower faces normal to axis ``c``: ``u[i,
+j]`` at ``(x_i, y_{j+1/2})``, ``v[i, j]`` at ``(x_{i+1/2}, y_j)``; ``solvers.pressure``)
+over its control volume::
 
     div(u u)_c[j] = sum_a (F_ca[j + e_a] - F_ca[j]) / h_a,    F_ca = vel_ca face_ca,
 
@@ -12,7 +12,8 @@ value ``face_ca`` of ``u_c``: the two-point average (``"central"``: second order
 energy conserving for a discretely divergence-free field) or the van Leer limited MUSCL
 value (``"van_leer"``: TVD, second order where smooth; ``nnpde.fd.advective_flux``).
 The state arrives padded by ghost layers (``bc.pad``: the periodic wrap, or halos on a
-split domain), so the same stencil serves one process and many.
+split domain), so the same stencil serves one process and many
+(``NavierStokes2D``, ``NavierStokes3D``).
 
 ``stencil_rate`` adds the viscous term, ``nu laplacian_h u`` (5-point Laplacian of each
 component at its own positions): the periodic right-hand side of ``NavierStokes2D``,
@@ -33,16 +34,18 @@ from nnpde import fd
 def flux_divergence(padded, shape, spacing, w: int, scheme: str):
     """``div(u u)`` on the staggered positions from the state padded by ``w`` ghost layers.
 
-    ``padded``: ``(2, nx + 2 w, ny + 2 w)`` (periodic wrap, or the neighbour ranks'
-    layers on a split domain); ``shape``: the unpadded grid shape; ``scheme``:
-    ``"central"`` (``w >= 1``) or ``"van_leer"`` (``w >= 2``).
+    Any dimension ``d = len(shape)``: ``padded`` is ``(d, *(n + 2 w for n in shape))``
+    (periodic wrap, or the neighbour ranks' layers on a split domain); ``shape``: the
+    unpadded grid shape; ``scheme``: ``"central"`` (``w >= 1``) or ``"van_leer"`` (``w >=
+    2``).
     """
+    ndim = len(shape)
 
     def advecting(c, a):
         """Velocity ``u_a`` through the faces normal to ``a`` of component ``c``'s volumes.
 
         ``u_a`` averaged over its two neighbours along ``c``: at cell centres for
-        ``a == c``, at cell corners otherwise; faces ``0 .. n`` along ``a`` (the
+        ``a == c``, at cell corners (edges in 3-D) otherwise; faces ``0 .. n`` along ``a`` (the
         ``n``-th from the ghost layer: the periodic wrap, or the neighbour rank's
         first face on a split domain).
         """
@@ -59,14 +62,17 @@ def flux_divergence(padded, shape, spacing, w: int, scheme: str):
     return jnp.stack(
         [
             fd.face_divergence(
-                [fd.advective_flux(padded[c], advecting(c, a), a, ndim=2, width=w, scheme=scheme) for a in range(2)],
+                [
+                    fd.advective_flux(padded[c], advecting(c, a), a, ndim=ndim, width=w, scheme=scheme)
+                    for a in range(ndim)
+                ],
                 spacing,
             )
-            for c in range(2)
+            for c in range(ndim)
         ]
     )
 
 
 def stencil_rate(padded, viscosity, shape, spacing, w: int, scheme: str):
-    """``nu laplacian_h u - div(u u)`` from the state padded by ``w`` ghost layers."""
+    """``nu laplacian_h u - div(u u)`` from the state padded by ``w`` ghost layers (any dimension)."""
     return viscosity * fd.laplacian(padded, spacing, width=w) - flux_divergence(padded, shape, spacing, w, scheme)
