@@ -1,6 +1,6 @@
 """A/B of the Navier-Stokes adjoint's formulation (issue: fluid solvers).
 
-The custom VJP of the periodic right-hand side (``solvers.navier_stokes._periodic_rate``)
+The custom VJP of the periodic right-hand side (``solvers._ns_adjoint.periodic_rate``)
 is installed with ``defvjp`` in two forms, in this one process:
 
 * "library": the current rule (saves ``u`` only; the backward evaluates the limiter
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from heat_throughput import best_time  # noqa: E402
 from ns_step import make_nnpde  # noqa: E402
 
-import solvers.navier_stokes as ns  # noqa: E402
+import solvers._ns_adjoint as ns  # noqa: E402
 from nnpde import fd  # noqa: E402
 from problems import kolmogorov  # noqa: E402
 
@@ -69,7 +69,7 @@ def _van_leer_partials(up, centre, down):
 
 
 def _transpose_residuals(u, scheme: str):
-    """What the adjoint of ``_flux_divergence`` needs of the state ``u``, per component
+    """What the adjoint of ``flux_divergence`` needs of the state ``u``, per component
     ``c`` and axis ``a`` (``res[c][a]``): the advecting velocity ``vel_ca`` on the faces,
     the face value ``face_ca`` and, for van Leer, the limiter's partial derivatives.
     Computed by the forward rule and saved: in a differentiated ``lax.scan`` they are
@@ -95,7 +95,7 @@ def _transpose_residuals(u, scheme: str):
 
 def _flux_divergence_transpose(res, g, spacing, scheme: str):
     """``J^T g`` of ``div(u u)`` at ``u`` on a periodic, unsplit domain (the adjoint of
-    ``_flux_divergence``: ``N_c = sum_a (F_ca[i + 1] - F_ca[i]) / h_a``, ``F_ca = vel_ca
+    ``flux_divergence``: ``N_c = sum_a (F_ca[i + 1] - F_ca[i]) / h_a``, ``F_ca = vel_ca
     face_ca``, ``vel_ca = (u_a[i - e_c] + u_a[i]) / 2``, ``face_ca`` the central or van Leer
     value of ``u_c`` on face ``i - 1/2`` along ``a``), from ``_transpose_residuals(u)``."""
     parts = [[None, None], [None, None]]  # parts[b][c]: the cotangent of u_b from N_c
@@ -129,7 +129,7 @@ def _flux_divergence_transpose(res, g, spacing, scheme: str):
 
 def previous_fwd(u, viscosity, spacing, scheme):
     saved = _transpose_residuals(u, scheme) if scheme == "van_leer" else None
-    return ns._periodic_rate(u, viscosity, spacing, scheme), (u, saved, viscosity)
+    return ns.periodic_rate(u, viscosity, spacing, scheme), (u, saved, viscosity)
 
 
 def previous_bwd(spacing, scheme, residuals, g):
@@ -159,7 +159,7 @@ def main():
     try:
         for _ in range(2):
             for name, (fwd, bwd) in VARIANTS.items():
-                ns._periodic_rate.defvjp(fwd, bwd)
+                ns.periodic_rate.defvjp(fwd, bwd)
                 cells = []
                 for case, args in CASES:
                     forward, _, _ = make_nnpde(n, dt, steps, *args)
@@ -171,7 +171,7 @@ def main():
                     cells.append(f"{case}: {1e3 * t_f / steps:.2f} ms/step, grad/fwd {t_g / t_f:.2f}")
                 print(f"{name:<26} | " + " | ".join(cells), flush=True)
     finally:
-        ns._periodic_rate.defvjp(ns._periodic_rate_fwd, ns._periodic_rate_bwd)
+        ns.periodic_rate.defvjp(ns._periodic_rate_fwd, ns._periodic_rate_bwd)
     for case, _ in CASES:
         a, b = (gradients[name, case] for name in VARIANTS)
         difference = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a)))

@@ -41,7 +41,8 @@ import nnpde
 from nnpde import AbstractProjectedEquation, State, fd
 
 from . import pressure
-from .navier_stokes import MIN_CELLS, wall_rate, walls
+from ._walls import wall_rate, walls
+from .navier_stokes import MIN_CELLS
 
 
 def temperature_bc(t_hot: float = 0.5, t_cold: float = -0.5) -> nnpde.BoundaryConditions:

@@ -5,11 +5,15 @@ The pressure solves are ``solvers.pressure``'s: FFT (periodic), DCT (walls) and
 preconditioned CG (any of these; chosen by ``"auto"`` with an outflow, whose ``p = 0``
 face has no fast transform here). Inflow/outflow storage convention: see
 ``NavierStokes2D``.
+
+The equation is built from three parts, one module each: the conservative momentum
+flux (``solvers._momentum_flux``), the wall and inflow/outflow treatment (``walls``,
+``wall_rate``: ``solvers._walls``, re-exported here) and the hand-written adjoint of the
+periodic right-hand side (``solvers._ns_adjoint``).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import equinox as eqx
@@ -21,6 +25,22 @@ import nnpde
 from nnpde import AbstractProjectedIMEXEquation, State, fd
 
 from . import pressure
+from ._momentum_flux import flux_divergence, stencil_rate
+from ._ns_adjoint import periodic_rate
+from ._walls import check_walls, wall_rate, walls
+
+__all__ = [
+    "ADVECTION_SCHEMES",
+    "DIFFERENTIATION",
+    "MIN_CELLS",
+    "NavierStokes2D",
+    "advective_radius",
+    "face_centres",
+    "kolmogorov_forcing",
+    "spectral_radius",
+    "wall_rate",
+    "walls",
+]
 
 ADVECTION_SCHEMES = ("central", "van_leer")
 DIFFERENTIATION = ("adjoint", "autodiff")
@@ -40,7 +60,7 @@ def face_centres(
     """
     out = []
     for a in range(2):
-        upper = bc is not None and pressure._layout(bc, a) == "channel"
+        upper = bc is not None and pressure.axis_layout(bc, a) == "channel"
         start = [1 if (upper and i == a) else 0 for i in range(2)]
         out.append(tuple(c[tuple(slice(s0, s0 + n) for s0, n in zip(start, grid.shape))] for c in grid.face_centres(a)))
     return tuple(out)
@@ -55,193 +75,6 @@ def kolmogorov_forcing(grid: nnpde.Grid, *, wavenumber: int = 4, amplitude: floa
     (_, y_u), _ = face_centres(grid)
     fx = amplitude * jnp.sin(wavenumber * (y_u - grid.extent[1][0]))
     return jnp.stack([fx, jnp.zeros_like(fx)])
-
-
-def _side(name: str, side: str, spec):
-    """One side of a ``walls`` pair as a condition."""
-    if isinstance(spec, (pressure.Inflow, pressure.Outflow)):
-        return spec
-    if isinstance(spec, str) and spec == "outflow":
-        return pressure.Outflow()
-    if isinstance(spec, (tuple, list)) and len(spec) in (2, 3) and isinstance(spec[0], str) and spec[0] == "inflow":
-        return pressure.Inflow(*spec[1:])
-    if not isinstance(spec, str) and not (isinstance(spec, (tuple, list)) and spec and isinstance(spec[0], str)):
-        return nnpde.Dirichlet(spec)
-    raise ValueError(
-        f"The {side} side of {name} must be a tangential wall speed U, ('inflow', normal[, tangential]) or "
-        f"'outflow', got {spec!r}. Fix: e.g. walls({name}=(('inflow', 1.0), 'outflow'))."
-    )
-
-
-def walls(x="no_slip", y="no_slip") -> nnpde.BoundaryConditions:
-    """Velocity boundary conditions for ``NavierStokes2D``, one spec per axis.
-
-    Each of ``x``, ``y`` is ``"periodic"``, ``"no_slip"`` (still walls on both sides)
-    or a pair ``(low, high)`` of side specs:
-
-    * a number ``U`` (or ``U(t)``): a wall moving tangentially at ``U`` (along the
-      other axis): ``y=(0.0, 1.0)`` is a lid ``y = hi`` moving in ``+x`` at speed 1;
-      the lid-driven cavity is ``walls(y=(0.0, 1.0))``;
-    * ``("inflow", normal)`` or ``("inflow", normal, tangential)``: a prescribed
-      velocity (``solvers.pressure.Inflow``): ``normal`` into the domain, ``tangential``
-      along the other axis (default 0); each a scalar, an array on the face (the other
-      axis's cell centres) or a function of ``t``;
-    * ``"outflow"``: zero normal gradient of the velocity and ``p = 0`` on the face
-      (``solvers.pressure.Outflow``).
-
-    An outflow needs the inflow on the low side of its axis: the plane channel is
-    ``walls(x=(("inflow", profile), "outflow"), y="no_slip")``.
-    """
-    specs = []
-    for name, spec in (("x", x), ("y", y)):
-        if isinstance(spec, str) and spec == "periodic":
-            specs.append(nnpde.Periodic())
-        elif isinstance(spec, str) and spec == "no_slip":
-            specs.append((nnpde.Dirichlet(0.0), nnpde.Dirichlet(0.0)))
-        elif (
-            isinstance(spec, (tuple, list))
-            and len(spec) == 2
-            and not (isinstance(spec[0], str) and spec[0] == "inflow")
-        ):
-            if any(isinstance(v, str) and v in ("periodic", "no_slip") for v in spec):
-                raise ValueError(
-                    f"{name}={spec!r}: 'periodic' and 'no_slip' describe a whole axis, not one side; a periodic "
-                    "axis has no boundary to let flow in or out. Fix: a pair of side specs, e.g. "
-                    f"{name}=(('inflow', 1.0), 'outflow'), or {name}='periodic'."
-                )
-            specs.append(tuple(_side(name, side, v) for side, v in zip(("low", "high"), spec)))
-        else:
-            raise ValueError(
-                f"{name} must be 'periodic', 'no_slip' or a pair (low, high) of side specs (a tangential wall "
-                f"speed, ('inflow', normal[, tangential]) or 'outflow'), got {spec!r}. A moving wall (lid), an "
-                "inflow or an outflow needs a bounded axis: a periodic axis has no wall to move and no boundary "
-                "to let flow in or out. Fix: e.g. walls(x='no_slip', y=(0.0, 1.0)) for the lid-driven cavity, "
-                "walls(x=(('inflow', 1.0), 'outflow'), y='no_slip') for a channel."
-            )
-    return nnpde.BoundaryConditions(*specs)
-
-
-def _check_walls(bc: nnpde.BoundaryConditions, grid: nnpde.Grid) -> None:
-    for a in range(bc.ndim):
-        layout = pressure._layout(bc, a)  # refuses unsupported inflow/outflow layouts
-        if layout == "periodic":
-            continue
-        if layout == "channel":
-            inflow = bc.sides[a][0]
-            face = grid.shape[1 - a]
-            value = inflow.value if inflow.function is None else jax.eval_shape(inflow.function, 0.0)
-            if jnp.ndim(value) not in (1, 2) or (jnp.ndim(value) == 2 and jnp.shape(value)[1] != face):
-                raise ValueError(
-                    f"The inflow on axis {a} has (normal, tangential) data of shape {jnp.shape(value)[1:]}; it takes "
-                    f"scalars or arrays of the face's {face} cell centres. Fix: give a scalar or shape ({face},)."
-                )
-            if inflow.function is None:
-                nnpde.check_finite(inflow.value, f"The inflow on axis {a}", "give finite inflow velocities.")
-            continue
-        kinds = bc.kinds(a)
-        if kinds != ("dirichlet", "dirichlet"):
-            raise ValueError(
-                f"Axis {a} has {kinds} boundaries; NavierStokes2D takes periodic axes only, no-slip walls "
-                "given as nnpde.Dirichlet(U) on both sides (U the tangential wall speed; free-slip/Neumann "
-                "walls are not supported), or an inflow/outflow pair. Fix: solvers.navier_stokes.walls(x=..., y=...)."
-            )
-        for side, cond in zip(("low", "high"), bc.sides[a]):
-            if cond.function is None and jnp.ndim(cond.value) != 0:
-                raise ValueError(
-                    f"The wall speed on the {side} side of axis {a} has shape {jnp.shape(cond.value)}; "
-                    "NavierStokes2D takes a scalar (or a function of t returning one). Fix: give a scalar."
-                )
-
-
-def _face_data(value, q, a: int):
-    """A boundary datum (scalar or a profile along the other axis) shaped as one slice of ``q`` along ``a``."""
-    face = list(q.shape)
-    face[a] = 1
-    value = jnp.asarray(value, dtype=q.dtype)
-    if value.ndim == 1:
-        value = jnp.expand_dims(value, a)
-    return jnp.broadcast_to(value, face)
-
-
-def _pad_component(q, c: int, bc: nnpde.BoundaryConditions, t):
-    """Component ``c`` with one ghost layer on each side of both axes.
-
-    Periodic axes wrap. On a wall axis ``a``: for the normal component (``a == c``) the
-    high ghost is the unstored wall face ``n`` (0) and the low ghost the face ``-1``,
-    ``-q[1]`` (odd about the wall; never used by an interior face); for the tangential
-    component the ghost reflects about the wall, ``q_ghost = 2 U_wall - q_inside``, so
-    the two-point average on the wall equals the wall speed. On a channel axis (faces
-    ``1 .. n`` of the normal component stored): the normal component's low ghost is
-    the inflow face 0 (the prescribed normal velocity) and its high ghost the face
-    ``n + 1``, a copy of the outflow face ``n`` (zero normal gradient); the tangential
-    component reflects about the inflow's tangential velocity at the low side and is
-    copied at the outflow (zero normal gradient).
-    """
-    for a in range(2):
-        layout = pressure._layout(bc, a)
-        if layout == "periodic":
-            q = jnp.pad(q, [(1, 1) if i == a else (0, 0) for i in range(2)], mode="wrap")
-            continue
-        first = jax.lax.slice_in_dim(q, 0, 1, axis=a)
-        second = jax.lax.slice_in_dim(q, 1, 2, axis=a)
-        last = jax.lax.slice_in_dim(q, q.shape[a] - 1, q.shape[a], axis=a)
-        if layout == "channel":
-            inflow = bc.sides[a][0].at(t)
-            if a == c:
-                low, high = _face_data(inflow[0], first, a), last
-            else:
-                low, high = 2.0 * _face_data(inflow[1], first, a) - first, last
-        elif a == c:
-            low, high = -second, jnp.zeros_like(last)
-        else:
-            u_low, u_high = (cond.at(t) for cond in bc.sides[a])
-            low, high = 2.0 * u_low - first, 2.0 * u_high - last
-        q = jnp.concatenate([low, q, high], axis=a)
-    return q
-
-
-def _along(q, axis: int, start: int, stop: int | None = None):
-    stop = q.shape[axis] if stop is None else (stop if stop >= 0 else q.shape[axis] + stop)
-    return jax.lax.slice_in_dim(q, start, stop, axis=axis)
-
-
-def wall_rate(u, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, viscosity, t=0.0):
-    """``nu laplacian_h u - div(u u)`` (central, conservative) with walls; 0 on the wall faces.
-
-    Works for any mix of periodic, wall and channel (inflow/outflow) axes (with
-    periodic axes only it equals the periodic central scheme to round-off).
-    """
-    padded = [_pad_component(u[c], c, bc, t) for c in range(2)]
-    # A channel axis stores the normal faces 1 .. n (upper faces), the others 0 .. n - 1.
-    upper = [pressure._layout(bc, a) == "channel" for a in range(2)]
-    rates = []
-    for c in range(2):
-        pc = padded[c]
-        rate = 0.0
-        for a, h in enumerate(grid.spacing):
-            core = _along(pc, 1 - a, 1, -1)  # interior along the other axis
-            lap = (_along(core, a, 2) - 2.0 * _along(core, a, 1, -1) + _along(core, a, 0, -2)) / h**2
-            if a == c:
-                # flux at the cell centres between faces i and i + 1: (average u_c)^2
-                mean = 0.5 * (_along(core, a, 1) + _along(core, a, 0, -1))
-                flux = mean**2
-                div = (_along(flux, a, 1) - _along(flux, a, 0, -1)) / h
-            else:
-                # flux at the corners: (u_a averaged along c) * (u_c averaged along a)
-                advected = 0.5 * (_along(core, a, 1) + _along(core, a, 0, -1))  # (n_c, n_a + 1)
-                # faces 0 .. n of u_a along a (the n-th: wrap or wall; the 0-th on a channel: the inflow)
-                pa = _along(padded[a], a, 0, -1) if upper[a] else _along(padded[a], a, 1)
-                # averaged along c onto u_c's faces: cells i - 1, i (face i) or i, i + 1 (face i + 1)
-                if upper[c]:
-                    advecting = 0.5 * (_along(pa, c, 1, -1) + _along(pa, c, 2))
-                else:
-                    advecting = 0.5 * (_along(pa, c, 0, -2) + _along(pa, c, 1, -1))
-                flux = advecting * advected
-                div = (_along(flux, a, 1) - _along(flux, a, 0, -1)) / h
-            rate = rate + viscosity * lap - div
-        rates.append(rate)
-    rate = jnp.stack(rates)
-    return pressure.enforce_walls(rate, grid, bc)
 
 
 def _check_viscosity(nu):
@@ -291,165 +124,6 @@ def spectral_radius(u, grid: nnpde.Grid, viscosity, advection: str, bc: nnpde.Bo
     if advection == "van_leer" and u is not None:
         radius = radius + 2.0 * advective_radius(u, grid, bc)
     return radius
-
-
-def _flux_divergence(padded, shape, spacing, w: int, scheme):
-    """``div(u u)`` from the state padded by ``w`` ghost layers (``NavierStokes2D.momentum_flux_divergence``).
-
-    ``scheme``: a name (``fd.advective_flux``) or a prepared ``nnpde.AbstractReconstruction``,
-    which carries component ``c`` through the faces normal to ``a`` as quantity ``2 c + a``."""
-
-    def advecting(c, a):
-        """Velocity ``u_a`` through the faces normal to ``a`` of component ``c``'s volumes.
-
-        ``u_a`` averaged over its two neighbours along ``c``: at cell centres for
-        ``a == c``, at cell corners otherwise; faces ``0 .. n`` along ``a`` (the
-        ``n``-th from the ghost layer: the periodic wrap, or the neighbour rank's
-        first face on a split domain).
-        """
-
-        def window(offset):
-            index = []
-            for b, n in enumerate(shape):
-                start = w + (offset if b == c else 0)
-                index.append(slice(start, start + n + (1 if b == a else 0)))
-            return padded[a][tuple(index)]
-
-        return 0.5 * (window(-1) + window(0))
-
-    def flux(c, a):
-        velocity = advecting(c, a)
-        if isinstance(scheme, str):
-            return fd.advective_flux(padded[c], velocity, a, ndim=2, width=w, scheme=scheme)
-        return velocity * scheme.upwind(padded[c], velocity, a, ndim=2, width=w, target=2 * c + a)
-
-    return jnp.stack([fd.face_divergence([flux(c, a) for a in range(2)], spacing) for c in range(2)])
-
-
-# -- the reverse-mode rule of the periodic right-hand side ------------------------------
-# JAX's automatic transpose of the padded-window stencils above turns every window
-# into a zero-padded array and sums them; on the CPU XLA then fuses those sums with the
-# limiter's divisions into one loop that recomputes them per shifted read. The adjoint
-# below is the same stencil algebra written as a gather: the limiter's quantities are
-# evaluated once on the grid extended by ``_EXTEND`` cells, from ``u`` wrap-padded
-# once, and every shifted read is a window of an extended array or of the wrap-padded
-# cotangent. Nothing but ``u`` is saved: in a differentiated ``lax.scan`` the limiter is
-# recomputed in the reverse loop, which costs less than storing its partials per step
-# and reading them back. The two velocity components are assembled separately, then
-# stacked: a subtraction on the stacked pair fused around the stack made XLA emit one
-# loop several times slower (measured when the cotangent comes from the projection).
-# At 256^2, float32 (benchmarks/ns_step.py, three runs, BENCHMARKS.md): a 20-step
-# rollout's gradient costs 1.7-3.2 forward passes with van Leer forward Euler and
-# 1.5-2.4 with van Leer RK4 (5-6 and 2.9-4.2 with the previous adjoint, which saved
-# the limiter's partials).
-
-_EXTEND = 2  # the extended grid: faces j in [-_EXTEND, n + _EXTEND) along both axes
-_PAD_U = _EXTEND + 2  # the limiter reads two cells beyond a face
-_PAD_G = _EXTEND + 1  # flux_bar reads one cell below a face
-
-
-def _unit(axis: int, k: int) -> tuple[int, int]:
-    return (k, 0) if axis == 0 else (0, k)
-
-
-def _window(padded, pad: int, offset=(0, 0), extend: int = 0):
-    """``x[j + offset]`` for ``j`` on the grid extended by ``extend`` cells (the last two
-    axes), from ``x`` wrap-padded by ``pad >= extend + max|offset|``."""
-    n0, n1 = (padded.shape[-2 + b] - 2 * pad + 2 * extend for b in range(2))
-    s0, s1 = (pad - extend + offset[b] for b in range(2))
-    return padded[..., s0 : s0 + n0, s1 : s1 + n1]
-
-
-def _faces(padded, pad: int, c: int, a: int, scheme: str):
-    """On the faces normal to ``a`` of component ``c``'s volumes (face ``j`` between cells
-    ``j - e_a`` and ``j``), over the extended grid: the advecting velocity
-    ``vel = (u_a[j - e_c] + u_a[j]) / 2``, the face value of ``q = u_c`` and its partial
-    derivatives w.r.t. ``q[j - 2 e_a], q[j - e_a], q[j], q[j + e_a]`` (``None``: zero).
-    Van Leer: the limited value ``centre + r s / (r + s)`` (``r s > 0``, else ``centre``),
-    ``r = centre - up``, ``s = down - centre`` on the upwind side (``fd.advective_flux``),
-    whose derivatives w.r.t. ``r`` and ``s`` are ``s^2 / (r + s)^2`` and ``r^2 / (r + s)^2``."""
-
-    def at(comp, offset):
-        return _window(padded[comp], pad, offset, _EXTEND)
-
-    vel = 0.5 * (at(a, _unit(c, -1)) + at(a, (0, 0)))
-    if scheme == "central":
-        return vel, 0.5 * (at(c, _unit(a, -1)) + at(c, (0, 0))), (None, 0.5, 0.5, None)
-    m2, m1, q, p1 = (at(c, _unit(a, k)) for k in (-2, -1, 0, 1))
-    positive = vel > 0
-    up, centre, down = (jnp.where(positive, x, y) for x, y in ((m2, p1), (m1, q), (q, m1)))
-    r, s = centre - up, down - centre
-    smooth = r * s > 0
-    total = jnp.where(smooth, r + s, 1.0)
-    zero = jnp.zeros_like(r)
-    face = centre + jnp.where(smooth, r * s / total, zero)
-    d_r = jnp.where(smooth, (s / total) ** 2, zero)  # d face / d r
-    d_s = jnp.where(smooth, (r / total) ** 2, zero)  # d face / d s
-    mid = 1.0 + d_r - d_s  # d face / d centre
-    # (up, centre, down) = (q[j-2], q[j-1], q[j]) where vel > 0, else (q[j+1], q[j], q[j-1])
-    partials = (
-        jnp.where(positive, -d_r, zero),
-        jnp.where(positive, mid, d_s),
-        jnp.where(positive, d_s, mid),
-        jnp.where(positive, zero, -d_r),
-    )
-    return vel, face, partials
-
-
-def _flux_divergence_transpose(u_padded, g_padded, spacing, scheme: str):
-    """``[J^T g]_b`` for ``b = 0, 1``: the adjoint of ``_flux_divergence`` at ``u`` on a
-    periodic, unsplit domain (``N_c = sum_a (F_ca[j + e_a] - F_ca[j]) / h_a``, ``F_ca =
-    vel_ca face_ca``), as two arrays, from ``u`` and ``g`` wrap-padded by ``_PAD_U`` and
-    ``_PAD_G``. With ``flux_bar = (g_c[j - e_a] - g_c[j]) / h_a``: ``u_c`` gets
-    ``sum_k (flux_bar vel d face / d q[j + k e_a])[j - k e_a]`` and ``u_a`` gets
-    ``(flux_bar face / 2)[j] + (flux_bar face / 2)[j + e_c]``."""
-    out = [0.0, 0.0]
-    for c in range(2):
-        for a, h in enumerate(spacing):
-            vel, face, partials = _faces(u_padded, _PAD_U, c, a, scheme)
-            g_ext = [_window(g_padded[c], _PAD_G, offset, _EXTEND) for offset in (_unit(a, -1), (0, 0))]
-            flux_bar = (g_ext[0] - g_ext[1]) / h
-            face_bar = flux_bar * vel
-            for k, partial in zip((-2, -1, 0, 1), partials):
-                if partial is not None:
-                    out[c] = out[c] + _window(face_bar * partial, _EXTEND, _unit(a, -k))
-            vel_bar = 0.5 * flux_bar * face
-            out[a] = out[a] + _window(vel_bar, _EXTEND) + _window(vel_bar, _EXTEND, _unit(c, 1))
-    return out
-
-
-def _stencil_rate(padded, viscosity, shape, spacing, w: int, scheme):
-    """``nu laplacian_h u - div(u u)`` from the state padded by ``w`` ghost layers."""
-    return viscosity * fd.laplacian(padded, spacing, width=w) - _flux_divergence(padded, shape, spacing, w, scheme)
-
-
-def _wrap_pad(u, w: int):
-    return jnp.pad(u, [(0, 0)] * (u.ndim - 2) + [(w, w)] * 2, mode="wrap")
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _periodic_rate(u, viscosity, spacing, scheme: str):
-    """``nu laplacian_h u - div(u u)`` on a periodic, unsplit domain, with a hand-written VJP."""
-    w = 2 if scheme == "van_leer" else 1
-    return _stencil_rate(_wrap_pad(u, w), viscosity, u.shape[1:], spacing, w, scheme)
-
-
-def _periodic_rate_fwd(u, viscosity, spacing, scheme):
-    return _periodic_rate(u, viscosity, spacing, scheme), (u, viscosity)
-
-
-def _periodic_rate_bwd(spacing, scheme, residuals, g):
-    u, viscosity = residuals
-    u_padded, g_padded = _wrap_pad(u, _PAD_U), _wrap_pad(g, _PAD_G)  # each padded once
-    laplacian_g = fd.laplacian(g_padded, spacing, width=_PAD_G)  # symmetric: its own transpose
-    advection_bar = _flux_divergence_transpose(u_padded, g_padded, spacing, scheme)
-    # per component, then stacked (see the comment above _EXTEND)
-    u_bar = jnp.stack([viscosity * laplacian_g[b] - advection_bar[b] for b in range(2)])
-    viscosity_bar = jnp.sum(g * fd.laplacian(u_padded, spacing, width=_PAD_U))
-    return u_bar.astype(g.dtype), viscosity_bar.astype(viscosity.dtype).reshape(viscosity.shape)
-
-
-_periodic_rate.defvjp(_periodic_rate_fwd, _periodic_rate_bwd)
 
 
 class NavierStokes2D(AbstractProjectedIMEXEquation):
@@ -580,9 +254,9 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         self.reconstruction = nnpde.reconstruction(advection) if reconstruction is None else reconstruction
         self.advection = advection
         bc = nnpde.BoundaryConditions.periodic(2) if bc is None else bc
-        kinds = pressure._check_grid(grid, bc)
-        _check_walls(bc, grid)
-        pressure._pick_solver(kinds, pressure_solver)  # refuses a transform that does not fit
+        kinds = pressure.axis_kinds(grid, bc)
+        check_walls(bc, grid)
+        pressure.pick_solver(kinds, pressure_solver)  # refuses a transform that does not fit
         if pressure_preconditioner not in pressure.PRECONDITIONERS:
             raise ValueError(
                 f"pressure_preconditioner must be one of {pressure.PRECONDITIONERS}, got {pressure_preconditioner!r}."
@@ -646,7 +320,7 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         w = self._width
         padded = self.bc.pad(u, w, self.grid.spacing)
         scheme = self.advection if self._plain else self.reconstruction.prepare(u)
-        return _flux_divergence(padded, self.grid.shape, self.grid.spacing, w, scheme)
+        return flux_divergence(padded, self.grid.shape, self.grid.spacing, w, scheme)
 
     @property
     def has_walls(self) -> bool:
@@ -661,12 +335,12 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
             return rate
         if self._plain and self.differentiation == "adjoint" and not self.bc.distributed:
             viscosity = jnp.asarray(self.viscosity, dtype=u.dtype)
-            rate = _periodic_rate(u, viscosity, self.grid.spacing, self.advection)
+            rate = periodic_rate(u, viscosity, self.grid.spacing, self.advection)
         else:  # one pad (one halo exchange on a split domain) serves both terms
             w = self._width
             padded = self.bc.pad(u, w, self.grid.spacing)
             scheme = self.advection if self._plain else self.reconstruction.prepare(u)
-            rate = _stencil_rate(padded, self.viscosity, self.grid.shape, self.grid.spacing, w, scheme)
+            rate = stencil_rate(padded, self.viscosity, self.grid.shape, self.grid.spacing, w, scheme)
         force = self.body_force(t)
         if self.forcing_function is not None or not (isinstance(force, float) and force == 0.0):
             rate = rate + force
@@ -722,21 +396,19 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         """The pressure over density ``p`` at cell centres with ``P f = f - G p``, ``f`` the
         right-hand side at ``(t, u)``: ``D G p = D f`` (homogeneous: the inflow data held
         steady). Gauge ``mean(p) = 0``, or ``p = 0`` on an outflow face."""
-        rate = self(t, u)
-        kinds = pressure._check_grid(self.grid, self.bc)
-        solver = pressure._pick_solver(kinds, self.pressure_solver)
-        rhs = pressure._divergence(rate, self.grid, pressure._layouts(self.bc, 2), None, self.bc)
-        return pressure._solve(rhs, self.grid, self.bc, kinds, solver, preconditioner=self.pressure_preconditioner)
+        return pressure.kinematic_pressure(
+            self(t, u), self.grid, self.bc, solver=self.pressure_solver, preconditioner=self.pressure_preconditioner
+        )
 
     def outflow_balance(self, u: State, t=0.0):
         """``(inflow, outflow)`` volume fluxes through the channel axis's two faces
         (per unit depth): equal to the solver tolerance for a projected state."""
-        axes = [a for a in range(2) if pressure._layout(self.bc, a) == "channel"]
+        axes = [a for a in range(2) if pressure.axis_layout(self.bc, a) == "channel"]
         if not axes:
             raise ValueError("outflow_balance needs an inflow/outflow axis. Fix: walls(x=(('inflow', U), 'outflow')).")
         a = axes[0]
         h_face = self.grid.spacing[1 - a]
-        inflow = pressure._inflow_normal(self.bc, a, u.shape[1:], t, u.dtype)
+        inflow = pressure.inflow_normal(self.bc, a, u.shape[1:], t, u.dtype)
         outflow = jax.lax.slice_in_dim(u[a], u.shape[1 + a] - 1, u.shape[1 + a], axis=a)
         return jnp.sum(inflow) * h_face, jnp.sum(outflow) * h_face
 

@@ -1,9 +1,8 @@
 r"""Incompressible Navier-Stokes in 3-D on a periodic staggered (MAC) grid.
 
 The same operators as ``solvers.navier_stokes`` (``NavierStokes2D``), one dimension up:
-the MAC divergence, gradient and FFT pressure solve of ``solvers.pressure`` are
-dimension-generic, and the conservative momentum flux below is the 2-D one with the
-axis loops running over three axes.
+the MAC divergence, gradient and FFT pressure solve of ``solvers.pressure`` and the
+conservative momentum flux of ``solvers._momentum_flux`` are dimension-generic.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import nnpde
 from nnpde import AbstractProjectedIMEXEquation, State, fd
 
 from . import pressure
+from ._momentum_flux import flux_divergence
 from .navier_stokes import (
     ADVECTION_SCHEMES,
     MIN_CELLS,
@@ -46,26 +46,9 @@ def momentum_flux_divergence(u: State, grid: nnpde.Grid, *, advection: str = "ce
     times the advected ``u_c`` there, the two-point average (``"central"``) or the van
     Leer limited MUSCL value (``"van_leer"``; ``nnpde.fd.advective_flux``).
     """
-    ndim = grid.ndim
     width = 2 if advection == "van_leer" else 1
-    padded = nnpde.BoundaryConditions.periodic(ndim).pad(u, width, grid.spacing)
-
-    def advecting(c, a):
-        mean = 0.5 * (jnp.roll(u[a], 1, axis=c) + u[a])
-        return jnp.concatenate([mean, jnp.take(mean, jnp.array([0]), axis=a)], axis=a)  # the periodic n-th face
-
-    return jnp.stack(
-        [
-            fd.face_divergence(
-                [
-                    fd.advective_flux(padded[c], advecting(c, a), a, ndim=ndim, width=width, scheme=advection)
-                    for a in range(ndim)
-                ],
-                grid.spacing,
-            )
-            for c in range(ndim)
-        ]
-    )
+    padded = nnpde.BoundaryConditions.periodic(grid.ndim).pad(u, width, grid.spacing)
+    return flux_divergence(padded, grid.shape, grid.spacing, width, advection)
 
 
 class NavierStokes3D(AbstractProjectedIMEXEquation):

@@ -89,6 +89,14 @@ projection, orthogonal in the inner product that halves the outflow faces' weigh
 No fast transform is used for it: ``"auto"`` picks ``"cg"``. Summing ``D P u = 0``
 over the domain gives outflow flux = inflow flux to the solver tolerance.
 
+Public functions: ``solve_poisson``, ``divergence``, ``gradient``, ``enforce_walls``,
+``pressure`` and ``project`` (above); ``kinematic_pressure`` (the pressure of a
+right-hand side, ``P f = f - G p``); and, for the equations built on this layout
+(``solvers.navier_stokes``), ``axis_layout`` (how an axis is stored: periodic, wall or
+channel), ``axis_kinds`` with ``pick_solver`` (the per-axis operator kinds and the
+solver they allow, checked at construction) and ``inflow_normal`` (the inflow datum
+on its face).
+
 Reference: Chorin, Math. Comp. 22 (1968) 745 (projection); Schumann & Sweet, J.
 Comput. Phys. 20 (1976) 171 (fast transform Poisson solves); Saad, *Iterative Methods
 for Sparse Linear Systems*, 2nd ed., SIAM 2003, sec. 9.2 (preconditioned CG).
@@ -144,8 +152,21 @@ class Outflow(nnpde.Neumann):
         self.value, self.function = 0.0, None
 
 
-def _layout(bc: nnpde.BoundaryConditions, a: int) -> str:
-    """``"periodic"``, ``"wall"`` or ``"channel"`` (inflow low, outflow high) for axis ``a``."""
+def axis_layout(bc: nnpde.BoundaryConditions, a: int) -> str:
+    """How the MAC state stores axis ``a`` of ``bc``: ``"periodic"``, ``"wall"`` or ``"channel"``.
+
+    * ``"periodic"``: faces ``0 .. n - 1`` of the normal component stored, face ``n``
+      is face 0 (also a periodic axis split over ranks, with ``"halo"`` faces);
+    * ``"wall"`` (``nnpde.Dirichlet`` or ``nnpde.Neumann`` on both sides): faces ``0 ..
+      n - 1`` stored, index 0 the low wall face (held at 0), the high wall face ``n``
+      implicit (0);
+    * ``"channel"`` (``Inflow`` on the low side, ``Outflow`` on the high side): faces
+      ``1 .. n`` stored (index ``i`` is face ``i + 1``, the upper faces), face 0 the
+      inflow data.
+
+    Raises ``ValueError`` for a layout the staggered solvers do not take: a walled axis
+    split over ranks, an inflow or outflow without its partner on the other side.
+    """
     if bc.global_periodic(a):
         return "periodic"  # also a periodic axis split over ranks (halo faces)
     if bc.distributed and "halo" in bc.kinds(a):
@@ -169,8 +190,16 @@ def _layout(bc: nnpde.BoundaryConditions, a: int) -> str:
     return "wall"
 
 
-def _check_grid(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> tuple[str, ...]:
-    """Per-axis transform of the pressure operator (``"cg"`` on a channel axis), or a clear refusal."""
+def axis_kinds(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> tuple[str, ...]:
+    """Per-axis kind of the pressure operator ``D G`` on ``grid`` with ``bc``, after checking the pair.
+
+    ``"fft"`` on a periodic axis (diagonal in the DFT), ``"dct"`` on a wall axis
+    (Neumann ``dp/dn = 0``: diagonal in the DCT-II), ``"cg"`` on a channel axis (the
+    outflow's Dirichlet face ``p = 0`` has no fast transform here) and ``"halo"`` on a
+    periodic axis split over ranks (no transform spans it). ``pick_solver`` turns the
+    tuple into a solver. Raises ``TypeError`` / ``ValueError`` for a non-grid, non-bc,
+    mismatched dimensions or an unsupported layout (``axis_layout``).
+    """
     if not isinstance(grid, nnpde.Grid):
         raise TypeError(f"grid must be an nnpde.Grid, got {type(grid).__name__}.")
     if not isinstance(bc, nnpde.BoundaryConditions):
@@ -185,16 +214,16 @@ def _check_grid(grid: nnpde.Grid, bc: nnpde.BoundaryConditions) -> tuple[str, ..
     kinds = {"periodic": "fft", "wall": "dct", "channel": "cg"}
     # a periodic axis split over ranks: no transform spans it (CG with global reductions)
     return tuple(
-        "halo" if bc.distributed and "halo" in bc.kinds(a) else kinds[_layout(bc, a)] for a in range(grid.ndim)
+        "halo" if bc.distributed and "halo" in bc.kinds(a) else kinds[axis_layout(bc, a)] for a in range(grid.ndim)
     )
 
 
 def _layouts(bc: nnpde.BoundaryConditions | None, ndim: int) -> tuple[str, ...]:
-    return ("periodic",) * ndim if bc is None else tuple(_layout(bc, a) for a in range(bc.ndim))
+    return ("periodic",) * ndim if bc is None else tuple(axis_layout(bc, a) for a in range(bc.ndim))
 
 
 def _wall_axes(bc: nnpde.BoundaryConditions) -> tuple[int, ...]:
-    return tuple(a for a in range(bc.ndim) if _layout(bc, a) == "wall")
+    return tuple(a for a in range(bc.ndim) if axis_layout(bc, a) == "wall")
 
 
 def _singular(kinds: tuple[str, ...]) -> bool:
@@ -259,7 +288,13 @@ _SOLVERS = {"fft": lambda rhs, grid, kinds: _solve_fft(rhs, grid), "dct": _solve
 PRECONDITIONERS = ("transform", "jacobi")
 
 
-def _pick_solver(kinds: tuple[str, ...], solver: str) -> str:
+def pick_solver(kinds: tuple[str, ...], solver: str) -> str:
+    """The Poisson solver for the per-axis ``kinds`` of ``axis_kinds``: ``"fft"``, ``"dct"`` or ``"cg"``.
+
+    ``solver="auto"`` picks the fast transform the axes allow (FFT on all-periodic,
+    DCT with walls) and CG with an outflow or a split axis; a named ``solver`` is
+    returned when it fits the axes, else refused with the fix (``ValueError``).
+    """
     if "halo" in kinds:
         if solver not in ("auto", "cg"):
             raise ValueError(
@@ -381,7 +416,7 @@ def _solve_cg(rhs, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, kinds, *, pre
         # 1 / c), with an outflow that of a nearby problem (the two differ in one cell
         # layer), the constant mode scaled by its Rayleigh quotient.
         fast = tuple("dct" if k == "cg" else k for k in kinds)
-        fast_solver = _pick_solver(fast, "auto")
+        fast_solver = pick_solver(fast, "auto")
         zero_mode = _constant_mode_eigenvalue(grid, kinds)
 
         def apply_preconditioner(r):
@@ -447,8 +482,8 @@ def solve_poisson(
     to reach (default 1e-12 in float64, 1e-5 in float32); ``max_steps`` (default
     ``10 N``). Not converging raises.
     """
-    kinds = _check_grid(grid, bc)
-    solver = _pick_solver(kinds, solver)
+    kinds = axis_kinds(grid, bc)
+    solver = pick_solver(kinds, solver)
     if preconditioner not in PRECONDITIONERS:
         raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}.")
     nnpde.check_field_shape(rhs, grid.shape, "rhs", what="field")
@@ -465,8 +500,13 @@ def solve_poisson(
     return _solve(rhs, grid, bc, kinds, solver, preconditioner=preconditioner, rtol=rtol, max_steps=max_steps)
 
 
-def _inflow_normal(bc: nnpde.BoundaryConditions, a: int, shape, t, dtype):
-    """The normal inflow velocity on the low face of axis ``a``, shaped like one slice of ``shape``."""
+def inflow_normal(bc: nnpde.BoundaryConditions, a: int, shape, t, dtype):
+    """The normal inflow velocity on face 0 of the channel axis ``a`` at time ``t``.
+
+    Shaped like one slice of a component of ``shape`` along ``a`` (``shape[a]``
+    replaced by 1), in ``dtype``: a scalar inflow is broadcast, a profile (2-D: the
+    other axis's cell centres) is laid along the face.
+    """
     face = list(shape)
     face[a] = 1
     value = jnp.asarray(bc.sides[a][0].at(t), dtype=dtype)[0]
@@ -514,7 +554,7 @@ def divergence(velocity, grid: nnpde.Grid, bc: nnpde.BoundaryConditions | None =
     """
     layouts = _layouts(bc, grid.ndim)
     inflow = {
-        a: _inflow_normal(bc, a, velocity.shape[1:], t, velocity.dtype) for a, k in enumerate(layouts) if k == "channel"
+        a: inflow_normal(bc, a, velocity.shape[1:], t, velocity.dtype) for a, k in enumerate(layouts) if k == "channel"
     }
     return _divergence(velocity, grid, layouts, inflow, bc)
 
@@ -555,10 +595,28 @@ def pressure(
     ``solver`` and the CG ``options`` (``preconditioner``, ``rtol``, ``max_steps``)
     are those of ``solve_poisson``.
     """
-    kinds = _check_grid(grid, bc)
-    solver = _pick_solver(kinds, solver)
+    kinds = axis_kinds(grid, bc)
+    solver = pick_solver(kinds, solver)
     velocity = enforce_walls(velocity, grid, bc)
     return _solve(divergence(velocity, grid, bc, t), grid, bc, kinds, solver, **options)
+
+
+def kinematic_pressure(
+    rate: State, grid: nnpde.Grid, bc: nnpde.BoundaryConditions, *, solver: str = "auto", **options
+) -> Field:
+    """The kinematic pressure ``p`` of a right-hand side ``f``: ``P f = f - G p``.
+
+    ``D G p = D_0 f``, ``D_0`` the homogeneous divergence (the inflow face's datum
+    taken as 0: the inflow data are held steady, so a rate adds nothing there), gauge
+    ``mean(p) = 0``, or ``p = 0`` on an outflow face. With walls the rate's normal
+    component on the wall faces is taken as 0 (``enforce_walls``). ``solver`` and the
+    CG ``options`` are those of ``solve_poisson``.
+    """
+    kinds = axis_kinds(grid, bc)
+    solver = pick_solver(kinds, solver)
+    rate = enforce_walls(rate, grid, bc)
+    rhs = _divergence(rate, grid, _layouts(bc, grid.ndim), None, bc)
+    return _solve(rhs, grid, bc, kinds, solver, **options)
 
 
 def project(
@@ -572,8 +630,8 @@ def project(
     solver's residual, ``max|D P u| <~ rtol max|D u|``. ``t``: the time of the
     inflow data (an inflow enters ``D u``).
     """
-    kinds = _check_grid(grid, bc)
+    kinds = axis_kinds(grid, bc)
     velocity = enforce_walls(velocity, grid, bc)
-    solver = _pick_solver(kinds, solver)
+    solver = pick_solver(kinds, solver)
     p = _solve(divergence(velocity, grid, bc, t), grid, bc, kinds, solver, **options)
     return velocity - gradient(p, grid, bc)
