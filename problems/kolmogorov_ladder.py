@@ -193,16 +193,38 @@ def training_data(
     return reference_run(seeds, resolution, folder, duration=duration, interval=dt(COARSE), progress=progress, **kw)
 
 
-def truth(folder, *, seeds=EVAL_SEEDS, resolution=TRUTH_RESOLUTION, progress=None, **kw):
-    """The truth runs ``(seeds, saves + 1, 2, 64, 64)`` kept every ``EVAL_INTERVAL``; the
-    held-out states and their futures are windows of them (``held_out``)."""
-    duration = (STATES_PER_SEED - 1) * EVAL_SPACING + EVAL_HORIZON
-    return reference_run(seeds, resolution, folder, duration=duration, interval=EVAL_INTERVAL, progress=progress, **kw)
+def truth(folder, *, seeds=EVAL_SEEDS, resolution=TRUTH_RESOLUTION, keep=KEEP_RESOLUTION, progress=None, **settling):
+    """``(runs, starts)``: the truth runs ``(seeds, saves + 1, 2, keep, keep)`` kept every
+    ``EVAL_INTERVAL``, and the held-out initial states at full resolution ``(seeds,
+    STATES_PER_SEED, 2, n, n)`` (``EVAL_SPACING`` apart along each run; every rung of the
+    ladder starts from their restriction). Run in segments, one per held-out state,
+    each resumable; ``held_out`` cuts the windows."""
+    folder = Path(folder)
+    state = settled_states(seeds, resolution, folder, progress=progress, **settling)
+    fine = stepper(resolution)
+    tag = f"seeds{min(seeds)}-{max(seeds)}x{len(seeds)}"
+    pieces, starts = [], []
+    for k in range(STATES_PER_SEED):
+        starts.append(state)
+        duration = EVAL_SPACING if k < STATES_PER_SEED - 1 else EVAL_HORIZON
+        kept, state = nnpde.resumable_rollout(
+            fine,
+            state,
+            _saves(duration, EVAL_INTERVAL),
+            save_every=_steps(EVAL_INTERVAL, resolution),
+            path=folder / f"truth{resolution}_keep{keep}_{tag}_segment{k}.npz",
+            chunk=5,
+            transform=lambda u: restrict(u, keep),
+            progress=progress,
+            return_state=True,
+        )
+        pieces.append(kept if k == 0 else kept[:, 1:])  # each segment starts where the last ended
+    return np.concatenate(pieces, axis=1), np.stack(starts, axis=1)
 
 
 def held_out(truth_runs):
-    """``(seeds * STATES_PER_SEED, horizon saves + 1, 2, 64, 64)``: the truth from each
-    held-out state, ``EVAL_SPACING`` apart along each seed's run."""
+    """``(seeds * STATES_PER_SEED, horizon saves + 1, 2, keep, keep)``: the truth from each
+    held-out state: state ``k`` of seed ``s`` is row ``k * len(seeds) + s``."""
     stride = round(EVAL_SPACING / EVAL_INTERVAL)
     length = round(EVAL_HORIZON / EVAL_INTERVAL) + 1
     return np.concatenate([truth_runs[:, k * stride : k * stride + length] for k in range(STATES_PER_SEED)])

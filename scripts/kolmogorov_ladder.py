@@ -66,8 +66,8 @@ def main(argv=None) -> int:
         print(f"  done: {data.shape} kept at {ladder.KEEP_RESOLUTION}^2")
     if args.part in ("truth", "all"):
         print(f"truth: seeds {ladder.EVAL_SEEDS} at {ladder.TRUTH_RESOLUTION}^2")
-        runs = ladder.truth(args.out, progress=progress)
-        print(f"  done: {runs.shape}; held-out windows {ladder.held_out(runs).shape}")
+        runs, starts = ladder.truth(args.out, progress=progress)
+        print(f"  done: {runs.shape}; held-out windows {ladder.held_out(runs).shape}, starts {starts.shape}")
     return 0
 
 

@@ -31,3 +31,16 @@ def test_ladder_steps_keep_the_cfl_number_and_refuse_fractional_durations():
         assert "multiple" in str(error) or "whole number" in str(error)
     else:
         raise AssertionError("a duration that is not a whole number of saves was accepted")
+
+
+def test_truth_segments_join_into_one_run_with_full_states_at_each_held_out_start(tmp_path, monkeypatch):
+    monkeypatch.setattr(ladder, "STATES_PER_SEED", 2)
+    monkeypatch.setattr(ladder, "EVAL_SPACING", 0.04)
+    monkeypatch.setattr(ladder, "EVAL_HORIZON", 0.08)
+    monkeypatch.setattr(ladder, "EVAL_INTERVAL", 0.02)
+    runs, starts = ladder.truth(tmp_path, seeds=(5,), resolution=32, keep=16, spinup=0.04, settle=0.04)
+    assert runs.shape == (1, 2 + 4 + 1, 2, 16, 16) and starts.shape == (1, 2, 2, 32, 32)
+    np.testing.assert_allclose(ladder.restrict(jnp.asarray(starts[0, 1]), 16), runs[0, 2], atol=1e-12)
+    windows = ladder.held_out(runs)
+    assert windows.shape == (2, 5, 2, 16, 16)
+    np.testing.assert_array_equal(windows[1, 0], runs[0, 2])
