@@ -2,8 +2,8 @@
 
 The site (mkdocs.yml, docs/) renders the API from the docstrings and the configuration
 reference from the code, so a renamed name, a broken link or an undocumented config key
-shows up here. The concept pages' examples are run as a user would paste them: in a
-fresh process, in float32.
+shows up here. The README's Python example and the concept pages' examples are run as
+a user would paste them: in a fresh process, in float32.
 """
 
 import os
@@ -15,6 +15,7 @@ from pathlib import Path
 from tests._mpirun import TEST_XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
+README_LINES = 150  # the README is a door, not the house: the rest lives in docs/
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
@@ -40,6 +41,26 @@ def test_site_builds_strict(tmp_path):
     warnings = [line for line in result.stderr.splitlines() if line.startswith(("WARNING", "ERROR"))]
     assert result.returncode == 0, "mkdocs build --strict failed:\n" + "\n".join(warnings or [result.stderr[-4000:]])
     assert (tmp_path / "site" / "config" / "index.html").is_file()
+
+
+def test_readme_is_short_and_its_example_is_the_getting_started_one():
+    readme = ROOT / "README.md"
+    lines = len(readme.read_text().splitlines())
+    assert lines <= README_LINES, f"README.md has {lines} lines (at most {README_LINES}): move the rest into docs/."
+    example = _python_blocks(readme)[0]
+    assert example in _python_blocks(ROOT / "docs" / "getting-started.md"), (
+        "docs/getting-started.md must show the README's first Python example verbatim (it says so)."
+    )
+
+
+def test_readme_example_runs(tmp_path):
+    """The README's first ```python block, run as pasted (float32, a fresh process)."""
+    example = _python_blocks(ROOT / "README.md")[0]
+    result = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=600
+    )
+    assert result.returncode == 0, f"README example failed:\n{result.stderr[-4000:]}"
+    assert "plain solver" in result.stdout and "hybrid" in result.stdout, result.stdout
 
 
 # Runs the Python blocks of each page given on the command line, each page in a fresh
