@@ -11,7 +11,7 @@ STAMP := $(VENV)/.nnpde-installed
 # it at the real CUDA root when there is one (harmless on CPU-only machines).
 CUDA_ROOT := $(firstword $(wildcard /usr/local/cuda) $(CUDA_PATH))
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint docs clean
 
 setup: $(STAMP)
 
@@ -32,5 +32,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The documentation site (docs/, mkdocs.yml) at http://127.0.0.1:8000, rebuilt on every
+# change; tests/test_docs.py builds it with warnings as errors.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

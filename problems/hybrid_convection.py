@@ -236,5 +236,5 @@ def task(
 # averaged over held-out trajectories. The plain 16 x 16 solver is at 0.260 there (8
 # trajectories, eval seed 1000, float64); 0.1 is a 2.6x cut. Reached with
 # scripts/configs/convection.toml (hidden 24, depth 4, 128 training trajectories):
-# 0.058 held out (float32, 2000 steps; BENCHMARKS.md).
+# 0.058 held out (float32, 2000 steps; docs/benchmarks/flagship-tasks.md).
 TARGET_ERROR = 0.1

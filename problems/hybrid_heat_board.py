@@ -236,5 +236,5 @@ def task(
 # The declared accuracy: relative L2 error at the horizon, averaged over held-out
 # trajectories. The plain 32 x 32 solver is at 0.0202 there (8 trajectories, eval seed
 # 1000, float64); 0.008 is a 2.5x cut. Reached with scripts/configs/heat_board.toml:
-# 0.00616 held out (float32, 1000 steps; BENCHMARKS.md).
+# 0.00616 held out (float32, 1000 steps; docs/benchmarks/flagship-tasks.md).
 TARGET_ERROR = 0.008

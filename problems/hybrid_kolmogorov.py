@@ -244,5 +244,5 @@ def task(
 # over held-out trajectories. The plain 16 x 16 solver is at 0.297 there (8 trajectories,
 # eval seed 1000, float32; 0.308 in float64 on the states of the fluxes before their fix);
 # 0.12 is a 2.5x cut. Reached with scripts/configs/kolmogorov.toml: 0.1105 held out
-# (float32, 1500 steps, with the symmetry images; BENCHMARKS.md).
+# (float32, 1500 steps, with the symmetry images; docs/benchmarks/kolmogorov.md).
 TARGET_ERROR = 0.12

@@ -77,7 +77,7 @@ def heated_cavity_nusselt(full: bool) -> dict:
     cases = [(1e3, 32), (1e4, 48)]
     if full:
         # The grids of scripts/validate_heated_cavity.py; the finest starts from the
-        # 64^2 steady field (continuation), as measured in the README.
+        # 64^2 steady field (continuation), as measured in docs/validation.md.
         cases = [(1e3, 32), (1e4, 48), (1e5, 80), (1e6, 128)]
     measured, passed = {}, True
     for ra, n in cases:

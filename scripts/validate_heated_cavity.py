@@ -12,7 +12,7 @@ the steady state reached does not depend on the start.
 
 Launch (from the repository root; on 2 shared CPU cores, 2026-11-30, Nu +1.12 / +0.72 /
 +0.50 % at Ra 1e5 in 49 / 43 / 80 s and +4.37 / +1.92 / +1.15 % at Ra 1e6 in 74 / 149 /
-664 s; the table is in README.md, "Tests"):
+664 s; the table is in docs/validation.md):
 
     .venv/bin/python scripts/validate_heated_cavity.py --rayleigh 1e5 --resolution 64 80 96 --continuation
     .venv/bin/python scripts/validate_heated_cavity.py --rayleigh 1e6 --resolution 64 96 128 --continuation

@@ -73,7 +73,8 @@ class Boussinesq2D(AbstractProjectedEquation):
         grid: a 2-D ``nnpde.Grid`` (at least 4 cells per axis).
         rayleigh: ``Ra >= 0``.
         prandtl: ``Pr > 0`` (0.71 for air).
-        t_hot, t_cold: wall temperatures on ``x = lo`` and ``x = hi``.
+        t_hot: wall temperature on ``x = lo``.
+        t_cold: wall temperature on ``x = hi``.
     """
 
     grid: nnpde.Grid = eqx.field(static=True)

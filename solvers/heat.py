@@ -182,7 +182,8 @@ class HeatEquation(nnpde.AbstractLinearEquation):
         ``faces``: the face conductivities (unused for a scalar ``k``); ``extend``: maps
         a cell field to the output's extent (identity, or a periodic halo). Scalar
         ``k`` and ``rho c`` fold into one multiply per cell: the explicit step is
-        compute-bound once its memory traffic is amortised (BENCHMARKS.md).
+        compute-bound once its memory traffic is amortised
+        (docs/benchmarks/solver-throughput.md).
         """
         width = self.order // 2
         source = self.heat_source(t)

@@ -16,7 +16,7 @@ The deviation falls as h^2 (ratios 4.6 and 4.4 for 16 -> 32, 2.19 for 32 -> 48 a
 Ra 1e4; the Richardson extrapolation of 32^2 and 48^2 at Ra 1e4 is 2.2437 (+0.03 %).
 
 Ra 1e5 and 1e6 are validated by ``scripts/validate_heated_cavity.py`` only (figures
-in README.md, "Tests"): the cheapest resolutions that meet 1 % and 2 % (72^2,
+in docs/validation.md): the cheapest resolutions that meet 1 % and 2 % (72^2,
 +0.88 %, 48 s; 96^2, +1.92 %, 149 s after 64^2) are far beyond a default test's
 10 s on 2 CPU cores.
 """

@@ -23,8 +23,9 @@ Derivatives. On the CPU backend the convolutions run through ``_valid_conv``: th
 same forward as ``lax.conv_general_dilated``, with its own JVP on im2col windows,
 whose transpose (reverse mode) runs 4-5x faster than XLA's transpose convolutions
 inside the loops of unrolled training, for more working memory per step
-(``benchmarks/conv_backward.py``, ``scripts/unroll_memory.py``, BENCHMARKS.md). Other
-backends use ``lax.conv_general_dilated`` and its own derivatives.
+(``benchmarks/conv_backward.py``, ``scripts/unroll_memory.py``,
+docs/benchmarks/training-cost.md). Other backends use ``lax.conv_general_dilated`` and
+its own derivatives.
 
 ``zero_init=True`` zeroes the kernel and bias of the last layer, so the network
 outputs exactly 0 at initialisation: a learned correction then starts as the plain
@@ -170,10 +171,10 @@ def _valid_conv(x, kernel, precision):
     transpose (an input gradient with a reversed, transposed kernel; a kernel gradient
     that contracts over the batch) about 20x slower inside a loop (``lax.scan``, as in
     every unrolled training rollout) than outside one (``benchmarks/conv_backward.py``,
-    BENCHMARKS.md). The JVP is written on the ``im2col`` windows, ``dy = sum_k
-    window_k(dx) W_k + window_k(x) dW_k``, so JAX's transpose of it (reverse mode) is
-    matrix products plus shifted, padded additions, which run at full speed in a loop.
-    Forward mode (``jax.jvp``, ``jax.jacfwd``) works as well.
+    docs/benchmarks/training-cost.md). The JVP is written on the ``im2col`` windows,
+    ``dy = sum_k window_k(dx) W_k + window_k(x) dW_k``, so JAX's transpose of it
+    (reverse mode) is matrix products plus shifted, padded additions, which run at full
+    speed in a loop. Forward mode (``jax.jvp``, ``jax.jacfwd``) works as well.
     """
     ndim = kernel.ndim - 2
     return lax.conv_general_dilated(x, kernel, (1,) * ndim, "VALID", dimension_numbers=_dn(ndim), precision=precision)

@@ -43,9 +43,10 @@ def rollout(
     by a periodic halo deep enough for ``K`` steps once, then take ``K`` steps on the
     shrinking padded array without refilling ghost cells. One copy of the field per
     ``K`` steps instead of one per step: the same result to round-off, several times
-    the throughput of memory-bound stencils (BENCHMARKS.md), and the pattern that cuts
-    halo exchanges between ranks by ``K``. The cells within the halo are recomputed, a
-    fraction ``~ 2 d K s w / n`` of extra work (``s`` stages, stencil width ``w``).
+    the throughput of memory-bound stencils (docs/benchmarks/solver-throughput.md), and
+    the pattern that cuts halo exchanges between ranks by ``K``. The cells within the
+    halo are recomputed, a fraction ``~ 2 d K s w / n`` of extra work (``s`` stages,
+    stencil width ``w``).
     ``checkpoint`` then counts blocks of ``K`` steps.
     """
     try:

@@ -1,8 +1,10 @@
 """Runs: configuration, the training loop, its logs and checkpoints, the ``nnpde`` command.
 
-The top layer (it may use every other, ``nnpde.distributed`` included) and, with
-``nnpde.distributed``, the only place for side effects: files, the clock, progress
-bars, MPI launches. ``_config`` (the TOML schema), ``_fit`` (the training loop),
-``_checkpoint``, ``_metrics_log``, ``_mllog``, ``_run`` (a configured run from data to
-report), ``_cli``, ``_benchmark``, ``_report``, ``_validation``, ``_simulation``.
+The top layer: it builds on ``nnpde.numerics``, ``nnpde.hybrid`` and
+``nnpde.distributed`` and is, with ``nnpde.distributed``, the only place for side
+effects (files, the clock, progress bars, MPI launches). ``_config`` (the TOML schema),
+``_fit`` (the training loop) with ``_checkpoint`` and ``_metrics_log``, ``_run`` and
+``_cli`` (the ``nnpde`` command), ``_benchmark`` and ``_mllog`` (time to train),
+``_resumable`` (long reference runs that survive a kill), ``_report``, ``_simulation``
+and ``_validation``. Public names are re-exported flat by ``nnpde``.
 """

@@ -121,8 +121,8 @@ def _generate(args) -> int:
     """Stage the reference data into the cache. Under ``mpirun`` with
     ``distributed.domain`` the ranks run the reference solver together, its grid split
     over them; without it, world rank 0 generates and the others read the cache."""
-    from ._run import stage_data, world_size
     from ..distributed import abort_on_error
+    from ._run import stage_data, world_size
 
     config, task = _config(args, ranks=world_size())  # the same refusal on every rank: no abort needed
     _print_config(config, "generate")
@@ -149,8 +149,8 @@ def _world_topology():
 
 
 def _train(args) -> int:
-    from ._run import evaluate, train, world_size
     from ..distributed import abort_on_error
+    from ._run import evaluate, train, world_size
 
     config, _ = _config(args, ranks=world_size())  # the same refusal on every rank: no abort needed
     _print_config(config, "train")

@@ -62,73 +62,124 @@ class ConfigError(ValueError):
     """A configuration that cannot run: the message names the key, the value and the fix."""
 
 
+# Every key has a docstring below it: docs/config.md lists the keys, their types,
+# defaults, allowed values and these docstrings, generated from this module at build.
 @dataclasses.dataclass(frozen=True)
 class ProblemConfig:
+    """What is trained: a problem module whose ``task(**options)`` returns an ``nnpde.Task``."""
+
     module: str = "problems.hybrid_burgers"
+    """Import path of the problem module; any importable module with ``task(**options)``."""
     options: dict = dataclasses.field(default_factory=dict)
+    """Keyword arguments of ``task()`` (checked by the task), e.g. ``{ hidden = 32 }``."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    kind: str = ""  # empty: the task's default kind
+    """Which of the task's learned models, and its initialisation."""
+
+    kind: str = ""
+    """One of the task's model kinds (``"correction"``, ``"closure"``, ...); empty: the task's first."""
     seed: int = 0
+    """Seed of the network initialisation."""
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
+    """The reference trajectories: how many, from which seeds, cached where."""
+
     train_samples: int = 32
+    """Reference trajectories to train on."""
     eval_samples: int = 8
+    """Held-out trajectories (other initial states) for evaluation and the target."""
     train_seed: int = 0
+    """Seed of the training trajectories' initial states."""
     eval_seed: int = 1000
+    """Seed of the held-out initial states; must differ from ``train_seed``."""
     cache_dir: str = "runs/data"
+    """netCDF cache of the reference data, keyed by their configuration; empty: no cache."""
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    """The optimisation: steps, batch, unrolled loss, optimiser, logging and checkpoints."""
+
     steps: int = 600
+    """Optimiser steps (the length of the learning-rate schedule)."""
     batch_size: int = 16
+    """Trajectory windows per step, for one group (split over its ranks and devices)."""
     unroll: int = 16
+    """Steps through the solver per loss (``nnpde.unrolled_loss``); at most 4096."""
     learning_rate: float = 3e-3
+    """Initial (peak) learning rate of Adam."""
     schedule: str = "cosine"
+    """Learning-rate schedule over ``steps`` (``nnpde.make_optimizer``)."""
     warmup_steps: int = 0
+    """Steps of linear warm-up before the schedule."""
     clip_norm: float = 1.0
+    """Global gradient-norm clipping."""
     noise: float = 0.0
-    # add the task's symmetry images of the training trajectories (Task.symmetries)
+    """Gaussian noise on the initial states, relative to their RMS (training to recover from errors)."""
     augment: bool = False
+    """Add the task's symmetry images of the training trajectories (``Task.symmetries``)."""
     seed: int = 0
+    """Seed of the batch order (and of the noise)."""
     log_every: int = 10
+    """Steps between lines of ``metrics.jsonl``."""
     eval_every: int = 100
+    """Steps between evaluations on the held-out trajectories."""
     checkpoint_every: int = 100
+    """Steps between checkpoints (a run resumes from the last)."""
     stop_at_target: bool = False
+    """Stop at the first evaluation at or below the task's target."""
 
 
 @dataclasses.dataclass(frozen=True)
 class DistributedConfig:
+    """The parallel layout under ``mpirun``: groups, their averaging, a split reference solver."""
+
     groups: int = 1
+    """Groups the MPI ranks form; each trains synchronously, groups average asynchronously."""
     every: int = 4
+    """Steps between cross-group averages."""
     max_staleness: int = 4
+    """Steps an average may stay in flight (bounded mode: then it is waited for; wait-free: discarded)."""
     wait_free: bool = False
+    """Never wait for an average (discard stale ones) instead of bounding the staleness by waiting."""
     progress: str = "thread"
-    # Ranks per axis of the reference (fine-grid) solver while the data are staged:
-    # [] runs it whole in one process; [2, 1] splits its grid over 2 ranks along x
-    # (halo exchange; the product must be the number of MPI ranks).
+    """How non-blocking averages progress: a helper thread, or one test per step (``"poll"``)."""
     domain: list[int] = dataclasses.field(default_factory=list)
+    """Ranks per axis of the reference (fine-grid) solver while the data are staged: ``[]`` runs it
+    whole in one process; ``[2, 1]`` splits its grid over 2 ranks along x (halo exchange; the
+    product must be the number of MPI ranks)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkConfig:
+    """``nnpde benchmark``: time to train to the task's target over several seeds."""
+
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2, 3, 4])
+    """One fresh run per seed; the fastest and slowest are dropped (at least 3, 5 to report)."""
     max_steps: int = 2000
+    """Steps a run may take before it counts as not reaching the target."""
     eval_every: int = 20
+    """Steps between evaluations (inside the clock)."""
     price_per_core_hour: float = 0.05
+    """Declared price of a core-hour, for the derived cost."""
     price_unit: str = "USD per core-hour (declared, not measured)"
+    """Unit of ``price_per_core_hour``, printed with the cost."""
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
+    """A whole run: the top-level keys and one section per table of the TOML file."""
+
     name: str = "burgers"
-    out: str = ""  # empty: runs/<name>
+    """Run name."""
+    out: str = ""
+    """Results folder; empty: ``runs/<name>``."""
     precision: str = "float32"
+    """Floating-point precision of the run."""
     problem: ProblemConfig = dataclasses.field(default_factory=ProblemConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)

@@ -21,9 +21,9 @@ import numpy as np
 import optax
 
 from .._checks import check_int
+from ..hybrid._train import TrainState, combine, init_train_state, make_optimizer, make_train_step, sample_windows
 from ._checkpoint import Checkpointer
 from ._metrics_log import MetricsLog
-from ..hybrid._train import TrainState, combine, init_train_state, make_optimizer, make_train_step, sample_windows
 
 
 @dataclasses.dataclass

@@ -88,9 +88,7 @@ def resumable_rollout(
     if not os.access(path.parent, os.W_OK):
         raise PermissionError(f"Cannot write {path}: its folder is not writable. Fix: choose a writable path.")
     kept_shape = jax.eval_shape(transform, jax.ShapeDtypeStruct(u0.shape[1:], u0.dtype))
-    key = _fingerprint(
-        u0, n_saves=n_saves, save_every=save_every, dt=stepper.dt, t0=t0, kept=list(kept_shape.shape)
-    )
+    key = _fingerprint(u0, n_saves=n_saves, save_every=save_every, dt=stepper.dt, t0=t0, kept=list(kept_shape.shape))
 
     if path.exists():
         with np.load(path) as stored:

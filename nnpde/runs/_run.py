@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..hybrid._task import Task
 from ._config import ConfigError, RunConfig, check_domain, check_layout
 from ._mllog import MLLogger
-from ..hybrid._task import Task
 
 
 def set_precision(config: RunConfig) -> None:
@@ -241,8 +241,8 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
     ``train.stop_at_target`` the run stops at the first evaluation whose held-out
     horizon error reaches the task's target. ``mllog``: path of an MLPerf-style log.
     """
-    from ._fit import fit
     from ..hybrid._loss import unrolled_loss
+    from ._fit import fit
 
     clock = time.time()
     began = time.perf_counter()
@@ -363,8 +363,8 @@ def restore_model(config: RunConfig, task: Task):
     """``(model, step)``: the model of ``config`` trained on ``task``, restored from the
     latest checkpoint in ``run_dir/checkpoints`` (read-only), and that step. A run
     directory without checkpoints is a ``ConfigError`` saying to train first."""
-    from ._checkpoint import Checkpointer
     from ..hybrid._train import combine, init_train_state
+    from ._checkpoint import Checkpointer
 
     kind = config.model.kind or task.kinds[0]
     template = task.model(kind, seed=config.model.seed)
@@ -387,8 +387,8 @@ def evaluate(config: RunConfig, *, echo=print) -> dict:
     the plain coarse solver; write ``evaluation.json`` and the PNG report to the run
     directory (fields beside the reference, error against time, energy spectra,
     training curves)."""
-    from . import _report
     from ..numerics._rollout import rollout
+    from . import _report
 
     task = load_task(config)
     model, step = restore_model(config, task)

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..numerics._stepper import AbstractStepper
 from ..numerics._rollout import rollout
+from ..numerics._stepper import AbstractStepper
 
 
 @dataclasses.dataclass(frozen=True)
