@@ -1,16 +1,18 @@
 """``fit``: the training driver (progress bar, metrics log, checkpoints, resume).
 
-The only place in the training stack with side effects; the step itself is the pure
-``nnpde.make_train_step``. A run directory holds ``checkpoints/`` (orbax, atomic) and
-``metrics.jsonl``; a run started again on the same directory resumes from its last
-checkpoint and continues bitwise as if it had never stopped: the batch of step ``n`` is
-drawn from a key that depends only on the seed and ``n``.
+``fit`` is the training loop, read top to bottom; each line calls one piece of
+``_training_run.py`` (the step, the averaging hook, the health guard, logging,
+evaluation, the stop vote, checkpoints) or of ``_run_files.py`` (the run directory).
+These are the only places in the training stack with side effects; the step itself is
+the pure ``nnpde.make_train_step``. A run directory holds ``checkpoints/`` (orbax,
+atomic) and ``metrics.jsonl``; a run started again on the same directory resumes from
+its last checkpoint and continues bitwise as if it had never stopped: the batch of step
+``n`` is drawn from a key that depends only on the seed and ``n``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +23,8 @@ import numpy as np
 import optax
 
 from .._checks import check_int
-from ..hybrid._train import TrainState, combine, init_train_state, make_optimizer, make_train_step, sample_windows
-from ._checkpoint import Checkpointer
-from ._metrics_log import MetricsLog
+from ..hybrid._train import TrainState, combine, init_train_state, make_optimizer
+from ._training_run import Schedule, TrainingRun, make_batch_step
 
 
 @dataclasses.dataclass
@@ -96,133 +97,53 @@ def fit(
         check_int(v, n, fix=f"pass {n} >= 1.")
         for n, v in (("batch_size", batch_size), ("window", window), ("log_every", log_every))
     )
+    trajectories = _finite(trajectories)
+    optimizer = make_optimizer(1e-3) if optimizer is None else optimizer
+    state, static = init_train_state(model, optimizer, seed=seed, spec=spec)
+    if averager is not None and topology is None:
+        topology = averager.topology
+    step = make_batch_step(
+        loss_fn, optimizer, static, trajectories, batch_size, window, seed=seed, topology=topology, reduce=reduce
+    )
+    schedule = Schedule(steps, log_every, eval_every, checkpoint_every)
+    hooks = dict(evaluate=evaluate, stop_when=stop_when, averager=averager)
+    with TrainingRun(schedule, static, topology, run_dir=run_dir, config=config, progress=progress, **hooks) as run:
+        state = run.resume(state)
+        began = time.perf_counter()
+        run.open_progress_bar(int(state.step))
+        stopped_early = False
+        try:
+            for done in range(int(state.step) + 1, steps + 1):
+                state, metrics = step(state)
+                state = run.average(done, state)
+                state = run.guard(done, state, metrics)  # before anything logs or writes this step
+                run.log(done, metrics)
+                stopped_early = run.should_stop(run.evaluate(done, state))
+                run.checkpoint(done, state)
+                run.advance()
+                if stopped_early:
+                    break
+        except KeyboardInterrupt:
+            run.save(state)  # an interrupted run resumes where it was stopped
+            raise
+        finally:
+            run.close_progress_bar()
+        state = run.finish(state)
+        trained = combine(state.params, static)
+        run.evaluate_model(int(state.step), trained)
+    return FitResult(trained, state, run.history, time.perf_counter() - began, stopped_early)
+
+
+def _finite(trajectories):
+    """``trajectories`` as a JAX array, refused when any value is not finite (a NaN in
+    the data would only show as a NaN loss, steps later)."""
     trajectories = jnp.asarray(trajectories)
     if not bool(jnp.all(jnp.isfinite(trajectories))):
         raise ValueError(
             "The training trajectories contain non-finite values. Fix: regenerate the data "
             "(an unstable reference run, or a corrupt cache file)."
         )
-    optimizer = make_optimizer(1e-3) if optimizer is None else optimizer
-    state, static = init_train_state(model, optimizer, seed=seed, spec=spec)
-    batch_key = jax.random.key(seed + 1_000_003)
-    if averager is not None and topology is None:
-        topology = averager.topology
-    if topology is None:
-        train_step = make_train_step(loss_fn, optimizer, static, reduce=reduce, jit=False)
-        leader, root, group_dir = True, True, None
-    else:
-        from ..distributed import make_group_step
-
-        if reduce is not None:
-            raise ValueError("Give either reduce= or topology=, not both: the topology defines the group mean.")
-        train_step = make_group_step(loss_fn, optimizer, static, topology)
-        if topology.group:
-            batch_key = jax.random.fold_in(batch_key, topology.group)
-        leader, root = topology.is_leader, topology.is_root
-        group_dir = f"group{topology.group}" if topology.n_groups > 1 else None
-
-    @jax.jit
-    def step_fn(state):
-        batch = sample_windows(jax.random.fold_in(batch_key, state.step), trajectories, batch_size, window)
-        return train_step(state, batch)
-
-    checkpointer = log = None
-    start = 0
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        own_dir = run_dir / group_dir if group_dir else run_dir
-        if leader:
-            own_dir.mkdir(parents=True, exist_ok=True)
-            checkpointer = Checkpointer(own_dir / "checkpoints")
-            latest = checkpointer.latest_step()
-            if latest is not None:
-                state = checkpointer.restore(state)
-                start = int(state.step)
-            log = MetricsLog(own_dir / "metrics.jsonl", resume_from_step=start if latest is not None else 0)
-        if topology is not None and topology.group_size > 1:
-            # The leader alone writes; the other ranks restore the same step read-only.
-            latest = topology.group_host_comm.bcast(checkpointer.latest_step() if leader else None, root=0)
-            if not leader and latest is not None:
-                with Checkpointer(own_dir / "checkpoints", read_only=True) as reader:
-                    state = reader.restore(state, latest)
-                start = int(state.step)
-
-    history: list[dict] = []
-    began = time.perf_counter()
-    stopped_early = False
-
-    def save(step):
-        if checkpointer is not None and step not in checkpointer.all_steps():
-            checkpointer.save(step, state, metadata={"config": config or {}, "step": step}, force=True)
-
-    def record(step, metrics):
-        entry = {"step": step, **{k: float(v) for k, v in metrics.items()}}
-        history.append(entry)
-        if log is not None:
-            log.log(step, **{k: v for k, v in entry.items() if k != "step"})
-        return entry
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, initial=start, desc="training", unit="step", dynamic_ncols=True, disable=not root)
-    try:
-        for n in range(start, steps):
-            state, metrics = step_fn(state)
-            done = n + 1
-            if averager is not None:
-                state = averager.after_step(done, state)
-            if done % log_every == 0 or done == steps:
-                loss = float(metrics["loss"])
-                if not math.isfinite(loss) and averager is None:
-                    raise FloatingPointError(
-                        f"The loss became {loss} at step {done}. The last checkpoint is kept. Fix: lower the "
-                        "learning rate, clip gradients (make_optimizer(clip_norm=1.0)) or shorten the unroll."
-                    )
-                entry = record(done, metrics)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{entry['loss']:.3e}")
-            stop = False
-            if evaluate is not None and eval_every and done % eval_every == 0 and done != steps:
-                figures = evaluate(combine(state.params, static))
-                record(done, {f"eval_{k}": v for k, v in figures.items()})
-                if stop_when is not None:
-                    stop = _vote(bool(stop_when(figures)), topology)
-            if checkpoint_every and done % checkpoint_every == 0:
-                save(done)
-            if bar is not None:
-                bar.update(1)
-            if stop:
-                stopped_early = True
-                break
-    except KeyboardInterrupt:
-        save(int(state.step))
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    save(int(state.step))
-    if checkpointer is not None:
-        checkpointer.close()
-    if averager is not None:
-        state = averager.finish(state)
-        if run_dir is not None and group_dir and root:
-            with Checkpointer(run_dir / "checkpoints") as final:
-                final.save(int(state.step), state, metadata={"config": config or {}, "averaged_over_groups": True})
-    trained = combine(state.params, static)
-    if evaluate is not None:
-        record(int(state.step), {f"eval_{k}": v for k, v in evaluate(trained).items()})
-    return FitResult(trained, state, history, time.perf_counter() - began, stopped_early)
-
-
-def _vote(flag: bool, topology) -> bool:
-    """True when ``flag`` is true on every rank (a blocking MPI vote; one process: ``flag``)."""
-    if topology is None or topology.world_comm is None:
-        return flag
-    from mpi4py import MPI
-
-    return bool(topology.world_comm.allreduce(int(flag), op=MPI.MIN))
+    return trajectories
 
 
 def evaluate_rollouts(model, trajectories, *, n_steps: int | None = None):

@@ -1,0 +1,250 @@
+"""The pieces of ``fit``'s training loop, one concern each.
+
+``fit`` (``_fit.py``) reads as the loop; what each of its lines does lives here:
+
+- ``make_batch_step``: one optimiser step on the batch of step ``n``, local or over the
+  ranks of a group (pure: the batch depends only on the seed, the step and the group);
+- ``Schedule``: which steps are logged, evaluated and checkpointed;
+- ``TrainingRun``: the side effects of one ``fit`` call, in the order the loop calls
+  them: the cross-group averaging hook, the health guard, logging, evaluation, the stop
+  vote, checkpoints, and the end of the run. Its files (checkpoints, metrics log,
+  resumption) are ``RunFiles`` (``_run_files.py``).
+
+Side effects (files, clock, progress bar, MPI) stay here and in ``nnpde.distributed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import optax
+
+from ..hybrid._train import combine, make_train_step, sample_windows
+from ._run_files import Roles, RunFiles
+
+
+def make_batch_step(
+    loss_fn: Callable,
+    optimizer: optax.GradientTransformation,
+    static,
+    trajectories,
+    batch_size: int,
+    window: int,
+    *,
+    seed: int,
+    topology=None,
+    reduce: Callable | None = None,
+) -> Callable:
+    """``step(state) -> (state, metrics)``, jitted: one optimiser step on the batch of
+    step ``state.step``.
+
+    The batch (``batch_size`` windows of ``window + 1`` states) is drawn from a key that
+    depends only on ``seed``, the step number and the group, so a resumed run draws the
+    batches it would have drawn without stopping, group 0 draws what one process draws,
+    and other groups see other data. Without ``topology`` the step is local (``reduce``
+    may average the gradients); with one, gradients are averaged over the group's ranks
+    and devices every step (``make_group_step``).
+    """
+    batch_key = jax.random.key(seed + 1_000_003)
+    if topology is None:
+        train_step = make_train_step(loss_fn, optimizer, static, reduce=reduce, jit=False)
+    else:
+        from ..distributed import make_group_step
+
+        if reduce is not None:
+            raise ValueError("Give either reduce= or topology=, not both: the topology defines the group mean.")
+        train_step = make_group_step(loss_fn, optimizer, static, topology)
+        if topology.group:
+            batch_key = jax.random.fold_in(batch_key, topology.group)
+
+    @jax.jit
+    def step(state):
+        batch = sample_windows(jax.random.fold_in(batch_key, state.step), trajectories, batch_size, window)
+        return train_step(state, batch)
+
+    return step
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Which of the ``steps`` optimiser steps are logged (every ``log_every`` and the
+    last), evaluated (every ``eval_every`` but the last, which the final evaluation
+    covers) and checkpointed (every ``checkpoint_every``; the end always is). A period
+    of ``None`` or 0 means never."""
+
+    steps: int
+    log_every: int
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
+
+    def logs_at(self, step: int) -> bool:
+        return step % self.log_every == 0 or step == self.steps
+
+    def evaluates_at(self, step: int) -> bool:
+        return bool(self.eval_every) and step % self.eval_every == 0 and step != self.steps
+
+    def checkpoints_at(self, step: int) -> bool:
+        return bool(self.checkpoint_every) and step % self.checkpoint_every == 0
+
+
+class TrainingRun:
+    """The side effects of one ``fit`` call, one concern per method.
+
+    For each step the loop in ``fit`` calls ``average`` (cross-group hook), ``guard``
+    (health), ``log``, ``evaluate`` and ``should_stop``, ``checkpoint`` and ``advance``
+    (progress bar), in this order; ``resume`` before the loop, ``finish`` and
+    ``evaluate_model`` after it. ``history`` keeps every record (one dict per logged
+    step or evaluation). A context manager: leaving it closes the files.
+    """
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        static,
+        topology,
+        *,
+        run_dir: str | Path | None,
+        config: dict | None,
+        averager,
+        evaluate: Callable | None,
+        stop_when: Callable[[dict], bool] | None,
+        progress: bool,
+    ):
+        self.schedule, self._static = schedule, static
+        self._topology, self._averager = topology, averager
+        self._evaluate, self._stop_when = evaluate, stop_when
+        self._roles = Roles.of(topology)
+        self._progress = progress
+        self._bar = None
+        self.history: list[dict] = []
+        self.files = RunFiles.open(run_dir, self._roles, topology, config)
+
+    def __enter__(self) -> TrainingRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.files.close()
+
+    # -- before the loop ---------------------------------------------------------------
+
+    def resume(self, state):
+        """The state to start from: the latest checkpoint, else ``state`` itself."""
+        return self.files.resume(state)
+
+    def open_progress_bar(self, start: int) -> None:
+        """A tqdm bar from step ``start``, shown on world rank 0 only (with ``progress``)."""
+        if self._progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=self.schedule.steps,
+                initial=start,
+                desc="training",
+                unit="step",
+                dynamic_ncols=True,
+                disable=not self._roles.root,
+            )
+
+    # -- each step ---------------------------------------------------------------------
+
+    def average(self, step: int, state):
+        """The cross-group hook: the averager folds in a completed average (and starts
+        the next at its steps); it also rolls a diverged group back. Without one: ``state``."""
+        return state if self._averager is None else self._averager.after_step(step, state)
+
+    def guard(self, step: int, state, metrics: dict):
+        """The health check between a step and anything that logs or writes it: the one
+        place that decides whether training goes on, and from which state.
+
+        A non-finite loss at a logged step stops a run without an averager with
+        ``FloatingPointError`` before any checkpoint of this step, so the last one stays
+        intact; with an averager, its own guard has already rolled a diverged group back.
+        Returns the state to continue from.
+        """
+        if self._averager is None and self.schedule.logs_at(step):
+            loss = float(metrics["loss"])
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"The loss became {loss} at step {step}. The last checkpoint is kept. Fix: lower the "
+                    "learning rate, clip gradients (make_optimizer(clip_norm=1.0)) or shorten the unroll."
+                )
+        return state
+
+    def log(self, step: int, metrics: dict) -> None:
+        """At logged steps: the step's metrics into the history and the metrics log, its
+        loss onto the progress bar."""
+        if self.schedule.logs_at(step):
+            entry = self._record(step, metrics)
+            if self._bar is not None:
+                self._bar.set_postfix(loss=f"{entry['loss']:.3e}")
+
+    def evaluate(self, step: int, state):
+        """At evaluation steps: the figures of ``evaluate`` on the current model
+        (recorded); ``None`` at the other steps or without ``evaluate``."""
+        if self._evaluate is None or not self.schedule.evaluates_at(step):
+            return None
+        return self.evaluate_model(step, combine(state.params, self._static))
+
+    def should_stop(self, figures) -> bool:
+        """Whether ``stop_when(figures)`` holds on every rank (a blocking vote over the
+        world, so that all ranks stop at the same step); ``False`` between evaluations."""
+        if figures is None or self._stop_when is None:
+            return False
+        return _vote(bool(self._stop_when(figures)), self._topology)
+
+    def checkpoint(self, step: int, state) -> None:
+        """A checkpoint at the scheduled steps."""
+        if self.schedule.checkpoints_at(step):
+            self.save(state)
+
+    def advance(self) -> None:
+        """One step more on the progress bar."""
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def save(self, state) -> None:
+        """A checkpoint of ``state`` at its step (at the end, and on an interrupt)."""
+        self.files.save(int(state.step), state)
+
+    # -- after the loop ----------------------------------------------------------------
+
+    def close_progress_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def finish(self, state):
+        """The final checkpoint of this group; with an averager, the average over the
+        groups (identical on every rank) and its checkpoint. Returns the final state."""
+        self.save(state)
+        if self._averager is None:
+            return state
+        state = self._averager.finish(state)
+        self.files.save_group_average(state)
+        return state
+
+    def evaluate_model(self, step: int, model):
+        """``evaluate(model)``'s figures, recorded as ``eval_<name>`` at ``step``."""
+        if self._evaluate is None:
+            return None
+        figures = self._evaluate(model)
+        self._record(step, {f"eval_{k}": v for k, v in figures.items()})
+        return figures
+
+    def _record(self, step: int, metrics: dict) -> dict:
+        entry = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        self.history.append(entry)
+        self.files.log(entry)
+        return entry
+
+
+def _vote(flag: bool, topology) -> bool:
+    """True when ``flag`` is true on every rank (a blocking MPI vote; one process: ``flag``)."""
+    if topology is None or topology.world_comm is None:
+        return flag
+    from mpi4py import MPI
+
+    return bool(topology.world_comm.allreduce(int(flag), op=MPI.MIN))
