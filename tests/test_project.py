@@ -148,6 +148,7 @@ def test_simulate_command_writes_results(tmp_path):
     "args, words",
     [
         (["simulate", "--problem", "no_such_module"], ["no_such_module", "Fix"]),
+        (["simulate", "--problem", "problems.hybrid_burgers"], ["hybrid_burgers has no simulation", "task", "Fix"]),
         (["simulate", "--set", "resolution"], ["key=value"]),
         (["simulate", "--set", "colour=3"], ["unknown option", "colour", "resolution"]),
         (["simulate", "--set", "resolution=1"], ["too few", "refine"]),
