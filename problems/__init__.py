@@ -37,4 +37,8 @@ naming the option, the value and the fix. What else a module defines (grids,
 equations, initial states, constants) is its own public API, for scripts and tests.
 ``hybrid_heat`` declares no target accuracy, so it offers no ``task``: its ``model``
 and ``trajectories`` serve the study scripts.
+
+The import names ``problems`` and ``solvers`` are installed with nnpde. A module or
+folder of the same name earlier on ``sys.path`` (the current directory comes first)
+shadows them; ``nnpde`` then refuses to run, naming both locations and the fix.
 """
