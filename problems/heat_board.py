@@ -60,7 +60,7 @@ def equation(resolution: int = 96) -> solvers.HeatEquation:
     )
 
 
-def setup(resolution: int = 96, hours: float = 4.0, dt: float = 30.0, save_every: int = 15) -> nnpde.Simulation:
+def simulation(resolution: int = 96, hours: float = 4.0, dt: float = 30.0, save_every: int = 15) -> nnpde.Simulation:
     """The board warming up from ambient for ``hours``, Crank-Nicolson steps of ``dt`` s."""
     eq = equation(resolution)
     n_steps = max(1, round(hours * 3600 / dt))

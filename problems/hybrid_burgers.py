@@ -11,7 +11,7 @@ agrees with a 1024-cell run to 0.2% (relative L2) at the horizon, while the same
 scheme on 64 cells is 2.4% off. The coarse step is ``DT = 0.04`` (the coarse CFL
 limit of a unit wave is about 0.07); the horizon of the evaluation is ``HORIZON``
 coarse steps (``t = 1.28``). The learned models are corrections or closures of the
-64-cell solver, or the pure-network emulator, built by ``model``.
+64-cell solver, or the pure-network emulator, built by ``task``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import math
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 import nnpde
+from problems._hybrid import cnn
 from solvers.burgers import Burgers
 
 LENGTH = 2 * math.pi
@@ -65,91 +65,18 @@ def initial_states(key, n_samples: int, resolution: int = COARSE * FACTOR):
     return (u / jnp.max(jnp.abs(u), axis=1, keepdims=True))[:, None]
 
 
-def reference_trajectories(seed: int, n_samples: int, n_steps: int = HORIZON, *, dt: float = DT, decomposition=None):
-    """``(n_samples, n_steps + 1, 1, COARSE)``: fine-grid runs from random initial
-    states, every ``SUBSTEPS``-th state block-averaged to the coarse grid.
-    ``decomposition``: a ``nnpde.distributed.Decomposition`` of the fine grid; the
-    runs are then split over its ranks (collective) and returned whole on every rank."""
-    u0 = initial_states(jax.random.key(seed), n_samples)
-    run = dict(save_every=SUBSTEPS, factor=FACTOR, ndim=1)
-    if decomposition is None:
-        return nnpde.generate_trajectories(reference_stepper(dt), u0, n_steps * SUBSTEPS, **run)
-    d = decomposition
-    local = Burgers(d.local_grid, d.boundary_conditions, viscosity=VISCOSITY, scheme="van_leer")
-    step = nnpde.ExplicitRK(local, dt=dt / SUBSTEPS, method="ssprk3")
-    return d.generate_trajectories(step, u0, n_steps * SUBSTEPS, **run)
-
-
-def dataset_config(seed: int, n_samples: int, n_steps: int = HORIZON, *, dt: float = DT) -> dict:
-    """Everything the reference data depends on (the cache key)."""
-    return {
-        "problem": "hybrid_burgers",
-        "viscosity": VISCOSITY,
-        "coarse": COARSE,
-        "factor": FACTOR,
-        "dt": dt,
-        "substeps": SUBSTEPS,
-        "modes": MODES,
-        "seed": seed,
-        "n_samples": n_samples,
-        "n_steps": n_steps,
-        "dtype": jnp.zeros(()).dtype.name,
-    }
-
-
 def trajectories(seed: int, n_samples: int, n_steps: int = HORIZON, *, cache_dir=None):
-    """``(reference trajectories, reused)``: ``reference_trajectories`` cached as netCDF
-    under ``cache_dir`` (keyed by ``dataset_config``; ``None``: no cache)."""
-    return nnpde.cached_trajectories(
-        cache_dir,
-        dataset_config(seed, n_samples, n_steps),
-        lambda: reference_trajectories(seed, n_samples, n_steps),
-        dt=DT,
-        grid=grid(COARSE),
-        channels=("u",),
-    )
-
-
-def network(*, seed: int, out_channels: int = 1, hidden: int = 32, depth: int = 4, zero_init: bool = True):
-    """The default network: a periodic CNN on the coarse state."""
-    return nnpde.Network(
-        nnpde.networks.ConvNet(
-            1,
-            out_channels,
-            ndim=1,
-            hidden=hidden,
-            depth=depth,
-            kernel_size=5,
-            periodic=(True,),
-            zero_init=zero_init,
-            rngs=nnx.Rngs(seed),
-        )
-    )
-
-
-KINDS = ("correction", "closure", "emulator", "interpolation")
-STENCIL = 4  # cells of the learned interpolation's stencil (Bar-Sinai et al. 2019 use 4-6)
+    """``(reference trajectories, reused)``: ``task().trajectories``, ``(n_samples,
+    n_steps + 1, 1, COARSE)``, cached as netCDF under ``cache_dir`` (``None``: no cache)."""
+    return task().trajectories(seed, n_samples, n_steps, cache_dir=cache_dir)
 
 
 def model(kind: str = "correction", *, seed: int = 0, hidden: int = 32, depth: int = 4, dt: float = DT):
-    """A learned model on the coarse grid: ``"correction"`` (post-step, solver in the
-    loop), ``"closure"`` (a learned rate in the right-hand side), ``"emulator"`` (the
-    network alone) or ``"interpolation"`` (the network picks the flux's face stencil,
-    ``nnpde.learned_interpolation``), each with the same network body."""
-    if kind == "interpolation":
-        coarse = equation(COARSE)
-        targets, sides = coarse.reconstruction_targets
-        out = targets * sides * nnpde.correction_size(STENCIL, 1)
-        net = network(seed=seed, out_channels=out, hidden=hidden, depth=depth)
-        return nnpde.ExplicitRK(nnpde.learned_interpolation(coarse, net, size=STENCIL), dt=dt, method="ssprk3")
-    net = network(seed=seed, hidden=hidden, depth=depth)
-    if kind == "correction":
-        return nnpde.CorrectedStepper(coarse_stepper(dt), net, scale=dt)
-    if kind == "closure":
-        return nnpde.ExplicitRK(nnpde.ClosureEquation(equation(COARSE), net), dt=dt, method="ssprk3")
-    if kind == "emulator":
-        return nnpde.Emulator(net, equation=equation(COARSE), dt=dt, scale=dt)
-    raise ValueError(f"Unknown model kind {kind!r}. Fix: use one of {KINDS}.")
+    """A learned model of ``task(hidden=hidden, depth=depth, dt=dt)``: ``"correction"``
+    (post-step, solver in the loop), ``"closure"`` (a learned rate in the right-hand
+    side), ``"emulator"`` (the network alone) or ``"interpolation"`` (the network picks
+    the flux's face stencil, ``nnpde.learned_interpolation``), each with the same network body."""
+    return task(hidden=hidden, depth=depth, dt=dt).model(kind, seed=seed)
 
 
 # The declared accuracy of the Burgers task: relative L2 error at the horizon, averaged
@@ -157,6 +84,7 @@ def model(kind: str = "correction", *, seed: int = 0, hidden: int = 32, depth: i
 # float32) the plain 64-cell solver is at 0.0287; 0.008 is a 3.6x cut, which the
 # default correction reaches within the README's main command (600 steps).
 TARGET_ERROR = 0.008
+STENCIL = 4  # cells of the learned interpolation's stencil (Bar-Sinai et al. 2019 use 4-6)
 
 
 def task(*, hidden: int = 32, depth: int = 4, horizon: int = HORIZON, dt: float = DT) -> nnpde.Task:
@@ -175,20 +103,54 @@ def task(*, hidden: int = 32, depth: int = 4, horizon: int = HORIZON, dt: float 
             f"dt = {dt} exceeds the coarse solver's stable step {limit:.4g} (SSP-RK3, max |u| = 1). "
             f"Fix: dt <= {0.9 * limit:.3g}, e.g. the default {DT}."
         )
-    return nnpde.Task(
+    coarse, fine = coarse_stepper(dt), reference_stepper(dt)
+
+    def net(seed: int):  # a periodic CNN on the coarse state
+        return cnn(seed, 1, 1, periodic=(True,), hidden=hidden, depth=depth, kernel_size=5)
+
+    def interpolation_net(seed: int):  # the flux's face-stencil coefficients (nnpde.learned_interpolation)
+        targets, sides = coarse.equation.reconstruction_targets
+        outputs = targets * sides * nnpde.correction_size(STENCIL, 1)
+        return cnn(seed, 1, outputs, periodic=(True,), hidden=hidden, depth=depth, kernel_size=5)
+
+    def split(d):  # the fine solver on this rank's block
+        local = Burgers(d.local_grid, d.boundary_conditions, viscosity=VISCOSITY, scheme="van_leer")
+        return nnpde.ExplicitRK(local, dt=fine.dt, method="ssprk3")
+
+    return nnpde.Task.from_solvers(
         name="hybrid_burgers",
-        description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[1],
-        baseline=coarse_stepper(dt),
-        build_model=lambda kind, seed: model(kind, seed=seed, hidden=hidden, depth=depth, dt=dt),
-        kinds=KINDS,
-        reference=lambda seed, n, steps, decomposition=None: reference_trajectories(
-            seed, n, steps, dt=dt, decomposition=decomposition
-        ),
-        dataset_config=lambda seed, n, steps: dataset_config(seed, n, steps, dt=dt),
+        description=" ".join(__doc__.split("\n\n")[0:2]),
+        baseline=coarse,
+        models={
+            "correction": lambda seed: nnpde.CorrectedStepper(coarse, net(seed), scale=dt),
+            "closure": lambda seed: nnpde.ExplicitRK(
+                nnpde.ClosureEquation(coarse.equation, net(seed)), dt=dt, method="ssprk3"
+            ),
+            "emulator": lambda seed: nnpde.Emulator(net(seed), equation=coarse.equation, dt=dt, scale=dt),
+            "interpolation": lambda seed: nnpde.ExplicitRK(
+                nnpde.learned_interpolation(coarse.equation, interpolation_net(seed), size=STENCIL),
+                dt=dt,
+                method="ssprk3",
+            ),
+        },
+        fine=fine,
+        substeps=SUBSTEPS,
+        factor=FACTOR,
+        initial_states=lambda seed, n_samples, run: initial_states(jax.random.key(seed), n_samples),
+        split=split,
+        reference_bc=nnpde.BoundaryConditions.periodic(1),
+        parameters={
+            "problem": "hybrid_burgers",
+            "viscosity": VISCOSITY,
+            "coarse": COARSE,
+            "factor": FACTOR,
+            "dt": dt,
+            "substeps": SUBSTEPS,
+            "modes": MODES,
+        },
         horizon=horizon,
         target=TARGET_ERROR,
         channels=("u",),
         units={"time": "1", "u": "1"},
         attrs={"viscosity": VISCOSITY, "coarse": COARSE, "factor": FACTOR, "dt": dt, "hidden": hidden, "depth": depth},
-        reference_domain=(grid(COARSE * FACTOR), nnpde.BoundaryConditions.periodic(1)),
     )

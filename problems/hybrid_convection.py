@@ -19,7 +19,7 @@ coarse grid by face averaging of the velocity and block averaging of the tempera
 divergence-free). The coarse solver cannot resolve the thermal boundary layers
 (about ``Ra^(-1/4) ~ 0.06`` thick, one coarse cell) and misses the wall heat flux.
 
-Learned models (``KINDS``), each seeing the state (``u, v, T``):
+Learned models (the task's kinds), each seeing the state (``u, v, T``):
 
 * ``"correction"``: ``q_{n+1} = S(q_n) + DT P N(q_n)``, a post-step correction of all
   three channels with the velocity part projected (``CorrectedStepper(project=True)``);
@@ -38,10 +38,10 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 import nnpde
 from problems import heated_cavity
+from problems._hybrid import check_option, cnn
 from solvers.boussinesq import Boussinesq2D
 
 RAYLEIGH = 1e5
@@ -55,7 +55,6 @@ SPINUP = 0.02
 AMPLITUDE = 0.1
 MODES = 3
 STAGGER = (0, 1, None)
-KINDS = ("correction", "closure")
 # The network's output is a temperature rate in units of CLOSURE_SCALE: the conduction
 # rate across one coarse boundary layer (T_hot - T_cold over a cell, squared) is of
 # order 1 / h^2 ~ 250 at 16^2.
@@ -121,13 +120,6 @@ def perturbed_states(key, n_samples: int, eq: Boussinesq2D):
     return states.at[:, 2].add(jnp.einsum("nk,kxy->nxy", a, basis))
 
 
-def _check(name: str, value, minimum, fix: str, *, integer: bool = True) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not (value >= minimum and math.isfinite(value)):
-        what = "an int" if integer else "a finite number"
-        raise ValueError(f"{name} must be {what} >= {minimum}, got {value!r}. Fix: {fix}")
-
-
 def task(
     *,
     resolution: int = COARSE,
@@ -143,51 +135,39 @@ def task(
     ``SUBSTEPS`` steps per coarse step, initial states spun up for ``spinup``,
     ``horizon`` coarse steps of ``DT``; a CNN of ``hidden`` channels and ``depth``
     layers. ``TARGET_ERROR`` is stated for the defaults."""
-    _check("resolution", resolution, 4, f"coarse cells per side, e.g. {COARSE}.")
-    _check("factor", factor, 1, f"the reference's refinement, e.g. {FACTOR}.")
-    _check("horizon", horizon, 1, f"coarse steps of the evaluation, e.g. {HORIZON}.")
-    _check("spinup", spinup, 0, f"time on the fine grid before the first state, e.g. {SPINUP}.", integer=False)
-    _check("rayleigh", rayleigh, 0, f"e.g. {RAYLEIGH:g}.", integer=False)
-    _check("hidden", hidden, 1, "e.g. 16.")
-    _check("depth", depth, 1, "e.g. 3.")
-    coarse_eq = equation(resolution, rayleigh)
-    coarse = nnpde.ProjectedRK(coarse_eq, dt=DT, method="rk4")
+    check_option("resolution", resolution, 4, f"coarse cells per side, e.g. {COARSE}.")
+    check_option("factor", factor, 1, f"the reference's refinement, e.g. {FACTOR}.")
+    check_option("horizon", horizon, 1, f"coarse steps of the evaluation, e.g. {HORIZON}.")
+    check_option("spinup", spinup, 0, f"time on the fine grid before the first state, e.g. {SPINUP}.", integer=False)
+    check_option("rayleigh", rayleigh, 0, f"e.g. {RAYLEIGH:g}.", integer=False)
+    check_option("hidden", hidden, 1, "e.g. 16.")
+    check_option("depth", depth, 1, "e.g. 3.")
+    coarse = nnpde.ProjectedRK(equation(resolution, rayleigh), dt=DT, method="rk4")
     fine = nnpde.ProjectedRK(equation(resolution * factor, rayleigh), dt=DT / SUBSTEPS, method="rk4")
 
     def network(seed: int, out_channels: int):
-        return nnpde.Network(
-            nnpde.networks.ConvNet(
-                3,
-                out_channels,
-                ndim=2,
-                hidden=hidden,
-                depth=depth,
-                kernel_size=3,
-                periodic=(False, False),
-                zero_init=True,
-                rngs=nnx.Rngs(seed),
-            )
-        )
+        return cnn(seed, 3, out_channels, periodic=(False, False), hidden=hidden, depth=depth)
 
-    def build(kind: str, seed: int):
-        if kind == "closure":
-            closed = TemperatureClosure(coarse_eq, network(seed, 1), scale=CLOSURE_SCALE)
-            return nnpde.ProjectedRK(closed, dt=DT, method="rk4")
-        if kind == "correction":
-            return nnpde.CorrectedStepper(coarse, network(seed, 3), scale=DT, project=True)
-        raise ValueError(f"Unknown model kind {kind!r}. Fix: use one of {KINDS}.")
+    def closure(seed: int):
+        closed = TemperatureClosure(coarse.equation, network(seed, 1), scale=CLOSURE_SCALE)
+        return nnpde.ProjectedRK(closed, dt=DT, method="rk4")
 
-    def reference(seed: int, n_samples: int, n_steps: int):
-        u0 = perturbed_states(jax.random.key(seed), n_samples, fine.equation)
-        # the spin-up is the first n_spin coarse steps of the same run (one scan), dropped
-        n_spin = math.ceil(round(spinup / fine.dt) / SUBSTEPS)
-        run = nnpde.generate_trajectories(
-            fine, u0, (n_spin + n_steps) * SUBSTEPS, save_every=SUBSTEPS, factor=factor, ndim=2, stagger=STAGGER
-        )
-        return run[:, n_spin:]
-
-    def dataset_config(seed: int, n_samples: int, n_steps: int) -> dict:
-        return {
+    return nnpde.Task.from_solvers(
+        name="convection",
+        description=" ".join(__doc__.split("\n\n")[0:2]),
+        baseline=coarse,
+        models={
+            "correction": lambda seed: nnpde.CorrectedStepper(coarse, network(seed, 3), scale=DT, project=True),
+            "closure": closure,
+        },
+        fine=fine,
+        substeps=SUBSTEPS,
+        factor=factor,
+        stagger=STAGGER,
+        initial_states=lambda seed, n_samples, run: perturbed_states(jax.random.key(seed), n_samples, fine.equation),
+        # the spin-up is the first coarse steps of the same run (one scan), dropped
+        spinup=math.ceil(round(spinup / fine.dt) / SUBSTEPS),
+        parameters={
             "problem": "hybrid_convection",
             "rayleigh": rayleigh,
             "prandtl": PRANDTL,
@@ -199,20 +179,7 @@ def task(
             "amplitude": AMPLITUDE,
             "modes": MODES,
             "restriction": "MAC face average, temperature block average",
-            "seed": seed,
-            "n_samples": n_samples,
-            "n_steps": n_steps,
-            "dtype": jnp.zeros(()).dtype.name,
-        }
-
-    return nnpde.Task(
-        name="convection",
-        description=" ".join(__doc__.split("\n\n")[0:2]),
-        baseline=coarse,
-        build_model=build,
-        kinds=KINDS,
-        reference=reference,
-        dataset_config=dataset_config,
+        },
         horizon=horizon,
         target=TARGET_ERROR,
         channels=("u", "v", "temperature"),

@@ -24,10 +24,10 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 import nnpde
 import solvers
+from problems._hybrid import cnn
 
 COARSE = 32
 FACTOR = 4
@@ -150,18 +150,8 @@ def trajectories(seed: int, n_samples: int, n_steps: int = HORIZON, *, cache_dir
 
 
 def network(*, seed: int, hidden: int = 16, depth: int = 3, kernel_size: int = 3, zero_init: bool = True):
-    net = nnpde.Network(
-        nnpde.networks.ConvNet(
-            4,
-            1,
-            ndim=2,
-            hidden=hidden,
-            depth=depth,
-            kernel_size=kernel_size,
-            periodic=(False, False),
-            zero_init=zero_init,
-            rngs=nnx.Rngs(seed),
-        )
+    net = cnn(
+        seed, 4, 1, periodic=(False, False), hidden=hidden, depth=depth, kernel_size=kernel_size, zero_init=zero_init
     )
     return nnpde.FieldConditioned(net, conditioning_fields())
 

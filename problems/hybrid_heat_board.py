@@ -22,8 +22,8 @@ harmonic mean holds), and the coarse cell cannot hold the temperature drop betwe
 trace and the laminate beside it: the plain coarse solver's horizon error is the
 figure ``TARGET_ERROR`` cuts.
 
-Learned models (``KINDS``), both seeing ``T`` beside the coarse source map, the coarse
-log-conductivity map and the coordinates (``nnpde.FieldConditioned``):
+Learned models (the task's kinds), both seeing ``T`` beside the coarse source map, the
+coarse log-conductivity map and the coordinates (``nnpde.FieldConditioned``):
 
 * ``"correction"``: ``T_{n+1} = CN(T_n) + DT * POWER * N(T_n)`` (``nnpde.CorrectedStepper``);
 * ``"closure"``: a learned sub-grid heat flux ``-div F(T)`` (``nnpde.ClosureEquation``,
@@ -43,11 +43,11 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 import nnpde
 import solvers
 from problems import hybrid_heat
+from problems._hybrid import cnn
 
 COARSE = 32
 FACTOR = 4
@@ -64,7 +64,6 @@ TRACE_SPAN = (0.1, 0.9)
 BUS_COLUMN = 0.5
 CHIPS = ((0.2, 0.3, 1.0), (0.75, 0.45, 1.5), (0.3, 0.65, 0.7), (0.65, 0.8, 1.2), (0.45, 0.8, 0.6))
 SCALE = DT * POWER  # the network's unit: the heat the sources add per unit area in one step (see hybrid_heat)
-KINDS = ("correction", "closure")
 
 
 def grid(resolution: int) -> nnpde.Grid:
@@ -124,19 +123,7 @@ def conditioning_fields(resolution: int, factor: int):
 
 
 def network(resolution: int, factor: int, *, seed: int, out_channels: int, hidden: int, depth: int):
-    net = nnpde.Network(
-        nnpde.networks.ConvNet(
-            5,
-            out_channels,
-            ndim=2,
-            hidden=hidden,
-            depth=depth,
-            kernel_size=3,
-            periodic=(False, False),
-            zero_init=True,
-            rngs=nnx.Rngs(seed),
-        )
-    )
+    net = cnn(seed, 5, out_channels, periodic=(False, False), hidden=hidden, depth=depth)
     return nnpde.FieldConditioned(net, conditioning_fields(resolution, factor))
 
 
@@ -164,32 +151,38 @@ def task(
     coarse = nnpde.ThetaMethod(coarse_equation(resolution, factor), dt=DT, method="crank_nicolson", solver="cg")
     fine = nnpde.ThetaMethod(fine_equation(resolution, factor), dt=DT / substeps, method="crank_nicolson", solver="cg")
 
-    def build(kind: str, seed: int):
-        if kind == "correction":
-            net = network(resolution, factor, seed=seed, out_channels=1, hidden=hidden, depth=depth)
-            return nnpde.CorrectedStepper(coarse, net, scale=SCALE)
-        if kind == "closure":
-            net = network(resolution, factor, seed=seed, out_channels=2, hidden=hidden, depth=depth)
-            closure = nnpde.ClosureEquation(coarse.equation, net, form="flux", scale=POWER)
-            # the closure's rate, applied explicitly after the implicit physics step
-            return nnpde.CorrectedStepper(coarse, closure.closure, scale=DT)
-        raise ValueError(f"Unknown model kind {kind!r}. Fix: use one of {KINDS}.")
+    def net(seed: int, out_channels: int):
+        return network(resolution, factor, seed=seed, out_channels=out_channels, hidden=hidden, depth=depth)
 
-    def reference(seed: int, n_samples: int, n_steps: int, *, decomposition=None):
-        u0 = hybrid_heat.initial_states(jax.random.key(seed), n_samples, resolution * factor)
-        run = dict(save_every=substeps, factor=factor, ndim=2)
-        if decomposition is None:
-            return nnpde.generate_trajectories(fine, u0, n_steps * substeps, **run)
-        # the same Crank-Nicolson step on this rank's block (CG with global inner products)
-        d, eq = decomposition, fine.equation
+    def closure(seed: int):
+        # the learned flux's rate, applied explicitly after the implicit physics step
+        flux = nnpde.ClosureEquation(coarse.equation, net(seed, 2), form="flux", scale=POWER)
+        return nnpde.CorrectedStepper(coarse, flux.closure, scale=DT)
+
+    def split(d):  # the same Crank-Nicolson step on this rank's block (CG with global inner products)
+        eq = fine.equation
         local = solvers.HeatEquation(
             d.local_grid, d.boundary_conditions, conductivity=d.split(eq.conductivity), source=d.split(eq.source)
         )
-        step = nnpde.ThetaMethod(local, dt=fine.dt, method="crank_nicolson", solver="cg")
-        return d.generate_trajectories(step, u0, n_steps * substeps, **run)
+        return nnpde.ThetaMethod(local, dt=fine.dt, method="crank_nicolson", solver="cg")
 
-    def dataset_config(seed: int, n_samples: int, n_steps: int) -> dict:
-        return {
+    return nnpde.Task.from_solvers(
+        name="heat_board",
+        description=" ".join(__doc__.split("\n\n")[0:2]),
+        baseline=coarse,
+        models={
+            "correction": lambda seed: nnpde.CorrectedStepper(coarse, net(seed, 1), scale=SCALE),
+            "closure": closure,
+        },
+        fine=fine,
+        substeps=substeps,
+        factor=factor,
+        initial_states=lambda seed, n_samples, run: hybrid_heat.initial_states(
+            jax.random.key(seed), n_samples, resolution * factor
+        ),
+        split=split,
+        reference_bc=fine.equation.bc,
+        parameters={
             "problem": "hybrid_heat_board",
             "resolution": resolution,
             "factor": factor,
@@ -202,20 +195,7 @@ def task(
             "spot_width": SPOT_WIDTH,
             "power": POWER,
             "initial": "hybrid_heat.initial_states",
-            "seed": seed,
-            "n_samples": n_samples,
-            "n_steps": n_steps,
-            "dtype": jnp.zeros(()).dtype.name,
-        }
-
-    return nnpde.Task(
-        name="heat_board",
-        description=" ".join(__doc__.split("\n\n")[0:2]),
-        baseline=coarse,
-        build_model=build,
-        kinds=KINDS,
-        reference=reference,
-        dataset_config=dataset_config,
+        },
         horizon=horizon,
         target=TARGET_ERROR,
         channels=("temperature",),
@@ -229,7 +209,6 @@ def task(
             "hidden": hidden,
             "depth": depth,
         },
-        reference_domain=(fine.equation.grid, fine.equation.bc),
     )
 
 

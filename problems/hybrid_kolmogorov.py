@@ -30,13 +30,14 @@ stencil), inside the coarse solver's momentum flux.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax.numpy as jnp
-from flax import nnx
 
 import nnpde
 from problems import kolmogorov
+from problems._hybrid import check_option, cnn
 
 COARSE = 16
 FACTOR = 8
@@ -45,7 +46,6 @@ HORIZON = 16
 SPINUP = 20.0
 SPACING = 2.0
 MAX_VELOCITY = 3.0  # of the random field before the spin-up
-KINDS = ("correction", "interpolation")
 STENCIL = 4  # Kochkov et al.'s 4 x 4 learned-interpolation stencil
 STAGGER = (0, 1)  # u on the x-faces, v on the y-faces
 
@@ -85,38 +85,20 @@ def shift_reflect_rotated(u):
 SYMMETRIES = (shift_reflect, rotate_half_turn, shift_reflect_rotated)
 
 
-def _check(name: str, value, minimum, fix: str, *, integer: bool = True) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not (value >= minimum and math.isfinite(value)):
-        what = "an int" if integer else "a finite number"
-        raise ValueError(f"{name} must be {what} >= {minimum}, got {value!r}. Fix: {fix}")
-
-
-def initial_states(
-    seed: int,
-    n_samples: int,
-    fine: nnpde.ProjectedRK,
-    *,
-    spinup: float,
-    spacing: float,
-    decomposition=None,
-    step=None,
-):
+def initial_states(seed: int, n_samples: int, fine: nnpde.ProjectedRK, *, spinup: float, spacing: float, run=None):
     """``(n_samples, 2, n, n)`` fine turbulent states: the seeded random field spun up
     for ``spinup`` (rounded up to a whole number of ``spacing``), then one state every
-    ``spacing`` along the same run (one scan for both). With ``decomposition`` the run
-    is split over its ranks, ``step`` being ``fine`` on this rank's block; the whole
-    states are returned on every rank."""
+    ``spacing`` along the same run (one scan for both). ``run(u0, n_steps, *,
+    save_every)``: how ``fine`` is run (default: whole, in this process; the task passes
+    its reference's, which may be split over the ranks); the whole states are returned."""
     grid = fine.equation.grid
     u0 = fine.equation.project(kolmogorov.initial_velocity(grid, seed, max_velocity=MAX_VELOCITY))
     n_space = max(1, round(spacing / fine.dt))
     n_spin = math.ceil(round(spinup / fine.dt) / n_space)  # in units of n_space steps
     n_steps = (n_spin + n_samples - 1) * n_space
-    if decomposition is None:
-        run = nnpde.generate_trajectories(fine, u0[None], n_steps, save_every=n_space, ndim=2)
-    else:
-        run = decomposition.generate_trajectories(step, u0[None], n_steps, save_every=n_space, ndim=2)
-    return run[0, n_spin:]
+    if run is None:
+        run = functools.partial(nnpde.generate_trajectories, fine, ndim=2)
+    return run(u0[None], n_steps, save_every=n_space)[0, n_spin:]
 
 
 def task(
@@ -138,59 +120,51 @@ def task(
     number: ``dt = DT * 16 / resolution`` (e.g. 32^2 with a 256^2 reference: ``dt =
     0.02``, ``horizon = 32`` for the same t = 0.64); a step too long for the reference
     is refused by its stability check."""
-    _check("resolution", resolution, 4, f"coarse cells per side, e.g. {COARSE}.")
-    _check("factor", factor, 1, f"the reference's refinement, e.g. {FACTOR}.")
-    _check("horizon", horizon, 1, f"coarse steps of the evaluation, e.g. {HORIZON}.")
-    _check("spinup", spinup, 0, f"time units on the fine grid, e.g. {SPINUP}.", integer=False)
+    check_option("resolution", resolution, 4, f"coarse cells per side, e.g. {COARSE}.")
+    check_option("factor", factor, 1, f"the reference's refinement, e.g. {FACTOR}.")
+    check_option("horizon", horizon, 1, f"coarse steps of the evaluation, e.g. {HORIZON}.")
+    check_option("spinup", spinup, 0, f"time units on the fine grid, e.g. {SPINUP}.", integer=False)
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
         raise ValueError(
             f"dt must be a positive finite number, got {dt!r}. "
             f"Fix: e.g. {DT} at 16^2; DT * 16 / resolution keeps the CFL number on a finer grid."
         )
-    _check("spacing", spacing, dt / factor, f"time between initial states, e.g. {SPACING}.", integer=False)
-    _check("hidden", hidden, 1, "e.g. 32.")
-    _check("depth", depth, 1, "e.g. 4.")
+    check_option("spacing", spacing, dt / factor, f"time between initial states, e.g. {SPACING}.", integer=False)
+    check_option("hidden", hidden, 1, "e.g. 32.")
+    check_option("depth", depth, 1, "e.g. 4.")
     coarse = nnpde.ProjectedRK(equation(resolution), dt=dt, method="rk4")
     fine = nnpde.ProjectedRK(equation(resolution * factor), dt=dt / factor, method="rk4")
 
-    def build(kind: str, seed: int):
-        if kind not in KINDS:
-            raise ValueError(f"Unknown model kind {kind!r}. Fix: use one of {KINDS}.")
-        targets, sides = coarse.equation.reconstruction_targets
-        outputs = 2 if kind == "correction" else targets * sides * nnpde.correction_size(STENCIL, 2)
-        net = nnpde.Network(
-            nnpde.networks.ConvNet(
-                2,
-                outputs,
-                ndim=2,
-                hidden=hidden,
-                depth=depth,
-                kernel_size=3,
-                periodic=(True, True),
-                zero_init=True,
-                rngs=nnx.Rngs(seed),
-            )
-        )
-        if kind == "interpolation":  # the network picks the momentum flux's face stencil
-            learned = nnpde.learned_interpolation(coarse.equation, net, size=STENCIL)
-            return nnpde.ProjectedRK(learned, dt=dt, method="rk4")
+    def correction(seed: int):
+        net = cnn(seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth)
         return nnpde.CorrectedStepper(coarse, net, scale=dt, project=True)
 
-    def reference(seed: int, n_samples: int, n_steps: int, *, decomposition=None):
-        run = dict(save_every=factor, factor=factor, ndim=2, stagger=STAGGER)
-        if decomposition is None:
-            u0 = initial_states(seed, n_samples, fine, spinup=spinup, spacing=spacing)
-            return nnpde.generate_trajectories(fine, u0, n_steps * factor, **run)
-        # the same projected RK4 step on this rank's block (pressure by CG over the ranks)
-        d = decomposition
-        step = nnpde.ProjectedRK(
-            kolmogorov.make_equation(d.local_grid, bc=d.boundary_conditions), dt=fine.dt, method="rk4"
-        )
-        u0 = initial_states(seed, n_samples, fine, spinup=spinup, spacing=spacing, decomposition=d, step=step)
-        return d.generate_trajectories(step, u0, n_steps * factor, **run)
+    def interpolation(seed: int):  # the network picks the momentum flux's face stencils
+        targets, sides = coarse.equation.reconstruction_targets
+        outputs = targets * sides * nnpde.correction_size(STENCIL, 2)
+        net = cnn(seed, 2, outputs, periodic=(True, True), hidden=hidden, depth=depth)
+        learned = nnpde.learned_interpolation(coarse.equation, net, size=STENCIL)
+        return nnpde.ProjectedRK(learned, dt=dt, method="rk4")
 
-    def dataset_config(seed: int, n_samples: int, n_steps: int) -> dict:
-        return {
+    def split(d):  # the same projected RK4 step on this rank's block (pressure by CG over the ranks)
+        local = kolmogorov.make_equation(d.local_grid, bc=d.boundary_conditions)
+        return nnpde.ProjectedRK(local, dt=fine.dt, method="rk4")
+
+    return nnpde.Task.from_solvers(
+        name="kolmogorov",
+        description=" ".join(__doc__.split("\n\n")[0:2]),
+        baseline=coarse,
+        models={"correction": correction, "interpolation": interpolation},
+        fine=fine,
+        substeps=factor,
+        factor=factor,
+        stagger=STAGGER,
+        initial_states=lambda seed, n_samples, run: initial_states(
+            seed, n_samples, fine, spinup=spinup, spacing=spacing, run=run
+        ),
+        split=split,
+        reference_bc=fine.equation.flow.bc,
+        parameters={
             "problem": "hybrid_kolmogorov",
             "resolution": resolution,
             "factor": factor,
@@ -205,20 +179,7 @@ def task(
             # the reference's fluxes; a change of their round-off gives other turbulent
             # states after the spin-up, so it is part of the cache key
             "fluxes": "van Leer, limited slope without the ratio (nnpde.fd.van_leer_slope)",
-            "seed": seed,
-            "n_samples": n_samples,
-            "n_steps": n_steps,
-            "dtype": jnp.zeros(()).dtype.name,
-        }
-
-    return nnpde.Task(
-        name="kolmogorov",
-        description=" ".join(__doc__.split("\n\n")[0:2]),
-        baseline=coarse,
-        build_model=build,
-        kinds=KINDS,
-        reference=reference,
-        dataset_config=dataset_config,
+        },
         horizon=horizon,
         target=TARGET_ERROR,
         channels=("u", "v"),
@@ -233,7 +194,6 @@ def task(
             "depth": depth,
             "staggering": "u at (x_face, y), v at (x, y_face): lower faces",
         },
-        reference_domain=(fine.equation.grid, fine.equation.flow.bc),
         # with the grid translations (which the periodic CNN is equivariant to already),
         # these generate the flow's symmetries; they need n / 8 whole cells
         symmetries=SYMMETRIES if resolution % 8 == 0 else (),
@@ -244,5 +204,5 @@ def task(
 # over held-out trajectories. The plain 16 x 16 solver is at 0.297 there (8 trajectories,
 # eval seed 1000, float32; 0.308 in float64 on the states of the fluxes before their fix);
 # 0.12 is a 2.5x cut. Reached with scripts/configs/kolmogorov.toml: 0.1105 held out
-# (float32, 1500 steps, with the symmetry images; docs/benchmarks/kolmogorov.md).
+# (float32, 1500 steps, with the symmetry images; BENCHMARKS.md).
 TARGET_ERROR = 0.12

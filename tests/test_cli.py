@@ -153,6 +153,7 @@ def keep_x64():
     ("overrides", "message"),
     [
         (["problem.module=problems.no_such_problem"], "problem.module = 'problems.no_such_problem' cannot be imported"),
+        (["problem.module=problems.heat_board"], "problem.module = 'problems.heat_board' has no task(**options)"),
         (["problem.options.dt=-0.1"], "dt must be a positive finite time step, got -0.1"),
         (["problem.options.dt=1.0"], "exceeds the coarse solver's stable step"),
         (["problem.options.widht=3"], "unknown key problem.options.widht"),
@@ -174,6 +175,29 @@ def test_cli_refuses_bad_configs_before_any_work(tmp_path, capsys, keep_x64, ove
     assert code == 2, err
     assert message in err, err
     assert not out.exists() and not (tmp_path / "data").exists(), f"{overrides}: work was started before the refusal"
+
+
+def test_problem_entry_points_are_checked_by_name(monkeypatch):
+    """The entry point a command needs: a module without it is refused with what it
+    offers instead, and a factory that returns another type is refused by name."""
+    import types
+
+    from nnpde.runs._problem import build, import_problem
+    from nnpde.runs._simulation import Simulation
+
+    module = types.ModuleType("user_problem")
+    module.simulation = lambda resolution=8: (resolution,)  # not a Simulation
+    module.CASES = {}
+    monkeypatch.setitem(sys.modules, "user_problem", module)
+    with pytest.raises(
+        ConfigError, match=r"'user_problem' has no task\(\*\*options\).*offers simulation .*CASES .*Fix"
+    ):
+        import_problem("user_problem", "task", key="problem.module")
+    found = import_problem("user_problem", "simulation", key="--problem")
+    with pytest.raises(ConfigError, match=r"user_problem.simulation\(...\) returned tuple, not an nnpde.Simulation"):
+        build(found, "simulation", {}, key="--set", returns=Simulation)
+    with pytest.raises(ConfigError, match=r"unknown option size \(--set\) for user_problem.simulation"):
+        build(found, "simulation", {"size": 3}, key="--set", returns=Simulation)
 
 
 # ---- subcommands on a tiny problem ----------------------------------------------

@@ -304,6 +304,61 @@ def test_unknown_model_kind_and_bad_training_input_are_refused():
         nnpde.make_optimizer(1e-3, schedule="cosine")
 
 
+def test_task_from_solvers_runs_the_fine_solver_and_refuses_what_does_not_fit():
+    """``Task.from_solvers``: the reference is the fine solver's run from the initial
+    states, every ``substeps``-th state restricted to the coarse grid, the first
+    ``spinup`` dropped; the cache key is the parameters with the counts; models by
+    kind, the first the default; a reference step, grid or split that does not fit the
+    coarse solver is refused, naming it."""
+    coarse = nnpde.ExplicitRK(burgers(16), dt=0.04, method="ssprk3")
+    fine = nnpde.ExplicitRK(burgers(32), dt=0.02, method="ssprk3")
+
+    def initial_states(seed, n_samples, run):
+        return jnp.stack([wave(32, phase=seed + k) for k in range(n_samples)])
+
+    def make(**changes):
+        options = dict(
+            name="tiny",
+            description="Burgers, 16 cells against 32.",
+            baseline=coarse,
+            models={
+                "correction": lambda seed: nnpde.CorrectedStepper(coarse, conv(1, 1, 1, (True,), seed=seed)),
+                "emulator": lambda seed: nnpde.Emulator(conv(1, 1, 1, (True,), seed=seed), equation=coarse.equation),
+            },
+            fine=fine,
+            substeps=2,
+            factor=2,
+            initial_states=initial_states,
+            parameters={"problem": "tiny", "viscosity": 0.05},
+            horizon=3,
+            target=0.1,
+            channels=("u",),
+        )
+        return nnpde.Task.from_solvers(**{**options, **changes})
+
+    task, spun = make(), make(spinup=1)
+    u0 = initial_states(5, 2, None)
+    expected = nnpde.generate_trajectories(fine, u0, 8, save_every=2, factor=2, ndim=1)
+    np.testing.assert_array_equal(np.asarray(task.reference(5, 2, 3)), np.asarray(expected[:, :4]))
+    np.testing.assert_array_equal(np.asarray(spun.reference(5, 2, 3)), np.asarray(expected[:, 1:]))
+    config = task.dataset_config(5, 2, 3)
+    assert config == {**config, "problem": "tiny", "viscosity": 0.05, "seed": 5, "n_samples": 2, "n_steps": 3}
+    assert task.kinds == ("correction", "emulator") and isinstance(task.model(), nnpde.CorrectedStepper)
+    assert task.reference_domain is None and task.dt == 0.04
+    with pytest.raises(ValueError, match="Unknown model kind 'closure' for task 'tiny'"):
+        task.build_model("closure", 0)
+    refusals = [
+        (dict(substeps=3), r"3 reference steps of 0.02 are 0.06, not the coarse step 0.04"),
+        (dict(factor=4), r"reference grid \(32,\) is not factor = 4 times the coarse grid"),
+        (dict(split=lambda d: fine), r"split and reference_bc go together"),
+        (dict(spinup=-1), r"spinup must be an integer >= 0"),
+        (dict(models={}), r"models must map each model kind"),
+    ]
+    for changes, message in refusals:
+        with pytest.raises((ValueError, TypeError), match=message):
+            make(**changes)
+
+
 # -- the driver: resume continues bitwise ----------------------------------------------
 
 

@@ -196,6 +196,7 @@ def test_simulate_command_writes_results(tmp_path):
     "args, words",
     [
         (["simulate", "--problem", "no_such_module"], ["no_such_module", "Fix"]),
+        (["simulate", "--problem", "problems.hybrid_burgers"], ["hybrid_burgers has no simulation", "task", "Fix"]),
         (["simulate", "--set", "resolution"], ["key=value"]),
         (["simulate", "--set", "colour=3"], ["unknown option", "colour", "resolution"]),
         (["simulate", "--set", "resolution=1"], ["too few", "refine"]),
@@ -206,6 +207,43 @@ def test_simulate_command_refuses_bad_input(args, words):
     assert result.returncode != 0
     for word in words:
         assert word in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("shadow", "args"),
+    [
+        ("problems/", ["simulate", "--problem", "problems.heat_board"]),
+        ("problems/", ["generate", str(ROOT / "scripts/configs/burgers.toml"), "--set", 'data.cache_dir="data"']),
+        ("problems/", ["validate", "--out", "validation"]),
+        ("solvers.py", ["simulate", "--problem", "problems.heat_board"]),
+    ],
+)
+def test_a_users_problems_or_solvers_module_that_shadows_ours_is_refused(tmp_path, shadow, args):
+    """A ``problems/`` or ``solvers.py`` of the user's own in the working directory comes
+    first on ``sys.path`` and shadows ours: the command refuses before any work, naming
+    both locations and the fix, whether the user's package lacks the module (``not
+    found`` would mislead) or has one of the same name (it would run instead of ours)."""
+    name = shadow.rstrip("/").removesuffix(".py")
+    if shadow.endswith("/"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text('"""A package of the user\'s own."""\n')
+        (tmp_path / name / "heat_board.py").write_text(
+            "def simulation(**options):\n    raise SystemExit('the user module ran')\n"
+        )
+        found = tmp_path / name
+    else:
+        (tmp_path / shadow).write_text('"""A module of the user\'s own."""\n')
+        found = tmp_path / shadow
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))  # nnpde from this checkout
+    result = subprocess.run(
+        [sys.executable, "-m", "nnpde", *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600
+    )
+    assert result.returncode == 2, result.stdout + result.stderr[-3000:]
+    message = " ".join(result.stderr.split())
+    for words in (str(found.resolve()), str((ROOT / name).resolve()), "shadows it", "Fix: rename your module"):
+        assert words in message, result.stderr[-3000:]
+    assert "the user module ran" not in result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([shadow.rstrip("/")]), "work was started"
 
 
 def test_shape_annotations_are_checked_while_tests_run():

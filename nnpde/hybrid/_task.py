@@ -7,19 +7,27 @@ data and the declared target accuracy: the relative L2 error, at ``horizon`` coa
 steps from held-out initial states, that a trained model must reach. Everything else
 (batch size, learning rate, seeds, parallel layout) belongs to the run's configuration,
 not to the task.
+
+``Task.from_solvers`` assembles the usual case, whose reference is the same physics on
+a finer grid: the problem states its coarse and fine solvers, its models by kind, its
+initial states and what its data depend on; the reference runs, the restriction to the
+coarse grid, the split over MPI ranks and the cache key are written once, there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_int
+from ..numerics._boundary import BoundaryConditions
+from ..numerics._grid import Grid
 from ..numerics._stepper import AbstractStepper
 
 
@@ -92,9 +100,6 @@ class Task:
         if len(self.channels) != shape[0]:
             raise ValueError(f"Task.channels names {len(self.channels)} channels but the state has {shape[0]}.")
         if self.reference_domain is not None:
-            from ..numerics._boundary import BoundaryConditions
-            from ..numerics._grid import Grid
-
             domain = self.reference_domain
             if not (
                 isinstance(domain, tuple)
@@ -106,6 +111,137 @@ class Task:
                     "Task.reference_domain must be (grid, boundary_conditions) of the reference solver, got "
                     f"{domain!r}. Fix: e.g. reference_domain=(fine.equation.grid, fine.equation.bc)."
                 )
+
+    @classmethod
+    def from_solvers(
+        cls,
+        *,
+        name: str,
+        description: str,
+        baseline: AbstractStepper,
+        models: Mapping[str, Callable[[int], Any]],
+        fine: AbstractStepper,
+        substeps: int,
+        factor: int,
+        initial_states: Callable[[int, int, Callable], Any],
+        parameters: dict,
+        horizon: int,
+        target: float,
+        channels: tuple[str, ...],
+        stagger: tuple | None = None,
+        spinup: int = 0,
+        split: Callable[[Any], AbstractStepper] | None = None,
+        reference_bc: BoundaryConditions | None = None,
+        units: dict | None = None,
+        attrs: dict | None = None,
+        symmetries: tuple = (),
+    ) -> Task:
+        """The task of a coarse solver whose reference is the same physics on a finer grid.
+
+        Args:
+            name, description, horizon, target, channels, units, attrs, symmetries: as
+                for ``Task``.
+            baseline: the plain coarse solver, one step of the task's ``dt``.
+            models: ``kind -> (seed -> model)``, one entry per model kind (the first is
+                the default): a learned model on the coarse grid with freshly
+                initialised networks.
+            fine: the reference solver, one step of ``baseline.dt / substeps`` on a grid
+                ``factor`` times finer per axis.
+            substeps: fine steps per coarse step.
+            factor: fine cells per coarse cell, per axis. Fine states are restricted to
+                the coarse grid by ``nnpde.downsample(factor, stagger=stagger)`` (block
+                averages; face averages of the staggered channels).
+            initial_states: ``initial_states(seed, n_samples, run) -> (n_samples,
+                *fine_state)``: the fine initial states drawn with ``seed``. ``run(u0,
+                n_steps, *, save_every=1) -> (N, n_saved, *fine_state)`` runs the
+                reference solver (whole, or split over the ranks like the reference)
+                for states that are spun up on the fine grid first.
+            parameters: everything else the reference data depend on (the problem's
+                name and constants, numbers, strings, lists): the cache key is these
+                with the seed, the counts and the dtype.
+            spinup: coarse steps run from the initial states and dropped before the
+                first kept state.
+            split: ``split(decomposition) -> stepper``: ``fine`` on the rank's block of
+                a ``nnpde.distributed.Decomposition`` (its ``local_grid``,
+                ``boundary_conditions``, split coefficient fields), so that
+                ``distributed.domain`` can split the reference over the ranks.
+                ``None``: the reference runs whole.
+            reference_bc: with ``split``, the ``nnpde.BoundaryConditions`` of the fine
+                grid that a decomposition splits (``reference_domain`` is the fine grid
+                and these).
+
+        The reference trajectory of an initial state is ``fine`` run ``substeps *
+        (spinup + n_steps)`` steps, every ``substeps``-th state restricted to the coarse
+        grid, the first ``spinup`` dropped: ``(n_samples, n_steps + 1, *coarse_state)``.
+        """
+        from ._data import generate_trajectories
+
+        if not (isinstance(models, Mapping) and models and all(callable(f) for f in models.values())):
+            raise TypeError(
+                f"models must map each model kind to a function seed -> model, got {models!r}. "
+                "Fix: e.g. models={'correction': lambda seed: nnpde.CorrectedStepper(coarse, network(seed))}."
+            )
+        substeps = check_int(substeps, "substeps", fix="fine steps per coarse step, e.g. 4.")
+        factor = check_int(factor, "factor", fix="fine cells per coarse cell and axis, e.g. 4.")
+        spinup = check_int(spinup, "spinup", minimum=0, fix="coarse steps dropped from the start, e.g. 0.")
+        if not isinstance(fine, AbstractStepper):
+            raise TypeError(f"fine must be an nnpde stepper (the reference solver), got {type(fine).__name__}.")
+        if not math.isclose(fine.dt * substeps, baseline.dt, rel_tol=1e-9):
+            raise ValueError(
+                f"{substeps} reference steps of {fine.dt:g} are {fine.dt * substeps:g}, not the coarse step "
+                f"{baseline.dt:g}. Fix: the reference's dt = coarse dt / substeps."
+            )
+        coarse_grid, fine_grid = baseline.equation.grid, fine.equation.grid
+        if fine_grid.shape != tuple(n * factor for n in coarse_grid.shape):
+            raise ValueError(
+                f"the reference grid {fine_grid.shape} is not factor = {factor} times the coarse grid "
+                f"{coarse_grid.shape}. Fix: {tuple(n * factor for n in coarse_grid.shape)} reference cells."
+            )
+        if (split is None) != (reference_bc is None):
+            raise ValueError(
+                "split and reference_bc go together: how the reference runs on one rank's block, and the "
+                "boundary conditions of the grid split into blocks. Fix: give both, or neither (a whole reference)."
+            )
+        kinds = tuple(models)
+
+        def build_model(kind: str, seed: int):
+            if kind not in models:
+                raise ValueError(f"Unknown model kind {kind!r} for task {name!r}. Fix: use one of {kinds}.")
+            return models[kind](seed)
+
+        def reference(seed: int, n_samples: int, n_steps: int, *, decomposition=None):
+            step = fine if decomposition is None else split(decomposition)
+            generate = generate_trajectories if decomposition is None else decomposition.generate_trajectories
+            ndim = fine_grid.ndim
+
+            def run(u0, n_steps, *, save_every=1):
+                return generate(step, u0, n_steps, save_every=save_every, ndim=ndim)
+
+            u0 = initial_states(seed, n_samples, run)
+            n_fine = (spinup + n_steps) * substeps
+            kept = generate(step, u0, n_fine, save_every=substeps, factor=factor, ndim=ndim, stagger=stagger)
+            return kept[:, spinup:] if spinup else kept
+
+        def dataset_config(seed: int, n_samples: int, n_steps: int) -> dict:
+            counts = {"seed": seed, "n_samples": n_samples, "n_steps": n_steps}
+            return {**parameters, **counts, "dtype": jnp.zeros(()).dtype.name}
+
+        return cls(
+            name=name,
+            description=description,
+            baseline=baseline,
+            build_model=build_model,
+            kinds=kinds,
+            reference=reference,
+            dataset_config=dataset_config,
+            horizon=horizon,
+            target=target,
+            channels=channels,
+            units=dict(units or {}),
+            attrs=dict(attrs or {}),
+            reference_domain=None if split is None else (fine_grid, reference_bc),
+            symmetries=symmetries,
+        )
 
     @property
     def grid(self):

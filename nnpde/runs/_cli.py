@@ -11,17 +11,18 @@ nnpde simulate  [--problem MODULE] [--set ...] run a problem's plain simulation
 
 ``CONFIG`` is a TOML file (``nnpde.runs._config``; ``scripts/configs/`` has ours) or a run
 directory holding one. It names its problem by import path, so a user's own problem
-module works like ours. The resolved configuration is printed first and saved with the
-results. ``train`` and ``evaluate`` run under ``mpirun`` too (``distributed.groups``).
-A configuration that cannot run is refused before any work, with the key and the fix.
+module works like ours. Each command needs one entry point of the problem module:
+``task`` (train, evaluate, generate, benchmark), ``simulation`` (simulate) or ``CASES``
+(validate), as ``problems/__init__.py`` describes (``nnpde.runs._problem``). The
+resolved configuration is printed first and saved with the results. ``train`` and
+``evaluate`` run under ``mpirun`` too (``distributed.groups``). A configuration that
+cannot run is refused before any work, with the key and the fix.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import importlib
-import inspect
 import json
 import sys
 
@@ -44,38 +45,17 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return options
 
 
-def _load_setup(problem: str):
-    try:
-        module = importlib.import_module(problem)
-    except ModuleNotFoundError as err:
-        raise SystemExit(
-            f"nnpde: cannot import problem module {problem!r} ({err}). Fix: give an importable "
-            f"module path, e.g. --problem {DEFAULT_PROBLEM}, and check it is on PYTHONPATH."
-        ) from None
-    setup = getattr(module, "setup", None)
-    if setup is None:
-        raise SystemExit(f"nnpde: problem module {problem!r} has no setup(**options) function returning a Simulation.")
-    return setup
-
-
 def _simulate(args) -> int:
     import jax
 
     # Simulations run in float64 unless asked otherwise: implicit solves of stiff,
     # high-contrast problems need it (float32 CG stagnates near eps * condition number).
     jax.config.update("jax_enable_x64", not args.float32)
-    from ._simulation import run_simulation
+    from ._problem import build, import_problem
+    from ._simulation import Simulation, run_simulation
 
-    setup = _load_setup(args.problem)
-    options = _parse_overrides(args.set)
-    accepted = inspect.signature(setup).parameters
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise SystemExit(f"nnpde: unknown option(s) {unknown} for {args.problem}.setup. Known: {sorted(accepted)}.")
-    try:
-        sim = setup(**options)
-    except (TypeError, ValueError) as err:
-        raise SystemExit(f"nnpde: {args.problem}.setup({options}) refused: {err}") from None
+    module = import_problem(args.problem, "simulation", key="--problem")
+    sim = build(module, "simulation", _parse_overrides(args.set), key="--set", returns=Simulation)
     out = args.out or f"runs/{sim.name}"
     print(f"nnpde simulate: {args.problem}\n{sim.description}")
     print("settings: " + json.dumps(sim.attrs, sort_keys=True))
@@ -190,12 +170,10 @@ def _validate(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    from ._problem import import_problem
     from ._validation import run_suite
 
-    try:
-        suite = importlib.import_module(args.suite)
-    except ModuleNotFoundError as err:
-        raise SystemExit(f"nnpde: cannot import the validation suite {args.suite!r} ({err}).") from None
+    suite = import_problem(args.suite, "CASES", key="--suite")
     report = run_suite(suite, out=args.out, only=args.only, full=args.full)
     return 0 if report["passed"] else 1
 
@@ -259,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "--problem", default=DEFAULT_PROBLEM, help=f"import path of the problem (default {DEFAULT_PROBLEM})"
     )
     sim.add_argument("--out", default=None, help="output folder (default runs/<name>)")
-    sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setup option")
+    sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a simulation option")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar")
     sim.add_argument("--float32", action="store_true", help="single precision (default: float64)")
     sim.set_defaults(handler=_simulate)

@@ -9,8 +9,6 @@ asynchronously (``AsyncAverager``), and world rank 0 alone writes the run's file
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
 import platform
@@ -25,6 +23,7 @@ import numpy as np
 from ..hybrid._task import Task
 from ._config import ConfigError, RunConfig, check_domain, check_layout
 from ._mllog import MLLogger
+from ._problem import build, import_problem
 
 
 def set_precision(config: RunConfig) -> None:
@@ -35,36 +34,10 @@ def set_precision(config: RunConfig) -> None:
 
 
 def load_task(config: RunConfig) -> Task:
-    """The ``nnpde.Task`` of a run: import ``problem.module``, check
-    ``problem.options`` against its ``task(**options)`` and build the task, then check
-    ``model.kind``, ``train.unroll`` and ``train.augment`` against it. Every refusal is
-    a ``ConfigError`` naming the key and the fix."""
-    name = config.problem.module
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        raise ConfigError(
-            f"problem.module = {name!r} cannot be imported ({err}). Fix: give an importable module path, e.g. "
-            "problems.hybrid_burgers, and make sure its folder is on PYTHONPATH."
-        ) from None
-    factory = getattr(module, "task", None)
-    if not callable(factory):
-        raise ConfigError(
-            f"problem.module = {name!r} has no task(**options) function returning an nnpde.Task. Fix: add one "
-            "(see problems/hybrid_burgers.py) or name a trainable problem module."
-        )
-    accepted = inspect.signature(factory).parameters
-    unknown = sorted(set(config.problem.options) - set(accepted))
-    if unknown:
-        raise ConfigError(
-            f"unknown key problem.options.{unknown[0]} for {name}.task. Fix: use one of {sorted(accepted)}."
-        )
-    try:
-        task = factory(**config.problem.options)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"problem.options {config.problem.options} refused by {name}.task: {err}") from None
-    if not isinstance(task, Task):
-        raise ConfigError(f"{name}.task(...) returned {type(task).__name__}, not an nnpde.Task.")
+    """Import ``problem.module``, check ``problem.options`` against its ``task`` and
+    build the task; every refusal is a ``ConfigError`` naming the key and the fix."""
+    module = import_problem(config.problem.module, "task", key="problem.module")
+    task = build(module, "task", config.problem.options, key="problem.options", returns=Task)
     if config.model.kind and config.model.kind not in task.kinds:
         raise ConfigError(
             f"model.kind = {config.model.kind!r} is not a model of {task.name}. Fix: use one of {task.kinds}."
