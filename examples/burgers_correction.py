@@ -53,7 +53,7 @@ def main(argv=None):
 
     # Problem: fine-grid reference runs, block-averaged to the coarse grid; the held-out
     # trajectories start from initial states that training never sees
-    data = problem.reference_trajectories(args.seed, args.train + args.test, args.horizon)
+    data = problem.task().reference(args.seed, args.train + args.test, args.horizon)
     train, test = data[: args.train], data[args.train :]  # (n, horizon + 1, 1, 64)
     print(
         f"reference data: {train.shape[0]} training and {test.shape[0]} held-out trajectories of "

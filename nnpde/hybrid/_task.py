@@ -138,9 +138,10 @@ class Task:
     ) -> Task:
         """The task of a coarse solver whose reference is the same physics on a finer grid.
 
+        ``name``, ``description``, ``horizon``, ``target``, ``channels``, ``units``,
+        ``attrs`` and ``symmetries`` are as for ``Task``.
+
         Args:
-            name, description, horizon, target, channels, units, attrs, symmetries: as
-                for ``Task``.
             baseline: the plain coarse solver, one step of the task's ``dt``.
             models: ``kind -> (seed -> model)``, one entry per model kind (the first is
                 the default): a learned model on the coarse grid with freshly
