@@ -98,6 +98,15 @@ def _chunks(n_steps: int) -> int:
     return max(d for d in range(1, min(20, n_steps) + 1) if n_steps % d == 0)
 
 
+def _run_to_end(step, u0, n_steps: int, path: Path, progress):
+    """The states after ``n_steps`` steps from ``u0`` (batched), resumable in up to 20 pieces."""
+    pieces = _chunks(n_steps)
+    kept = nnpde.resumable_rollout(
+        step, u0, pieces, save_every=n_steps // pieces, path=path, chunk=1, progress=progress
+    )
+    return kept[:, -1]
+
+
 def settled_states(
     seeds,
     resolution: int,
@@ -122,18 +131,7 @@ def settled_states(
             for s in seeds
         ]
     )
-    n_spin = _steps(spinup, start)
-    chunks = _chunks(n_spin)
-    spun = nnpde.resumable_rollout(
-        coarse,
-        u0,
-        chunks,
-        save_every=n_spin // chunks,
-        path=folder / f"spinup{start}_{tag}.npz",
-        chunk=1,
-        transform=lambda u: u,
-        progress=progress,
-    )[:, -1]
+    spun = _run_to_end(coarse, u0, _steps(spinup, start), folder / f"spinup{start}_{tag}.npz", progress)
     if resolution == start:
         return spun
     fine = stepper(resolution)
@@ -143,18 +141,7 @@ def settled_states(
             for u in spun
         ]
     )
-    n_settle = _steps(settle, resolution)
-    chunks = _chunks(n_settle)
-    return nnpde.resumable_rollout(
-        fine,
-        prolonged,
-        chunks,
-        save_every=n_settle // chunks,
-        path=folder / f"settle{resolution}_{tag}.npz",
-        chunk=1,
-        transform=lambda u: u,
-        progress=progress,
-    )[:, -1]
+    return _run_to_end(fine, prolonged, _steps(settle, resolution), folder / f"settle{resolution}_{tag}.npz", progress)
 
 
 def reference_run(

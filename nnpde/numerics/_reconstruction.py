@@ -99,7 +99,19 @@ class AbstractReconstruction(eqx.Module):
         return jnp.where(face_velocity > 0, left, right)
 
 
-class Central(AbstractReconstruction):
+class _AbstractCellStates(AbstractReconstruction):
+    """Piecewise constant states: the two cells beside each face (one ghost cell)."""
+
+    @property
+    def width(self) -> int:
+        return 1
+
+    def states(self, c_pad, axis: int, *, ndim: int, width: int, target: int = 0):
+        left, right = _neighbours(c_pad, axis, ndim=ndim, width=width)
+        return left, right
+
+
+class Central(_AbstractCellStates):
     """The two cells beside the face as its states; their mean as the carried value
     (second order, non-dissipative: central advection)."""
 
@@ -107,33 +119,17 @@ class Central(AbstractReconstruction):
     def name(self) -> str:
         return "central"
 
-    @property
-    def width(self) -> int:
-        return 1
-
-    def states(self, c_pad, axis: int, *, ndim: int, width: int, target: int = 0):
-        left, right = _neighbours(c_pad, axis, ndim=ndim, width=width)
-        return left, right
-
     def upwind(self, c_pad, face_velocity, axis: int, *, ndim: int, width: int, target: int = 0):
-        left, right = _neighbours(c_pad, axis, ndim=ndim, width=width)
+        left, right = self.states(c_pad, axis, ndim=ndim, width=width)
         return 0.5 * (left + right)
 
 
-class Upwind(AbstractReconstruction):
+class Upwind(_AbstractCellStates):
     """Piecewise constant: each face's states are the cells beside it (first order)."""
 
     @property
     def name(self) -> str:
         return "upwind"
-
-    @property
-    def width(self) -> int:
-        return 1
-
-    def states(self, c_pad, axis: int, *, ndim: int, width: int, target: int = 0):
-        left, right = _neighbours(c_pad, axis, ndim=ndim, width=width)
-        return left, right
 
 
 class VanLeer(AbstractReconstruction):
