@@ -42,6 +42,7 @@ from .hybrid._data import generate_trajectories as generate_trajectories
 from .hybrid._data import trajectory_dataset as trajectory_dataset
 from .hybrid._data import upsample as upsample
 from .hybrid._learned_interpolation import LearnedInterpolation as LearnedInterpolation
+from .hybrid._learned_interpolation import PerStepInterpolation as PerStepInterpolation
 from .hybrid._learned_interpolation import learned_interpolation as learned_interpolation
 from .hybrid._loss import one_step_loss as one_step_loss
 from .hybrid._loss import pinn_loss as pinn_loss
