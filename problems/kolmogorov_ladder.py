@@ -324,6 +324,7 @@ def train(
     learning_rate: float = 1e-3,
     seed: int = 0,
     eval_every: int = 250,
+    validation_steps: int = 200,
     progress: bool = True,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
@@ -333,15 +334,16 @@ def train(
     and gradient clipping. Checkpointed in ``folder/model_<kind>_h<hidden>_d<depth>``
     and resumed from there (``nnpde.fit``); a finished run returns its model without
     training. Every ``eval_every`` steps the validation correlation time (vorticity, at
-    ``THRESHOLD``) over 4 time units is logged."""
+    ``THRESHOLD``) over ``validation_steps`` coarse steps (4 time units) is logged."""
     net = model(kind, seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1])
     train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
-    starts, reference = validation_states(trajectories)
+    starts, reference = validation_states(trajectories, validation_steps)
 
     def evaluate(m):
         predicted = rollouts(m, starts, reference.shape[1] - 1, 1)
         corr, errors = scores(m, predicted, reference, interval=m.dt)
-        return {"val_correlation_time": float(np.mean(corr)), "val_error_0.64": float(np.mean(errors[:, 32]))}
+        at = min(round(0.64 / m.dt), errors.shape[1] - 1)
+        return {"val_correlation_time": float(np.mean(corr)), "val_error_0.64": float(np.mean(errors[:, at]))}
 
     def loss(m, batch, key):
         return nnpde.unrolled_loss(m, batch)
@@ -352,6 +354,7 @@ def train(
     run_dir = Path(folder) / f"model_{kind}_h{hidden}_d{depth}"
     config = dict(kind=kind, hidden=hidden, depth=depth, steps=steps, window=window, batch_size=batch_size)
     config.update(learning_rate=learning_rate, seed=seed, data=list(trajectories.shape))
+    config.update(eval_every=eval_every, validation_steps=validation_steps)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -460,7 +463,7 @@ def trained(folder, trajectories, *, kind: str, hidden: int, depth: int):
             "Fix: train it first (scripts/kolmogorov_ladder.py --part model)."
         )
     config = json.loads(settings.read_text())
-    keys = ("steps", "window", "batch_size", "learning_rate", "seed")
+    keys = ("steps", "window", "batch_size", "learning_rate", "seed", "eval_every", "validation_steps")
     return train(
         folder, trajectories, kind=kind, hidden=hidden, depth=depth, progress=False, **{k: config[k] for k in keys}
     )
