@@ -467,3 +467,26 @@ def trained(folder, trajectories, *, kind: str, hidden: int, depth: int):
     return train(
         folder, trajectories, kind=kind, hidden=hidden, depth=depth, progress=False, **{k: config[k] for k in keys}
     )
+
+
+def long_rollout(step, start, duration: float, *, interval: float = EVAL_INTERVAL, chunk: float = 2.56):
+    """``(kept, reached)``: one state run for ``duration`` time units, kept every
+    ``interval``, in pieces of ``chunk`` time units; a piece in which the solver's own
+    stability check fails (a state too fast for the step: the model diverged) ends the
+    run, and ``reached`` is the time of the last piece that finished."""
+    every = round(interval / step.dt)
+    per_chunk = round(chunk / interval)
+    one = jax.jit(lambda u: jnp.concatenate([u[None], nnpde.rollout(step, u, per_chunk * every)])[every::every])
+    kept, u, reached = [np.asarray(start)[None]], jnp.asarray(start), 0.0
+    while reached < duration - 1e-9:
+        try:
+            piece = np.asarray(one(u))
+        except (jax.errors.JaxRuntimeError, ValueError) as error:  # raised from the compiled check
+            if "stability limit" not in str(error):
+                raise
+            break
+        if not np.all(np.isfinite(piece)):
+            break
+        kept.append(piece)
+        u, reached = jnp.asarray(piece[-1]), reached + per_chunk * interval
+    return np.concatenate(kept), reached

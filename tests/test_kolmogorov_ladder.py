@@ -61,3 +61,15 @@ def test_ladder_training_resumes_and_scores_like_the_benchmark(tmp_path):
     assert np.all(table["error_0.64"] == 0)
     stats = ladder.statistics(reference, 8, k_max=3)
     assert len(stats["spectrum"]) == 3 and stats["kinetic_energy"] > 0
+
+
+def test_long_rollout_stops_where_the_solver_check_fails():
+    step = ladder.stepper(16)
+    grid = step.equation.grid
+    calm = step.equation.project(kolmogorov.initial_velocity(grid, 0, max_velocity=1.0))
+    kept, reached = ladder.long_rollout(step, calm, 0.48, chunk=0.16)
+    assert kept.shape == (7, 2, 16, 16) and reached == pytest.approx(0.48)
+    np.testing.assert_array_equal(kept[0], calm)
+    too_fast = step.equation.project(kolmogorov.initial_velocity(grid, 0, max_velocity=200.0))
+    kept, reached = ladder.long_rollout(step, too_fast, 1.0, chunk=0.16)
+    assert reached == 0.0 and kept.shape == (1, 2, 16, 16)
