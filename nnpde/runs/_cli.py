@@ -67,14 +67,17 @@ def _simulate(args) -> int:
     return 0 if summary["status"] == "completed" else 1
 
 
-def _config(args, *, ranks: int | None = None):
+def _config(args, *, ranks: int | None = None, writes_run: bool = False):
     """The validated configuration, the task built from it (both before any work).
     ``ranks``: the MPI ranks the run will have, to check ``distributed.domain``
-    against (``None``: not checked, the run does not split the reference)."""
-    from ._config import check_domain, load_config
+    against (``None``: not checked, the run does not split the reference).
+    ``writes_run``: the command writes into the run directory (``out``), so it must be
+    writable too (``data.cache_dir`` always must)."""
+    from ._config import check_domain, check_writable, load_config
     from ._run import load_task, set_precision
 
     config = load_config(args.config, args.set)
+    check_writable(config, out=writes_run)
     set_precision(config)
     task = load_task(config)
     if ranks is not None:
@@ -132,7 +135,7 @@ def _train(args) -> int:
     from ..distributed import abort_on_error
     from ._run import evaluate, train, world_size
 
-    config, _ = _config(args, ranks=world_size())  # the same refusal on every rank: no abort needed
+    config, _ = _config(args, ranks=world_size(), writes_run=True)  # the same refusal on every rank
     _print_config(config, "train")
     with abort_on_error():
         summary = train(config, progress=not args.no_progress, mllog=args.mllog, echo=_echo)
@@ -151,7 +154,7 @@ def _echo(*text):
 def _evaluate(args) -> int:
     from ._run import evaluate
 
-    config, _ = _config(args)
+    config, _ = _config(args, writes_run=True)
     _print_config(config, "evaluate")
     evaluate(config)
     return 0
