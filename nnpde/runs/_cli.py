@@ -17,6 +17,11 @@ module works like ours. Each command needs one entry point of the problem module
 resolved configuration is printed first and saved with the results. ``train`` and
 ``evaluate`` run under ``mpirun`` too (``distributed.groups``). A configuration that
 cannot run is refused before any work, with the key and the fix.
+
+Exit codes: 0 done; 2 configuration refused (nothing written); 3 trained, but the
+target was not reached (``train.stop_at_target``) or a benchmark is incomplete; 4 the
+model diverged (a non-finite loss, gradient, parameter or result; nothing non-finite
+is written or reported); 1 any other error.
 """
 
 from __future__ import annotations
@@ -199,6 +204,7 @@ def _add_config_args(parser, *, config_default: str | None = DEFAULT_CONFIG):
 
 def main(argv: list[str] | None = None) -> int:
     from .._version import __version__
+    from ._checkpoint import CheckpointCorrupt
     from ._config import ConfigError
 
     parser = argparse.ArgumentParser(prog="nnpde", description="Hybrid neural-network + PDE modelling in JAX.")
@@ -251,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"nnpde {args.command}: configuration refused: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:  # training or the model diverged (Diverged), or no healthy group
+        print(f"nnpde {args.command}: {err}", file=sys.stderr)
+        return 4
+    except CheckpointCorrupt as err:  # no intact checkpoint to fall back to: the message has the fix
+        print(f"nnpde {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -148,6 +148,9 @@ class DistributedConfig:
     """Never wait for an average (discard stale ones) instead of bounding the staleness by waiting."""
     progress: str = "thread"
     """How non-blocking averages progress: a helper thread, or one test per step (``"poll"``)."""
+    max_rollbacks: int = 3
+    """Rollbacks in a row (a group's non-finite or exploding parameters reset to its last good state)
+    after which the group counts as diverged and the run stops with an error (exit code 4)."""
     domain: list[int] = dataclasses.field(default_factory=list)
     """Ranks per axis of the reference (fine-grid) solver while the data are staged: ``[]`` runs it
     whole in one process; ``[2, 1]`` splits its grid over 2 ranks along x (halo exchange; the
@@ -222,6 +225,7 @@ _RULES: dict[str, tuple] = {
     "distributed.groups": _POSITIVE_INT,
     "distributed.every": _POSITIVE_INT,
     "distributed.max_staleness": _NON_NEGATIVE,
+    "distributed.max_rollbacks": _NON_NEGATIVE,
     "benchmark.max_steps": _POSITIVE_INT,
     "benchmark.eval_every": _POSITIVE_INT,
     "benchmark.price_per_core_hour": _NON_NEGATIVE,
