@@ -4,17 +4,19 @@ truncated files; counts silent corruptions and lost runs.
     PYTHONPATH=. .venv/bin/python benchmarks/checkpoint_faults.py --trials 300
 
 A reference run trains a small hybrid Burgers model (a learned correction of a 16-cell
-solver) for ``--steps`` steps with ``nnpde.fit``, checkpointing every 2 steps (orbax,
-the 3 newest kept). Each trial then faults a copy of a run and trains it to the end
-again, the way a user would (``fit`` on the same run directory), and compares the final
-state with the reference's bit for bit (read back with orbax directly, not through the
-checksums under test). The trials, in turn:
+solver by a convolutional network of ``--hidden`` channels) for ``--steps`` steps with
+``nnpde.fit``, checkpointing every 2 steps (orbax, the 3 newest kept). Each trial
+then faults a copy of a run and trains it to the end again, the way a user would
+(``fit`` on the same run directory), and compares the final state with the
+reference's bit for bit (read back with orbax directly, not through the checksums
+under test). The trials, in turn:
 
-- ``kill``: a training process killed with SIGKILL at a random moment, or (every
-  other kill) while a checkpoint is being written (a temporary directory exists);
-- ``flip``: 1 to 8 random bits flipped in a random file of a random checkpoint step
-  of a run stopped half-way (the file keeps its size);
-- ``truncate``: a random file of a random checkpoint step cut to a random length.
+- ``kill``: a training process killed with SIGKILL while a checkpoint is being
+  written (a temporary directory exists; 4 kills in 10), inside a random step (5 in
+  10) or during start-up; every other kill hits a run resumed half-way;
+- ``flip``: 1 to 8 random bits flipped in one file of a checkpoint of a run stopped
+  half-way (the newest step 2 times in 3; a data file half the time, else any file);
+- ``truncate``: the same, the file cut to a random length.
 
 Outcomes: ``resumed`` (finished, equal to the reference), ``fell back`` (a corrupt step
 was named and skipped; finished, equal), ``stopped with fix`` (no intact checkpoint:
@@ -44,6 +46,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+HIDDEN = 48  # channels of the network's hidden layers (--hidden)
+
+
 def _setup():
     import jax
     import jax.numpy as jnp
@@ -66,7 +71,7 @@ def _setup():
     )
 
     def model():
-        net = networks.ConvNet(1, 1, ndim=1, periodic=(True,), hidden=8, depth=2, kernel_size=3, rngs=nnx.Rngs(1))
+        net = networks.ConvNet(1, 1, ndim=1, periodic=(True,), hidden=HIDDEN, depth=2, kernel_size=3, rngs=nnx.Rngs(1))
         return nnpde.CorrectedStepper(stepper, nnpde.Network(net), scale=0.02)
 
     return model, data
@@ -145,7 +150,7 @@ def _kill_trial(rng: random.Random, base: Path, work: Path, steps: int, referenc
     shutil.copytree(base, run_dir) if base.exists() else None
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--worker", str(run_dir), str(steps)],
+        [sys.executable, __file__, "--hidden", str(HIDDEN), "--worker", str(run_dir), str(steps)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -193,8 +198,9 @@ def _corrupt_trial(rng: random.Random, half: Path, work: Path, steps: int, refer
     step_dirs = sorted((p for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     target_step = step_dirs[-1] if rng.random() < 2 / 3 else rng.choice(step_dirs)  # mostly the one resumed from
     files = sorted(p for p in target_step.rglob("*") if p.is_file() and p.stat().st_size > 0)
-    # Half the faults hit the files the arrays are read from (arrays/d/*), half any file.
-    data = [p for p in files if p.parent.name == "d" and p.parent.parent.name == "arrays"]
+    # Half the faults hit the data files (arrays/**/d/*: small arrays are merged into
+    # arrays/d, large ones stay in the per-process files), half any file.
+    data = [p for p in files if p.parent.name == "d"]
     target = rng.choice(data if data and rng.random() < 0.5 else files)
     data = bytearray(target.read_bytes())
     if kind == "flip":
@@ -216,10 +222,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=300, help="fault trials (kill, flip, truncate in turn)")
     parser.add_argument("--steps", type=int, default=12, help="training steps of a run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=int, default=HIDDEN, help="hidden channels of the network (its size)")
     parser.add_argument("--kinds", default="kill,flip,truncate", help="faults to inject, in turn")
     parser.add_argument("--out", default="benchmarks/results/checkpoint_faults.json")
     parser.add_argument("--worker", nargs=2, metavar=("RUN_DIR", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global HIDDEN
+    HIDDEN = args.hidden
     if args.worker:
         train(Path(args.worker[0]), int(args.worker[1]))
         return
@@ -228,7 +237,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="nnpde-faults-"))
     began = time.perf_counter()
     subprocess.run(  # one process start and compilation, to time what a kill may interrupt
-        [sys.executable, __file__, "--worker", str(scratch / "timed"), str(args.steps)],
+        [sys.executable, __file__, "--hidden", str(HIDDEN), "--worker", str(scratch / "timed"), str(args.steps)],
         env={**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"},
         check=True,
     )
@@ -260,6 +269,7 @@ def main() -> None:
     report = {
         "command": " ".join(["benchmarks/checkpoint_faults.py", *sys.argv[1:]]),
         "trials": len(trials),
+        "detected_by_checksum": sum("sha256" in t.get("note", "") for t in trials),
         "silent_corruptions": sum(t["outcome"] == "silent corruption" for t in trials),
         "lost_runs": sum(t["outcome"] == "lost" for t in trials),
         "kills_mid_write": sum(bool(t.get("mid_write")) for t in trials),

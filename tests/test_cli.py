@@ -392,6 +392,31 @@ def test_train_under_mpirun_with_two_groups(tmp_path):
         assert np.max(np.abs(staged[0]["u"].values - whole)) < 1e-13 * np.max(np.abs(whole))
 
 
+def test_a_diverged_run_under_mpirun_exits_non_zero_and_reports_no_result(tmp_path):
+    """Two groups trained at an absurd learning rate: the averaged model's evaluation is
+    not finite, so the run stops with the reason and exit code 4 on every rank; no
+    train.json or evaluation.json reports a NaN as a finished run."""
+    out = tmp_path / "run"
+    result = _nnpde(
+        "train",
+        *_sets(
+            *TINY,
+            f'out="{out}"',
+            f'data.cache_dir="{tmp_path / "data"}"',
+            "model.kind=emulator",
+            "train.learning_rate=1e6",
+            "distributed.groups=2",
+        ),
+        "--no-progress",
+        mpi_ranks=2,
+        timeout=600,
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "diverged" in result.stderr and "Fix: lower train.learning_rate" in result.stderr, result.stderr
+    assert "trained 4 steps" not in result.stdout
+    assert not (out / "train.json").exists() and not (out / "evaluation.json").exists()
+
+
 def test_validate_runs_a_case_and_writes_the_report(tmp_path):
     import problems.validation
     from nnpde.runs._validation import run_suite
