@@ -218,6 +218,7 @@ def _corrupt_trial(rng: random.Random, half: Path, work: Path, steps: int, refer
 
 
 def main() -> None:
+    global HIDDEN
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=300, help="fault trials (kill, flip, truncate in turn)")
     parser.add_argument("--steps", type=int, default=12, help="training steps of a run")
@@ -227,7 +228,6 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/checkpoint_faults.json")
     parser.add_argument("--worker", nargs=2, metavar=("RUN_DIR", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global HIDDEN
     HIDDEN = args.hidden
     if args.worker:
         train(Path(args.worker[0]), int(args.worker[1]))
