@@ -103,6 +103,7 @@ from .numerics._tableau import RK4 as RK4
 from .numerics._tableau import SSPRK3 as SSPRK3
 from .numerics._tableau import ButcherTableau as ButcherTableau
 from .numerics._tableau import advection_extents as advection_extents
+from .runs._checkpoint import CheckpointCorrupt as CheckpointCorrupt
 from .runs._checkpoint import Checkpointer as Checkpointer
 from .runs._config import ConfigError as ConfigError
 from .runs._config import RunConfig as RunConfig
@@ -120,3 +121,4 @@ from .runs._run import set_precision as set_precision
 from .runs._run import stage_data as stage_data
 from .runs._simulation import Simulation as Simulation
 from .runs._simulation import run_simulation as run_simulation
+from .runs._training_run import Diverged as Diverged
