@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import traceback
 
 from ._topology import _world
@@ -33,5 +34,8 @@ def abort_on_error():
         traceback.print_exc()
         sys.stderr.flush()
         sys.stdout.flush()
+        # MPI_Abort kills every rank at once, pipes included: give the process manager a
+        # moment to forward what was just written (under load it lost the traceback)
+        time.sleep(0.5)
         world.Abort(4 if isinstance(error, FloatingPointError) else 1)  # 4: diverged, as nnpde's exit code
         raise  # not reached when MPI_Abort ends the process, as it should
