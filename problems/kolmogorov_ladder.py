@@ -292,13 +292,10 @@ def scores(step, predicted, reference, *, interval: float, threshold: float = TH
 
 def rollouts(step, starts, saves: int, save_every: int):
     """``(batch, saves + 1, 2, n, n)``: ``step`` run from each start, kept every
-    ``save_every`` steps (one compiled, batched scan)."""
-
-    def one(u):  # nnpde.rollout returns the states after each step: the start goes first
-        return jnp.concatenate([u[None], nnpde.rollout(step, u, saves * save_every)])[::save_every]
-
-    run = jax.jit(jax.vmap(one))
-    return np.asarray(run(jnp.asarray(starts)))
+    ``save_every`` steps (``nnpde.generate_trajectories``: one compiled, batched scan)."""
+    return np.asarray(
+        nnpde.generate_trajectories(step, jnp.asarray(starts), saves * save_every, save_every=save_every, ndim=2)
+    )
 
 
 def validation_states(trajectories, horizon_saves: int = 200):
