@@ -323,15 +323,20 @@ def train(
     eval_every: int = 250,
     validation_steps: int = 200,
     progress: bool = True,
+    tag: str = "",
+    checkpoint_every: int = 50,
+    stop_when=None,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
     solver in the loop: ``window`` steps unrolled from each sampled state, relative
     squared error at every step (``nnpde.unrolled_loss``), Adam with a cosine decay
     and gradient clipping. Checkpointed in ``folder/model_<kind>_h<hidden>_d<depth>``
-    and resumed from there (``nnpde.fit``); a finished run returns its model without
-    training. Every ``eval_every`` steps the validation correlation time (vorticity, at
-    ``THRESHOLD``) over ``validation_steps`` coarse steps (4 time units) is logged."""
+    (``_<tag>`` appended when given: another run of the same size) and resumed from
+    there (``nnpde.fit``); a finished run returns its model without training. Every
+    ``eval_every`` steps the validation correlation time (vorticity, at ``THRESHOLD``)
+    over ``validation_steps`` coarse steps (4 time units) is logged; ``stop_when(figures)``
+    (``nnpde.fit``), checked then, can end the run early (a wall-time budget, say)."""
     net = model(kind, seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1])
     train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
     starts, reference = validation_states(trajectories, validation_steps)
@@ -345,10 +350,8 @@ def train(
     def loss(m, batch, key):
         return nnpde.unrolled_loss(m, batch)
 
-    optimizer = nnpde.make_optimizer(
-        learning_rate, schedule="cosine", total_steps=steps, warmup_steps=min(100, steps // 10), clip_norm=1.0
-    )
-    run_dir = Path(folder) / f"model_{kind}_h{hidden}_d{depth}"
+    optimizer = _optimizer(learning_rate, steps)
+    run_dir = model_dir(folder, kind, hidden, depth, tag)
     config = dict(kind=kind, hidden=hidden, depth=depth, steps=steps, window=window, batch_size=batch_size)
     config.update(learning_rate=learning_rate, seed=seed, data=list(trajectories.shape))
     config.update(eval_every=eval_every, validation_steps=validation_steps)
@@ -368,12 +371,13 @@ def train(
         optimizer=optimizer,
         seed=seed,
         run_dir=run_dir,
-        checkpoint_every=50,
+        checkpoint_every=checkpoint_every,
         log_every=10,
         evaluate=evaluate,
         eval_every=eval_every,
         progress=progress,
         config=config,
+        stop_when=stop_when,
     )
 
 
@@ -449,10 +453,26 @@ def statistics(trajectories, resolution: int = COARSE, *, k_max: int = 12):
     return {"kinetic_energy": float(energy), "k": np.asarray(k[0])[keep].tolist(), "spectrum": mean[keep].tolist()}
 
 
-def trained(folder, trajectories, *, kind: str, hidden: int, depth: int):
-    """The model that ``train`` left in ``folder`` (its settings read back; a run that
-    has not finished continues training first)."""
-    run_dir = Path(folder) / f"model_{kind}_h{hidden}_d{depth}"
+def model_dir(folder, kind: str, hidden: int, depth: int, tag: str = "") -> Path:
+    """Where ``train`` keeps the run of a ``model(kind, hidden, depth)``."""
+    return Path(folder) / (f"model_{kind}_h{hidden}_d{depth}" + (f"_{tag}" if tag else ""))
+
+
+def _optimizer(learning_rate: float, steps: int):
+    return nnpde.make_optimizer(
+        learning_rate, schedule="cosine", total_steps=steps, warmup_steps=min(100, steps // 10), clip_norm=1.0
+    )
+
+
+def trained(folder, *, kind: str, hidden: int, depth: int, tag: str = "", resolution: int = COARSE):
+    """``(model, step, settings)``: the model that ``train`` left in ``folder``, restored
+    read-only from its newest intact checkpoint (a run stopped early, or trained on
+    another machine, is read as it is: nothing trains here), the step it reached and
+    the run's settings."""
+    from nnpde.runs._checkpoint import Checkpointer
+    from nnpde.runs._run_files import restore_intact
+
+    run_dir = model_dir(folder, kind, hidden, depth, tag)
     settings = run_dir / "settings.json"
     if not settings.exists():
         raise FileNotFoundError(
@@ -460,10 +480,15 @@ def trained(folder, trajectories, *, kind: str, hidden: int, depth: int):
             "Fix: train it first (scripts/kolmogorov_ladder.py --part model)."
         )
     config = json.loads(settings.read_text())
-    keys = ("steps", "window", "batch_size", "learning_rate", "seed", "eval_every", "validation_steps")
-    return train(
-        folder, trajectories, kind=kind, hidden=hidden, depth=depth, progress=False, **{k: config[k] for k in keys}
+    net = model(kind, seed=config["seed"], hidden=hidden, depth=depth, resolution=resolution)
+    state, static = nnpde.init_train_state(
+        net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]
     )
+    with Checkpointer(run_dir / "checkpoints", read_only=True) as reader:
+        if reader.latest_step() is None:
+            raise FileNotFoundError(f"{run_dir} holds no checkpoint yet. Fix: train it first.")
+        state, step = restore_intact(reader, state)
+    return nnpde.combine(state.params, static), int(step), config
 
 
 def long_rollout(step, start, duration: float, *, interval: float = EVAL_INTERVAL, chunk: float = 2.56):

@@ -53,7 +53,10 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=6, help="--part model: samples per step")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="--part model: peak learning rate")
     parser.add_argument(
-        "--models", nargs="+", default=["interpolation:16:3"], help="--part evaluate: trained models KIND:HIDDEN:DEPTH"
+        "--models",
+        nargs="+",
+        default=["interpolation:16:3"],
+        help="--part evaluate: trained models KIND:HIDDEN:DEPTH[:TAG] (TAG: a run trained elsewhere, e.g. accel)",
     )
     parser.add_argument(
         "--results", type=Path, default=Path("benchmarks/results/kolmogorov_equivalent_resolution.json")
@@ -117,10 +120,11 @@ def train_model(args) -> int:
     return 0
 
 
-def _load(args, spec: str, trajectories):
-    kind, hidden, depth = spec.split(":")
-    result = ladder.trained(args.out, trajectories, kind=kind, hidden=int(hidden), depth=int(depth))
-    return result.model, int(result.state.step)
+def _load(args, spec: str):
+    """``(model, step)`` of a trained run ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out``."""
+    kind, hidden, depth, *tag = spec.split(":")
+    m, step, _ = ladder.trained(args.out, kind=kind, hidden=int(hidden), depth=int(depth), tag="".join(tag))
+    return m, step
 
 
 def evaluate(args) -> int:
@@ -142,11 +146,10 @@ def evaluate(args) -> int:
         costs[f"plain_{n}"] = ladder.seconds_per_time_unit(ladder.stepper(n), ladder.held_out_starts(starts, n))
         corr = table[f"plain_{n}"]["correlation_time"].mean()
         print(f"plain {n}^2: correlation time {corr:.3f}, cost {costs[f'plain_{n}']:.4g} s")
-    trajectories = _training_trajectories(args.out)
     coarse_starts = ladder.held_out_starts(starts, ladder.COARSE)
     model_runs, trained_steps = {}, {}
     for spec in args.models:
-        m, done = _load(args, spec, trajectories)
+        m, done = _load(args, spec)
         save_every = round(ladder.EVAL_INTERVAL / m.dt)
         model_runs[spec] = ladder.rollouts(m, coarse_starts, reference.shape[1] - 1, save_every)
         table[spec] = ladder.score_table(coarse_step, model_runs[spec], reference)
@@ -179,7 +182,7 @@ def evaluate(args) -> int:
     truth_stats = ladder.statistics(ladder.coarse_trajectories(runs))
     settle = round(10.0 / ladder.EVAL_INTERVAL)
     long_stats = {"truth": truth_stats}
-    for name, step in ((head, _load(args, head, trajectories)[0]), (f"plain_{ladder.COARSE}", coarse_step)):
+    for name, step in ((head, _load(args, head)[0]), (f"plain_{ladder.COARSE}", coarse_step)):
         pieces = [ladder.long_rollout(step, u, duration) for u in coarse_starts]
         reached = [r for _, r in pieces]
         stable = [p for p, r in pieces if r >= duration - 1e-9]

@@ -47,11 +47,13 @@ def test_ladder_training_resumes_and_scores_like_the_benchmark(tmp_path):
     )
     assert int(first.state.step) == 2
     assert {"eval_val_correlation_time", "eval_val_error_0.64"} <= set(first.history[-1])
-    again = ladder.trained(tmp_path, data, kind="correction", hidden=4, depth=2)  # read back, no training
-    leaves = zip(jax.tree.leaves(nnpde.trainable(first.model)), jax.tree.leaves(nnpde.trainable(again.model)))
+    # read back from the checkpoint, nothing trained
+    again, step, settings = ladder.trained(tmp_path, kind="correction", hidden=4, depth=2, resolution=16)
+    assert step == 2 and settings["steps"] == 2
+    leaves = zip(jax.tree.leaves(nnpde.trainable(first.model)), jax.tree.leaves(nnpde.trainable(again)))
     assert all(np.array_equal(a, b) for a, b in leaves)
     with pytest.raises(FileNotFoundError, match="Fix: train it first"):
-        ladder.trained(tmp_path, data, kind="interpolation", hidden=4, depth=2)
+        ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=2, resolution=16)
 
     # scored as the benchmark scores: the truth against itself never decorrelates
     reference = ladder.coarse_trajectories(_runs(16, [0, 1], 40), 8)  # past t = 2.56 at EVAL_INTERVAL
