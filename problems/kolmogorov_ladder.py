@@ -73,10 +73,14 @@ def dt(resolution: int) -> float:
     return 0.04 * 16 / resolution
 
 
-def stepper(resolution: int) -> nnpde.ProjectedRK:
-    """The plain solver on ``resolution``^2 cells (van Leer fluxes, projected RK4)."""
+def stepper(resolution: int, *, check_stability: bool = True) -> nnpde.ProjectedRK:
+    """The plain solver on ``resolution``^2 cells (van Leer fluxes, projected RK4;
+    ``check_stability``: ``nnpde.ProjectedRK``'s runtime CFL check)."""
     return nnpde.ProjectedRK(
-        kolmogorov.make_equation(kolmogorov.make_grid(resolution)), dt=dt(resolution), method="rk4"
+        kolmogorov.make_equation(kolmogorov.make_grid(resolution)),
+        dt=dt(resolution),
+        method="rk4",
+        check_stability=check_stability,
     )
 
 
@@ -249,7 +253,15 @@ def coarse_trajectories(data, resolution: int = COARSE):
     return out.reshape(*data.shape[:2], *out.shape[1:])
 
 
-def model(kind: str = "interpolation", *, seed: int = 0, hidden: int = 16, depth: int = 3, resolution: int = COARSE):
+def model(
+    kind: str = "interpolation",
+    *,
+    seed: int = 0,
+    hidden: int = 16,
+    depth: int = 3,
+    resolution: int = COARSE,
+    check_stability: bool = True,
+):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
     channels and ``depth`` layers, started as the plain solver (zero last layer).
 
@@ -262,7 +274,7 @@ def model(kind: str = "interpolation", *, seed: int = 0, hidden: int = 16, depth
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")
     check_option("depth", depth, 1, "e.g. 3.")
-    plain = stepper(resolution)
+    plain = stepper(resolution, check_stability=check_stability)
     if kind == "correction":
         net = cnn(seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth)
         return nnpde.CorrectedStepper(plain, net, scale=plain.dt, project=True)
@@ -270,7 +282,9 @@ def model(kind: str = "interpolation", *, seed: int = 0, hidden: int = 16, depth
     outputs = targets * sides * nnpde.correction_size(STENCIL, 2)
     net = cnn(seed, 2, outputs, periodic=(True, True), hidden=hidden, depth=depth)
     learned = nnpde.learned_interpolation(plain.equation, net, size=STENCIL)
-    return nnpde.PerStepInterpolation(nnpde.ProjectedRK(learned, dt=plain.dt, method="rk4"))
+    return nnpde.PerStepInterpolation(
+        nnpde.ProjectedRK(learned, dt=plain.dt, method="rk4", check_stability=check_stability)
+    )
 
 
 def vorticity(step, trajectory):
@@ -326,6 +340,7 @@ def train(
     tag: str = "",
     checkpoint_every: int = 50,
     stop_when=None,
+    check_stability: bool = True,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -336,8 +351,12 @@ def train(
     there (``nnpde.fit``); a finished run returns its model without training. Every
     ``eval_every`` steps the validation correlation time (vorticity, at ``THRESHOLD``)
     over ``validation_steps`` coarse steps (4 time units) is logged; ``stop_when(figures)``
-    (``nnpde.fit``), checked then, can end the run early (a wall-time budget, say)."""
-    net = model(kind, seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1])
+    (``nnpde.fit``), checked then, can end the run early (a wall-time budget, say);
+    ``check_stability=False`` trains without the solvers' runtime CFL check (a
+    diverging model is then caught by its non-finite loss)."""
+    net = model(
+        kind, seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], check_stability=check_stability
+    )
     train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
     starts, reference = validation_states(trajectories, validation_steps)
 

@@ -110,6 +110,7 @@ def worker(args) -> int:
     kind, hidden, depth = _spec(args.worker)
     trajectories = np.load(args.out / "coarse_training.npy")
     sizes = dict(window=args.window, batch_size=args.batch_size, learning_rate=args.learning_rate)
+    sizes["check_stability"] = not args.unchecked
     sizes.update(_sizes(args.tiny))
     ladder.train(
         args.out / "probe",
@@ -200,6 +201,48 @@ def smoke(folder: Path) -> int:
     return 0 if same and done == 2 else 1
 
 
+def diagnose(path: Path) -> int:
+    """What the solvers' runtime CFL check sees on this device for coarse states
+    ``(B, 2, 32, 32)`` in ``path`` (``.npy``): the limit against ``dt`` for the plain
+    solver and an untrained learned-interpolation model (which equals it), one step of
+    each (their difference), and one checked gradient of an unrolled loss."""
+    from nnpde.numerics._stability import max_stable_dt_advective
+
+    states = jax.numpy.asarray(np.load(path))
+    plain = ladder.stepper(ladder.COARSE)
+    learned = ladder.model("interpolation", hidden=8, depth=2)
+    inner = learned.stepper
+    for name, s in (("plain", plain), ("learned", inner)):
+        limits = [float(max_stable_dt_advective(s.equation, s.tableau, u=u)) for u in states]
+        radius = [float(s.equation.advective_radius(0.0, u)) for u in states]
+        print(f"diagnose {name}: dt {s.dt}, limits {np.round(limits, 4)}, advective radius {np.round(radius, 2)}")
+    one = jax.jit(jax.vmap(plain))(states)
+    two = jax.jit(jax.vmap(learned))(states)
+    print(f"diagnose: one step, max |learned - plain| = {float(jax.numpy.max(jax.numpy.abs(one - two))):.3g}")
+    trajectory = np.asarray(ladder.rollouts(ladder.stepper(ladder.COARSE, check_stability=False), states, 32, 1))
+    print(f"diagnose: plain 32-step rollout max |u| {float(np.abs(trajectory).max()):.3g}", flush=True)
+    for checked in (False, True):
+        try:
+            result = ladder.train(
+                path.parent / f"diagnose_{checked}",
+                trajectory.astype(np.float32),
+                kind="interpolation",
+                hidden=8,
+                depth=2,
+                steps=2,
+                window=32,
+                batch_size=16,
+                eval_every=10**6,
+                validation_steps=16,
+                progress=False,
+                check_stability=checked,
+            )
+            print(f"diagnose training, check {checked}: {result.history[-1]}", flush=True)
+        except Exception as error:  # reported, the run goes on
+            print(f"diagnose training, check {checked}: {type(error).__name__}: {str(error)[:400]}", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["interpolation:64:6", "interpolation:32:4"])
@@ -213,6 +256,9 @@ def main(argv=None) -> int:
     parser.add_argument("--archives", type=Path, default=Path("."), help="folder for the run archives")
     parser.add_argument("--tiny", action="store_true", help="toy sizes: a check of this script on a CPU")
     parser.add_argument("--smoke", type=Path, help="only check the packages: a toy training run in this folder")
+    parser.add_argument("--diagnose", type=Path, help="only report the runtime CFL check on the states in this .npy")
+    parser.add_argument("--unchecked", action="store_true", help="train without the solvers' runtime CFL check")
+    parser.add_argument("--skip-costs", action="store_true", help="do not time the solvers on this device")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-report", help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
@@ -223,6 +269,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"--models: {text!r} is not KIND:HIDDEN:DEPTH with KIND in {ladder.KINDS}.")
     if args.smoke:
         return smoke(args.smoke)
+    if args.diagnose:
+        return diagnose(args.diagnose)
     if args.worker:
         return worker(args)
 
@@ -255,8 +303,10 @@ def main(argv=None) -> int:
     save()
 
     resolutions = (32, 64) if args.tiny else (32, 64, 128, 256, 512)
-    report["seconds_per_time_unit_per_trajectory"] = device_costs(args.models, resolutions=resolutions)
-    save()
+    if not args.skip_costs:
+        report["seconds_per_time_unit_per_trajectory"] = device_costs(args.models, resolutions=resolutions)
+        save()
+    report["runtime_cfl_check"] = not args.unchecked
 
     env = dict(os.environ)
     workers = []
@@ -266,6 +316,7 @@ def main(argv=None) -> int:
         line += ["--learning-rate", str(args.learning_rate), "--deadline", str(deadline - 20.0)]
         line += ["--worker-report", str(args.out / f"worker_{text.replace(':', '_')}.json")]
         line += ["--tiny"] if args.tiny else []
+        line += ["--unchecked"] if args.unchecked else []
         workers.append((text, subprocess.Popen(line, env=env)))
     report["models"] = {}
     for text, process in workers:
