@@ -226,6 +226,11 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=HIDDEN, help="hidden channels of the network (its size)")
     parser.add_argument("--kinds", default="kill,flip,truncate", help="faults to inject, in turn")
     parser.add_argument("--out", default="benchmarks/results/checkpoint_faults.json")
+    parser.add_argument(
+        "--log",
+        default="runs/checkpoint_faults/trials.jsonl",
+        help="every finished trial is appended here; a run started again skips the trials it holds",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("RUN_DIR", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     HIDDEN = args.hidden
@@ -233,7 +238,18 @@ def main() -> None:
         train(Path(args.worker[0]), int(args.worker[1]))
         return
 
-    rng = random.Random(args.seed)
+    log = Path(args.log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            entry = json.loads(line) if line.strip() else None
+            if entry and (entry.get("seed"), entry.get("steps"), entry.get("hidden")) == (
+                args.seed,
+                args.steps,
+                HIDDEN,
+            ):
+                done[entry["trial"]] = entry
     scratch = Path(tempfile.mkdtemp(prefix="nnpde-faults-"))
     began = time.perf_counter()
     subprocess.run(  # one process start and compilation, to time what a kill may interrupt
@@ -250,6 +266,10 @@ def main() -> None:
     trials = []
     for i in range(args.trials):
         kind = kinds[i % len(kinds)]
+        if i in done and done[i]["kind"] == kind:
+            trials.append(done[i])
+            continue
+        rng = random.Random(f"{args.seed}-{i}")  # each trial its own stream: a resumed run draws the same faults
         work = scratch / f"trial{i}"
         work.mkdir()
         if kind == "kill":
@@ -258,9 +278,11 @@ def main() -> None:
             result = _kill_trial(rng, base, work, args.steps, reference, duration)
         else:
             result = _corrupt_trial(rng, scratch / "half", work, args.steps, reference, kind)
-        trials.append({"trial": i, "kind": kind, **result})
+        trials.append({"trial": i, "kind": kind, "seed": args.seed, "steps": args.steps, "hidden": HIDDEN, **result})
         shutil.rmtree(work)
         print(json.dumps(trials[-1]), flush=True)
+        with log.open("a") as f:
+            f.write(json.dumps(trials[-1]) + "\n")
 
     counts = {}
     for t in trials:

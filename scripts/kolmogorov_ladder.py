@@ -127,6 +127,21 @@ def _load(args, spec: str):
     return m, step
 
 
+def _cached(path: Path, key: str, compute):
+    """``compute()``'s arrays (a dict), kept in ``path`` (``.npz``) under ``key``: the
+    rollouts of a trained model are computed once, so that the evaluation can be run
+    again (say on an idle machine, for the timings alone) without repeating them."""
+    if path.exists():
+        with np.load(path) as stored:
+            if str(stored["key"]) == key:
+                return {k: stored[k] for k in stored.files if k != "key"}
+    arrays = compute()
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(partial, key=np.asarray(key), **arrays)
+    partial.replace(path)
+    return arrays
+
+
 def evaluate(args) -> int:
     import matplotlib
 
@@ -151,7 +166,13 @@ def evaluate(args) -> int:
     for spec in args.models:
         m, done = _load(args, spec)
         save_every = round(ladder.EVAL_INTERVAL / m.dt)
-        model_runs[spec] = ladder.rollouts(m, coarse_starts, reference.shape[1] - 1, save_every)
+        model_runs[spec] = _cached(
+            args.out / f"evaluation_{spec.replace(':', '_')}.npz",
+            f"step {done}, {len(coarse_starts)} states, {reference.shape[1]} saves",
+            lambda m=m, save_every=save_every: {
+                "runs": ladder.rollouts(m, coarse_starts, reference.shape[1] - 1, save_every)
+            },
+        )["runs"]
         table[spec] = ladder.score_table(coarse_step, model_runs[spec], reference)
         costs[spec] = ladder.seconds_per_time_unit(m, coarse_starts)
         trained_steps[spec] = done
@@ -183,7 +204,21 @@ def evaluate(args) -> int:
     settle = round(10.0 / ladder.EVAL_INTERVAL)
     long_stats = {"truth": truth_stats}
     for name, step in ((head, _load(args, head)[0]), (f"plain_{ladder.COARSE}", coarse_step)):
-        pieces = [ladder.long_rollout(step, u, duration) for u in coarse_starts]
+        done = trained_steps.get(name, 0)
+
+        def run_long(step=step):
+            out = {}
+            for i, u in enumerate(coarse_starts):
+                kept, reached = ladder.long_rollout(step, u, duration)
+                out[f"kept{i}"], out[f"reached{i}"] = kept, np.asarray(reached)
+            return out
+
+        stored = _cached(
+            args.out / f"long_{name.replace(':', '_')}.npz",
+            f"step {done}, {len(coarse_starts)} states, {duration:g} units",
+            run_long,
+        )
+        pieces = [(stored[f"kept{i}"], float(stored[f"reached{i}"])) for i in range(len(coarse_starts))]
         reached = [r for _, r in pieces]
         stable = [p for p, r in pieces if r >= duration - 1e-9]
         entry = {"reached": reached, "stable_runs": len(stable), "runs": len(pieces)}
