@@ -22,6 +22,13 @@ from ._averaging import healthy as healthy
 from ._averaging import mix as mix
 from ._decomposition import Decomposition as Decomposition
 from ._launch import abort_on_error as abort_on_error
+from ._network_model import ALLREDUCE_ALGORITHMS as ALLREDUCE_ALGORITHMS
+from ._network_model import INTERCONNECTS as INTERCONNECTS
+from ._network_model import Interconnect as Interconnect
+from ._network_model import NetworkFit as NetworkFit
+from ._network_model import NetworkModel as NetworkModel
+from ._network_model import allreduce_terms as allreduce_terms
+from ._network_model import fit_network as fit_network
 from ._sync import data_parallel as data_parallel
 from ._sync import group_mean as group_mean
 from ._sync import make_group_step as make_group_step
