@@ -5,6 +5,7 @@ step-by-step, time-ordered transcription of ``after_step``), the steps-to-target
 and the scaling prediction."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from nnpde.distributed import (
     ALLREDUCE_ALGORITHMS,
     INTERCONNECTS,
+    ComputeModel,
     NetworkModel,
     allreduce_terms,
     fit_network,
@@ -89,6 +91,24 @@ def test_interconnect_presets_name_their_sources():
 # ---------------------------------------------------------------------- compute
 
 
+def test_compute_model_draws_match_their_mean():
+    rng = np.random.default_rng(0)
+    samples = np.exp(rng.normal(math.log(0.02), 0.15, size=4000))
+    fitted = ComputeModel.fit_lognormal(samples)
+    assert math.exp(fitted.log_mean) == pytest.approx(0.02, rel=0.01) and fitted.log_sigma == pytest.approx(
+        0.15, rel=0.05
+    )
+    n = 200_000
+    for model in (
+        fitted.with_tail(3.0, 0.004).with_stragglers(0.1, 2.0),  # Lomax index 3: finite variance
+        ComputeModel.empirical(samples[:50]).scaled(2.0),
+    ):
+        draws = model.sample(np.random.default_rng(1), (n,))
+        assert (draws > 0).all()
+        # 5 standard errors of the sample mean
+        assert abs(draws.mean() - model.mean()) < 5 * draws.std() / math.sqrt(n), (draws.mean(), model.mean())
+
+
 # ---------------------------------------------------------------------- simulation, analytic cases
 
 
@@ -109,6 +129,11 @@ def test_interconnect_presets_name_their_sources():
         (lambda: NetworkModel(1e-6, 1e-9).allreduce_seconds(1e6, 0), "ranks must be integers >= 1"),
         (lambda: fit_network([2, 4], [1e3, 1e3], [1e-5, 2e-5]), "two or more message sizes"),
         (lambda: fit_network([2, 4], [1e3, 1e6], [1e-5, 0.0]), "seconds must be finite and > 0"),
+        (lambda: ComputeModel.constant(0.0), "seconds must be a finite number > 0"),
+        (lambda: ComputeModel.constant(1.0).with_stragglers(1.5, 2.0), "probability must be in"),
+        (lambda: ComputeModel.constant(1.0).with_stragglers(0.1, 0.5), "slowdown must be >= 1"),
+        (lambda: ComputeModel.constant(1.0).with_tail(1.0, 1e-3), "index must be > 1"),
+        (lambda: ComputeModel.empirical([0.1]), "at least 2"),
     ],
 )
 def test_bad_input_says_what_and_how_to_fix(call, match):

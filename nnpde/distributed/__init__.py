@@ -20,6 +20,7 @@ from ._averaging import contribution as contribution
 from ._averaging import flatten as flatten
 from ._averaging import healthy as healthy
 from ._averaging import mix as mix
+from ._compute_model import ComputeModel as ComputeModel
 from ._decomposition import Decomposition as Decomposition
 from ._launch import abort_on_error as abort_on_error
 from ._network_model import ALLREDUCE_ALGORITHMS as ALLREDUCE_ALGORITHMS
