@@ -30,6 +30,8 @@ from ._network_model import NetworkFit as NetworkFit
 from ._network_model import NetworkModel as NetworkModel
 from ._network_model import allreduce_terms as allreduce_terms
 from ._network_model import fit_network as fit_network
+from ._scale_model import Simulation as Simulation
+from ._scale_model import simulate as simulate
 from ._sync import data_parallel as data_parallel
 from ._sync import group_mean as group_mean
 from ._sync import make_group_step as make_group_step
