@@ -17,9 +17,14 @@ from nnpde.distributed import (
     INTERCONNECTS,
     ComputeModel,
     NetworkModel,
+    StepsToTarget,
     allreduce_terms,
     fit_network,
+    fit_steps_to_target,
+    information_age,
+    predict_scaling,
     simulate,
+    time_to_target,
 )
 from nnpde.distributed._scale_model import _draw_steps
 
@@ -360,6 +365,73 @@ def test_simulation_matches_a_step_by_step_reference(G, R, every, m, wait_free, 
 # ---------------------------------------------------------------------- steps to target, time to target
 
 
+def test_fit_steps_to_target_recovers_a_known_model():
+    true = StepsToTarget(200.0, 0.05)
+    groups = np.repeat([1, 2, 4, 8, 16], 4)  # 4 seeds each
+    every = np.tile([1, 4, 4, 8], 5)
+    staleness = np.tile([0.0, 1.0, 3.0, 2.0], 5)
+    rng = np.random.default_rng(0)
+    steps = true.steps(groups, information_age(every, staleness)) * np.exp(0.03 * rng.standard_normal(20))
+    fit = fit_steps_to_target(groups, every, staleness, steps)
+    assert fit.single_group_steps == pytest.approx(200, rel=0.05) and fit.penalty == pytest.approx(0.05, rel=0.25)
+    assert len(fit.residuals) == 20 and fit.relative_rms == pytest.approx(0.03, rel=0.4)
+    # staleness that helps is not extrapolated: the penalty is bounded below by 0
+    helped = fit_steps_to_target([1, 1, 4, 4], [4] * 4, [0, 0, 2, 2], [100, 102, 90, 92])
+    assert helped.penalty == 0.0 and helped.single_group_steps == pytest.approx(96, rel=0.05)
+    assert fit.steps(1, 50.0) == fit.single_group_steps
+
+
+def test_time_to_target_runs_the_model_steps():
+    model = StepsToTarget(120.0, 0.1)
+    net = NetworkModel(1e-5, 1e-9, "ring")
+    sync = time_to_target(model, 1, 4, ComputeModel.constant(0.01), net, parameter_bytes=1e6)
+    assert sync["steps"] == 120 and sync["converged"]
+    assert sync["seconds"] == pytest.approx(120 * (0.01 + net.allreduce_seconds(1e6, 4)))
+    hybrid = time_to_target(model, 4, 2, ComputeModel.lognormal(0.01, 0.2), net, parameter_bytes=1e6, every=4)
+    assert hybrid["converged"] and hybrid["steps"] == math.ceil(model.steps(4, hybrid["information_age"]))
+    assert hybrid["steps"] > 120 and hybrid["simulation"]["steps"] == hybrid["steps"]
+
+
+def test_predict_scaling_structure():
+    model = StepsToTarget(40.0, 0.05)
+    compute = ComputeModel.lognormal(0.05, 0.1)
+    out = predict_scaling(
+        [1, 4, 16, 64],
+        steps_model=model,
+        compute=compute,
+        network=INTERCONNECTS["infiniband_hdr"].network(),
+        parameter_bytes=8e6,
+        gradient_bytes=4e6,
+        global_batch=1024,
+        compute_batch=16,
+        group_counts=(2, 4, 8),
+        stragglers=(0.02, 3.0),
+    )
+    json.dumps(out)  # plain data
+    points = {(p["nodes"], p["stragglers"]): p for p in out["points"]}
+    assert set(points) == {(n, s) for n in (1, 4, 16, 64) for s in (False, True)}
+    for (nodes, _), p in points.items():
+        assert p["synchronous"]["groups"] == 1 and p["asynchronous"]["groups"] == nodes
+        if nodes == 1:
+            assert p["hybrid"] is None and p["synchronous"]["parallel_efficiency"] == pytest.approx(1.0)
+            continue
+        hybrid = p["hybrid"]
+        assert all(nodes % c["groups"] == 0 and 1 < c["groups"] < nodes for c in hybrid["candidates"])
+        assert hybrid["seconds"] == min(c["seconds"] for c in hybrid["candidates"])
+    for stragglers in (False, True):
+        sync = [points[n, stragglers]["synchronous"] for n in (1, 4, 16, 64)]
+        efficiency = [s["parallel_efficiency"] for s in sync]
+        assert all(a > b for a, b in itertools.pairwise(efficiency)), efficiency
+    # stragglers: the synchronous step grows relative to a rank's mean compute as the group grows
+    amplification = [
+        points[n, True]["synchronous"]["seconds_per_step"] / compute.scaled(1024 / n / 16).mean()
+        for n in (1, 4, 16, 64)
+    ]
+    assert all(a < b for a, b in itertools.pairwise(amplification)), amplification
+    for n in (4, 16, 64):
+        assert points[n, True]["synchronous"]["seconds"] > points[n, False]["synchronous"]["seconds"]
+
+
 # ---------------------------------------------------------------------- bad input
 
 
@@ -383,6 +455,9 @@ def test_simulation_matches_a_step_by_step_reference(G, R, every, m, wait_free, 
         (lambda: _sim(steps=10**7), "exceeds"),
         (lambda: _sim(compute=0.01), "compute must be a ComputeModel"),
         (lambda: _sim(network=object()), "network must have"),
+        (lambda: fit_steps_to_target([2, 4], [4, 4], [1, 1], [10, 12]), "one group and with several"),
+        (lambda: predict_scaling([1, 2048], **_predict_args()), "global_batch=1024 is smaller than 2048"),
+        (lambda: predict_scaling([4], stragglers=0.1, **_predict_args()), "stragglers must be"),
     ],
 )
 def test_bad_input_says_what_and_how_to_fix(call, match):
@@ -395,3 +470,14 @@ def _sim(groups=4, steps=10, compute=None, network=None, **kw):
     compute = ComputeModel.constant(0.01) if compute is None else compute
     network = NetworkModel(1e-6, 1e-9) if network is None else network
     return simulate(groups, 2, steps, compute, network, parameter_bytes=8, **kw)
+
+
+def _predict_args():
+    return dict(
+        steps_model=StepsToTarget(10.0, 0.1),
+        compute=ComputeModel.constant(0.01),
+        network=NetworkModel(1e-6, 1e-9),
+        parameter_bytes=8,
+        global_batch=1024,
+        compute_batch=1,
+    )
