@@ -443,6 +443,8 @@ def test_predict_scaling_structure():
         (lambda: NetworkModel(1e-6, 1e-9).allreduce_seconds(1e6, 0), "ranks must be integers >= 1"),
         (lambda: fit_network([2, 4], [1e3, 1e3], [1e-5, 2e-5]), "two or more message sizes"),
         (lambda: fit_network([2, 4], [1e3, 1e6], [1e-5, 0.0]), "seconds must be finite and > 0"),
+        (lambda: fit_network([1, 4], [1e3, 1e6], [1e-5, 2e-5]), "2 or more ranks"),
+        (lambda: ComputeModel("constant", seconds=-1.0), "seconds must be a finite number > 0"),
         (lambda: ComputeModel.constant(0.0), "seconds must be a finite number > 0"),
         (lambda: ComputeModel.constant(1.0).with_stragglers(1.5, 2.0), "probability must be in"),
         (lambda: ComputeModel.constant(1.0).with_stragglers(0.1, 0.5), "slowdown must be >= 1"),

@@ -83,8 +83,23 @@ class ComputeModel:
                 f"kind must be one of {_KINDS}, got {self.kind!r}. Fix: build it with ComputeModel.constant, "
                 ".empirical, .lognormal or .fit_lognormal."
             )
+        # Direct construction gets the checks the constructors make.
+        if self.kind == "constant":
+            _positive(self.seconds, "seconds", "the per-step compute time, e.g. 0.05.")
+        if self.kind == "empirical":
+            _samples(self.samples)
+        if self.kind == "lognormal":
+            _positive(self.log_sigma, "log_sigma", "the spread of log(step time), e.g. 0.1.", allow_zero=True)
+        _positive(self.scale, "scale", "the ratio of per-rank batches, e.g. 0.5.")
         if not 0 <= self.straggler_probability <= 1:
             raise ValueError(f"straggler_probability must be in [0, 1], got {self.straggler_probability!r}.")
+        if not self.straggler_slowdown >= 1:
+            raise ValueError(f"straggler_slowdown must be >= 1, got {self.straggler_slowdown!r}. Fix: e.g. 2.")
+        if not (self.tail_index > 1 and self.tail_scale >= 0):
+            raise ValueError(
+                f"tail_index must be > 1 and tail_scale >= 0, got {self.tail_index!r}, {self.tail_scale!r}. "
+                "Fix: use with_tail(index, scale)."
+            )
 
     # ------------------------------------------------------------------ constructors
 

@@ -211,6 +211,11 @@ def fit_network(ranks, nbytes, seconds, *, algorithm=ALLREDUCE_ALGORITHMS, name=
         )
     if not np.all(np.isfinite(seconds)) or (seconds <= 0).any():
         raise ValueError(f"seconds must be finite and > 0, got {seconds!r}. Fix: pass measured times in seconds.")
+    if (ranks < 2).any():
+        raise ValueError(
+            f"fit_network needs timings on 2 or more ranks (one rank exchanges nothing), got ranks={np.unique(ranks)}. "
+            "Fix: drop the one-rank timings."
+        )
     if np.unique(nbytes).size < 2:
         raise ValueError(
             f"fit_network needs timings at two or more message sizes to tell latency from bandwidth, got only "
