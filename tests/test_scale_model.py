@@ -140,6 +140,9 @@ def test_deterministic_synchronous_step_is_compute_plus_allreduce():
     np.testing.assert_allclose(run.step_seconds, step, rtol=1e-12)
     assert run.wall_seconds == pytest.approx(50 * step) and run.end_seconds == run.wall_seconds
     assert run.started.sum() == 0  # one group: AsyncAverager makes no MPI call
+    # one allreduce per leaf (group_mean maps over the tree): each pays the latency terms
+    leaves = simulate(1, 8, 5, ComputeModel.constant(0.01), net, parameter_bytes=4e6, gradient_bytes=[2e6, 8, 8])
+    np.testing.assert_allclose(leaves.step_seconds, step + 2 * (2 * 7 * 5e-6 + 2 * 7 / 8 * 8 * 1e-9), rtol=1e-12)
 
 
 def test_deterministic_hybrid_step_series_is_analytic():
@@ -456,6 +459,7 @@ def test_predict_scaling_structure():
         (lambda: _sim(rank_slowdown=np.ones((3, 2))), "rank_slowdown must broadcast to"),
         (lambda: _sim(steps=10**7), "exceeds"),
         (lambda: _sim(compute=0.01), "compute must be a ComputeModel"),
+        (lambda: _sim(gradient_bytes=[]), "gradient_bytes must be a size in bytes"),
         (lambda: _sim(network=object()), "network must have"),
         (lambda: fit_steps_to_target([2, 4], [4, 4], [1, 1], [10, 12]), "one group and with several"),
         (lambda: predict_scaling([1, 2048], **_predict_args()), "global_batch=1024 is smaller than 2048"),

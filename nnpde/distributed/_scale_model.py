@@ -200,8 +200,10 @@ def simulate(
     group allreduce and broadcasts (a ``NetworkModel``); ``cross_network``: the
     leaders' average (default ``network``). ``parameter_bytes``: the average's message,
     ``8 * (parameters + 1)`` for ``AsyncAverager`` (float64 values and the weight);
-    ``gradient_bytes``: the group allreduce's message (default ``parameter_bytes``; 4
-    bytes per parameter for float32 gradients). ``every``, ``max_staleness``,
+    ``gradient_bytes``: the group allreduce's message size, or a list of sizes, one per
+    allreduce (``group_mean`` makes one blocking allreduce per leaf of the gradients,
+    the loss and its parts, so each leaf pays the latency terms; 4 bytes per float32
+    value); default ``parameter_bytes``. ``every``, ``max_staleness``,
     ``wait_free``: as ``AsyncAverager`` takes them. ``snapshot_seconds`` /
     ``mix_seconds``: host time to snapshot the parameters at a start / mix an average
     in. ``progress_overhead``: the leader's compute slowdown while an average is in
@@ -211,8 +213,9 @@ def simulate(
     The model follows the rule of ``AsyncAverager`` (``_async.py``) with ``progress="thread"``:
 
     - Within a group, step ``k`` ends when the slowest of its ``R`` ranks has computed and
-      the group's gradient allreduce (``network``, ``gradient_bytes``, ``R`` ranks) is done:
-      ``d(k) = max_r c(r, k) + A``. Steps are numbered from 1, as the training loop does.
+      the group's gradient allreduces (``network``, each of ``gradient_bytes``, ``R``
+      ranks, one after the other) are done: ``d(k) = max_r c(r, k) + A``. Steps are
+      numbered from 1, as the training loop does.
     - After each step the group calls ``after_step(k)``: with an average in flight, the
       leader tests it (at the end of step ``k``'s compute), broadcasts its decision to the
       group (one integer, ``broadcast_seconds(8, R)``) and, when it applies the average,
@@ -247,7 +250,11 @@ def simulate(
     memory and ``O(rounds * G * log(steps))`` work after the draws.
 
     Not represented: ``progress="poll"`` (the average then moves only inside the leader's
-    ``MPI_Test`` calls, at a pace set by the MPI library's progress engine); the health
+    ``MPI_Test`` calls, at a pace set by the MPI library's progress engine); the
+    progress thread's own pace (it tests every 0.5 ms, so a library that advances a
+    non-blocking collective only inside MPI calls may hold each round of the algorithm
+    up to that long: fit ``cross_network`` to measured ``AsyncAverager`` timings rather
+    than to blocking allreduces when that matters); the health
     guard's rollbacks and weight-0 contributions (they change no timing); contention
     between the group allreduces and the averages on shared links.
     """
@@ -263,7 +270,12 @@ def simulate(
     cross = network if cross_network is None else _check_network(cross_network, "cross_network")
     fix = "the message size in bytes, e.g. 8 * (parameters + 1)."
     parameter_bytes = _seconds(parameter_bytes, "parameter_bytes", fix)
-    gradient_bytes = parameter_bytes if gradient_bytes is None else _seconds(gradient_bytes, "gradient_bytes", fix)
+    messages = np.atleast_1d(np.asarray(parameter_bytes if gradient_bytes is None else gradient_bytes, dtype=float))
+    if messages.ndim != 1 or messages.size == 0 or not np.all(np.isfinite(messages)) or (messages < 0).any():
+        raise ValueError(
+            f"gradient_bytes must be a size in bytes or a non-empty list of them (one per allreduce), got "
+            f"{gradient_bytes!r}. Fix: e.g. [4 * leaf.size for leaf in gradient leaves] + [8, 8] for the loss."
+        )
     snapshot = _seconds(snapshot_seconds, "snapshot_seconds", "the measured host time of a snapshot, or 0.")
     mix_cost = _seconds(mix_seconds, "mix_seconds", "the measured host time of mixing an average in, or 0.")
     overhead = _seconds(progress_overhead, "progress_overhead", "a fraction, e.g. 0.02 for 2 % slower compute.")
@@ -284,7 +296,7 @@ def simulate(
     if not np.all(np.isfinite(slowdown)) or (slowdown <= 0).any():
         raise ValueError(f"rank_slowdown must be finite and > 0, got {slowdown!r}. Fix: 1 for a normal rank.")
 
-    allreduce = network.allreduce_seconds(gradient_bytes, R) if R > 1 else 0.0
+    allreduce = float(np.sum(network.allreduce_seconds(messages, R))) if R > 1 else 0.0
     cross_seconds = cross.allreduce_seconds(parameter_bytes, G) if G > 1 else 0.0
     decision = network.broadcast_seconds(8, R) if R > 1 else 0.0  # the leader's verdict, one int64
     share = network.broadcast_seconds(parameter_bytes, R) if R > 1 else 0.0  # the average, to the group
