@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -488,9 +489,6 @@ def trained(folder, *, kind: str, hidden: int, depth: int, tag: str = "", resolu
     read-only from its newest intact checkpoint (a run stopped early, or trained on
     another machine, is read as it is: nothing trains here), the step it reached and
     the run's settings."""
-    from nnpde.runs._checkpoint import Checkpointer
-    from nnpde.runs._run_files import restore_intact
-
     run_dir = model_dir(folder, kind, hidden, depth, tag)
     settings = run_dir / "settings.json"
     if not settings.exists():
@@ -503,10 +501,10 @@ def trained(folder, *, kind: str, hidden: int, depth: int, tag: str = "", resolu
     state, static = nnpde.init_train_state(
         net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]
     )
-    with Checkpointer(run_dir / "checkpoints", read_only=True) as reader:
+    with nnpde.Checkpointer(run_dir / "checkpoints", read_only=True) as reader:
         if reader.latest_step() is None:
             raise FileNotFoundError(f"{run_dir} holds no checkpoint yet. Fix: train it first.")
-        state, step = restore_intact(reader, state)
+        state, step = reader.newest_intact(state, report=lambda error: print(f"skipped: {error}", file=sys.stderr))
     return nnpde.combine(state.params, static), int(step), config
 
 
