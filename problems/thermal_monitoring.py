@@ -122,6 +122,8 @@ def faults(rng: np.random.Generator, n_steps: int, n_anomalies: int) -> Faults:
     """``n_anomalies`` non-overlapping faults of kinds drawn in turn from ``KINDS``
     (shuffled), at random times with at least 600 normal samples between them."""
     fan, pad, load, kind = np.ones(n_steps), np.ones(n_steps), np.zeros(n_steps), np.full(n_steps, -1)
+    if n_anomalies == 0:  # normal operation
+        return Faults(fan, pad, 0, load, (0.5, 0.2), [], kind)
     kinds = [KINDS[i % len(KINDS)] for i in rng.permutation(n_anomalies)]
     lengths = [int(rng.integers(*DURATIONS[k])) for k in kinds]
     slack = n_steps - 1000 - sum(lengths) - 600 * n_anomalies
