@@ -14,8 +14,9 @@ detectors. The command, for every detector:
    apart joined into one range;
 5. scores the alarms on the test series (joined, a normal sample between them) with
    ``nnpde.metrics``: range-based precision, recall and F1 (``alpha = 0``, reciprocal
-   cardinality; flat and front bias), per anomaly kind the recall, the share of ranges
-   detected and the mean detection delay, and the NAB score of the alarm onsets.
+   cardinality; flat and front bias), per anomaly kind the precision (of the alarms
+   that touch no other kind), the recall, the share of ranges detected and the mean
+   detection delay, and the NAB score of the alarm onsets.
 
 It writes ``report.json`` and plots (``traces.png``, ``scores.png``, ``table.png``)
 under ``out``; series and residuals are cached there (``data/``, ``residuals/``), so a
@@ -199,6 +200,19 @@ def delays(real, predicted) -> list[int]:
     return out
 
 
+def alarms_of_kind(kind, predicted, j: int) -> np.ndarray:
+    """The alarm ranges of ``predicted`` that overlap no anomaly of a kind other than
+    ``j``: those that hit kind ``j`` and the false alarms. Their range precision
+    against kind ``j``'s ranges is that kind's precision (false alarms count against
+    every kind)."""
+    p = np.asarray(predicted).astype(np.int8).copy()
+    other = (np.asarray(kind) >= 0) & (np.asarray(kind) != j)
+    for start, end in metrics.label_ranges(p):
+        if other[start:end].any():
+            p[start:end] = 0
+    return p
+
+
 def score_alarms(labels, kind, predicted, kinds) -> dict:
     """The report's figures for one detector on the joined test series."""
     out = {}
@@ -221,8 +235,10 @@ def score_alarms(labels, kind, predicted, kinds) -> dict:
         if not real.any():
             continue
         d = delays(real, predicted)
+        own = alarms_of_kind(kind, predicted, j)
         per_kind[name] = {
             "ranges": len(metrics.label_ranges(real)),
+            "precision_flat": metrics.range_precision(real, own, cardinality="reciprocal"),
             "detected": metrics.range_recall(real, predicted, alpha=1.0),
             "recall_flat": metrics.range_recall(real, predicted, cardinality="reciprocal"),
             "recall_front": metrics.range_recall(real, predicted, cardinality="reciprocal", bias="front"),
