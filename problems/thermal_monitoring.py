@@ -37,6 +37,7 @@ prediction is biased by an amount that depends on the workload.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -181,27 +182,40 @@ def _truth(w, fan, pad, load, mask, load_map):
     return jax.lax.scan(body, jnp.zeros((1, FINE, FINE)), (w, fan, pad, load))[1]
 
 
-def series(seed: int, *, n_steps: int = 20_000, n_anomalies: int = 0) -> dict:
+def series(seed: int, *, n_steps: int = 20_000, n_anomalies: int = 0, noise: float = NOISE, truth=None) -> dict:
     """One monitored series, drawn from ``seed``: ``workload (T, n_chips)``,
     ``readings (T, M)`` (noisy, faulty sensors included), ``truth (T, M)`` (the
     temperatures at the sensors), ``labels (T,)`` 0/1 and ``kind (T,)`` (index into
-    ``KINDS``, -1 normal). ``n_anomalies = 0``: normal operation."""
+    ``KINDS``, -1 normal). ``n_anomalies = 0``: normal operation. ``noise``: the
+    sensors' noise (the same draws, scaled). ``truth``: an earlier series of the same
+    seed and sizes (a dict as returned here), whose temperatures are reused instead
+    of solving again (its workload and labels must match)."""
     nnpde.check_int(n_steps, "n_steps", minimum=100, fix="samples per series, e.g. 20000.")
     nnpde.check_int(n_anomalies, "n_anomalies", minimum=0, fix="faults per series, e.g. 8 (0: normal data).")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
+        raise ValueError(f"noise must be a number >= 0, got {noise!r}. Fix: e.g. noise={NOISE}.")
     rng = np.random.default_rng(seed)
     w = workload(rng, n_steps)
     f = faults(rng, n_steps, n_anomalies)
-    truth = np.asarray(
-        _truth(
-            jnp.asarray(w),
-            jnp.asarray(f.fan),
-            jnp.asarray(f.pad),
-            jnp.asarray(f.load),
-            pad_mask(FINE, f.pad_chip),
-            _spot(FINE, *f.load_at),
+    if truth is not None:
+        if not (np.array_equal(truth["workload"], w) and np.array_equal(truth["kind"], f.kind)):
+            raise ValueError(
+                f"series({seed}): the given truth comes from another seed or other sizes. "
+                "Fix: reuse series of the same seed, n_steps and n_anomalies."
+            )
+        truth = np.asarray(truth["truth"])
+    else:
+        truth = np.asarray(
+            _truth(
+                jnp.asarray(w),
+                jnp.asarray(f.fan),
+                jnp.asarray(f.pad),
+                jnp.asarray(f.load),
+                pad_mask(FINE, f.pad_chip),
+                _spot(FINE, *f.load_at),
+            )
         )
-    )
-    readings = truth + NOISE * rng.standard_normal(truth.shape)
+    readings = truth + noise * rng.standard_normal(truth.shape)
     full_load = np.quantile(truth, 0.99, axis=0)
     for start, end, m, mode, size in f.sensor:
         if mode == "stuck":
@@ -238,22 +252,41 @@ def sensor_cells(resolution: int = FINE // FACTOR):
 SPLIT_SEEDS = {"train": 0, "validation": 10_000, "test": 20_000}
 
 
-def monitoring(*, n_steps: int = 20_000, n_anomalies: int = 8, hybrid_steps: int = 1500) -> nnpde.MonitoringTask:
+def monitoring(
+    *,
+    n_steps: int = 20_000,
+    n_anomalies: int = 8,
+    hybrid_steps: int = 1500,
+    data_steps: int = 3000,
+    noise: float = NOISE,
+    truth_from: str = "",
+) -> nnpde.MonitoringTask:
     """The monitoring task for ``nnpde detect``: series of ``n_steps`` samples (test
-    series with ``n_anomalies`` faults each, cycling through ``KINDS``), the detectors
-    of ``problems.thermal_detectors`` (the hybrid trained for ``hybrid_steps``)."""
+    series with ``n_anomalies`` faults each, cycling through ``KINDS``), sensor noise
+    ``noise``, the detectors of ``problems.thermal_detectors`` (the hybrid and the
+    emulator trained for ``hybrid_steps``, the data-only forecaster for
+    ``data_steps``). ``truth_from``: the ``data`` folder of an earlier run of the same
+    sizes, whose temperatures are reused (another sensor noise on the same physics,
+    without solving again)."""
     from problems import thermal_detectors
 
     nnpde.check_int(n_steps, "n_steps", minimum=100, fix="samples per series, e.g. 20000.")
     nnpde.check_int(n_anomalies, "n_anomalies", minimum=1, fix="faults per test series, e.g. 8.")
     nnpde.check_int(hybrid_steps, "hybrid_steps", minimum=1, fix="training steps of the hybrid, e.g. 1500.")
+    nnpde.check_int(data_steps, "data_steps", minimum=1, fix="training steps of the forecaster, e.g. 3000.")
 
     def draw(split: str, index: int) -> dict:
         anomalies = n_anomalies if split == "test" else 0
-        return series(SPLIT_SEEDS[split] + index, n_steps=n_steps, n_anomalies=anomalies)
+        truth = None
+        if truth_from:
+            with np.load(Path(truth_from) / f"{split}-{index}.npz") as f:
+                truth = dict(f)
+        return series(SPLIT_SEEDS[split] + index, n_steps=n_steps, n_anomalies=anomalies, noise=noise, truth=truth)
 
     detectors = dict(thermal_detectors.DETECTORS)
     detectors["hybrid"] = lambda train: thermal_detectors.hybrid(train, steps=hybrid_steps)
+    detectors["emulator"] = lambda train: thermal_detectors.emulator(train, steps=hybrid_steps)
+    detectors["data"] = lambda train: thermal_detectors.data(train, steps=data_steps)
     return nnpde.MonitoringTask(
         name="thermal_monitoring",
         description=" ".join(__doc__.split("\n\n")[0:1]).replace("\n", " "),
@@ -267,10 +300,13 @@ def monitoring(*, n_steps: int = 20_000, n_anomalies: int = 8, hybrid_steps: int
             "dt": DT,
             "h_fan": H_FAN,
             "chip_power": list(CHIP_POWER),
-            "noise": NOISE,
+            "noise": noise,
+            "truth_from": truth_from,
             "sensors": [list(s) for s in SENSORS],
             "n_steps": n_steps,
             "n_anomalies": n_anomalies,
+            "hybrid_steps": hybrid_steps,
+            "data_steps": data_steps,
             "durations": {k: list(v) for k, v in DURATIONS.items()},
         },
     )
