@@ -18,7 +18,7 @@ detectors. The command, for every detector:
    that touch no other kind), the recall, the share of ranges detected and the mean
    detection delay, and the NAB score of the alarm onsets.
 
-It writes ``report.json`` and plots (``traces.png``, ``scores.png``, ``table.png``)
+It writes ``report.json``, its tables as ``report.md`` and plots (``traces.png``, ``scores.png``, ``table.png``)
 under ``out``; series and residuals are cached there (``data/``, ``residuals/``), so a
 rerun skips what is done.
 
@@ -329,8 +329,46 @@ def run_detection(task: MonitoringTask, config: dict, *, echo=print) -> dict:
 
     report["plots"] = plot_report(task, split_series["test"], plots, report, out)
     (out / "report.json").write_text(json.dumps(_jsonable(report), indent=1) + "\n")
+    (out / "report.md").write_text(markdown_tables(report, task.kinds))
     echo(f"wrote {out / 'report.json'}")
     return report
+
+
+def _cell(x, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def markdown_tables(report: dict, kinds) -> str:
+    """The report's figures as two Markdown tables: one row per detector, then one
+    row per detector and anomaly kind."""
+    lines = [
+        "| detector | parameters | P | R | F1 | F1 front | mean delay | NAB standard | NAB low FP | NAB low FN "
+        "| alarm ranges |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in report["detectors"].items():
+        nab = r["nab"]
+        lines.append(
+            f"| {name} | {r['info'].get('parameters', 0)} | {_cell(r['flat']['precision'])} | "
+            f"{_cell(r['flat']['recall'])} | {_cell(r['flat']['f1'])} | {_cell(r['front']['f1'])} | "
+            f"{_cell(r['mean_delay'], 0)} | {_cell(nab['standard'], 1)} | {_cell(nab['reward_low_fp_rate'], 1)} | "
+            f"{_cell(nab['reward_low_fn_rate'], 1)} | {r['alarm_ranges']} |"
+        )
+    lines += [
+        "",
+        "| detector | kind | ranges | detected | precision | recall (flat) | recall (front) | mean delay |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in report["detectors"].items():
+        for kind in kinds:
+            k = r["per_kind"].get(kind)
+            if k is None:
+                continue
+            lines.append(
+                f"| {name} | {kind} | {k['ranges']} | {_cell(k['detected'], 2)} | {_cell(k['precision_flat'])} | "
+                f"{_cell(k['recall_flat'])} | {_cell(k['recall_front'])} | {_cell(k['mean_delay'], 0)} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def _jsonable(x):
