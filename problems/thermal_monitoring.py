@@ -22,8 +22,11 @@ Faults are injected in the physics, not painted on the trace (``KINDS``):
   5-12 % of normal, restored at the end (maintenance).
 
 Each is sized so that its effect stays inside what normal operation covers: a fan
-failure at light load reads cooler than full load with the fan working, so no fixed
-temperature threshold finds them; a detector has to know what the workload implies.
+failure at light load reads cooler than full load with the fan working, so a fixed
+temperature threshold finds few of them; a detector has to know what the workload
+implies. (Not all: a fan failure under heavy load, or an unreported load beside a
+bare-board sensor, can leave that sensor's normal range; the ``fixed`` detector of
+``problems.thermal_detectors`` measures it.)
 
 The truth is ``FINE`` cells per side, Crank-Nicolson with conjugate gradients for the
 conduction and the source, the air-stream sink ``exp(-h DT)`` after each step (Lie
