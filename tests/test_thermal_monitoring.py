@@ -5,6 +5,7 @@ import json
 import sys
 import types
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -31,17 +32,59 @@ def test_faults_are_disjoint_labelled_ranges_of_every_kind():
         thermal_monitoring.faults(rng, 3000, 8)
 
 
-def test_normal_series_and_the_detectors_residuals():
-    train = [thermal_monitoring.series(0, n_steps=300)]
-    s = train[0]
-    assert s["readings"].shape == (300, len(thermal_monitoring.SENSORS)) and not s["labels"].any()
-    assert np.all(np.isfinite(s["truth"])) and s["truth"][-1].min() > 0
-    for fit in (thermal_detectors.physics, thermal_detectors.data):
-        residual, info = fit(train) if fit is thermal_detectors.physics else fit(train, steps=5)
+def test_coarse_physics_step_is_the_solvers_crank_nicolson_step():
+    eq, chips, _, _ = thermal_detectors._coarse_parts()
+    step = thermal_detectors.physics_step(eq, chips)
+    rng = np.random.default_rng(0)
+    temperature = jnp.asarray(rng.random(eq.state_shape))
+    w = jnp.asarray(rng.random(len(thermal_monitoring.CHIP_POWER)))
+    local = type(eq)(eq.grid, eq.bc, conductivity=eq.conductivity, source=jnp.tensordot(w, chips, 1))
+    cn = nnpde.ThetaMethod(local, dt=thermal_monitoring.DT, method="crank_nicolson", solver="cg", rtol=1e-12)
+    expected = np.asarray(cn(temperature)) * np.exp(-thermal_monitoring.H_FAN * thermal_monitoring.DT)
+    np.testing.assert_allclose(np.asarray(step(temperature, w)), expected, atol=1e-10)
+
+
+def test_tiny_monitored_board_end_to_end(tmp_path):
+    """The real task at toy size: one normal series to fit on, one to threshold on,
+    one test series with a fan failure; the model-free detectors through ``nnpde
+    detect`` (the learned ones: the next test)."""
+    task = thermal_monitoring.monitoring(n_steps=2500, n_anomalies=1)
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        f'out = "{tmp_path / "run"}"\n[data]\ntrain = 1\nvalidation = 1\ntest = 1\n'
+        '[detect]\nfalse_alarm_rate = 0.001\ndetectors = ["physics", "fixed"]\n'
+    )
+    report = _detect.run_detection(task, _detect.load_detect_config(config), echo=lambda *a: None)
+    with np.load(tmp_path / "run" / "data" / "test-0.npz") as f:
+        s = dict(f)
+    assert s["readings"].shape == (2500, len(thermal_monitoring.SENSORS)) and np.all(np.isfinite(s["truth"]))
+    assert s["truth"][-1].min() > 0 and s["labels"].sum() >= 300
+    assert {int(k) for k in s["kind"][s["labels"] == 1]} == {thermal_monitoring.KINDS.index("fan")}
+    # the fan failure raises no sensor above its normal range: invisible to fixed limits
+    with np.load(tmp_path / "run" / "data" / "train-0.npz") as f:
+        normal = f["readings"]
+    assert np.all(s["readings"][s["labels"] == 1].max(axis=0) <= normal.max(axis=0)), "fault outside normal range"
+    assert set(report["detectors"]) == {"physics", "fixed"}
+    for name, r in report["detectors"].items():
+        assert set(r["per_kind"]) == {"fan"} and 0 <= r["flat"]["f1"] <= 1, (name, r)
+        assert np.all(np.isfinite(np.load(tmp_path / "run" / "residuals" / name / "test-0.npy"))), name
+    assert report["detectors"]["fixed"]["per_kind"]["fan"]["detected"] == 0, report["detectors"]["fixed"]
+    assert report["detectors"]["physics"]["per_kind"]["fan"]["detected"] == 1, report["detectors"]["physics"]
+
+
+def test_learned_detectors_fit_and_score_a_short_normal_series():
+    s = thermal_monitoring.series(0, n_steps=200)
+    small = {"steps": 2, "batch": 2, "hidden": 4, "depth": 1}
+    infos = {}
+    for name, fit in (
+        ("data", lambda t: thermal_detectors.data(t, steps=5, hidden=8)),
+        ("hybrid", lambda t: thermal_detectors.hybrid(t, **small)),
+        ("emulator", lambda t: thermal_detectors.emulator(t, **small)),
+    ):
+        residual, infos[name] = fit([s])
         z = residual(s)
-        assert z.shape == s["readings"].shape and np.all(np.isfinite(z)), info
-    residual, info = thermal_detectors.hybrid(train, steps=3, batch=2)
-    assert residual(s).shape == s["readings"].shape and info["parameters"] > 0
+        assert z.shape == s["readings"].shape and np.all(np.isfinite(z)), (name, infos[name])
+    assert infos["hybrid"]["parameters"] == infos["emulator"]["parameters"] > 0, infos
 
 
 def _toy_series(split, index):
@@ -92,6 +135,8 @@ def test_detect_command_end_to_end(tmp_path, monkeypatch):
     assert set(oracle["per_kind"]) == {"up0", "up1"} and oracle["per_kind"]["up0"]["ranges"] == 4
     for name in ("traces", "scores", "table"):
         assert (tmp_path / "run" / f"{name}.png").exists()
+    tables = (tmp_path / "run" / "report.md").read_text()
+    assert f"| oracle | 0 | {oracle['flat']['precision']:.3f} |" in tables and "| blind | up1 | 2 |" in tables
     # a rerun reads the cached residuals and gives the same figures
     assert main(["detect", str(config), "--set", "detect.detectors=['oracle']"]) == 0
     again = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -136,3 +181,16 @@ def test_alarms_merge_gaps_and_smoothing_is_causal():
     z[20:, 1] = 1.0
     s = _detect.smoothed_score(z, 10)
     assert np.all(s[:20] == 0) and s[29] == pytest.approx(1.0) and s[24] == pytest.approx(0.5)
+
+
+def test_per_kind_precision_drops_alarms_on_other_kinds():
+    kind = np.full(40, -1)
+    kind[5:10], kind[20:30] = 0, 1
+    predicted = np.zeros(40, dtype=np.int8)
+    predicted[[6, 7, 15, 25, 26]] = 1  # a hit on kind 0, a false alarm, a hit on kind 1
+    own = _detect.alarms_of_kind(kind, predicted, 0)
+    assert np.flatnonzero(own).tolist() == [6, 7, 15]
+    report = _detect.score_alarms((kind >= 0).astype(np.int8), kind, predicted, ("a", "b"))
+    # kind a: its own range fully precise, the false alarm not: (1 + 0) / 2
+    assert report["per_kind"]["a"]["precision_flat"] == pytest.approx(0.5)
+    assert report["per_kind"]["b"]["precision_flat"] == pytest.approx(0.5)
