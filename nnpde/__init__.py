@@ -42,6 +42,7 @@ from .hybrid._data import generate_trajectories as generate_trajectories
 from .hybrid._data import trajectory_dataset as trajectory_dataset
 from .hybrid._data import upsample as upsample
 from .hybrid._learned_interpolation import LearnedInterpolation as LearnedInterpolation
+from .hybrid._learned_interpolation import PerStepInterpolation as PerStepInterpolation
 from .hybrid._learned_interpolation import learned_interpolation as learned_interpolation
 from .hybrid._loss import one_step_loss as one_step_loss
 from .hybrid._loss import pinn_loss as pinn_loss
@@ -102,6 +103,7 @@ from .numerics._tableau import RK4 as RK4
 from .numerics._tableau import SSPRK3 as SSPRK3
 from .numerics._tableau import ButcherTableau as ButcherTableau
 from .numerics._tableau import advection_extents as advection_extents
+from .runs._checkpoint import CheckpointCorrupt as CheckpointCorrupt
 from .runs._checkpoint import Checkpointer as Checkpointer
 from .runs._config import ConfigError as ConfigError
 from .runs._config import RunConfig as RunConfig
@@ -121,3 +123,4 @@ from .runs._run import set_precision as set_precision
 from .runs._run import stage_data as stage_data
 from .runs._simulation import Simulation as Simulation
 from .runs._simulation import run_simulation as run_simulation
+from .runs._training_run import Diverged as Diverged

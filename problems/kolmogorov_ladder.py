@@ -31,13 +31,19 @@ against the truth restricted to it.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import nnpde
 from problems import kolmogorov
+from problems._hybrid import check_option, cnn
 
 COARSE = 32
 TRAIN_RESOLUTION = 256
@@ -56,6 +62,10 @@ EVAL_SPACING = 2.56
 EVAL_HORIZON = 8.0
 EVAL_INTERVAL = 0.08
 STAGGER = (0, 1)  # u on the x-faces, v on the y-faces
+VALIDATION_SEEDS = 4  # the last training seeds, kept out of training for model selection
+STENCIL = 4  # Kochkov et al.'s 4 x 4 learned-interpolation stencil
+KINDS = ("interpolation", "correction")
+THRESHOLD = 0.95  # Kochkov et al.'s vorticity correlation threshold
 
 
 def dt(resolution: int) -> float:
@@ -63,10 +73,14 @@ def dt(resolution: int) -> float:
     return 0.04 * 16 / resolution
 
 
-def stepper(resolution: int) -> nnpde.ProjectedRK:
-    """The plain solver on ``resolution``^2 cells (van Leer fluxes, projected RK4)."""
+def stepper(resolution: int, *, check_stability: bool = True) -> nnpde.ProjectedRK:
+    """The plain solver on ``resolution``^2 cells (van Leer fluxes, projected RK4;
+    ``check_stability``: ``nnpde.ProjectedRK``'s runtime CFL check)."""
     return nnpde.ProjectedRK(
-        kolmogorov.make_equation(kolmogorov.make_grid(resolution)), dt=dt(resolution), method="rk4"
+        kolmogorov.make_equation(kolmogorov.make_grid(resolution)),
+        dt=dt(resolution),
+        method="rk4",
+        check_stability=check_stability,
     )
 
 
@@ -227,3 +241,293 @@ def cost_estimate(seconds_per_unit: dict[int, float]) -> dict:
         SPINUP_RESOLUTION: SPINUP * (len(TRAIN_SEEDS) + len(EVAL_SEEDS)),
     }
     return {n: (u, u * seconds_per_unit.get(n, math.nan)) for n, u in units.items()}
+
+
+def coarse_trajectories(data, resolution: int = COARSE):
+    """Training trajectories ``(seeds, saves + 1, 2, 64, 64)`` restricted to
+    ``resolution``^2 (face averages), as float32 arrays."""
+    data = np.asarray(data)
+    factor = data.shape[-1] // resolution
+    flat = data.reshape(-1, *data.shape[2:])
+    out = np.stack([np.asarray(restrict(u, resolution)) for u in flat]) if factor > 1 else flat
+    return out.reshape(*data.shape[:2], *out.shape[1:])
+
+
+def model(
+    kind: str = "interpolation",
+    *,
+    seed: int = 0,
+    hidden: int = 16,
+    depth: int = 3,
+    resolution: int = COARSE,
+    check_stability: bool = True,
+):
+    """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
+    channels and ``depth`` layers, started as the plain solver (zero last layer).
+
+    ``"interpolation"``: learned interpolation (``nnpde.learned_interpolation``, 4 x 4
+    stencils for each velocity component at each face) inside projected RK4, the
+    stencils chosen once per step (``nnpde.PerStepInterpolation``: one network call per
+    step). ``"correction"``: the plain step plus a projected CNN correction
+    (``nnpde.CorrectedStepper``), the model class of the 16^2 task."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
+    check_option("hidden", hidden, 1, "e.g. 16.")
+    check_option("depth", depth, 1, "e.g. 3.")
+    plain = stepper(resolution, check_stability=check_stability)
+    if kind == "correction":
+        net = cnn(seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth)
+        return nnpde.CorrectedStepper(plain, net, scale=plain.dt, project=True)
+    targets, sides = plain.equation.reconstruction_targets
+    outputs = targets * sides * nnpde.correction_size(STENCIL, 2)
+    net = cnn(seed, 2, outputs, periodic=(True, True), hidden=hidden, depth=depth)
+    learned = nnpde.learned_interpolation(plain.equation, net, size=STENCIL)
+    return nnpde.PerStepInterpolation(
+        nnpde.ProjectedRK(learned, dt=plain.dt, method="rk4", check_stability=check_stability)
+    )
+
+
+def vorticity(step, trajectory):
+    """Vorticity ``(T, 1, n, n)`` of a MAC trajectory ``(T, 2, n, n)`` on ``step``'s grid."""
+    return jax.vmap(step.equation.vorticity)(jnp.asarray(trajectory))[:, None]
+
+
+def scores(step, predicted, reference, *, interval: float, threshold: float = THRESHOLD):
+    """Per trajectory: the vorticity correlation time at ``threshold`` and the relative
+    L2 error of the velocity along the trajectory. ``predicted``, ``reference``:
+    ``(batch, T, 2, n, n)`` on ``step``'s grid, ``interval`` apart."""
+    corr = [
+        float(nnpde.metrics.correlation_time(vorticity(step, p), vorticity(step, r), dt=interval, threshold=threshold))
+        for p, r in zip(predicted, reference)
+    ]
+    errors = np.stack([np.asarray(nnpde.metrics.rollout_error(p, r)) for p, r in zip(predicted, reference)])
+    return np.asarray(corr), errors
+
+
+def rollouts(step, starts, saves: int, save_every: int):
+    """``(batch, saves + 1, 2, n, n)``: ``step`` run from each start, kept every
+    ``save_every`` steps (``nnpde.generate_trajectories``: one compiled, batched scan)."""
+    return np.asarray(
+        nnpde.generate_trajectories(step, jnp.asarray(starts), saves * save_every, save_every=save_every, ndim=2)
+    )
+
+
+def validation_states(trajectories, horizon_saves: int = 200):
+    """Starts and reference windows of the validation seeds (the last
+    ``VALIDATION_SEEDS`` training seeds): two windows of ``horizon_saves`` coarse
+    steps per seed, from the first state and from the middle of each run."""
+    held = np.asarray(trajectories[-VALIDATION_SEEDS:])
+    offsets = (0, held.shape[1] - 1 - horizon_saves)
+    windows = np.concatenate([held[:, o : o + horizon_saves + 1] for o in offsets])
+    return windows[:, 0], windows
+
+
+def train(
+    folder,
+    trajectories,
+    *,
+    kind: str = "interpolation",
+    hidden: int = 16,
+    depth: int = 3,
+    steps: int = 2000,
+    window: int = 16,
+    batch_size: int = 8,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    eval_every: int = 250,
+    validation_steps: int = 200,
+    progress: bool = True,
+    tag: str = "",
+    checkpoint_every: int = 50,
+    stop_when=None,
+    check_stability: bool = True,
+):
+    """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
+    32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
+    solver in the loop: ``window`` steps unrolled from each sampled state, relative
+    squared error at every step (``nnpde.unrolled_loss``), Adam with a cosine decay
+    and gradient clipping. Checkpointed in ``folder/model_<kind>_h<hidden>_d<depth>``
+    (``_<tag>`` appended when given: another run of the same size) and resumed from
+    there (``nnpde.fit``); a finished run returns its model without training. Every
+    ``eval_every`` steps the validation correlation time (vorticity, at ``THRESHOLD``)
+    over ``validation_steps`` coarse steps (4 time units) is logged; ``stop_when(figures)``
+    (``nnpde.fit``), checked then, can end the run early (a wall-time budget, say);
+    ``check_stability=False`` trains without the solvers' runtime CFL check (a
+    diverging model is then caught by its non-finite loss)."""
+    net = model(
+        kind, seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], check_stability=check_stability
+    )
+    train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
+    starts, reference = validation_states(trajectories, validation_steps)
+
+    def evaluate(m):
+        predicted = rollouts(m, starts, reference.shape[1] - 1, 1)
+        corr, errors = scores(m, predicted, reference, interval=m.dt)
+        at = min(round(0.64 / m.dt), errors.shape[1] - 1)
+        return {"val_correlation_time": float(np.mean(corr)), "val_error_0.64": float(np.mean(errors[:, at]))}
+
+    def loss(m, batch, key):
+        return nnpde.unrolled_loss(m, batch)
+
+    optimizer = _optimizer(learning_rate, steps)
+    run_dir = model_dir(folder, kind, hidden, depth, tag)
+    config = dict(kind=kind, hidden=hidden, depth=depth, steps=steps, window=window, batch_size=batch_size)
+    config.update(learning_rate=learning_rate, seed=seed, data=list(trajectories.shape))
+    config.update(eval_every=eval_every, validation_steps=validation_steps)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = run_dir / "settings.json"
+    if not settings.exists():  # what ``trained`` rebuilds the run from
+        partial = settings.with_suffix(".json.partial")
+        partial.write_text(json.dumps(config, indent=2))
+        os.replace(partial, settings)
+    return nnpde.fit(
+        net,
+        loss,
+        train_part,
+        steps=steps,
+        batch_size=batch_size,
+        window=window,
+        optimizer=optimizer,
+        seed=seed,
+        run_dir=run_dir,
+        checkpoint_every=checkpoint_every,
+        log_every=10,
+        evaluate=evaluate,
+        eval_every=eval_every,
+        progress=progress,
+        config=config,
+        stop_when=stop_when,
+    )
+
+
+def held_out_starts(starts, resolution: int):
+    """The held-out initial states ``(seeds, STATES_PER_SEED, 2, N, N)`` (``truth``) in
+    the row order of ``held_out`` (state ``k`` of seed ``s`` is row ``k * seeds + s``),
+    restricted to ``resolution``^2."""
+    starts = np.asarray(starts)
+    rows = np.swapaxes(starts, 0, 1).reshape(-1, *starts.shape[2:])
+    return np.stack([np.asarray(restrict(u, resolution)) for u in rows])
+
+
+def ladder_runs(folder, starts, *, resolutions=LADDER, score_resolution: int = COARSE, progress=None):
+    """``{n: (states, saves + 1, 2, c, c)}``: the plain solver at each rung ``n`` from the
+    held-out starts (restricted to ``n``^2), ``EVAL_HORIZON`` time units kept every
+    ``EVAL_INTERVAL``, restricted to ``score_resolution``^2 (``c``). Cached and
+    resumable per rung in ``folder``."""
+    out = {}
+    for n in resolutions:
+        step = stepper(n)
+        u0 = held_out_starts(starts, n)
+        out[n] = nnpde.resumable_rollout(
+            step,
+            u0,
+            _saves(EVAL_HORIZON, EVAL_INTERVAL),
+            save_every=_steps(EVAL_INTERVAL, n),
+            path=Path(folder)
+            / f"rung{n}_keep{score_resolution}_states{len(u0)}_{EVAL_HORIZON:g}every{EVAL_INTERVAL:g}.npz",
+            chunk=5,
+            transform=lambda u: restrict(u, score_resolution),
+            progress=progress,
+        )
+    return out
+
+
+def seconds_per_time_unit(step, states, *, duration: float = 0.32, repeats: int = 2) -> float:
+    """Wall time per simulated time unit and per trajectory of ``step`` run batched over
+    ``states`` (``(B, *state)``), compiled, best of ``repeats``: the cost that the
+    accuracy-per-cost comparison divides by."""
+    n = max(1, round(duration / step.dt))
+    run = jax.jit(jax.vmap(lambda u: nnpde.rollout(step, u, n, trajectory=False)))
+    u0 = jnp.asarray(states)
+    run(u0).block_until_ready()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(u0).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return best / (n * step.dt) / len(states)
+
+
+def score_table(step, runs, reference) -> dict:
+    """Per held-out state: correlation time (vorticity, ``THRESHOLD``) and relative L2
+    at t = 0.64 and 2.56 of ``runs`` against ``reference`` (both ``(states, saves + 1,
+    2, c, c)``, ``EVAL_INTERVAL`` apart; ``step``: a solver on the ``c``^2 grid)."""
+    corr, errors = scores(step, runs, reference, interval=EVAL_INTERVAL)
+    return {
+        "correlation_time": corr,
+        "error_0.64": errors[:, round(0.64 / EVAL_INTERVAL)],
+        "error_2.56": errors[:, round(2.56 / EVAL_INTERVAL)],
+    }
+
+
+def statistics(trajectories, resolution: int = COARSE, *, k_max: int = 12):
+    """Time-mean kinetic energy and energy spectrum (``k <= k_max``) of trajectories
+    ``(B, T, 2, n, n)`` on ``[0, 2 pi]^2``: what a long rollout must reproduce."""
+    states = jnp.asarray(np.asarray(trajectories).reshape(-1, 2, resolution, resolution))
+    h = 2 * np.pi / resolution
+    k, spectra = jax.vmap(lambda u: nnpde.metrics.energy_spectrum(u, h))(states)
+    energy = np.asarray(jnp.mean(0.5 * jnp.mean(jnp.sum(states**2, axis=1), axis=(1, 2))))
+    mean = np.asarray(jnp.mean(spectra, axis=0))
+    keep = slice(1, k_max + 1)
+    return {"kinetic_energy": float(energy), "k": np.asarray(k[0])[keep].tolist(), "spectrum": mean[keep].tolist()}
+
+
+def model_dir(folder, kind: str, hidden: int, depth: int, tag: str = "") -> Path:
+    """Where ``train`` keeps the run of a ``model(kind, hidden, depth)``."""
+    return Path(folder) / (f"model_{kind}_h{hidden}_d{depth}" + (f"_{tag}" if tag else ""))
+
+
+def _optimizer(learning_rate: float, steps: int):
+    return nnpde.make_optimizer(
+        learning_rate, schedule="cosine", total_steps=steps, warmup_steps=min(100, steps // 10), clip_norm=1.0
+    )
+
+
+def trained(folder, *, kind: str, hidden: int, depth: int, tag: str = "", resolution: int = COARSE):
+    """``(model, step, settings)``: the model that ``train`` left in ``folder``, restored
+    read-only from its newest intact checkpoint (a run stopped early, or trained on
+    another machine, is read as it is: nothing trains here), the step it reached and
+    the run's settings."""
+    from nnpde.runs._checkpoint import Checkpointer
+    from nnpde.runs._run_files import restore_intact
+
+    run_dir = model_dir(folder, kind, hidden, depth, tag)
+    settings = run_dir / "settings.json"
+    if not settings.exists():
+        raise FileNotFoundError(
+            f"No trained {kind} model with hidden={hidden}, depth={depth} in {folder} ({settings} is missing). "
+            "Fix: train it first (scripts/kolmogorov_ladder.py --part model)."
+        )
+    config = json.loads(settings.read_text())
+    net = model(kind, seed=config["seed"], hidden=hidden, depth=depth, resolution=resolution)
+    state, static = nnpde.init_train_state(
+        net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]
+    )
+    with Checkpointer(run_dir / "checkpoints", read_only=True) as reader:
+        if reader.latest_step() is None:
+            raise FileNotFoundError(f"{run_dir} holds no checkpoint yet. Fix: train it first.")
+        state, step = restore_intact(reader, state)
+    return nnpde.combine(state.params, static), int(step), config
+
+
+def long_rollout(step, start, duration: float, *, interval: float = EVAL_INTERVAL, chunk: float = 2.56):
+    """``(kept, reached)``: one state run for ``duration`` time units, kept every
+    ``interval``, in pieces of ``chunk`` time units; a piece in which the solver's own
+    stability check fails (a state too fast for the step: the model diverged) ends the
+    run, and ``reached`` is the time of the last piece that finished."""
+    every = round(interval / step.dt)
+    per_chunk = round(chunk / interval)
+    one = jax.jit(lambda u: jnp.concatenate([u[None], nnpde.rollout(step, u, per_chunk * every)])[every::every])
+    kept, u, reached = [np.asarray(start)[None]], jnp.asarray(start), 0.0
+    while reached < duration - 1e-9:
+        try:
+            piece = np.asarray(one(u))
+        except (jax.errors.JaxRuntimeError, ValueError) as error:  # raised from the compiled check
+            if "stability limit" not in str(error):
+                raise
+            break
+        if not np.all(np.isfinite(piece)):
+            break
+        kept.append(piece)
+        u, reached = jnp.asarray(piece[-1]), reached + per_chunk * interval
+    return np.concatenate(kept), reached

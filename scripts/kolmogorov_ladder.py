@@ -8,16 +8,26 @@ after an interruption and it continues from the last chunk written under ``--out
     .venv/bin/python scripts/kolmogorov_ladder.py --part train   # 32 seeds at 256^2
     .venv/bin/python scripts/kolmogorov_ladder.py --part truth   # 4 seeds at 512^2
     .venv/bin/python scripts/kolmogorov_ladder.py --part all --estimate   # the plan and its cost, no run
+    .venv/bin/python scripts/kolmogorov_ladder.py --part model --kind interpolation --hidden 16 --depth 3
+    .venv/bin/python scripts/kolmogorov_ladder.py --part evaluate --models interpolation:16:3 correction:16:3
+
+``--part model`` trains a learned 32^2 solver on the training data (checkpointed and
+resumed in ``--out``); ``--part evaluate`` runs the plain ladder from the held-out
+states (cached), scores every rung and trained model against the truth, times them in
+this process and writes ``benchmarks/results/kolmogorov_equivalent_resolution.json``
+and the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 import jax
+import numpy as np
 from tqdm import tqdm
 
 import nnpde
@@ -29,20 +39,36 @@ def seconds_per_time_unit(resolution: int, steps: int = 20) -> float:
     """Wall time of ``steps`` plain steps at ``resolution``^2, per simulated time unit."""
     step = ladder.stepper(resolution)
     u0 = step.equation.project(kolmogorov.initial_velocity(step.equation.grid, 0, max_velocity=3.0))
-    run = jax.jit(lambda u: nnpde.rollout(step, u, steps, trajectory=False))
-    run(u0).block_until_ready()
-    start = time.perf_counter()
-    run(u0).block_until_ready()
-    return (time.perf_counter() - start) / steps / step.dt
+    return ladder.seconds_per_time_unit(step, u0[None], duration=steps * step.dt, repeats=1)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("train", "truth", "all"), default="all")
+    parser.add_argument("--part", choices=("train", "truth", "all", "model", "evaluate"), default="all")
+    parser.add_argument("--kind", choices=ladder.KINDS, default="interpolation", help="--part model: the model class")
+    parser.add_argument("--hidden", type=int, default=16, help="--part model: CNN channels")
+    parser.add_argument("--depth", type=int, default=3, help="--part model: CNN layers")
+    parser.add_argument("--steps", type=int, default=1500, help="--part model: optimiser steps")
+    parser.add_argument("--window", type=int, default=16, help="--part model: unrolled coarse steps per sample")
+    parser.add_argument("--batch-size", type=int, default=6, help="--part model: samples per step")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="--part model: peak learning rate")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["interpolation:16:3"],
+        help="--part evaluate: trained models KIND:HIDDEN:DEPTH[:TAG] (TAG: a run trained elsewhere, e.g. accel)",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=Path("benchmarks/results/kolmogorov_equivalent_resolution.json")
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
     parser.add_argument("--estimate", action="store_true", help="print the plan and its expected cost, run nothing")
     args = parser.parse_args(argv)
 
+    if args.part == "model":
+        return train_model(args)
+    if args.part == "evaluate":
+        return evaluate(args)
     rates = {n: seconds_per_time_unit(n) for n in (ladder.SPINUP_RESOLUTION, ladder.TRAIN_RESOLUTION)}
     rates[ladder.TRUTH_RESOLUTION] = rates[ladder.TRAIN_RESOLUTION] * 8  # 4x the cells, 2x the steps
     print(f"backend {jax.default_backend()}; measured s per time unit: {rates}")
@@ -68,6 +94,211 @@ def main(argv=None) -> int:
         print(f"truth: seeds {ladder.EVAL_SEEDS} at {ladder.TRUTH_RESOLUTION}^2")
         runs, starts = ladder.truth(args.out, progress=progress)
         print(f"  done: {runs.shape}; held-out windows {ladder.held_out(runs).shape}, starts {starts.shape}")
+    return 0
+
+
+def _training_trajectories(folder: Path):
+    data = ladder.training_data(folder)
+    return ladder.coarse_trajectories(data)
+
+
+def train_model(args) -> int:
+    trajectories = _training_trajectories(args.out)
+    print(f"training data {trajectories.shape} (last {ladder.VALIDATION_SEEDS} seeds for validation)")
+    result = ladder.train(
+        args.out,
+        trajectories,
+        kind=args.kind,
+        hidden=args.hidden,
+        depth=args.depth,
+        steps=args.steps,
+        window=args.window,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+    )
+    print(f"trained {int(result.state.step)} steps; last figures {result.history[-1] if result.history else {}}")
+    return 0
+
+
+def _load(args, spec: str):
+    """``(model, step)`` of a trained run ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out``."""
+    kind, hidden, depth, *tag = spec.split(":")
+    m, step, _ = ladder.trained(args.out, kind=kind, hidden=int(hidden), depth=int(depth), tag="".join(tag))
+    return m, step
+
+
+def _cached(path: Path, key: str, compute):
+    """``compute()``'s arrays (a dict), kept in ``path`` (``.npz``) under ``key``: the
+    rollouts of a trained model are computed once, so that the evaluation can be run
+    again (say on an idle machine, for the timings alone) without repeating them."""
+    if path.exists():
+        with np.load(path) as stored:
+            if str(stored["key"]) == key:
+                return {k: stored[k] for k in stored.files if k != "key"}
+    arrays = compute()
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(partial, key=np.asarray(key), **arrays)
+    partial.replace(path)
+    return arrays
+
+
+def evaluate(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs, starts = ladder.truth(args.out)
+    held = ladder.held_out(runs)
+    reference = ladder.coarse_trajectories(held)
+    states = len(reference)
+    print(f"truth {ladder.TRUTH_RESOLUTION}^2: {states} held-out states, {reference.shape[1]} saves each")
+    rung_runs = ladder.ladder_runs(args.out, starts)
+    coarse_step = ladder.stepper(ladder.COARSE)
+    table, costs = {}, {}
+    for n, r in rung_runs.items():
+        table[f"plain_{n}"] = ladder.score_table(coarse_step, r, reference)
+        costs[f"plain_{n}"] = ladder.seconds_per_time_unit(ladder.stepper(n), ladder.held_out_starts(starts, n))
+        corr = table[f"plain_{n}"]["correlation_time"].mean()
+        print(f"plain {n}^2: correlation time {corr:.3f}, cost {costs[f'plain_{n}']:.4g} s")
+    coarse_starts = ladder.held_out_starts(starts, ladder.COARSE)
+    model_runs, trained_steps = {}, {}
+    for spec in args.models:
+        m, done = _load(args, spec)
+        save_every = round(ladder.EVAL_INTERVAL / m.dt)
+        model_runs[spec] = _cached(
+            args.out / f"evaluation_{spec.replace(':', '_')}.npz",
+            f"step {done}, {len(coarse_starts)} states, {reference.shape[1]} saves",
+            lambda m=m, save_every=save_every: {
+                "runs": ladder.rollouts(m, coarse_starts, reference.shape[1] - 1, save_every)
+            },
+        )["runs"]
+        table[spec] = ladder.score_table(coarse_step, model_runs[spec], reference)
+        costs[spec] = ladder.seconds_per_time_unit(m, coarse_starts)
+        trained_steps[spec] = done
+        corr = table[spec]["correlation_time"].mean()
+        print(f"{spec} ({done} steps): correlation time {corr:.3f}, cost {costs[spec]:.4g} s")
+    resolutions = list(rung_runs)
+    plain_costs = [costs[f"plain_{n}"] for n in resolutions]
+    results = {}
+    for spec in args.models:
+        per_metric = {}
+        for metric, better in (("correlation_time", True), ("error_0.64", False), ("error_2.56", False)):
+            ladder_scores = np.stack([table[f"plain_{n}"][metric] for n in resolutions])
+            eq = nnpde.metrics.equivalent_resolution(
+                table[spec][metric], ladder_scores, resolutions, coarse=ladder.COARSE, higher_is_better=better
+            )
+            eq["speedup_at_equal_accuracy"] = nnpde.metrics.speedup_at_equal_accuracy(
+                eq, resolutions, plain_costs, costs[spec]
+            )
+            per_metric[metric] = eq
+        results[spec] = per_metric
+    head = args.models[0]
+    headline = results[head]["correlation_time"]
+    ratio_256 = float(
+        table[f"plain_{resolutions[-1]}"]["correlation_time"].mean() / table[head]["correlation_time"].mean()
+    )
+    # long rollouts (50 time units) from every held-out state: stable? the statistics of the attractor?
+    duration = 50.0
+    truth_stats = ladder.statistics(ladder.coarse_trajectories(runs))
+    settle = round(10.0 / ladder.EVAL_INTERVAL)
+    long_stats = {"truth": truth_stats}
+    for name, step in ((head, _load(args, head)[0]), (f"plain_{ladder.COARSE}", coarse_step)):
+        done = trained_steps.get(name, 0)
+
+        def run_long(step=step):
+            out = {}
+            for i, u in enumerate(coarse_starts):
+                kept, reached = ladder.long_rollout(step, u, duration)
+                out[f"kept{i}"], out[f"reached{i}"] = kept, np.asarray(reached)
+            return out
+
+        stored = _cached(
+            args.out / f"long_{name.replace(':', '_')}.npz",
+            f"step {done}, {len(coarse_starts)} states, {duration:g} units",
+            run_long,
+        )
+        pieces = [(stored[f"kept{i}"], float(stored[f"reached{i}"])) for i in range(len(coarse_starts))]
+        reached = [r for _, r in pieces]
+        stable = [p for p, r in pieces if r >= duration - 1e-9]
+        entry = {"reached": reached, "stable_runs": len(stable), "runs": len(pieces)}
+        if stable:
+            entry.update(ladder.statistics(np.stack([p[settle:] for p in stable])))
+            entry["kinetic_energy_ratio"] = entry["kinetic_energy"] / truth_stats["kinetic_energy"]
+            ratio = np.asarray(entry["spectrum"]) / np.asarray(truth_stats["spectrum"])
+            entry["max_spectrum_deviation"] = float(np.max(np.abs(ratio - 1)))
+        long_stats[name] = entry
+        print(f"{name}: {len(stable)} of {len(pieces)} runs stable for {duration:g} time units; reached {reached}")
+    out = {
+        "equivalent_resolution": {
+            "estimate": headline["factor"],
+            "lower_90": headline["factor_lower"],
+            "upper_90": headline["factor_upper"],
+            "metric": f"vorticity correlation time at {ladder.THRESHOLD} against the {ladder.TRUTH_RESOLUTION}^2 truth",
+            "censored": headline["censored"],
+            "resolution": headline["estimate"],
+        },
+        "speedup_at_equal_accuracy": headline["speedup_at_equal_accuracy"],
+        "coarse": ladder.COARSE,
+        "truth": ladder.TRUTH_RESOLUTION,
+        "training_resolution": ladder.TRAIN_RESOLUTION,
+        "held_out_states": states,
+        "ladder": resolutions,
+        "headline_model": head,
+        "plain_finest_over_model_correlation_time": ratio_256,
+        "models": {spec: {"trained_steps": trained_steps[spec], "metrics": results[spec]} for spec in args.models},
+        "mean_scores": {name: {k: float(np.mean(v)) for k, v in t.items()} for name, t in table.items()},
+        "per_state_scores": {name: {k: np.asarray(v).tolist() for k, v in t.items()} for name, t in table.items()},
+        "seconds_per_time_unit_per_trajectory": costs,
+        "long_rollout_50": long_stats,
+        "machine": nnpde.environment() if hasattr(nnpde, "environment") else {},
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python " + " ".join(sys.argv),
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(out, indent=2, default=str))
+    print(
+        json.dumps({k: out[k] for k in ("equivalent_resolution", "speedup_at_equal_accuracy")}, indent=2, default=str)
+    )
+
+    figure_dir = Path("docs/benchmarks/figures")
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    xs = [costs[f"plain_{n}"] for n in resolutions]
+    ys = [table[f"plain_{n}"]["correlation_time"].mean() for n in resolutions]
+    ax[0].plot(xs, ys, "o-", color="k", label="plain solver (van Leer, RK4)")
+    for n, x, y in zip(resolutions, xs, ys):
+        ax[0].annotate(f"{n}$^2$", (x, y), textcoords="offset points", xytext=(4, -10))
+    for spec in args.models:
+        ax[0].plot(costs[spec], table[spec]["correlation_time"].mean(), "s", label=f"learned {spec} (32$^2$)")
+    ax[0].set_xscale("log")
+    ax[0].set_xlabel("wall time per simulated time unit per trajectory [s] (this CPU)")
+    ax[0].set_ylabel(f"time until vorticity correlation < {ladder.THRESHOLD}")
+    ax[0].legend(fontsize=8)
+    t = np.arange(reference.shape[1]) * ladder.EVAL_INTERVAL
+    for name, r in [
+        *((f"plain {n}$^2$", rung_runs[n]) for n in resolutions),
+        *((s, model_runs[s]) for s in args.models),
+    ]:
+        rho = np.mean(
+            [
+                np.asarray(
+                    nnpde.metrics.correlation(
+                        ladder.vorticity(coarse_step, a), ladder.vorticity(coarse_step, b), ndim=2
+                    )
+                )
+                for a, b in zip(r, reference)
+            ],
+            axis=0,
+        )
+        ax[1].plot(t, rho, label=name)
+    ax[1].axhline(ladder.THRESHOLD, color="gray", ls=":")
+    ax[1].set_ylim(0.5, 1.01)
+    ax[1].set_xlabel("time")
+    ax[1].set_ylabel("vorticity correlation with the truth (mean over states)")
+    ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(figure_dir / "kolmogorov_ladder_accuracy_cost.png", dpi=120)
     return 0
 
 

@@ -165,6 +165,21 @@ def test_one_group_finish_is_the_identity():
         averager.after_step(2, state)
 
 
+def test_a_group_rolled_back_more_than_max_rollbacks_in_a_row_is_an_error():
+    """Rolling back again and again repeats the divergence: past ``max_rollbacks`` in a
+    row the guard stops the run instead of reporting a result trained on nothing."""
+    optimizer = optax.sgd(0.1)
+    averager = AsyncAverager(_one_process_topology(), every=1, max_staleness=0, max_rollbacks=2)
+    good = averager.after_step(1, _toy_state(optimizer))
+    bad = nnpde.TrainState({"w": good.params["w"] * jnp.nan, "frozen": None}, good.opt_state, good.step, good.rng)
+    averager.after_step(2, bad)
+    averager.after_step(3, good)  # a healthy step: the count starts again
+    averager.after_step(4, bad)
+    averager.after_step(5, bad)
+    with pytest.raises(FloatingPointError, match=r"Group 0 diverged: rolled back 3 times in a row.*max_rollbacks=2"):
+        averager.after_step(6, bad)
+
+
 def test_first_state_non_finite_is_an_error():
     params = {"w": jnp.asarray([jnp.nan])}
     state = nnpde.TrainState(params, optax.sgd(0.1).init(params), jnp.asarray(0, jnp.int32), jax.random.key(0))

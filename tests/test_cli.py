@@ -164,6 +164,14 @@ def keep_x64():
         (["distributed.groups=2"], "needs that many MPI ranks"),
         (["distributed.domain=[2]"], "domain = [2] splits the reference grid over 2 ranks, but the run has 1"),
         (["distributed.domain=[1, 1]"], "must give a positive rank count for each of the reference grid's 1 axes"),
+        # every numeric option finite and in range, named with the override that gave it
+        (["train.noise=inf"], "--set train.noise=inf: train.noise must be zero or more (finite), got inf. Fix"),
+        (["train.clip_norm=nan"], "--set train.clip_norm=nan: train.clip_norm must be a positive finite number"),
+        (["train.warmup_steps=600"], "train.warmup_steps = 600 is not shorter than the training (train.steps = 600)"),
+        (["train.seed=18446744073709551616"], "train.seed must be an integer from 0 to 2**32 - 1"),
+        (["model.seed=-1"], "--set model.seed=-1: model.seed must be an integer from 0 to 2**32 - 1"),
+        (["benchmark.seeds=[0, 4294967296]"], "every seed of benchmark.seeds must be an integer from 0"),
+        (["trian.steps=3"], "--set trian.steps=3: unknown key trian"),
     ],
 )
 def test_cli_refuses_bad_configs_before_any_work(tmp_path, capsys, keep_x64, overrides, message):
@@ -175,6 +183,32 @@ def test_cli_refuses_bad_configs_before_any_work(tmp_path, capsys, keep_x64, ove
     assert code == 2, err
     assert message in err, err
     assert not out.exists() and not (tmp_path / "data").exists(), f"{overrides}: work was started before the refusal"
+
+
+def test_paths_that_cannot_be_written_are_refused_before_any_work(tmp_path, capsys, keep_x64):
+    """An ``out`` or ``data.cache_dir`` through a file (or without write permission) is
+    refused with exit 2, the key, the value and the fix; nothing is created."""
+    from nnpde.runs._cli import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    cases = [
+        ("out", f'out="{blocker}"', f'data.cache_dir="{tmp_path / "data"}"'),
+        ("data.cache_dir", f'out="{tmp_path / "run"}"', f'data.cache_dir="{blocker / "data"}"'),
+    ]
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        cases.append(("data.cache_dir", f'out="{tmp_path / "run"}"', f'data.cache_dir="{locked / "data"}"'))
+    for key, *overrides in cases:
+        for command in ("train", "generate"):
+            if command == "generate" and key == "out":
+                continue
+            code = main([command, *_sets(*TINY, *overrides)])
+            err = capsys.readouterr().err
+            assert code == 2, err
+            assert f"configuration refused: {key} = " in err and "cannot be written" in err and "Fix:" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a_file", *(["locked"] if len(cases) > 2 else [])])
 
 
 def test_problem_entry_points_are_checked_by_name(monkeypatch):
@@ -356,6 +390,31 @@ def test_train_under_mpirun_with_two_groups(tmp_path):
         whole = np.asarray(task.reference(seed, n, task.horizon))[:, :, 0]
         assert staged[0]["u"].shape == whole.shape
         assert np.max(np.abs(staged[0]["u"].values - whole)) < 1e-13 * np.max(np.abs(whole))
+
+
+def test_a_diverged_run_under_mpirun_exits_non_zero_and_reports_no_result(tmp_path):
+    """Two groups trained at an absurd learning rate: the averaged model's evaluation is
+    not finite, so the run stops with the reason and exit code 4 on every rank; no
+    train.json or evaluation.json reports a NaN as a finished run."""
+    out = tmp_path / "run"
+    result = _nnpde(
+        "train",
+        *_sets(
+            *TINY,
+            f'out="{out}"',
+            f'data.cache_dir="{tmp_path / "data"}"',
+            "model.kind=emulator",
+            "train.learning_rate=1e6",
+            "distributed.groups=2",
+        ),
+        "--no-progress",
+        mpi_ranks=2,
+        timeout=600,
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "diverged" in result.stderr and "Fix: lower train.learning_rate" in result.stderr, result.stderr
+    assert "trained 4 steps" not in result.stdout
+    assert not (out / "train.json").exists() and not (out / "evaluation.json").exists()
 
 
 def test_validate_runs_a_case_and_writes_the_report(tmp_path):

@@ -150,7 +150,7 @@ def test_spatial_order_2d(kinds, variable_k, order):
 
 
 def test_spatial_order_3d_mixed_walls():
-    steps, errors = _measure(("dirichlet", "neumann", "periodic"), [8, 16, 32], variable_k=True, order=2)
+    steps, errors = _measure(("dirichlet", "neumann", "periodic"), [8, 16, 24], variable_k=True, order=2)
     assert fitted_slope(steps, errors) >= 1.9, report("3-D walls, variable k", steps, errors)
 
 

@@ -44,7 +44,7 @@ def on_rank0(reference):
     return comm.bcast(value, root=0)
 
 
-def flow(shape, dims, advection, steps=20):
+def flow(shape, dims, advection, steps=10):
     """Kolmogorov-forced flow from a random divergence-free state: RK4 with projection."""
     grid = nnpde.Grid(shape, extent=((0, 2 * np.pi), (0, 2 * np.pi)))
     bc = nnpde.BoundaryConditions.periodic(2)

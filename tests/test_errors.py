@@ -239,6 +239,14 @@ def test_boundary_value_array_that_does_not_fit_the_face():
     HeatEquation(grid, BoundaryConditions(Dirichlet(lambda t: t * jnp.ones(6)), Periodic()))
 
 
+def test_boundary_function_of_t_that_does_not_fit_the_face_fails_at_construction():
+    """A ``g(t)`` of the wrong shape is refused when the equation is built (its shape is
+    traced once), not with a broadcasting error at the first step."""
+    grid = nnpde.Grid((4, 6))
+    with raises(ValueError, "Dirichlet", "function of t", "low side of axis 0", esc((4,)), esc((6,)), "Fix"):
+        HeatEquation(grid, BoundaryConditions(Dirichlet(lambda t: t * jnp.ones(4)), Periodic()))
+
+
 @pytest.mark.parametrize(
     "grid, value, face",
     [(nnpde.Grid((4, 6)), jnp.ones((6, 1)), (6,)), (nnpde.Grid(8), jnp.ones(2), ())],

@@ -1,46 +1,77 @@
-"""The Kolmogorov ladder's data at toy size: spin-up, prolongation, settling and the
-kept restriction, resumable stage by stage."""
+"""The accuracy-per-cost Kolmogorov set-up (``problems.kolmogorov_ladder``) at toy size:
+its learned models start as the plain solver, train with the solver in the loop,
+resume from their checkpoints, and are scored the way the benchmark scores them."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+import nnpde
+from problems import kolmogorov
 from problems import kolmogorov_ladder as ladder
 
 
-def test_training_data_at_toy_size_is_divergence_free_restricted_and_resumable(tmp_path):
-    settings = dict(seeds=(0, 1), resolution=64, duration=0.04, spinup=0.08, settle=0.02, spinup_resolution=32)
-    data = ladder.training_data(tmp_path, keep=32, **settings)
-    assert data.shape == (2, 3, 2, 32, 32)  # seeds, saves every dt(32) = 0.02 over 0.04 (+ the start), MAC state
-    assert np.all(np.isfinite(data)) and float(np.max(np.abs(data))) > 0.1
-    eq = ladder.stepper(32).equation
-    assert max(float(np.max(np.abs(eq.divergence(jnp.asarray(u))))) for u in data.reshape(-1, 2, 32, 32)) < 1e-4
-    assert data[0, 0].std() != data[1, 0].std()  # independent seeds
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert any(f.startswith("spinup32_") for f in files) and any(f.startswith("settle64_") for f in files)
-    again = ladder.training_data(tmp_path, keep=32, **settings)  # every stage read back, not recomputed
-    np.testing.assert_array_equal(again, data)
+def _runs(resolution, seeds, steps):
+    step = ladder.stepper(resolution)
+    grid = step.equation.grid
+    u0 = jnp.stack([step.equation.project(kolmogorov.initial_velocity(grid, s, max_velocity=2.0)) for s in seeds])
+    return ladder.rollouts(step, u0, steps, 1)
 
 
-def test_ladder_steps_keep_the_cfl_number_and_refuse_fractional_durations():
-    assert [ladder.dt(n) * n for n in ladder.LADDER] == [0.64] * len(ladder.LADDER)
-    try:
-        ladder.training_data(
-            "/nonexistent-never-used", duration=0.03, seeds=(0,), resolution=32, spinup=0.02, settle=0.02
-        )
-    except ValueError as error:
-        assert "multiple" in str(error) or "whole number" in str(error)
-    else:
-        raise AssertionError("a duration that is not a whole number of saves was accepted")
+@pytest.mark.parametrize("kind", ladder.KINDS)
+def test_ladder_models_start_as_the_plain_solver(kind):
+    model = ladder.model(kind, hidden=4, depth=2, resolution=16)
+    plain = ladder.stepper(16)
+    u0 = _runs(16, [3], 1)[0, 0]
+    np.testing.assert_array_equal(nnpde.rollout(model, u0, 3), nnpde.rollout(plain, u0, 3))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ladder.model("closure")
 
 
-def test_truth_segments_join_into_one_run_with_full_states_at_each_held_out_start(tmp_path, monkeypatch):
-    monkeypatch.setattr(ladder, "STATES_PER_SEED", 2)
-    monkeypatch.setattr(ladder, "EVAL_SPACING", 0.04)
-    monkeypatch.setattr(ladder, "EVAL_HORIZON", 0.08)
-    monkeypatch.setattr(ladder, "EVAL_INTERVAL", 0.02)
-    runs, starts = ladder.truth(tmp_path, seeds=(5,), resolution=32, keep=16, spinup=0.04, settle=0.04)
-    assert runs.shape == (1, 2 + 4 + 1, 2, 16, 16) and starts.shape == (1, 2, 2, 32, 32)
-    np.testing.assert_allclose(ladder.restrict(jnp.asarray(starts[0, 1]), 16), runs[0, 2], atol=1e-12)
-    windows = ladder.held_out(runs)
-    assert windows.shape == (2, 5, 2, 16, 16)
-    np.testing.assert_array_equal(windows[1, 0], runs[0, 2])
+def test_ladder_training_resumes_and_scores_like_the_benchmark(tmp_path):
+    data = _runs(16, range(6), 12)  # (6 seeds, 13, 2, 16, 16); the last 4 validate
+    # the correction kind: the same training path, quicker to compile than the learned stencils
+    first = ladder.train(
+        tmp_path,
+        data,
+        kind="correction",
+        hidden=4,
+        depth=2,
+        steps=2,
+        window=2,
+        batch_size=2,
+        eval_every=1,
+        validation_steps=4,
+        progress=False,
+    )
+    assert int(first.state.step) == 2
+    assert {"eval_val_correlation_time", "eval_val_error_0.64"} <= set(first.history[-1])
+    # read back from the checkpoint, nothing trained
+    again, step, settings = ladder.trained(tmp_path, kind="correction", hidden=4, depth=2, resolution=16)
+    assert step == 2 and settings["steps"] == 2
+    leaves = zip(jax.tree.leaves(nnpde.trainable(first.model)), jax.tree.leaves(nnpde.trainable(again)))
+    assert all(np.array_equal(a, b) for a, b in leaves)
+    with pytest.raises(FileNotFoundError, match="Fix: train it first"):
+        ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=2, resolution=16)
+
+    # scored as the benchmark scores: the truth against itself never decorrelates
+    reference = ladder.coarse_trajectories(_runs(16, [0, 1], 40), 8)  # past t = 2.56 at EVAL_INTERVAL
+    table = ladder.score_table(ladder.stepper(8), reference, reference)
+    assert table["correlation_time"].shape == (2,)
+    np.testing.assert_allclose(table["correlation_time"], (reference.shape[1] - 1) * ladder.EVAL_INTERVAL)
+    assert np.all(table["error_0.64"] == 0)
+    stats = ladder.statistics(reference, 8, k_max=3)
+    assert len(stats["spectrum"]) == 3 and stats["kinetic_energy"] > 0
+
+
+def test_long_rollout_stops_where_the_solver_check_fails():
+    step = ladder.stepper(16)
+    grid = step.equation.grid
+    calm = step.equation.project(kolmogorov.initial_velocity(grid, 0, max_velocity=1.0))
+    kept, reached = ladder.long_rollout(step, calm, 0.48, chunk=0.16)
+    assert kept.shape == (7, 2, 16, 16) and reached == pytest.approx(0.48)
+    np.testing.assert_array_equal(kept[0], calm)
+    too_fast = step.equation.project(kolmogorov.initial_velocity(grid, 0, max_velocity=200.0))
+    kept, reached = ladder.long_rollout(step, too_fast, 1.0, chunk=0.16)
+    assert reached == 0.0 and kept.shape == (1, 2, 16, 16)

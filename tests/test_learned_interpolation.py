@@ -250,3 +250,40 @@ def test_kolmogorov_task_offers_learned_interpolation_that_starts_as_its_solver(
     np.testing.assert_array_equal(nnpde.rollout(model, u0, 2), nnpde.rollout(task.baseline, u0, 2))
     state = jnp.zeros(task.baseline.equation.state_shape)
     assert model.equation.reconstruction.network(state).shape == (52, 16, 16)
+
+
+def test_stencils_held_over_a_step_run_the_network_once_and_differ_from_per_stage():
+    """``PerStepInterpolation``: a zero network is still the base scheme bitwise; a
+    random one runs once per step (counted in the traced step) and gives a different,
+    still conservative step than re-choosing the stencils at every stage."""
+    eq = _burgers(1)
+    targets, sides = eq.reconstruction_targets
+    calls = []
+
+    class Counting(eqx.Module):
+        net: nnpde.Network
+
+        def __call__(self, u):
+            calls.append(1)
+            return self.net(u)
+
+    def step(zero_init):
+        net = Counting(_network(targets * sides * nnpde.correction_size(4, 1), zero_init=zero_init))
+        return nnpde.ExplicitRK(nnpde.learned_interpolation(eq, net, scale=0.1), dt=0.05, method="ssprk3")
+
+    u = _smooth_state(eq)
+    plain = nnpde.ExplicitRK(eq, dt=0.05, method="ssprk3")
+    np.testing.assert_array_equal(nnpde.PerStepInterpolation(step(True))(u), plain(u))
+    per_stage, held = step(False), nnpde.PerStepInterpolation(step(False))
+    calls.clear()
+    jax.make_jaxpr(held)(u)
+    assert len(calls) == 1
+    calls.clear()
+    jax.make_jaxpr(per_stage)(u)
+    assert len(calls) == 3  # SSPRK3: one network call per stage
+    a, b = held(u), per_stage(u)
+    assert 1e-12 < float(jnp.max(jnp.abs(a - b))) < 0.1 * float(jnp.max(jnp.abs(a - u)))
+    np.testing.assert_allclose(float(jnp.sum(a)), float(jnp.sum(u)), atol=1e-12)
+    assert held.dt == 0.05 and held.equation is held.stepper.equation
+    with pytest.raises(TypeError, match="learned interpolation"):
+        nnpde.PerStepInterpolation(plain)

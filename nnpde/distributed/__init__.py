@@ -11,7 +11,12 @@ domains split across ranks.
   arithmetic of the average, usable and testable without MPI;
 - ``Decomposition``: a solver domain split across ranks, ghost cells filled by halo
   exchange;
-- ``abort_on_error``: a failing rank aborts the whole job instead of hanging it.
+- ``abort_on_error``: a failing rank aborts the whole job instead of hanging it;
+- the scale model (numpy only, no MPI): ``NetworkModel`` / ``fit_network`` /
+  ``INTERCONNECTS`` (collective costs), ``ComputeModel`` (per-step compute with
+  stragglers and heavy tails), ``simulate`` (discrete-event simulation of groups and
+  ``AsyncAverager``'s rule), ``fit_steps_to_target`` / ``time_to_target`` /
+  ``predict_scaling`` (statistical efficiency, time to target, 1 to 10^4 nodes).
 """
 
 from ._async import AsyncAverager as AsyncAverager
@@ -20,8 +25,23 @@ from ._averaging import contribution as contribution
 from ._averaging import flatten as flatten
 from ._averaging import healthy as healthy
 from ._averaging import mix as mix
+from ._compute_model import ComputeModel as ComputeModel
 from ._decomposition import Decomposition as Decomposition
 from ._launch import abort_on_error as abort_on_error
+from ._network_model import ALLREDUCE_ALGORITHMS as ALLREDUCE_ALGORITHMS
+from ._network_model import INTERCONNECTS as INTERCONNECTS
+from ._network_model import Interconnect as Interconnect
+from ._network_model import NetworkFit as NetworkFit
+from ._network_model import NetworkModel as NetworkModel
+from ._network_model import allreduce_terms as allreduce_terms
+from ._network_model import fit_network as fit_network
+from ._scale_model import Simulation as Simulation
+from ._scale_model import simulate as simulate
+from ._scale_prediction import StepsToTarget as StepsToTarget
+from ._scale_prediction import fit_steps_to_target as fit_steps_to_target
+from ._scale_prediction import information_age as information_age
+from ._scale_prediction import predict_scaling as predict_scaling
+from ._scale_prediction import time_to_target as time_to_target
 from ._sync import data_parallel as data_parallel
 from ._sync import group_mean as group_mean
 from ._sync import make_group_step as make_group_step

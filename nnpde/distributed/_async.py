@@ -40,7 +40,10 @@ Rules that keep the ranks consistent (the reason behind each design choice):
 The health guard runs on every call, in every group: non-finite parameters, or a norm
 above ``max_growth`` times the norm of the last good state, roll the group back to that
 state (parameters and optimiser state; step and PRNG key continue), log the event and
-give the group weight 0 in the next average it starts.
+give the group weight 0 in the next average it starts. A group rolled back more than
+``max_rollbacks`` times in a row keeps diverging from its last good state: rolling back
+again would only repeat it, so the guard raises ``FloatingPointError`` instead (under
+``mpirun``, ``abort_on_error`` then ends every rank with a non-zero exit).
 """
 
 from __future__ import annotations
@@ -179,7 +182,9 @@ class AsyncAverager:
     ``wait_free=True`` it never waits and discards averages that arrive later.
     ``alpha``: mixing weight of ``mix`` (1 adopts the average). ``progress``:
     ``"thread"`` or ``"poll"`` (see the module docstring). ``max_growth``: the guard's
-    bound on the parameter norm relative to the last good state. ``log``: called with
+    bound on the parameter norm relative to the last good state. ``max_rollbacks``:
+    rollbacks in a row a group may take before it counts as diverged
+    (``FloatingPointError``). ``log``: called with
     each event dict (rollbacks), which are also kept in ``events``.
 
     Use: ``state = averager.after_step(step, state)`` after each optimiser step on every
@@ -207,6 +212,7 @@ class AsyncAverager:
         alpha=1.0,
         progress="thread",
         max_growth=1e3,
+        max_rollbacks=3,
         log=None,
     ):
         # Arguments are validated below (not by annotations), so each error names the
@@ -253,6 +259,9 @@ class AsyncAverager:
                 "1000x the last good one counts as exploded)."
             )
         self.max_growth = float(max_growth)
+        self.max_rollbacks = check_int(
+            max_rollbacks, "max_rollbacks", fix="allow N >= 0 rollbacks in a row, e.g. max_rollbacks=3.", minimum=0
+        )
         if log is not None and not callable(log):
             raise ValueError(f"log must be callable or None, got {log!r}.")
         self._log = log
@@ -272,6 +281,7 @@ class AsyncAverager:
         self._excluded = 0
         self._waits = 0
         self._rollbacks = 0
+        self._rollbacks_in_row = 0
         self._staleness: list[int] = []
         self._mpi_seconds = 0.0
         self._finish_seconds = 0.0
@@ -427,15 +437,25 @@ class AsyncAverager:
             return state
         reason = _verdict(finite, norm, self._good[2], self.max_growth)
         if reason is None:
+            self._rollbacks_in_row = 0
             if step % self.every == 0:
                 self._good = (_copy(state.params), _copy(state.opt_state), norm)
             return state
         event = {"step": step, "group": int(self.topology.group), "event": "rollback", "reason": reason}
         self.events.append(event)
         self._rollbacks += 1
+        self._rollbacks_in_row += 1
         self._exclude_next = True
         if self._log is not None:
             self._log(dict(event))
+        if self._rollbacks_in_row > self.max_rollbacks:
+            raise FloatingPointError(
+                f"Group {self.topology.group} diverged: rolled back {self._rollbacks_in_row} times in a row (more "
+                f"than max_rollbacks={self.max_rollbacks}), the last at step {step} ({reason}); training from its "
+                "last good state diverges again each time. Fix: lower the learning rate (a run started again "
+                "resumes from its last checkpoint), clip gradients, or raise max_rollbacks "
+                "(distributed.max_rollbacks)."
+            )
         return _with_params(state, _copy(self._good[0]), _copy(self._good[1]))
 
     def _start(self, step, state):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import traceback
 
 from ._topology import _world
@@ -12,8 +13,9 @@ from ._topology import _world
 @contextlib.contextmanager
 def abort_on_error():
     """Run the body; if it raises on any rank, print the traceback and abort the whole
-    MPI job (``MPI_Abort``), so that ranks blocked in a collective waiting for the
-    failed one exit at once instead of hanging. One process: the exception propagates
+    MPI job (``MPI_Abort``, error code 4 for a ``FloatingPointError``, the divergence
+    of training, else 1), so that ranks blocked in a collective waiting for the failed
+    one exit at once instead of hanging. One process: the exception propagates
     as usual.
 
     Use around the whole of a script's work::
@@ -32,5 +34,8 @@ def abort_on_error():
         traceback.print_exc()
         sys.stderr.flush()
         sys.stdout.flush()
-        world.Abort(1)
+        # MPI_Abort kills every rank at once, pipes included: give the process manager a
+        # moment to forward what was just written (under load it lost the traceback)
+        time.sleep(0.5)
+        world.Abort(4 if isinstance(error, FloatingPointError) else 1)  # 4: diverged, as nnpde's exit code
         raise  # not reached when MPI_Abort ends the process, as it should

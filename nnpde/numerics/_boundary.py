@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Union
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -104,19 +105,24 @@ def check_face_value(cond, side: str, axis: int, face: tuple, what: str, fix: st
     the boundary face ``face`` of ``axis`` and is finite; periodic sides, time-dependent
     data and other non-valued conditions pass. ``what`` names the face in the message
     ("boundary", "global boundary"); ``fix`` is the remedy."""
-    if not isinstance(cond, _ValueCondition) or cond.function is not None:
+    if not isinstance(cond, _ValueCondition):
         return
     label = f"The {type(cond).__name__} value on the {side} side of axis {axis}"
-    value = jnp.asarray(cond.value)
+    if cond.function is not None:
+        # The shape of g(t), traced once without computing: a wrong shape fails here, at
+        # construction, not as a broadcasting error at the first step.
+        label += " (a function of t)"
+        shape = jax.eval_shape(cond.function, jax.ShapeDtypeStruct((), jnp.result_type(float))).shape
+    else:
+        shape = jnp.shape(cond.value)
     try:
-        fits = value.ndim == 0 or np.broadcast_shapes(value.shape, face) == face
+        fits = len(shape) == 0 or np.broadcast_shapes(shape, face) == face
     except ValueError:
         fits = False
     if not fits:
-        raise ValueError(
-            f"{label} has shape {value.shape}, which does not fit the {what} face shape {face}. Fix: {fix}"
-        )
-    check_finite(value, label, "give finite boundary data.")
+        raise ValueError(f"{label} has shape {shape}, which does not fit the {what} face shape {face}. Fix: {fix}")
+    if cond.function is None:
+        check_finite(jnp.asarray(cond.value), label, "give finite boundary data.")
 
 
 class BoundaryConditions(eqx.Module):

@@ -7,7 +7,8 @@ Each step directory holds three items:
   the state (typed PRNG keys stored as their raw ``uint32`` key data);
 * ``layout``: JSON, per leaf its path (``jax.tree_util.keystr``), dtype, shape and, for
   keys, the PRNG implementation;
-* ``metadata``: JSON given by the caller (configuration, metrics).
+* ``metadata``: JSON given by the caller (configuration, metrics);
+* ``checksums``: JSON, the SHA-256 of every array (its dtype, shape and bytes).
 
 Storing leaves by index and the layout beside them keeps the on-disk format independent
 of the Python classes of the state: restoring rebuilds the state from a *template* (the
@@ -16,15 +17,23 @@ agree. ``None`` leaves are part of the tree structure and are restored from the 
 
 Atomicity is orbax's: a step is written into a temporary directory and renamed into
 place when complete, so a step interrupted by a crash is never listed nor restored;
-leftover temporary directories are removed when a ``Checkpointer`` is created.
+leftover temporary directories are removed when a ``Checkpointer`` is created. The
+checksums are written in the same commit as the arrays and verified on every restore:
+a checkpoint altered on disk (flipped bits, a truncated file, a missing item) is
+``CheckpointCorrupt``, naming the step and the file, never restored silently; see
+``newest_intact`` for falling back to an earlier step. Checkpoints written before
+checksums existed restore unverified.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import re
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -35,11 +44,39 @@ import orbax.checkpoint as ocp
 _ARRAYS = "arrays"
 _LAYOUT = "layout"
 _METADATA = "metadata"
+_CHECKSUMS = "checksums"
 _FORMAT = 1
 _MISMATCH_FIX = (
     "the configuration changed since this checkpoint; use a new run directory or restore "
     "with the original configuration"
 )
+
+
+class CheckpointCorrupt(RuntimeError):
+    """A checkpoint that cannot be restored as written: a checksum that does not match,
+    or an item that cannot be read. ``step`` and ``path`` (the file or item) name it."""
+
+    def __init__(self, step: int, path: str, detail: str):
+        self.step, self.path, self.detail = step, path, detail
+        super().__init__(f"checkpoint step {step} is corrupt ({path}: {detail})")
+
+
+def _checksum(array: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes (C order)."""
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _json_checksum(value) -> str:
+    """SHA-256 of a JSON item (its canonical text)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _named_file(error: BaseException, default: str) -> str:
+    """The file an I/O error of orbax or TensorStore names, else ``default``."""
+    found = re.search(r"(?:^|(?<=[\s'\"]))(/[^\s'\"]+)", str(error))
+    return found.group(1).rstrip(".,:;)") if found else default
 
 
 class _DropReadOnlyNotice(logging.Filter):
@@ -175,7 +212,7 @@ class Checkpointer:
         )
         with _quiet_read_only_notice():
             self._manager = ocp.CheckpointManager(
-                self.directory, item_names=(_ARRAYS, _LAYOUT, _METADATA), options=options
+                self.directory, item_names=(_ARRAYS, _LAYOUT, _METADATA, _CHECKSUMS), options=options
             )
 
     def save(self, step: int, state, *, metadata: dict | None = None, force: bool = False) -> bool:
@@ -203,6 +240,14 @@ class Checkpointer:
                     _ARRAYS: ocp.args.StandardSave(arrays),
                     _LAYOUT: ocp.args.JsonSave(layout),
                     _METADATA: ocp.args.JsonSave(meta),
+                    _CHECKSUMS: ocp.args.JsonSave(
+                        {
+                            "algorithm": "sha256",
+                            "arrays": {k: _checksum(v) for k, v in arrays.items()},
+                            _LAYOUT: _json_checksum(layout),
+                            _METADATA: _json_checksum(meta),
+                        }
+                    ),
                 }
             ),
             force=force,
@@ -236,22 +281,113 @@ class Checkpointer:
         """The state saved at ``step`` (the latest by default), shaped like ``template``.
 
         The result has the tree structure, dtypes, shapes and placement of ``template``
-        and the saved values bit for bit. Raises ``ValueError`` naming the first leaf
-        that differs when the template does not match the saved layout.
+        and the saved values bit for bit, verified against the checksums saved with
+        them. Raises ``ValueError`` naming the first leaf that differs when the template
+        does not match the saved layout, and ``CheckpointCorrupt`` (step and file) when
+        the checkpoint is not as it was written.
         """
         step = self._resolve(step)
-        layout = self._manager.restore(step, args=ocp.args.Composite(**{_LAYOUT: ocp.args.JsonRestore()}))[_LAYOUT]
-        expected = _layout_of(template)
-        _check_layout(layout["leaves"], expected, f"step {step} in {self.directory}")
+        self.check_template(template, step)
         leaves, treedef = jax.tree_util.tree_flatten(template)
-        arrays = self._manager.restore(step, args=ocp.args.Composite(**{_ARRAYS: ocp.args.StandardRestore()}))[_ARRAYS]
-        restored = [_from_numpy(np.asarray(arrays[f"leaf_{i:05d}"]), leaf) for i, leaf in enumerate(leaves)]
+        arrays = self._read(step, _ARRAYS, ocp.args.StandardRestore())
+        expected = self._checksums(step)
+        restored = []
+        for i, leaf in enumerate(leaves):
+            name = f"leaf_{i:05d}"
+            if not isinstance(arrays, dict) or name not in arrays:
+                raise CheckpointCorrupt(step, self._item(step, _ARRAYS), f"array {name} is missing")
+            value = np.asarray(arrays[name])
+            if expected is not None and _checksum(value) != expected.get(name):
+                raise CheckpointCorrupt(
+                    step,
+                    self._item(step, _ARRAYS),
+                    f"array {name} ({_layout_of(template)[i]['path']}) does not match its sha256 checksum",
+                )
+            restored.append(_from_numpy(value, leaf))
         return jax.tree_util.tree_unflatten(treedef, restored)
+
+    def newest_intact(self, template, report: Callable[[CheckpointCorrupt], None] | None = None):
+        """``(state, step)``: the newest step that restores intact, shaped like
+        ``template``; each corrupt newer step is passed to ``report`` (then skipped).
+        Raises the newest ``CheckpointCorrupt`` when no step is intact, and
+        ``FileNotFoundError`` when there is none."""
+        steps = self.all_steps()
+        if not steps:
+            self._resolve(None)  # raises FileNotFoundError with the fix
+        first = None
+        for step in reversed(steps):
+            try:
+                return self.restore(template, step), step
+            except CheckpointCorrupt as corrupt:
+                first = first or corrupt
+                if report is not None:
+                    report(corrupt)
+        raise first
+
+    def quarantine(self, step: int, destination: str | os.PathLike) -> str:
+        """Move step ``step`` out of the checkpoint directory into ``destination`` (a
+        directory, created), so that it is neither listed nor in the way of a new save
+        of that step; returns its new path."""
+        destination = os.fspath(destination)
+        os.makedirs(destination, exist_ok=True)
+        target = os.path.join(destination, f"{step}")
+        n = 1
+        while os.path.exists(target):
+            target, n = os.path.join(destination, f"{step}.{n}"), n + 1
+        os.replace(os.path.join(self.directory, str(step)), target)
+        self._manager.reload()
+        return target
+
+    def _item(self, step: int, item: str) -> str:
+        return os.path.join(self.directory, str(step), item)
+
+    def _read(self, step: int, item: str, args):
+        """One item of ``step``; any failure to read it is ``CheckpointCorrupt``."""
+        try:
+            return self._manager.restore(step, args=ocp.args.Composite(**{item: args}))[item]
+        except Exception as error:  # orbax, TensorStore and JSON errors alike: the file is not as written
+            text = str(error).strip()
+            detail = text.splitlines()[0][:300] if text else type(error).__name__
+            raise CheckpointCorrupt(step, _named_file(error, self._item(step, item)), detail) from error
+
+    def _checksums(self, step: int, key: str = "arrays"):
+        """The saved checksum(s) ``key`` of ``step``: ``"arrays"`` (a dict by array
+        name), ``"layout"`` or ``"metadata"`` (a string); ``None`` when written before
+        checksums existed."""
+        if not os.path.isdir(self._item(step, _CHECKSUMS)):
+            return None
+        saved = self._read(step, _CHECKSUMS, ocp.args.JsonRestore())
+        if (
+            not isinstance(saved, dict)
+            or saved.get("algorithm") != "sha256"
+            or not isinstance(saved.get("arrays"), dict)
+            or key not in saved
+        ):
+            raise CheckpointCorrupt(step, self._item(step, _CHECKSUMS), "the checksums are unreadable")
+        return saved[key]
+
+    def _read_json(self, step: int, item: str):
+        """A JSON item of ``step``, verified against its checksum."""
+        value = self._read(step, item, ocp.args.JsonRestore())
+        expected = self._checksums(step, item)
+        if expected is not None and _json_checksum(value) != expected:
+            raise CheckpointCorrupt(step, self._item(step, item), f"the {item} does not match its sha256 checksum")
+        return value
+
+    def check_template(self, template, step: int | None = None) -> None:
+        """Raise ``ValueError`` naming the first leaf that differs when ``template`` does
+        not match the layout saved at ``step`` (the latest by default); reads no arrays.
+        A layout that cannot be read is ``CheckpointCorrupt``."""
+        step = self._resolve(step)
+        layout = self._read_json(step, _LAYOUT)
+        if not isinstance(layout, dict) or not isinstance(layout.get("leaves"), list):
+            raise CheckpointCorrupt(step, self._item(step, _LAYOUT), "the layout is unreadable")
+        _check_layout(layout["leaves"], _layout_of(template), f"step {step} in {self.directory}")
 
     def metadata(self, step: int | None = None) -> dict:
         """The JSON metadata saved with ``step`` (the latest by default)."""
         step = self._resolve(step)
-        return self._manager.restore(step, args=ocp.args.Composite(**{_METADATA: ocp.args.JsonRestore()}))[_METADATA]
+        return self._read_json(step, _METADATA)
 
     def close(self) -> None:
         self._manager.close()

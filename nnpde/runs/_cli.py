@@ -18,6 +18,11 @@ module works like ours. Each command needs one entry point of the problem module
 resolved configuration is printed first and saved with the results. ``train`` and
 ``evaluate`` run under ``mpirun`` too (``distributed.groups``). A configuration that
 cannot run is refused before any work, with the key and the fix.
+
+Exit codes: 0 done; 2 configuration refused (nothing written); 3 trained, but the
+target was not reached (``train.stop_at_target``) or a benchmark is incomplete; 4 the
+model diverged (a non-finite loss, gradient, parameter or result; nothing non-finite
+is written or reported); 1 any other error.
 """
 
 from __future__ import annotations
@@ -68,14 +73,17 @@ def _simulate(args) -> int:
     return 0 if summary["status"] == "completed" else 1
 
 
-def _config(args, *, ranks: int | None = None):
+def _config(args, *, ranks: int | None = None, writes_run: bool = False):
     """The validated configuration, the task built from it (both before any work).
     ``ranks``: the MPI ranks the run will have, to check ``distributed.domain``
-    against (``None``: not checked, the run does not split the reference)."""
-    from ._config import check_domain, load_config
+    against (``None``: not checked, the run does not split the reference).
+    ``writes_run``: the command writes into the run directory (``out``), so it must be
+    writable too (``data.cache_dir`` always must)."""
+    from ._config import check_domain, check_writable, load_config
     from ._run import load_task, set_precision
 
     config = load_config(args.config, args.set)
+    check_writable(config, out=writes_run)
     set_precision(config)
     task = load_task(config)
     if ranks is not None:
@@ -133,7 +141,7 @@ def _train(args) -> int:
     from ..distributed import abort_on_error
     from ._run import evaluate, train, world_size
 
-    config, _ = _config(args, ranks=world_size())  # the same refusal on every rank: no abort needed
+    config, _ = _config(args, ranks=world_size(), writes_run=True)  # the same refusal on every rank
     _print_config(config, "train")
     with abort_on_error():
         summary = train(config, progress=not args.no_progress, mllog=args.mllog, echo=_echo)
@@ -152,7 +160,7 @@ def _echo(*text):
 def _evaluate(args) -> int:
     from ._run import evaluate
 
-    config, _ = _config(args)
+    config, _ = _config(args, writes_run=True)
     _print_config(config, "evaluate")
     evaluate(config)
     return 0
@@ -212,6 +220,7 @@ def _add_config_args(parser, *, config_default: str | None = DEFAULT_CONFIG):
 
 def main(argv: list[str] | None = None) -> int:
     from .._version import __version__
+    from ._checkpoint import CheckpointCorrupt
     from ._config import ConfigError
 
     parser = argparse.ArgumentParser(prog="nnpde", description="Hybrid neural-network + PDE modelling in JAX.")
@@ -271,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"nnpde {args.command}: configuration refused: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:  # training or the model diverged (Diverged), or no healthy group
+        print(f"nnpde {args.command}: {err}", file=sys.stderr)
+        return 4
+    except CheckpointCorrupt as err:  # no intact checkpoint to fall back to: the message has the fix
+        print(f"nnpde {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -148,6 +148,9 @@ class DistributedConfig:
     """Never wait for an average (discard stale ones) instead of bounding the staleness by waiting."""
     progress: str = "thread"
     """How non-blocking averages progress: a helper thread, or one test per step (``"poll"``)."""
+    max_rollbacks: int = 3
+    """Rollbacks in a row (a group's non-finite or exploding parameters reset to its last good state)
+    after which the group counts as diverged and the run stops with an error (exit code 4)."""
     domain: list[int] = dataclasses.field(default_factory=list)
     """Ranks per axis of the reference (fine-grid) solver while the data are staged: ``[]`` runs it
     whole in one process; ``[2, 1]`` splits its grid over 2 ranks along x (halo exchange; the
@@ -202,7 +205,9 @@ class RunConfig:
 
 # Range rules, checked after the types: (predicate, what it must be, an example fix).
 _POSITIVE_INT = (lambda v: v >= 1, "a positive integer", "1 or more")
-_NON_NEGATIVE = (lambda v: v >= 0, "zero or more", "0")
+_NON_NEGATIVE = (lambda v: v >= 0 and math.isfinite(v), "zero or more (finite)", "0")
+# JAX's PRNG keeps 32 bits of a seed in a float32 run: larger seeds would collide.
+_SEED = (lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1 (4294967295)", "e.g. 0")
 _POSITIVE = (lambda v: v > 0 and math.isfinite(v), "a positive finite number", "e.g. 1e-3")
 _RULES: dict[str, tuple] = {
     "data.train_samples": _POSITIVE_INT,
@@ -220,9 +225,14 @@ _RULES: dict[str, tuple] = {
     "distributed.groups": _POSITIVE_INT,
     "distributed.every": _POSITIVE_INT,
     "distributed.max_staleness": _NON_NEGATIVE,
+    "distributed.max_rollbacks": _NON_NEGATIVE,
     "benchmark.max_steps": _POSITIVE_INT,
     "benchmark.eval_every": _POSITIVE_INT,
     "benchmark.price_per_core_hour": _NON_NEGATIVE,
+    "model.seed": _SEED,
+    "data.train_seed": _SEED,
+    "data.eval_seed": _SEED,
+    "train.seed": _SEED,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("float32", "float64"),
@@ -260,7 +270,7 @@ def _check_type(key: str, value, tp, source: str):
     )
 
 
-def _build(cls, table: dict, prefix: str, source: str):
+def _build(cls, table: dict, prefix: str, source: str, origins: dict[str, str]):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = [k for k in table if k not in fields]
@@ -270,24 +280,27 @@ def _build(cls, table: dict, prefix: str, source: str):
         where = f"[{prefix[:-1]}]" if prefix else "the top level"
         did_you_mean = f"Did you mean {prefix}{close[0]}? " if close else ""
         raise ConfigError(
-            f"{source}: unknown key {prefix}{key} in {where}. {did_you_mean}"
+            f"{origins.get(prefix + key, source)}: unknown key {prefix}{key} in {where}. {did_you_mean}"
             f"Fix: use one of {sorted(fields)} there (remove or rename {prefix}{key})."
         )
     values = {}
     for name, value in table.items():
         key, tp = prefix + name, hints[name]
+        where = origins.get(key, source)
         if dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
-                raise ConfigError(f"{source}: [{key}] must be a table (a section), got {value!r}.")
-            values[name] = _build(tp, value, key + ".", source)
+                raise ConfigError(f"{where}: [{key}] must be a table (a section), got {value!r}.")
+            values[name] = _build(tp, value, key + ".", source, origins)
             continue
-        value = _check_type(key, value, tp, source)
+        value = _check_type(key, value, tp, where)
         if key in _RULES:
             ok, what, example = _RULES[key]
             if not ok(value):
-                raise ConfigError(f"{source}: {key} must be {what}, got {value!r}. Fix: set {key} to {example}.")
+                raise ConfigError(f"{where}: {key} must be {what}, got {value!r}. Fix: set {key} to {example}.")
+        if key == "benchmark.seeds" and not all(_SEED[0](v) for v in value):
+            raise ConfigError(f"{where}: every seed of benchmark.seeds must be {_SEED[1]}, got {value!r}.")
         if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"{source}: {key} must be one of {_CHOICES[key]}, got {value!r}.")
+            raise ConfigError(f"{where}: {key} must be one of {_CHOICES[key]}, got {value!r}.")
         values[name] = value
     return cls(**values)
 
@@ -326,39 +339,115 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
     """The ``RunConfig`` of a TOML file (``None``: the defaults) with ``overrides``
-    (``"section.key=value"`` strings) applied, validated. Raises ``ConfigError``."""
+    (``"section.key=value"`` strings) applied, validated. Raises ``ConfigError``, which
+    names the override (``--set ...``) or the file that gave the refused value.
+
+    ``path`` may be a run directory (or its ``config.toml``): that directory is then the
+    run, whatever ``out`` its stored configuration names (a copied run directory acts on
+    itself, not on the run it was copied from)."""
     table: dict = {}
     source = "defaults"
+    run_dir = None
     if path is not None:
         source = str(path)
         p = Path(path)
         if p.is_dir():
-            p = p / "config.toml"
+            run_dir, p = p, p / "config.toml"
             source = str(p)
+        elif p.name == "config.toml" and _is_run_directory(p.parent):
+            run_dir = p.parent
         if not p.is_file():
             raise ConfigError(f"config file {source} does not exist. Fix: give the path of a TOML file.")
         try:
             table = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{source} is not valid TOML: {err}. Fix: correct the syntax there.") from None
+    origins: dict[str, str] = {}
     for text in overrides:
         key, value = parse_override(text)
+        parts = key.split(".")
+        for i in range(1, len(parts)):  # a section the override brings in is the override's
+            section, node = ".".join(parts[:i]), table
+            for name in parts[:i]:
+                node = node.get(name) if isinstance(node, dict) else None
+            if node is None:
+                origins.setdefault(section, f"--set {text}")
         _merge(table, key, value, f"--set {text}")
-    config = _build(RunConfig, table, "", source)
+        origins[key] = f"--set {text}"
+    config = _build(RunConfig, table, "", source, origins)
+
+    def where(*keys):
+        return next((origins[k] for k in keys if k in origins), source)
+
+    if run_dir is not None:
+        if "out" in origins and Path(config.out or f"runs/{config.name}").resolve() != run_dir.resolve():
+            raise ConfigError(
+                f"{origins['out']}: the run directory named on the command line is the run ({run_dir}), so out "
+                f"cannot name another one ({config.out!r}). Fix: drop --set out=..., or copy the run directory "
+                "there first and name the copy."
+            )
+        config = dataclasses.replace(config, out=str(run_dir))
     if config.train.unroll > 4096:
-        raise ConfigError(f"{source}: train.unroll = {config.train.unroll} is not a sensible unroll. Fix: <= 4096.")
+        raise ConfigError(
+            f"{where('train.unroll')}: train.unroll = {config.train.unroll} is not a sensible unroll. Fix: <= 4096."
+        )
+    if config.train.warmup_steps and config.train.warmup_steps >= config.train.steps:
+        raise ConfigError(
+            f"{where('train.warmup_steps', 'train.steps')}: train.warmup_steps = {config.train.warmup_steps} is not "
+            f"shorter than the training (train.steps = {config.train.steps}), so the learning rate would never "
+            f"reach its peak. Fix: train.warmup_steps < {config.train.steps} (e.g. {config.train.steps // 10})."
+        )
     if config.data.eval_seed == config.data.train_seed:
         raise ConfigError(
-            f"{source}: data.eval_seed equals data.train_seed ({config.data.eval_seed}): the held-out trajectories "
-            "would be the training ones. Fix: choose a different data.eval_seed."
+            f"{where('data.eval_seed', 'data.train_seed')}: data.eval_seed equals data.train_seed "
+            f"({config.data.eval_seed}): the held-out trajectories would be the training ones. Fix: choose a "
+            "different data.eval_seed."
         )
     if config.distributed.max_staleness > config.distributed.every and not config.distributed.wait_free:
         raise ConfigError(
-            f"{source}: distributed.max_staleness ({config.distributed.max_staleness}) > distributed.every "
+            f"{where('distributed.max_staleness', 'distributed.every', 'distributed.wait_free')}: "
+            f"distributed.max_staleness ({config.distributed.max_staleness}) > distributed.every "
             f"({config.distributed.every}) in bounded mode would deadlock. Fix: max_staleness <= every, or "
             "wait_free = true."
         )
     return config
+
+
+def _is_run_directory(directory: Path) -> bool:
+    """Whether ``directory`` holds a run (checkpoints or results beside its config)."""
+    return (directory / "checkpoints").is_dir() or (directory / "train.json").is_file()
+
+
+def check_writable(config: RunConfig, *, out: bool = True) -> None:
+    """Refuse, before any work, a ``data.cache_dir`` (and with ``out``, a run directory)
+    that cannot be written: a path through a file, or a directory without write
+    permission. Nothing is created here."""
+    paths = [("data.cache_dir", config.data.cache_dir)] if config.data.cache_dir else []
+    if out:
+        paths.append(("out", str(config.run_dir)))
+    for key, value in paths:
+        problem = _unwritable(Path(value))
+        if problem:
+            raise ConfigError(
+                f"{key} = {value!r} cannot be written: {problem}. Fix: set {key} to a directory you can write "
+                f"(--set {key}=...)."
+            )
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` (a directory to create or write into) cannot be written; ``None`` if it can."""
+    import os
+
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return f"{existing} is a file, not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable (no write permission)"
+    return None
 
 
 def check_domain(config: RunConfig, task, world_size: int) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from .._checks import check_int
-from ..hybrid._train import TrainState, combine, init_train_state, make_optimizer
+from ..hybrid._train import TrainState, init_train_state, make_optimizer
 from ._training_run import Schedule, TrainingRun, make_batch_step
 
 
@@ -72,8 +72,11 @@ def fit(
     metrics in ``run_dir/metrics.jsonl``, checkpoints every ``checkpoint_every`` steps
     and at the end (``config`` stored beside them), and resumption from the latest.
 
-    A non-finite loss stops the run with ``FloatingPointError`` naming the step; the
-    last checkpoint stays intact. An interrupt (Ctrl-C) writes a checkpoint first.
+    A non-finite loss, gradient or parameter at any step, a non-finite evaluation, or a
+    solver check that fails on the model's state stops the run with ``Diverged`` (a
+    ``FloatingPointError``) naming the step, before anything of that step is written:
+    the newest checkpoint is always finite, and a run started again (say at a lower
+    learning rate) resumes from it. An interrupt (Ctrl-C) writes a checkpoint first.
 
     Distributed (``nnpde.distributed``): with ``topology`` (a ``GroupTopology``) every
     rank calls ``fit`` with the same arguments; ``batch_size`` is the batch of one GROUP,
@@ -114,7 +117,8 @@ def fit(
         stopped_early = False
         try:
             for done in range(int(state.step) + 1, steps + 1):
-                state, metrics = step(state)
+                with run.diagnose(done):  # a solver check failing on the model's state: divergence
+                    state, metrics = step(state)
                 state = run.average(done, state)
                 state = run.guard(done, state, metrics)  # before anything logs or writes this step
                 run.log(done, metrics)
@@ -129,8 +133,7 @@ def fit(
         finally:
             run.close_progress_bar()
         state = run.finish(state)
-        trained = combine(state.params, static)
-        run.evaluate_model(int(state.step), trained)
+        trained = run.evaluate_result(state)  # evaluated, then checkpointed
     return FitResult(trained, state, run.history, time.perf_counter() - began, stopped_early)
 
 

@@ -166,7 +166,12 @@ def _topology(config: RunConfig):
     if topo.n_groups > 1:
         dc = config.distributed
         averager = AsyncAverager(
-            topo, every=dc.every, max_staleness=dc.max_staleness, wait_free=dc.wait_free, progress=dc.progress
+            topo,
+            every=dc.every,
+            max_staleness=dc.max_staleness,
+            wait_free=dc.wait_free,
+            progress=dc.progress,
+            max_rollbacks=dc.max_rollbacks,
         )
     return topo, averager
 
@@ -216,20 +221,28 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
     """
     from ..hybrid._loss import unrolled_loss
     from ._fit import fit
+    from ._history import check_resume, describe, record
 
     clock = time.time()
     began = time.perf_counter()
+    changes = check_resume(config)  # before any work: a refused resume changes nothing
+    task = load_task(config)
+    kind = config.model.kind or task.kinds[0]
+    model = task.model(kind, seed=config.model.seed)
+    resumed_from = _check_checkpoints_fit(config, model)
     topology, averager = _topology(config)
     root = topology is None or topology.is_root
     log = MLLogger(mllog, enabled=root)
     log.event("run_start", metadata_time=clock)
     log.start("init_start")
-    task = load_task(config)
-    kind = config.model.kind or task.kinds[0]
     run_dir = config.run_dir
+    if changes and resumed_from is not None:
+        echo(f"resuming {run_dir} from step {resumed_from} with changed settings (recorded in history.jsonl):")
+        echo(describe(changes))
     if root:
         run_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write_text(run_dir / "config.toml", config.to_toml())
+        record(run_dir, {"command": "train", "resumed_from_step": resumed_from, "changed": changes})
     log.event("seed", config.train.seed, model_seed=config.model.seed)
     log.event("global_batch_size", config.train.batch_size * (topology.n_groups if topology else 1))
     log.event("opt_base_learning_rate", config.train.learning_rate)
@@ -249,9 +262,8 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
         f"{task.name}: {kind} model, {train_data.shape[0]} training / {held_out.shape[0]} held-out trajectories "
         f"({staging_seconds:.1f} s to stage), target horizon error {task.target:g}"
     )
-    model = task.model(kind, seed=config.model.seed)
     evaluate = make_evaluator(task, held_out)
-    plain = evaluate(task.baseline)["horizon_error"]
+    plain = _plain_error(evaluate, task)
     echo(f"plain coarse solver: horizon error {plain:.4g}")
     log.end("init_stop")
 
@@ -332,12 +344,63 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
     return summary
 
 
+def _check_checkpoints_fit(config: RunConfig, model) -> int | None:
+    """The step the run resumes from (``None``: a new run), after checking that its
+    checkpoints fit the model and optimiser of ``config`` (a ``ConfigError`` naming the
+    first leaf that differs) and that one of them is intact (``CheckpointCorrupt``
+    with the fix), before anything is written."""
+    from ..hybrid._train import init_train_state
+    from ._checkpoint import Checkpointer
+    from ._run_files import restore_intact
+
+    directories = [config.run_dir / "checkpoints", *sorted(config.run_dir.glob("group*/checkpoints"))]
+    directories = [d for d in directories if d.is_dir()]
+    if not directories:
+        return None
+    state, _ = init_train_state(model, make_optimizer(config), seed=config.train.seed)
+    resumed = []
+    for directory in directories:
+        with Checkpointer(directory, read_only=True) as reader:
+            if reader.latest_step() is None:
+                continue
+            try:  # a corrupt step is named and skipped when the run resumes; none intact stops here
+                resumed.append(restore_intact(reader, state, quiet=True)[1])
+            except ValueError as err:
+                raise ConfigError(f"the run's checkpoints do not fit this configuration: {err}") from None
+    return min(resumed, default=None)
+
+
+def _plain_error(evaluate, task: Task) -> float:
+    """The plain coarse solver's horizon error on the held-out data; a solver that is
+    itself unstable there (a failed runtime check, or a non-finite error) is a
+    ``ConfigError`` about ``dt``, told apart from a diverging model."""
+    from ._training_run import solver_check
+
+    try:
+        plain = evaluate(task.baseline)["horizon_error"]
+    except Exception as error:
+        check = solver_check(error)
+        if check is None:
+            raise
+        raise ConfigError(
+            f"the plain coarse solver of {task.name} (no model) is unstable on the held-out data: {check} This is "
+            "the solver, not a model. Fix: a smaller time step (problem.options.dt) or a finer/stabler scheme."
+        ) from None
+    if not np.isfinite(plain):
+        raise ConfigError(
+            f"the plain coarse solver of {task.name} (no model) gives a horizon error of {plain} on the held-out "
+            "data: the solver itself blows up. Fix: a smaller time step (problem.options.dt)."
+        )
+    return plain
+
+
 def restore_model(config: RunConfig, task: Task):
     """``(model, step)``: the model of ``config`` trained on ``task``, restored from the
     latest checkpoint in ``run_dir/checkpoints`` (read-only), and that step. A run
     directory without checkpoints is a ``ConfigError`` saying to train first."""
     from ..hybrid._train import combine, init_train_state
     from ._checkpoint import Checkpointer
+    from ._run_files import restore_intact
 
     kind = config.model.kind or task.kinds[0]
     template = task.model(kind, seed=config.model.seed)
@@ -348,10 +411,12 @@ def restore_model(config: RunConfig, task: Task):
             f"no checkpoints in {directory}. Fix: train first (nnpde train CONFIG), or point out= at a trained run."
         )
     with Checkpointer(directory, read_only=True) as reader:
-        step = reader.latest_step()
-        if step is None:
+        if reader.latest_step() is None:
             raise ConfigError(f"no checkpoint in {directory}. Fix: train first (nnpde train CONFIG).")
-        state = reader.restore(state, step)
+        try:
+            state, step = restore_intact(reader, state)
+        except ValueError as err:  # the layout: another model or optimiser than the configuration's
+            raise ConfigError(f"the run's checkpoints do not fit this configuration: {err}") from None
     return combine(state.params, static), step
 
 
@@ -362,13 +427,29 @@ def evaluate(config: RunConfig, *, echo=print) -> dict:
     training curves)."""
     from ..numerics._rollout import rollout
     from . import _report
+    from ._training_run import Diverged, solver_check
 
     task = load_task(config)
     model, step = restore_model(config, task)
     _, held_out, _ = stage_data(config, task, split=False)  # on one rank: whole, or from the cache
     evaluator = make_evaluator(task, held_out)
-    model_errors = np.asarray(evaluator.errors(model))
     plain_errors = np.asarray(evaluator.errors(task.baseline))
+    try:
+        model_errors = np.asarray(evaluator.errors(model))
+    except Exception as error:
+        check = solver_check(error)
+        if check is None:
+            raise
+        model_errors = np.full(task.horizon, np.nan)
+    if not np.all(np.isfinite(model_errors)):
+        first_bad = int(np.argmin(np.isfinite(model_errors)))
+        raise Diverged(
+            f"the trained model of {config.run_dir} (checkpoint step {step}) diverges on the held-out trajectories: "
+            f"its error is not finite from rollout step {first_bad + 1} on (the plain solver's stays finite, "
+            f"{plain_errors[-1]:.4g} at the horizon), so there is no result to report; nothing was written. Fix: "
+            "train again at a lower learning rate (nnpde train RUN --set train.learning_rate=...), from a finite "
+            "earlier checkpoint or a new run directory."
+        )
     first = jnp.asarray(held_out[0, 0])
     model_traj = np.asarray(eqx.filter_jit(lambda m, u: rollout(m, u, task.horizon))(model, first))
     plain_traj = np.asarray(eqx.filter_jit(lambda m, u: rollout(m, u, task.horizon))(task.baseline, first))

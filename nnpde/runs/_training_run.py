@@ -15,16 +15,57 @@ Side effects (files, clock, progress bar, MPI) stay here and in ``nnpde.distribu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ..hybrid._train import combine, make_train_step, sample_windows
 from ._run_files import Roles, RunFiles
+
+
+class Diverged(FloatingPointError):
+    """Training (or a trained model) diverged: a non-finite loss, gradient, parameter or
+    evaluation, or a runtime check of the solver failed on the model's state. The
+    message names the step, what was not finite, the checkpoint kept and the fix."""
+
+
+_FIX = (
+    "Fix: lower train.learning_rate (a run started again on the same directory resumes from the last "
+    "checkpoint), keep gradients clipped (train.clip_norm; make_optimizer(clip_norm=1.0)) or shorten the unroll."
+)
+
+
+@jax.jit
+def _health(params, metrics):
+    """``[loss finite, gradient norm finite, every parameter finite]``, reduced on the
+    device (three booleans come to the host, not the parameters)."""
+    leaves = [x for x in jax.tree.leaves(params) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    params_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.asarray(True)
+    grad_norm = metrics.get("grad_norm", jnp.asarray(0.0))
+    return jnp.stack([jnp.isfinite(metrics["loss"]), jnp.isfinite(grad_norm), params_ok])
+
+
+def solver_check(error: BaseException) -> str | None:
+    """The message of the failed runtime check (``eqx.error_if``) inside ``error``, a
+    JAX runtime error; ``None`` when ``error`` is something else."""
+    if not isinstance(error, jax.errors.JaxRuntimeError | ValueError):
+        return None
+    found = re.search(r"EquinoxRuntimeError: (.+)", str(error))
+    return found.group(1).strip() if found else None
+
+
+def _drop_failed_check(record: logging.LogRecord) -> bool:
+    """Drops JAX's log of a failed runtime check: ``diagnose`` reports it, in words."""
+    return "pure_callback failed" not in str(record.msg)
 
 
 def make_batch_step(
@@ -90,6 +131,10 @@ class Schedule:
     def checkpoints_at(self, step: int) -> bool:
         return bool(self.checkpoint_every) and step % self.checkpoint_every == 0
 
+    def writes_at(self, step: int) -> bool:
+        """Whether anything of ``step`` is logged, evaluated or checkpointed."""
+        return self.logs_at(step) or self.evaluates_at(step) or self.checkpoints_at(step)
+
 
 class TrainingRun:
     """The side effects of one ``fit`` call, one concern per method.
@@ -121,6 +166,8 @@ class TrainingRun:
         self._progress = progress
         self._bar = None
         self.history: list[dict] = []
+        self._pending: list = []  # (step, health verdict on the device, loss) not yet checked
+        self._own_final = None
         self.files = RunFiles.open(run_dir, self._roles, topology, config)
 
     def __enter__(self) -> TrainingRun:
@@ -160,19 +207,68 @@ class TrainingRun:
         """The health check between a step and anything that logs or writes it: the one
         place that decides whether training goes on, and from which state.
 
-        A non-finite loss at a logged step stops a run without an averager with
-        ``FloatingPointError`` before any checkpoint of this step, so the last one stays
-        intact; with an averager, its own guard has already rolled a diverged group back.
-        Returns the state to continue from.
+        Every step is checked (not only logged ones): a non-finite loss, gradient norm
+        or parameter stops a run without an averager with ``Diverged`` (a
+        ``FloatingPointError``) naming the first bad step, before anything of that step
+        or a later one is logged, evaluated or checkpointed, so the newest checkpoint is
+        finite. The verdicts stay on the device until the next step that writes
+        (logging, evaluation, checkpoint, the end), so the check does not stall the
+        device in between. With an averager, its own guard has already rolled a
+        diverged group back. Returns the state to continue from.
         """
-        if self._averager is None and self.schedule.logs_at(step):
-            loss = float(metrics["loss"])
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"The loss became {loss} at step {step}. The last checkpoint is kept. Fix: lower the "
-                    "learning rate, clip gradients (make_optimizer(clip_norm=1.0)) or shorten the unroll."
-                )
+        if self._averager is None:
+            self._pending.append((step, _health(state.params, metrics), metrics["loss"]))
+            if self.schedule.writes_at(step):
+                self.settle()
         return state
+
+    def settle(self) -> None:
+        """Bring the pending health verdicts to the host; raise ``Diverged`` at the first
+        unhealthy step."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        with self.diagnose(pending[0][0]):
+            verdicts = np.asarray(jax.device_get([v for _, v, _ in pending]))
+        for (step, _, loss), (loss_ok, grad_ok, params_ok) in zip(pending, verdicts):
+            if loss_ok and grad_ok and params_ok:
+                continue
+            what = [
+                *([] if loss_ok else [f"the loss is {float(loss)}"]),
+                *([] if grad_ok else ["the gradient is not finite"]),
+                *([] if params_ok else ["the parameters are not finite"]),
+            ]
+            raise Diverged(
+                f"Training diverged at step {step}: {', '.join(what)}. Nothing of step {step} or later was "
+                f"written; {self._kept()}. {_FIX}"
+            )
+
+    @contextlib.contextmanager
+    def diagnose(self, step: int):
+        """Turns a runtime check of the solver that fails during training step ``step``
+        (or an evaluation) into ``Diverged``: the learned model drove the state out of
+        the range the solver was checked for, which is the model diverging, not a
+        ``dt`` too large for the solver."""
+        logger = logging.getLogger("jax._src.callback")  # JAX logs the failed check's traceback first
+        logger.addFilter(_drop_failed_check)
+        try:
+            yield
+        except Exception as error:
+            check = solver_check(error)
+            if check is None:
+                raise
+            raise Diverged(
+                f"Training diverged at step {step}: the model drove the solver's state out of its stable range, "
+                f"and the solver's runtime check failed ({check.split(' Fix:')[0]}). The solver passed this "
+                "check on the reference data: it is the learned model that diverged, so reducing dt is not the "
+                f"fix. {self._kept()[0].upper()}{self._kept()[1:]}. {_FIX}"
+            ) from None
+        finally:
+            logger.removeFilter(_drop_failed_check)
+
+    def _kept(self) -> str:
+        latest = self.files.latest_step()
+        return "no checkpoint was written yet" if latest is None else f"the last checkpoint (step {latest}) is kept"
 
     def log(self, step: int, metrics: dict) -> None:
         """At logged steps: the step's metrics into the history and the metrics log, its
@@ -207,7 +303,9 @@ class TrainingRun:
             self._bar.update(1)
 
     def save(self, state) -> None:
-        """A checkpoint of ``state`` at its step (at the end, and on an interrupt)."""
+        """A checkpoint of ``state`` at its step (at the end, and on an interrupt), after
+        the pending health checks: a non-finite state is never written."""
+        self.settle()
         self.files.save(int(state.step), state)
 
     # -- after the loop ----------------------------------------------------------------
@@ -217,20 +315,41 @@ class TrainingRun:
             self._bar.close()
 
     def finish(self, state):
-        """The final checkpoint of this group; with an averager, the average over the
-        groups (identical on every rank) and its checkpoint. Returns the final state."""
-        self.save(state)
-        if self._averager is None:
-            return state
-        state = self._averager.finish(state)
-        self.files.save_group_average(state)
-        return state
+        """The end of the run: the pending health checks, then with an averager the
+        average over the groups (identical on every rank). Returns the run's result;
+        ``evaluate_result`` evaluates and checkpoints it."""
+        self.settle()
+        self._own_final = state
+        return state if self._averager is None else self._averager.finish(state)
+
+    def evaluate_result(self, state):
+        """The trained model of ``state`` (the run's result), evaluated (recorded; a
+        non-finite figure is ``Diverged``) and only then checkpointed, with the group's
+        own final state beside the average: the newest checkpoint is never a result
+        whose evaluation is not finite, and a run started again resumes before it.
+        Returns the model."""
+        model = combine(state.params, self._static)
+        self.evaluate_model(int(state.step), model)
+        self.save(self._own_final)
+        if self._averager is not None:
+            self.files.save_group_average(state)
+        return model
 
     def evaluate_model(self, step: int, model):
-        """``evaluate(model)``'s figures, recorded as ``eval_<name>`` at ``step``."""
+        """``evaluate(model)``'s figures, recorded as ``eval_<name>`` at ``step``. A
+        figure that is not finite (or a solver check that fails on the model's rollout)
+        is ``Diverged``: a non-finite result is never recorded as one."""
         if self._evaluate is None:
             return None
-        figures = self._evaluate(model)
+        with self.diagnose(step):
+            figures = self._evaluate(model)
+        bad = {k: v for k, v in figures.items() if not math.isfinite(float(v))}
+        if bad:
+            raise Diverged(
+                f"Training diverged by step {step}: the trained model's evaluation is not finite "
+                f"({', '.join(f'{k} = {v}' for k, v in bad.items())}): its rollout blows up, so it is not "
+                f"checkpointed; {self._kept()}. {_FIX}"
+            )
         self._record(step, {f"eval_{k}": v for k, v in figures.items()})
         return figures
 
