@@ -40,6 +40,7 @@ prediction is biased by an amount that depends on the workload.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import jax
@@ -172,7 +173,16 @@ def fine_step_function(resolution: int = FINE):
     return step
 
 
-@jax.jit
+# The truth is compiled with XLA's default optimisation whatever the process's
+# XLA_FLAGS say: it is execution-bound (thousands of CG solves in one scan), and the
+# test suite turns LLVM's optimisation off for its compile-bound tests
+# (tests/_mpirun.py), which made a 2500-step series about 8x slower there. So the
+# suite also gets bitwise the temperatures of a default process (at level 0 they
+# differ in the last bit or so).
+_OPTIMISED = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_passes": False}
+
+
+@functools.partial(jax.jit, compiler_options=_OPTIMISED)
 def _truth(w, fan, pad, load, mask, load_map):
     step = fine_step_function(FINE)
     cells = _cells(SENSORS, FINE)
