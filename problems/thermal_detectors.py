@@ -53,6 +53,14 @@ def _coarse_parts():
     return eq, chips, fields, tm.sensor_cells()
 
 
+@eqx.filter_jit
+def _operator_columns(eq):
+    """``apply_operator`` on every unit vector, in one compiled call (applied
+    eagerly, each of its operations was compiled on its own: seconds)."""
+    n = int(np.prod(eq.state_shape))
+    return jax.vmap(eq.apply_operator)(jnp.eye(n).reshape(n, *eq.state_shape))
+
+
 def physics_step(eq, chips):
     """One coarse step ``T -> exp(-h DT) CN(T; q(w))``. The coarse Crank-Nicolson step
     is affine with constant coefficients, ``CN(T; q) = A T + B q``, with ``A = (M -
@@ -61,8 +69,7 @@ def physics_step(eq, chips):
     walls are homogeneous (``T = 0`` at the sink), so there is no offset. Dense on the
     8 x 8 grid: exact (the CG solve only approximates it) and cheap to differentiate."""
     shape, n = eq.state_shape, int(np.prod(eq.state_shape))
-    basis = jnp.eye(n).reshape(n, *shape)
-    op = np.asarray(jax.vmap(eq.apply_operator)(basis)).reshape(n, n).T
+    op = np.asarray(_operator_columns(eq)).reshape(n, n).T
     mass = np.broadcast_to(np.asarray(eq.mass(), dtype=float), shape).reshape(n)
     implicit = np.diag(mass) - 0.5 * tm.DT * op
     a = np.linalg.solve(implicit, np.diag(mass) + 0.5 * tm.DT * op)
