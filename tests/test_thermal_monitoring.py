@@ -5,6 +5,7 @@ import json
 import sys
 import types
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -40,14 +41,18 @@ def test_coarse_physics_step_is_the_solvers_crank_nicolson_step():
     w = jnp.asarray(rng.random(len(thermal_monitoring.CHIP_POWER)))
     local = type(eq)(eq.grid, eq.bc, conductivity=eq.conductivity, source=jnp.tensordot(w, chips, 1))
     cn = nnpde.ThetaMethod(local, dt=thermal_monitoring.DT, method="crank_nicolson", solver="cg", rtol=1e-12)
-    expected = np.asarray(cn(temperature)) * np.exp(-thermal_monitoring.H_FAN * thermal_monitoring.DT)
+    # compiled as one call (applied eagerly, the CG solve's operations compile one by one)
+    solved = eqx.filter_jit(lambda stepper, t: stepper(t))(cn, temperature)
+    expected = np.asarray(solved) * np.exp(-thermal_monitoring.H_FAN * thermal_monitoring.DT)
     np.testing.assert_allclose(np.asarray(step(temperature, w)), expected, atol=1e-10)
 
 
-def test_tiny_monitored_board_end_to_end(tmp_path):
-    """The real task at toy size: one normal series to fit on, one to threshold on,
-    one test series with a fan failure; the model-free detectors through ``nnpde
-    detect`` (the learned ones: the next test)."""
+@pytest.fixture(scope="module")
+def tiny_board(tmp_path_factory):
+    """The real task at toy size, run once for the tests that read it: one normal
+    series to fit on, one to threshold on, one test series with a fan failure; the
+    model-free detectors through ``nnpde detect``. Returns the run's folder and report."""
+    tmp_path = tmp_path_factory.mktemp("tiny_board")
     task = thermal_monitoring.monitoring(n_steps=2500, n_anomalies=1)
     config = tmp_path / "tiny.toml"
     config.write_text(
@@ -55,6 +60,13 @@ def test_tiny_monitored_board_end_to_end(tmp_path):
         '[detect]\nfalse_alarm_rate = 0.001\ndetectors = ["physics", "fixed"]\n'
     )
     report = _detect.run_detection(task, _detect.load_detect_config(config), echo=lambda *a: None)
+    return tmp_path, report
+
+
+def test_tiny_monitored_board_end_to_end(tiny_board):
+    """The fan failure is found by the physics and missed by fixed limits (the learned
+    detectors: the next test)."""
+    tmp_path, report = tiny_board
     with np.load(tmp_path / "run" / "data" / "test-0.npz") as f:
         s = dict(f)
     assert s["readings"].shape == (2500, len(thermal_monitoring.SENSORS)) and np.all(np.isfinite(s["truth"]))
@@ -72,8 +84,10 @@ def test_tiny_monitored_board_end_to_end(tmp_path):
     assert report["detectors"]["physics"]["per_kind"]["fan"]["detected"] == 1, report["detectors"]["physics"]
 
 
-def test_learned_detectors_fit_and_score_a_short_normal_series():
-    s = thermal_monitoring.series(0, n_steps=200)
+def test_learned_detectors_fit_and_score_a_short_normal_series(tiny_board):
+    # the first 200 samples of the tiny run's normal training series (no solve of its own)
+    with np.load(tiny_board[0] / "run" / "data" / "train-0.npz") as f:
+        s = {key: f[key][:200] for key in ("workload", "readings")}
     small = {"steps": 2, "batch": 2, "hidden": 4, "depth": 1}
     infos = {}
     for name, fit in (
