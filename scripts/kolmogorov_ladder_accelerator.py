@@ -206,14 +206,12 @@ def diagnose(path: Path) -> int:
     ``(B, 2, 32, 32)`` in ``path`` (``.npy``): the limit against ``dt`` for the plain
     solver and an untrained learned-interpolation model (which equals it), one step of
     each (their difference), and one checked gradient of an unrolled loss."""
-    from nnpde.numerics._stability import max_stable_dt_advective
-
     states = jax.numpy.asarray(np.load(path))
     plain = ladder.stepper(ladder.COARSE)
     learned = ladder.model("interpolation", hidden=8, depth=2)
     inner = learned.stepper
     for name, s in (("plain", plain), ("learned", inner)):
-        limits = [float(max_stable_dt_advective(s.equation, s.tableau, u=u)) for u in states]
+        limits = [float(nnpde.max_stable_dt_advective(s.equation, s.tableau, u=u)) for u in states]
         radius = [float(s.equation.advective_radius(0.0, u)) for u in states]
         print(f"diagnose {name}: dt {s.dt}, limits {np.round(limits, 4)}, advective radius {np.round(radius, 2)}")
     one = jax.jit(jax.vmap(plain))(states)
