@@ -108,6 +108,8 @@ from .runs._checkpoint import Checkpointer as Checkpointer
 from .runs._config import ConfigError as ConfigError
 from .runs._config import RunConfig as RunConfig
 from .runs._config import load_config as load_config
+from .runs._detect import MonitoringTask as MonitoringTask
+from .runs._detect import run_detection as run_detection
 from .runs._fit import FitResult as FitResult
 from .runs._fit import evaluate_rollouts as evaluate_rollouts
 from .runs._fit import fit as fit

@@ -27,6 +27,10 @@ missing and the fix (``nnpde/runs/_problem.py``).
     command directly. Ours: ``burgers``, ``taylor_green``, ``abc_flow``,
     ``lid_driven_cavity``, ``heated_cavity``, ``kolmogorov``.
 
+``monitoring(**options) -> nnpde.MonitoringTask``
+    An anomaly-detection task: normal and labelled monitored series and detectors
+    trained on normal data. For ``nnpde detect CONFIG``. Ours: ``thermal_monitoring``.
+
 ``CASES``
     A validation suite: a dict ``name -> case(full: bool) -> dict`` with
     ``quantity``, ``measured``, ``expected``, ``passed`` and ``reference``, in order.

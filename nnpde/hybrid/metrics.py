@@ -11,6 +11,10 @@ time and reduce over the rest. ``equivalent_resolution``, ``cost_at_resolution``
 ``speedup_at_equal_accuracy`` read a model's scores off a ladder of plain solvers at
 increasing resolution, with a bootstrap interval over the held-out states.
 
+Anomaly labels over time (1-D 0/1 series; NumPy, on the host): ``range_recall``,
+``range_precision`` and ``range_f_score`` (Tatbul et al., NeurIPS 2018), ``nab_score``
+(the Numenta Anomaly Benchmark) and ``label_ranges``.
+
 References: D. Kochkov, J. A. Smith, A. Alieva, Q. Wang, M. P. Brenner, S. Hoyer,
 "Machine learning-accelerated computational fluid dynamics", PNAS 118 (2021)
 e2101784118 (vorticity correlation, high-correlation duration, energy spectra).
@@ -32,12 +36,22 @@ from ..numerics._grid import Grid
 from ._ladder import cost_at_resolution as cost_at_resolution
 from ._ladder import equivalent_resolution as equivalent_resolution
 from ._ladder import speedup_at_equal_accuracy as speedup_at_equal_accuracy
+from ._range_metrics import label_ranges as label_ranges
+from ._range_metrics import nab_score as nab_score
+from ._range_metrics import range_f_score as range_f_score
+from ._range_metrics import range_precision as range_precision
+from ._range_metrics import range_recall as range_recall
 
 __all__ = [
     "conservation_error",
     "correlation",
     "correlation_time",
     "energy_spectrum",
+    "label_ranges",
+    "nab_score",
+    "range_f_score",
+    "range_precision",
+    "range_recall",
     "relative_l2",
     "rollout_error",
     "spectrum_error",

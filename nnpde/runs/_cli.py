@@ -7,13 +7,14 @@ nnpde generate  CONFIG [--set ...]             stage the reference data into dat
 nnpde benchmark CONFIG [--ranks N] [--set ...] time-to-train over several seeds (MLPerf-style log)
 nnpde validate  [--suite MODULE] [--only NAME] the validation suite against published references
 nnpde simulate  [--problem MODULE] [--set ...] run a problem's plain simulation
+nnpde detect    CONFIG [--set ...]             fit, threshold and score anomaly detectors
 ```
 
 ``CONFIG`` is a TOML file (``nnpde.runs._config``; ``scripts/configs/`` has ours) or a run
 directory holding one. It names its problem by import path, so a user's own problem
 module works like ours. Each command needs one entry point of the problem module:
-``task`` (train, evaluate, generate, benchmark), ``simulation`` (simulate) or ``CASES``
-(validate), as ``problems/__init__.py`` describes (``nnpde.runs._problem``). The
+``task`` (train, evaluate, generate, benchmark), ``simulation`` (simulate),
+``monitoring`` (detect) or ``CASES`` (validate), as ``problems/__init__.py`` describes (``nnpde.runs._problem``). The
 resolved configuration is printed first and saved with the results. ``train`` and
 ``evaluate`` run under ``mpirun`` too (``distributed.groups``). A configuration that
 cannot run is refused before any work, with the key and the fix.
@@ -186,6 +187,21 @@ def _validate(args) -> int:
     return 0 if report["passed"] else 1
 
 
+def _detect(args) -> int:
+    import jax
+
+    from ._detect import MonitoringTask, load_detect_config, run_detection
+    from ._problem import build, import_problem
+
+    config = load_detect_config(args.config, _parse_overrides(args.set))
+    jax.config.update("jax_enable_x64", config["precision"] == "float64")
+    module = import_problem(config["problem"]["module"], "monitoring", key="problem.module")
+    task = build(module, "monitoring", config["problem"]["options"], key="problem.options", returns=MonitoringTask)
+    print(f"nnpde detect: {task.name}\n{task.description}\nconfiguration: {json.dumps(config)}", flush=True)
+    run_detection(task, config)
+    return 0
+
+
 def _add_config_args(parser, *, config_default: str | None = DEFAULT_CONFIG):
     parser.add_argument(
         "config",
@@ -250,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--no-progress", action="store_true", help="no progress bar")
     sim.add_argument("--float32", action="store_true", help="single precision (default: float64)")
     sim.set_defaults(handler=_simulate)
+
+    detect = commands.add_parser("detect", help="fit, threshold and score anomaly detectors; report and plots")
+    detect.add_argument("config", help="TOML configuration (e.g. scripts/configs/thermal_monitoring.toml)")
+    detect.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a key (value read as TOML)"
+    )
+    detect.set_defaults(handler=_detect)
 
     args = parser.parse_args(argv)
     try:

@@ -7,6 +7,7 @@ convention is written down in ``problems/__init__.py``); each command needs one:
 | --- | --- | --- |
 | ``task`` | ``task(**options) -> nnpde.Task`` | ``nnpde train``, ``evaluate``, ``generate``, ``benchmark`` |
 | ``simulation`` | ``simulation(**options) -> nnpde.Simulation`` | ``nnpde simulate`` |
+| ``monitoring`` | ``monitoring(**options) -> nnpde.MonitoringTask`` | ``nnpde detect`` |
 | ``CASES`` | a dict ``name -> case(full) -> dict`` | ``nnpde validate`` |
 
 ``import_problem`` imports the module and checks that it offers the entry point;
@@ -43,6 +44,9 @@ ENTRY_POINTS = {
     ),
     "simulation": EntryPoint(
         "simulation(**options) returning an nnpde.Simulation", "nnpde simulate", "problems.heat_board"
+    ),
+    "monitoring": EntryPoint(
+        "monitoring(**options) returning an nnpde.MonitoringTask", "nnpde detect", "problems.thermal_monitoring"
     ),
     "CASES": EntryPoint(
         "CASES, a dict of validation cases name -> case(full) -> dict", "nnpde validate", "problems.validation"

@@ -1,0 +1,210 @@
+"""Anomaly detection on a monitored board: the fault schedule, the physics, the
+detectors on a short series, and ``nnpde detect`` end to end on a synthetic task."""
+
+import json
+import sys
+import types
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnpde
+from nnpde.runs import _detect
+from nnpde.runs._cli import main
+from problems import thermal_detectors, thermal_monitoring
+
+
+def test_faults_are_disjoint_labelled_ranges_of_every_kind():
+    rng = np.random.default_rng(3)
+    f = thermal_monitoring.faults(rng, 20_000, 8)
+    ranges = nnpde.metrics.label_ranges(f.kind >= 0)
+    assert len(ranges) == 8, f"{len(ranges)} ranges"
+    assert np.all(ranges[1:, 0] - ranges[:-1, 1] >= 600), "faults closer than 600 normal samples"
+    kinds = {int(f.kind[a]) for a, _ in ranges}
+    assert kinds == set(range(len(thermal_monitoring.KINDS))), kinds
+    # drivers change only inside the ranges; the degradation ramps down gradually
+    normal = f.kind < 0
+    assert np.all(f.fan[normal] == 1) and np.all(f.pad[normal] == 1) and np.all(f.load[normal] == 0)
+    pad = f.pad[f.kind == thermal_monitoring.KINDS.index("degradation")]
+    assert pad[0] > 0.99 and pad.min() < 0.15, (pad[0], pad.min())
+    with pytest.raises(ValueError, match="do not fit"):
+        thermal_monitoring.faults(rng, 3000, 8)
+
+
+def test_coarse_physics_step_is_the_solvers_crank_nicolson_step():
+    eq, chips, _, _ = thermal_detectors._coarse_parts()
+    step = thermal_detectors.physics_step(eq, chips)
+    rng = np.random.default_rng(0)
+    temperature = jnp.asarray(rng.random(eq.state_shape))
+    w = jnp.asarray(rng.random(len(thermal_monitoring.CHIP_POWER)))
+    local = type(eq)(eq.grid, eq.bc, conductivity=eq.conductivity, source=jnp.tensordot(w, chips, 1))
+    cn = nnpde.ThetaMethod(local, dt=thermal_monitoring.DT, method="crank_nicolson", solver="cg", rtol=1e-12)
+    # compiled as one call (applied eagerly, the CG solve's operations compile one by one)
+    solved = eqx.filter_jit(lambda stepper, t: stepper(t))(cn, temperature)
+    expected = np.asarray(solved) * np.exp(-thermal_monitoring.H_FAN * thermal_monitoring.DT)
+    np.testing.assert_allclose(np.asarray(step(temperature, w)), expected, atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def tiny_board(tmp_path_factory):
+    """The real task at toy size, run once for the tests that read it: one normal
+    series to fit on, one to threshold on, one test series with a fan failure; the
+    model-free detectors through ``nnpde detect``. Returns the run's folder and report."""
+    tmp_path = tmp_path_factory.mktemp("tiny_board")
+    task = thermal_monitoring.monitoring(n_steps=2500, n_anomalies=1)
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        f'out = "{tmp_path / "run"}"\n[data]\ntrain = 1\nvalidation = 1\ntest = 1\n'
+        '[detect]\nfalse_alarm_rate = 0.001\ndetectors = ["physics", "fixed"]\n'
+    )
+    report = _detect.run_detection(task, _detect.load_detect_config(config), echo=lambda *a: None)
+    return tmp_path, report
+
+
+def test_tiny_monitored_board_end_to_end(tiny_board):
+    """The fan failure is found by the physics and missed by fixed limits (the learned
+    detectors: the next test)."""
+    tmp_path, report = tiny_board
+    with np.load(tmp_path / "run" / "data" / "test-0.npz") as f:
+        s = dict(f)
+    assert s["readings"].shape == (2500, len(thermal_monitoring.SENSORS)) and np.all(np.isfinite(s["truth"]))
+    assert s["truth"][-1].min() > 0 and s["labels"].sum() >= 300
+    assert {int(k) for k in s["kind"][s["labels"] == 1]} == {thermal_monitoring.KINDS.index("fan")}
+    # the fan failure raises no sensor above its normal range: invisible to fixed limits
+    with np.load(tmp_path / "run" / "data" / "train-0.npz") as f:
+        normal = f["readings"]
+    assert np.all(s["readings"][s["labels"] == 1].max(axis=0) <= normal.max(axis=0)), "fault outside normal range"
+    assert set(report["detectors"]) == {"physics", "fixed"}
+    for name, r in report["detectors"].items():
+        assert set(r["per_kind"]) == {"fan"} and 0 <= r["flat"]["f1"] <= 1, (name, r)
+        assert np.all(np.isfinite(np.load(tmp_path / "run" / "residuals" / name / "test-0.npy"))), name
+    assert report["detectors"]["fixed"]["per_kind"]["fan"]["detected"] == 0, report["detectors"]["fixed"]
+    assert report["detectors"]["physics"]["per_kind"]["fan"]["detected"] == 1, report["detectors"]["physics"]
+
+
+def test_learned_detectors_fit_and_score_a_short_normal_series(tiny_board):
+    # the first 200 samples of the tiny run's normal training series (no solve of its own)
+    with np.load(tiny_board[0] / "run" / "data" / "train-0.npz") as f:
+        s = {key: f[key][:200] for key in ("workload", "readings")}
+    small = {"steps": 2, "batch": 2, "hidden": 4, "depth": 1}
+    infos = {}
+    for name, fit in (
+        ("data", lambda t: thermal_detectors.data(t, steps=5, hidden=8)),
+        ("hybrid", lambda t: thermal_detectors.hybrid(t, **small)),
+        ("emulator", lambda t: thermal_detectors.emulator(t, **small)),
+    ):
+        residual, infos[name] = fit([s])
+        z = residual(s)
+        assert z.shape == s["readings"].shape and np.all(np.isfinite(z)), (name, infos[name])
+    assert infos["hybrid"]["parameters"] == infos["emulator"]["parameters"] > 0, infos
+
+
+def _toy_series(split, index):
+    rng = np.random.default_rng(100 * index + {"train": 0, "validation": 1, "test": 2}[split])
+    n = 4000
+    readings = rng.standard_normal((n, 2))
+    kind = np.full(n, -1)
+    if split == "test":
+        for j, start in enumerate((500, 1500, 2500)):
+            kind[start : start + 300] = j % 2
+            readings[start : start + 300, j % 2] += 2.0
+    return {"readings": readings, "labels": (kind >= 0).astype(np.int8), "kind": kind}
+
+
+def _oracle(train):
+    return (lambda s: s["readings"]), {"parameters": 0}
+
+
+def _blind(train):
+    return (lambda s: np.random.default_rng(0).standard_normal(s["readings"].shape)), {"parameters": 0}
+
+
+def toy_task():
+    return nnpde.MonitoringTask(
+        name="toy",
+        description="white noise, shifted in the anomalies",
+        series=_toy_series,
+        detectors={"oracle": _oracle, "blind": _blind},
+        kinds=("up0", "up1"),
+        sensors=("a", "b"),
+    )
+
+
+def test_detect_command_end_to_end(tmp_path, monkeypatch):
+    module = types.ModuleType("toy_monitoring")
+    module.monitoring = toy_task
+    monkeypatch.setitem(sys.modules, "toy_monitoring", module)
+    config = tmp_path / "toy.toml"
+    config.write_text(
+        f'name = "toy"\nout = "{tmp_path / "run"}"\n[problem]\nmodule = "toy_monitoring"\n'
+        "[data]\ntrain = 1\nvalidation = 3\ntest = 2\n[detect]\nfalse_alarm_rate = 0.0002\nwindow = 20\n"
+    )
+    assert main(["detect", str(config)]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    oracle, blind = report["detectors"]["oracle"], report["detectors"]["blind"]
+    assert oracle["flat"]["f1"] > 0.8 and oracle["nab"]["standard"] > 80, oracle
+    assert blind["flat"]["recall"] < 0.2, blind
+    assert set(oracle["per_kind"]) == {"up0", "up1"} and oracle["per_kind"]["up0"]["ranges"] == 4
+    for name in ("traces", "scores", "table"):
+        assert (tmp_path / "run" / f"{name}.png").exists()
+    tables = (tmp_path / "run" / "report.md").read_text()
+    assert f"| oracle | 0 | {oracle['flat']['precision']:.3f} |" in tables and "| blind | up1 | 2 |" in tables
+    # a rerun reads the cached residuals and gives the same figures
+    assert main(["detect", str(config), "--set", "detect.detectors=['oracle']"]) == 0
+    again = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert again["detectors"]["oracle"]["flat"] == oracle["flat"]
+
+
+def test_bad_configurations_and_thresholds_are_refused(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[detect]\nfalse_alarm_rate = 1.5\n")
+    with pytest.raises(nnpde.ConfigError, match="false_alarm_rate"):
+        _detect.load_detect_config(config)
+    config.write_text("[data]\nvalidation = 0\n")
+    with pytest.raises(nnpde.ConfigError, match="thresholds need normal data"):
+        _detect.load_detect_config(config)
+    config.write_text("[detect]\nwindows = 3\n")
+    with pytest.raises(nnpde.ConfigError, match=r"unknown key detect\.windows"):
+        _detect.load_detect_config(config)
+    with pytest.raises(ValueError, match="no normal data"):
+        _detect.threshold([], 0.01)
+    with pytest.raises(ValueError, match="cannot resolve"):
+        _detect.threshold([np.ones(10)], 0.001)
+    task = toy_task()
+    bad = nnpde.MonitoringTask(
+        name="bad",
+        description="",
+        series=lambda split, i: _toy_series("test", i),
+        detectors=task.detectors,
+        kinds=task.kinds,
+        sensors=task.sensors,
+    )
+    config.write_text(f'out = "{tmp_path / "bad"}"\n[data]\ntrain = 1\nvalidation = 1\ntest = 1\n')
+    with pytest.raises(ValueError, match="thresholds must come from normal data"):
+        _detect.run_detection(bad, _detect.load_detect_config(config), echo=lambda *a: None)
+
+
+def test_alarms_merge_gaps_and_smoothing_is_causal():
+    score = np.zeros(100)
+    score[[10, 11, 30, 80]] = 5.0
+    a = _detect.alarms(score, 1.0, merge_gap=25)
+    assert nnpde.metrics.label_ranges(a).tolist() == [[10, 31], [80, 81]]
+    z = np.zeros((50, 2))
+    z[20:, 1] = 1.0
+    s = _detect.smoothed_score(z, 10)
+    assert np.all(s[:20] == 0) and s[29] == pytest.approx(1.0) and s[24] == pytest.approx(0.5)
+
+
+def test_per_kind_precision_drops_alarms_on_other_kinds():
+    kind = np.full(40, -1)
+    kind[5:10], kind[20:30] = 0, 1
+    predicted = np.zeros(40, dtype=np.int8)
+    predicted[[6, 7, 15, 25, 26]] = 1  # a hit on kind 0, a false alarm, a hit on kind 1
+    own = _detect.alarms_of_kind(kind, predicted, 0)
+    assert np.flatnonzero(own).tolist() == [6, 7, 15]
+    report = _detect.score_alarms((kind >= 0).astype(np.int8), kind, predicted, ("a", "b"))
+    # kind a: its own range fully precise, the false alarm not: (1 + 0) / 2
+    assert report["per_kind"]["a"]["precision_flat"] == pytest.approx(0.5)
+    assert report["per_kind"]["b"]["precision_flat"] == pytest.approx(0.5)
