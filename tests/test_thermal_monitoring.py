@@ -132,7 +132,7 @@ def toy_task():
     )
 
 
-def test_detect_command_end_to_end(tmp_path, monkeypatch):
+def test_detect_command_end_to_end(tmp_path, monkeypatch, capsys):
     module = types.ModuleType("toy_monitoring")
     module.monitoring = toy_task
     monkeypatch.setitem(sys.modules, "toy_monitoring", module)
@@ -155,6 +155,12 @@ def test_detect_command_end_to_end(tmp_path, monkeypatch):
     assert main(["detect", str(config), "--set", "detect.detectors=['oracle']"]) == 0
     again = json.loads((tmp_path / "run" / "report.json").read_text())
     assert again["detectors"]["oracle"]["flat"] == oracle["flat"]
+    # an out that cannot be written is refused before any series is simulated
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    capsys.readouterr()
+    assert main(["detect", str(config), "--set", f"out='{blocker / 'run'}'"]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
 
 
 def test_bad_configurations_and_thresholds_are_refused(tmp_path):

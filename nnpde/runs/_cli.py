@@ -31,6 +31,7 @@ import argparse
 import ast
 import json
 import sys
+from pathlib import Path
 
 DEFAULT_PROBLEM = "problems.heat_board"
 DEFAULT_CONFIG = "scripts/configs/burgers.toml"
@@ -190,10 +191,17 @@ def _validate(args) -> int:
 def _detect(args) -> int:
     import jax
 
+    from ._config import ConfigError, _unwritable
     from ._detect import MonitoringTask, load_detect_config, run_detection
     from ._problem import build, import_problem
 
     config = load_detect_config(args.config, _parse_overrides(args.set))
+    problem = _unwritable(Path(config["out"]))
+    if problem:  # before any series is simulated or any detector fitted
+        raise ConfigError(
+            f"out = {config['out']!r} cannot be written: {problem}. Fix: set out to a directory you can write "
+            "(--set out=...)."
+        )
     jax.config.update("jax_enable_x64", config["precision"] == "float64")
     module = import_problem(config["problem"]["module"], "monitoring", key="problem.module")
     task = build(module, "monitoring", config["problem"]["options"], key="problem.options", returns=MonitoringTask)
