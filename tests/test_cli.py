@@ -12,6 +12,7 @@ import pytest
 
 from nnpde.runs._config import ConfigError, check_layout, load_config, parse_override
 from nnpde.runs._mllog import read_mllog
+from tests._mpirun import TEST_XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
@@ -34,15 +35,17 @@ _COMPILE_CACHE = tempfile.mkdtemp(prefix="nnpde-cli-jit-")
 
 
 def _nnpde(*args, mpi_ranks=None, timeout=300):
-    """Run the console command in a fresh process (as a user would); CPU, one device."""
+    """Run the console command in a fresh process (as a user would); CPU, one device
+    (the test processes' XLA flags without the suite's 4 host devices: a run compiles
+    most of its time, 27 -> 18 CPU s with them)."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "JAX_PLATFORMS": "cpu",
         "JAX_COMPILATION_CACHE_DIR": _COMPILE_CACHE,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
+        "XLA_FLAGS": TEST_XLA_FLAGS,
     }
-    env.pop("XLA_FLAGS", None)
     command = [sys.executable, "-m", "nnpde", *args]
     if mpi_ranks:
         command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(mpi_ranks), *command]

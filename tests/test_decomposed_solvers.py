@@ -44,21 +44,22 @@ def on_rank0(reference):
     return comm.bcast(value, root=0)
 
 
-def flow(shape, dims, advection, steps=10):
-    """Kolmogorov-forced flow from a random divergence-free state: RK4 with projection."""
+def flow(shape, dims, advection, method="rk4", steps=10):
+    """Kolmogorov-forced flow from a random divergence-free state: projected RK (RK4 unless given)."""
+    shape, dims = tuple(shape), tuple(dims)
     grid = nnpde.Grid(shape, extent=((0, 2 * np.pi), (0, 2 * np.pi)))
     bc = nnpde.BoundaryConditions.periodic(2)
     force = kolmogorov_forcing(grid, wavenumber=2)
     whole = solvers.NavierStokes2D(grid, viscosity=0.05, forcing=force, advection=advection)
     u0 = whole.project(jnp.asarray(np.random.default_rng(3).normal(size=(2, *shape))))
-    dt = 0.5 * float(nnpde.max_stable_dt(whole, u=1.5 * u0))
+    dt = 0.5 * float(nnpde.max_stable_dt(whole, method, u=1.5 * u0))
     weight = jnp.cos(jnp.arange(u0.size).reshape(u0.shape))
 
     def run(grid, bc, split=lambda f: f, total=jnp.sum, replicated=lambda p: p):
         def loss(u0, nu):
             nu = replicated(nu)  # held whole on every rank: its gradient is summed over them
             eq = solvers.NavierStokes2D(grid, viscosity=nu, forcing=split(force), advection=advection, bc=bc)
-            u = nnpde.rollout(nnpde.ProjectedRK(eq, dt=dt), u0, steps, trajectory=False)
+            u = nnpde.rollout(nnpde.ProjectedRK(eq, dt=dt, method=method), u0, steps, trajectory=False)
             return total(u**2 + split(weight) * u), (u, eq.kinetic_energy(u), jnp.max(jnp.abs(eq.divergence(u))))
 
         grads, aux = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True))(split(u0), 0.05)
@@ -68,7 +69,7 @@ def flow(shape, dims, advection, steps=10):
     d = Decomposition.create(grid, bc, comm=MPI.COMM_WORLD, dims=dims)
     (u, energy, div), g = run(d.local_grid, d.boundary_conditions, d.split, d.sum, d.replicated)
     return {
-        "case": f"navier_stokes {advection}", "dims": d.dims, "value": relative(d.gather(u), ref_u),
+        "case": f"navier_stokes {advection} {method}", "dims": d.dims, "value": relative(d.gather(u), ref_u),
         "grads": [relative(d.gather(g[0]), ref_g[0]), relative(g[1], ref_g[1])],
         "energy": relative(energy, ref_energy), "divergence": float(d.allreduce(div, "max")),
     }
@@ -76,6 +77,7 @@ def flow(shape, dims, advection, steps=10):
 
 def heat(shape, dims, steps=10):
     """Crank-Nicolson heat steps with a conductivity field, walls and a source, 5x the explicit limit."""
+    shape, dims = tuple(shape), tuple(dims)
     grid = nnpde.Grid(shape, extent=((0.0, 1.0), (0.0, 1.25)))
     walls = (nnpde.Dirichlet(1.0), nnpde.Neumann(-0.5)), (nnpde.Neumann(0.0), nnpde.Dirichlet(0.3))
     bc = nnpde.BoundaryConditions(*walls)
@@ -104,9 +106,21 @@ def heat(shape, dims, steps=10):
     }
 
 
-rows = []
-for kind, shape, dims, *rest in json.loads(sys.argv[1]):
-    rows.append(flow(tuple(shape), tuple(dims), *rest) if kind == "flow" else heat(tuple(shape), tuple(dims)))
+def flagship(problem, dims, options):
+    """A flagship task's reference trajectories (``Task.reference``) split over the ranks."""
+    from problems import hybrid_heat_board, hybrid_kolmogorov
+
+    task = {"kolmogorov": hybrid_kolmogorov, "heat_board": hybrid_heat_board}[problem].task(**options)
+    grid, bc = task.reference_domain
+    d = Decomposition.create(grid, bc, comm=MPI.COMM_WORLD, dims=dims)
+    split = np.asarray(task.reference(3, 2, 2, decomposition=d))
+    whole = on_rank0(lambda: task.reference(3, 2, 2))
+    return {"case": f"flagship {problem}", "shape": list(split.shape), "scale": float(np.max(np.abs(whole))),
+            "difference": float(np.max(np.abs(split - whole)) / np.max(np.abs(whole)))}
+
+
+KINDS = {"flow": flow, "heat": heat, "flagship": flagship}
+rows = [KINDS[kind](*args) for kind, *args in json.loads(sys.argv[1])]
 if MPI.COMM_WORLD.rank == 0:
     print(json.dumps(rows), flush=True)
 '''
@@ -128,10 +142,42 @@ def _check(row, value, grads):
         assert row["energy"] < value and row["divergence"] < 1e-10, row
 
 
-def test_two_ranks_navier_stokes_and_implicit_heat_equal_one_process():
-    rows = _mpirun(
-        2, [["flow", [16, 16], [2, 1], "central"], ["flow", [16, 16], [1, 2], "van_leer"], ["heat", [16, 12], [2, 1]]]
-    )
+# The flagship tasks' reference solvers at toy size: Kolmogorov flow split along x, the
+# heat board along its walled y axis.
+FLAGSHIP_CASES = [
+    {
+        "problem": "kolmogorov",
+        "dims": [2, 1],
+        "options": {
+            "resolution": 4,
+            "factor": 2,
+            "horizon": 2,
+            "spinup": 0.08,
+            "spacing": 0.04,
+            "hidden": 2,
+            "depth": 1,
+        },
+    },
+    {
+        "problem": "heat_board",
+        "dims": [1, 2],
+        "options": {"resolution": 4, "factor": 2, "horizon": 2, "substeps": 2, "hidden": 2, "depth": 1},
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def two_ranks():
+    """Every 2-rank case of this module in one launch (one start-up of the ranks): the
+    solvers' rows, then the flagship references'."""
+    cases = [["flow", [16, 16], [2, 1], "central"], ["flow", [16, 16], [1, 2], "van_leer"], ["heat", [16, 12], [2, 1]]]
+    cases += [["flagship", c["problem"], c["dims"], c["options"]] for c in FLAGSHIP_CASES]
+    return _mpirun(2, cases)
+
+
+def test_two_ranks_navier_stokes_and_implicit_heat_equal_one_process(two_ranks):
+    rows = two_ranks[:3]
+    assert [row["case"] for row in rows] == ["navier_stokes central rk4", "navier_stokes van_leer rk4", "heat theta cg"]
     # CG (rtol 1e-12) against the FFT pressure solve / lineax CG: agreement at the
     # solver tolerance, for the state and both gradients
     for row in rows:
@@ -142,9 +188,11 @@ def test_four_ranks_split_two_by_two():
     """Both axes split (corner ghost cells of the van Leer stencil come through two
     exchanges; the CG reductions span 4 ranks). The implicit heat step's CG is the same
     code as the pressure solve's: the 2-rank test covers it, on 4 oversubscribed ranks
-    it would only add run time."""
-    (row,) = _mpirun(4, [["flow", [16, 16], [2, 2], "van_leer"]])
-    assert tuple(row["dims"]) == (2, 2)
+    it would only add run time. Heun's two stages, not RK4's four: every stage is the
+    same halo exchange and projection, and the 2-rank test runs RK4 (each rank's
+    compilation is most of this launch: 92 -> 68 CPU s)."""
+    (row,) = _mpirun(4, [["flow", [16, 16], [2, 2], "van_leer", "heun"]])
+    assert tuple(row["dims"]) == (2, 2) and row["case"] == "navier_stokes van_leer heun"
     _check(row, 1e-10, 1e-9)
 
 
@@ -194,32 +242,7 @@ def test_split_theta_method_refuses_a_nonsymmetric_operator():
         stepper(jnp.zeros(eq.state_shape))
 
 
-FLAGSHIP_SCRIPT = r"""
-import json, sys
-import jax
-jax.config.update("jax_enable_x64", True)
-import numpy as np
-from mpi4py import MPI
-from nnpde.distributed import Decomposition
-from problems import hybrid_heat_board, hybrid_kolmogorov
-
-rows = []
-for case in json.loads(sys.argv[1]):
-    module = {"kolmogorov": hybrid_kolmogorov, "heat_board": hybrid_heat_board}[case["problem"]]
-    task = module.task(**case["options"])
-    grid, bc = task.reference_domain
-    d = Decomposition.create(grid, bc, comm=MPI.COMM_WORLD, dims=case["dims"])
-    split = np.asarray(task.reference(3, 2, 2, decomposition=d))
-    whole = np.asarray(task.reference(3, 2, 2)) if MPI.COMM_WORLD.rank == 0 else None
-    if MPI.COMM_WORLD.rank == 0:
-        rows.append({"shape": list(split.shape), "scale": float(np.max(np.abs(whole))),
-                     "difference": float(np.max(np.abs(split - whole)) / np.max(np.abs(whole)))})
-if MPI.COMM_WORLD.rank == 0:
-    print(json.dumps(rows))
-"""
-
-
-def test_flagship_references_split_over_two_ranks_equal_one_process():
+def test_flagship_references_split_over_two_ranks_equal_one_process(two_ranks):
     """The reference solvers that ``distributed.domain`` splits (``Task.reference`` with
     a ``Decomposition``): Kolmogorov flow (projected RK4, van Leer, periodic; the
     pressure by CG over the ranks instead of the FFT) split along x, and the heat board
@@ -227,28 +250,9 @@ def test_flagship_references_split_over_two_ranks_equal_one_process():
     each against the same reference run whole, float64. The problem-specific parts are
     what is tested here: the block's forcing, conductivity and source, and the spun-up
     initial states."""
-    cases = [
-        {
-            "problem": "kolmogorov",
-            "dims": [2, 1],
-            "options": {
-                "resolution": 4,
-                "factor": 2,
-                "horizon": 2,
-                "spinup": 0.08,
-                "spacing": 0.04,
-                "hidden": 2,
-                "depth": 1,
-            },
-        },
-        {
-            "problem": "heat_board",
-            "dims": [1, 2],
-            "options": {"resolution": 4, "factor": 2, "horizon": 2, "substeps": 2, "hidden": 2, "depth": 1},
-        },
-    ]
-    rows = mpirun_rows(2, FLAGSHIP_SCRIPT, cases, timeout=600)
-    for case, row in zip(cases, rows):
+    rows = two_ranks[3:]
+    assert [row["case"] for row in rows] == [f"flagship {case['problem']}" for case in FLAGSHIP_CASES]
+    for case, row in zip(FLAGSHIP_CASES, rows):
         assert row["shape"] == [2, 3, *(([2] if case["problem"] == "kolmogorov" else [1]) + [4, 4])], row
         assert row["scale"] > 0.1, row  # a non-trivial state
         assert row["difference"] < 1e-10, (case["problem"], row)

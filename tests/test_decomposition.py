@@ -3,8 +3,9 @@ halo exchange equals the single-process rollout to round-off, in value and in th
 gradients with respect to the initial state and the conductivity field.
 
 One-process tests check the degenerate one-rank split and the errors; the others
-run a script under the virtualenv's ``mpirun`` (2 and 4 ranks) and compare the
-gathered result with the single-process solver run on every rank."""
+run a script under the virtualenv's ``mpirun`` (2 ranks, once for all cases) and
+compare the gathered result with the single-process solver run on rank 0. Blocks
+split on both axes (2 x 2 over 4 ranks) are tested in test_decomposed_solvers.py."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -106,9 +107,19 @@ if MPI.COMM_WORLD.rank == 0:
 )
 
 
-def _mpirun(n: int, cases) -> list[dict]:
-    rows = mpirun_rows(n, SCRIPT, cases, timeout=240)
-    return rows
+# (shape, dims, walls, order) of the cases split over two ranks, all in one launch
+TWO_RANK_CASES = [
+    [[32], [2], False, 2],
+    [[32], [2], True, 4],
+    [[16, 12], [2, 1], True, 2],
+    [[16, 12], [1, 2], False, 2],
+    [[16, 12], [1, 2], True, 2],
+]
+
+
+@pytest.fixture(scope="module")
+def two_ranks():
+    return mpirun_rows(2, SCRIPT, TWO_RANK_CASES, timeout=240)
 
 
 def _check(rows):
@@ -118,18 +129,20 @@ def _check(rows):
         assert all(g < 1e-10 for g in row["grads"]), row
 
 
-def test_two_ranks_split_1d_and_2d_problems():
-    rows = _mpirun(
-        2,
-        [[[32], [2], False, 2], [[32], [2], True, 4], [[16, 12], [2, 1], True, 2], [[16, 12], [1, 2], False, 2]],
-    )
-    _check(rows)
+def test_two_ranks_split_1d_and_2d_problems(two_ranks):
+    _check(two_ranks[:4])
 
 
-def test_four_ranks_split_2d_problem_two_by_two():
-    rows = _mpirun(4, [[[16, 12], [2, 2], False, 2], [[16, 12], [2, 2], True, 2]])
-    assert all(tuple(row["dims"]) == (2, 2) for row in rows)
-    _check(rows)
+def test_two_ranks_split_the_second_walled_axis(two_ranks):
+    """Axis 1 split with walls on both axes: a block keeps one wall of axis 1 and its
+    slice of axis 0's face arrays (the time-dependent Dirichlet values vary along axis
+    1). This case ran on 2 x 2 blocks over 4 ranks before; the 2 x 2 split itself (both
+    axes' halos, corner cells, reductions over 4 ranks) is tested on the Navier-Stokes
+    solver in test_decomposed_solvers.py, and the periodic heat problem split along axis
+    1 is the fourth case above."""
+    (row,) = two_ranks[4:]
+    assert tuple(row["dims"]) == (1, 2) and row["walls"]
+    _check([row])
 
 
 # -- one process -------------------------------------------------------------------

@@ -175,8 +175,9 @@ def test_learned_interpolation_refuses_what_it_cannot_couple():
 
 def test_learned_interpolation_trains_past_the_plain_coarse_burgers_solver():
     """Bar-Sinai et al.'s setting at toy size: the 64-cell Burgers task's
-    ``"interpolation"`` model, trained a few hundred steps with the solver in the loop,
-    beats the plain coarse solver on held-out fine-grid data."""
+    ``"interpolation"`` model, trained 60 steps with the solver in the loop, beats the
+    plain coarse solver on held-out fine-grid data (measured: 0.58x its error; 0.52x
+    after 150 steps, 0.60x after 40)."""
     task = hybrid_burgers.task(hidden=16, depth=3, horizon=8)
     train, _ = hybrid_burgers.trajectories(0, 16, 8)
     held_out, _ = hybrid_burgers.trajectories(1000, 4, 8)
@@ -185,7 +186,7 @@ def test_learned_interpolation_trains_past_the_plain_coarse_burgers_solver():
         model,
         lambda m, batch, key: nnpde.unrolled_loss(m, batch),
         train,
-        steps=150,
+        steps=60,
         batch_size=8,
         window=8,
         seed=0,
@@ -226,10 +227,11 @@ def test_learned_interpolation_in_navier_stokes_keeps_the_flow_divergence_free()
     u0 = eq.project(jnp.stack([jnp.sin(y) + 0.3 * jnp.cos(2 * x), jnp.sin(x) * jnp.cos(y)]))
     plain = nnpde.ProjectedRK(eq, dt=0.05)
     zero = nnpde.ProjectedRK(nnpde.learned_interpolation(eq, _network(out, 2, zero_init=True)), dt=0.05)
-    np.testing.assert_array_equal(nnpde.rollout(zero, u0, 3), nnpde.rollout(plain, u0, 3))
+    plain_rollout = nnpde.rollout(plain, u0, 3)
+    np.testing.assert_array_equal(nnpde.rollout(zero, u0, 3), plain_rollout)
     learned = nnpde.ProjectedRK(nnpde.learned_interpolation(eq, _network(out, 2, zero_init=False), scale=0.1), dt=0.05)
     u3 = nnpde.rollout(learned, u0, 3)[-1]
-    assert float(jnp.max(jnp.abs(u3 - nnpde.rollout(plain, u0, 3)[-1]))) > 1e-4
+    assert float(jnp.max(jnp.abs(u3 - plain_rollout[-1]))) > 1e-4
     assert float(jnp.max(jnp.abs(eq.divergence(u3)))) < 1e-10
     params, static = eqx.partition(learned, nnpde.trainable(learned))
     grad = jax.grad(lambda p: jnp.sum(nnpde.rollout(eqx.combine(p, static), u0, 2) ** 2))(params)
