@@ -24,7 +24,7 @@ import optax
 
 from .._checks import check_int
 from ..hybrid._train import TrainState, init_train_state, make_optimizer
-from ._training_run import Schedule, TrainingRun, make_batch_step
+from ._training_run import Preempted, Schedule, TrainingRun, make_batch_step
 
 
 @dataclasses.dataclass
@@ -61,6 +61,7 @@ def fit(
     topology=None,
     averager=None,
     stop_when: Callable[[dict], bool] | None = None,
+    preempted: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimiser steps on windows of ``trajectories``.
 
@@ -94,6 +95,15 @@ def fit(
     stops (checkpoint written, groups averaged) once it is true, on every rank at once
     (with a topology, only when it is true on every group: one blocking vote over the
     world at evaluation steps). ``FitResult.stopped_early`` tells whether it did.
+
+    ``preempted() -> bool``: whether the job must stop soon (``nnpde.StopSignals``: a
+    batch system's ``SIGTERM`` or ``SIGUSR1``). Checked after every step in one process,
+    and at checkpoint steps under MPI (one blocking vote over the world, true when any
+    rank was asked, so that all ranks stop at the same step): when true, the state is
+    checkpointed and ``Preempted`` raised; the same call again resumes from there (and,
+    without cross-group averaging, ends bit for bit where an uninterrupted run ends).
+    Under MPI the stop waits for the next checkpoint step: keep ``checkpoint_every``
+    steps shorter than the warning the batch system gives.
     """
     steps = check_int(steps, "steps", fix="train for at least one step.")
     batch_size, window, log_every = (
@@ -109,7 +119,7 @@ def fit(
         loss_fn, optimizer, static, trajectories, batch_size, window, seed=seed, topology=topology, reduce=reduce
     )
     schedule = Schedule(steps, log_every, eval_every, checkpoint_every)
-    hooks = dict(evaluate=evaluate, stop_when=stop_when, averager=averager)
+    hooks = dict(evaluate=evaluate, stop_when=stop_when, averager=averager, preempted=preempted)
     with TrainingRun(schedule, static, topology, run_dir=run_dir, config=config, progress=progress, **hooks) as run:
         state = run.resume(state)
         began = time.perf_counter()
@@ -127,6 +137,8 @@ def fit(
                 run.advance()
                 if stopped_early:
                     break
+                if done < steps and run.stop_requested(done, state):  # checkpointed: the same call resumes
+                    raise Preempted(done, run_dir)
         except KeyboardInterrupt:
             run.save(state)  # an interrupted run resumes where it was stopped
             raise
