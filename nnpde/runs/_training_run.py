@@ -326,6 +326,8 @@ class TrainingRun:
         if topology is None or topology.world_comm is None or topology.world_size == 1:
             asked = bool(self._preempted())
         elif self.schedule.checkpoints_at(step):
+            # After ``checkpoint``: every leader has committed this step before any rank
+            # leaves the vote, so none exits (and a launcher kills none) before that.
             asked = not _vote(not self._preempted(), topology)
         else:
             return False
