@@ -276,18 +276,20 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
     def loss(m, batch, key):
         return unrolled_loss(m, batch, noise=noise, key=key if noise else None)
 
-    evaluations, evaluated_at_ms = [], []
+    evaluations = []
 
     def evaluate_logged(m):
         figures = evaluate(m)
         evaluations.append(figures["horizon_error"])
-        evaluated_at_ms.append(int(time.time() * 1000))
         return figures
 
     global_batch = config.train.batch_size * (topology.n_groups if topology else 1)
 
     def epochs(step):  # an MLPerf epoch: as many sampled windows as there are training trajectories
         return round(step * global_batch / train_data.shape[0], 6)
+
+    def log_evaluation(step, figures):  # at once: a run that crashes later keeps it
+        log.event(EVAL_ERROR, figures["horizon_error"], epoch_num=epochs(step), step_num=step)
 
     first = resumed_from or 0
     log.start(mlc.BLOCK_START, first_epoch_num=epochs(first), epoch_count=epochs(config.train.steps - first))
@@ -310,15 +312,10 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
         topology=topology,
         averager=averager,
         stop_when=(lambda f: f["horizon_error"] <= task.target) if config.train.stop_at_target else None,
+        on_evaluation=log_evaluation,
     )
     final = evaluations[-1]
     reached = final <= task.target
-    # fit's evaluate hook is not told the step, its history is: the evaluations are
-    # logged now, each dated when it ran.
-    evaluated = [entry for entry in result.history if "eval_horizon_error" in entry]
-    for entry, at_ms in zip(evaluated, evaluated_at_ms, strict=True):
-        step = entry["step"]
-        log.event(EVAL_ERROR, entry["eval_horizon_error"], time_ms=at_ms, epoch_num=epochs(step), step_num=step)
     steps_done = int(result.state.step)
     log.end(mlc.BLOCK_STOP, first_epoch_num=epochs(first), step_num=steps_done)
     log.event(mlc.RUN_STOP, status=mlc.SUCCESS if reached else mlc.ABORTED, step_num=steps_done)
