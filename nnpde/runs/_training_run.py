@@ -158,10 +158,11 @@ class TrainingRun:
         evaluate: Callable | None,
         stop_when: Callable[[dict], bool] | None,
         progress: bool,
+        on_evaluation: Callable[[int, dict], None] | None = None,
     ):
         self.schedule, self._static = schedule, static
         self._topology, self._averager = topology, averager
-        self._evaluate, self._stop_when = evaluate, stop_when
+        self._evaluate, self._stop_when, self._on_evaluation = evaluate, stop_when, on_evaluation
         self._roles = Roles.of(topology)
         self._progress = progress
         self._bar = None
@@ -351,6 +352,8 @@ class TrainingRun:
                 f"checkpointed; {self._kept()}. {_FIX}"
             )
         self._record(step, {f"eval_{k}": v for k, v in figures.items()})
+        if self._on_evaluation is not None:
+            self._on_evaluation(step, figures)
         return figures
 
     def _record(self, step: int, metrics: dict) -> dict:
