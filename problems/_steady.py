@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 
@@ -10,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 import nnpde
+from problems._xla import EXECUTION_BOUND
 
 # An adaptive run re-chooses dt only when the state allows a step this much larger:
 # every new dt costs one compilation of the check interval.
@@ -63,7 +65,7 @@ def march_to_steady_state(
         dt = check_every / per_check
         stepper = nnpde.ProjectedRK(eq, dt=dt, method=method, check_stability=False)
 
-        @jax.jit
+        @functools.partial(jax.jit, compiler_options=EXECUTION_BOUND)
         def advance(q, t0):
             # one scan carrying the previous state too: the step is traced (and
             # compiled) once, not once in a rollout and again for the residual step

@@ -50,6 +50,7 @@ import numpy as np
 import nnpde
 import solvers
 from problems import hybrid_heat_board as board
+from problems._xla import EXECUTION_BOUND
 
 FINE = 32
 FACTOR = 4
@@ -173,16 +174,9 @@ def fine_step_function(resolution: int = FINE):
     return step
 
 
-# The truth is compiled with XLA's default optimisation whatever the process's
-# XLA_FLAGS say: it is execution-bound (thousands of CG solves in one scan), and the
-# test suite turns LLVM's optimisation off for its compile-bound tests
-# (tests/_mpirun.py), which made a 2500-step series about 8x slower there. So the
-# suite also gets bitwise the temperatures of a default process (at level 0 they
-# differ in the last bit or so).
-_OPTIMISED = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_passes": False}
-
-
-@functools.partial(jax.jit, compiler_options=_OPTIMISED)
+# The truth is execution-bound (thousands of CG solves in one scan): compiled with
+# XLA's default optimisation whatever the process's XLA_FLAGS say (problems._xla).
+@functools.partial(jax.jit, compiler_options=EXECUTION_BOUND)
 def _truth(w, fan, pad, load, mask, load_map):
     step = fine_step_function(FINE)
     cells = _cells(SENSORS, FINE)

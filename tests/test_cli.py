@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nnpde.runs._config import ConfigError, check_layout, load_config, parse_override
-from nnpde.runs._mllog import read_mllog
+from nnpde.runs._mllog import MLLogger, check_mllog, read_mllog
 from tests._mpirun import TEST_XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -299,8 +299,10 @@ def test_trimmed_mean_drops_fastest_and_slowest():
         trimmed_mean([1.0, 2.0])
 
 
-def test_benchmark_time_to_train_single_process(tmp_path):
-    out = tmp_path / "bench"
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory):
+    """``nnpde benchmark`` on the tiny task, 3 seeds, run once for the tests below."""
+    out = tmp_path_factory.mktemp("bench") / "bench"
     result = _nnpde(
         "benchmark",
         "--out",
@@ -308,6 +310,11 @@ def test_benchmark_time_to_train_single_process(tmp_path):
         *_sets(*TINY, "benchmark.seeds=[0, 1, 2]", "benchmark.max_steps=4", "benchmark.eval_every=2"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def test_benchmark_time_to_train_single_process(tiny_benchmark):
+    out = tiny_benchmark
     report = json.loads((out / "report.json").read_text())
     assert report["complete"] and len(report["runs"]) == 3
     times = sorted(r["time_to_train_seconds"] for r in report["runs"])
@@ -315,13 +322,76 @@ def test_benchmark_time_to_train_single_process(tmp_path):
     assert all(r["steps"] == 2 for r in report["runs"])  # the target is met at the first evaluation
     events = read_mllog(out / "seed1" / "mllog.txt")
     keys = [e["key"] for e in events]
-    for key in ("run_start", "data_staging", "eval_accuracy", "run_stop", "target_accuracy", "seed"):
+    for key in ("init_stop", "run_start", "staging_stop", "eval_error", "run_stop", "target_eval_error", "seed"):
         assert key in keys, keys
-    assert keys.index("run_start") < keys.index("data_staging") < keys.index("eval_accuracy") < keys.index("run_stop")
+    assert keys.index("init_stop") < keys.index("run_start") < keys.index("staging_start")
+    assert keys.index("staging_stop") < keys.index("eval_error") < keys.index("run_stop")
     assert events[keys.index("run_stop")]["metadata"]["status"] == "success"
+    assert events[keys.index("eval_error")]["metadata"]["step_num"] == 2
+    assert events[keys.index("run_stop")]["metadata"]["file"] == "nnpde/runs/_run.py"  # the call site
+    # the time to train is the result summarizer's: run_stop - run_start
+    stop, start = events[keys.index("run_stop")]["time_ms"], events[keys.index("run_start")]["time_ms"]
+    assert report["runs"][1]["time_to_train_seconds"] == pytest.approx((stop - start) / 1000)
     disclosure = (out / "disclosure.md").read_text()
     for needle in ("cores:", "software:", "precision: float32", "ranks: 1; groups: 1", "seeds: [0, 1, 2]", "derived"):
         assert needle in disclosure, needle
+
+
+def test_benchmark_mllog_passes_the_mlcommons_checker(tiny_benchmark):
+    """Every seed's log passes MLCommons' compliance checker (mlperf-logging, HPC 3.0.0
+    rules as adapted in nnpde/runs/mllog_rules), run here as a user would, and the
+    benchmark reports the same verdict."""
+    report = json.loads((tiny_benchmark / "report.json").read_text())
+    assert report["mllog_compliance"]["passed"], report["runs"]
+    for seed in (0, 1, 2):
+        passed, output = check_mllog(tiny_benchmark / f"seed{seed}" / "mllog.txt")
+        assert passed and "SUCCESS" in output, output
+    assert "compliance checker" in (tiny_benchmark / "disclosure.md").read_text()
+
+
+def _drop_or_change(lines: list[str], key: str, change: dict | None) -> list[str]:
+    """``lines`` without the event ``key`` (``change=None``) or with its fields changed."""
+    kept = []
+    for line in lines:
+        event = json.loads(line.removeprefix(":::MLLOG "))
+        if event["key"] == key:
+            if change is None:
+                continue
+            line = ":::MLLOG " + json.dumps({**event, **change})
+        kept.append(line)
+    return kept
+
+
+@pytest.mark.parametrize(
+    "key, change, rule",
+    [
+        ("run_stop", None, "Required EXACTLY_ONE occurrence of 'run_stop' but found 0"),
+        ("target_eval_error", {"value": 1e-9}, "Failed checks for eval_error"),  # the target missed
+        ("submission_benchmark", {"value": "cosmoflow"}, "startswith('nnpde_')"),
+        ("init_stop", None, "s['init_stopped'] == True"),  # run_start before init has ended
+    ],
+)
+def test_mllog_checker_fails_a_broken_log(tiny_benchmark, tmp_path, key, change, rule):
+    """The checker is not a formality: seed 1's log with one event dropped or changed fails,
+    naming the rule."""
+    lines = (tiny_benchmark / "seed1" / "mllog.txt").read_text().splitlines()
+    broken = tmp_path / "mllog.txt"
+    broken.write_text("\n".join(_drop_or_change(lines, key, change)) + "\n")
+    passed, output = check_mllog(broken)
+    assert not passed and "FAILED" in output and rule in output, output
+
+
+def test_mllog_lines_reach_the_disk_at_once_and_other_ranks_write_nothing(tmp_path):
+    """A crashed run keeps its log: each line is on disk before the logger is closed; a
+    logger on another rank (``enabled=False``) writes nothing."""
+    log = MLLogger(tmp_path / "run" / "mllog.txt")
+    log.event("seed", 3, model_seed=4)
+    events = read_mllog(tmp_path / "run" / "mllog.txt")  # not closed: what a crash leaves
+    assert [(e["key"], e["value"], e["metadata"]["model_seed"]) for e in events] == [("seed", 3, 4)]
+    assert events[0]["event_type"] == "POINT_IN_TIME"
+    log.close()
+    MLLogger(tmp_path / "other" / "mllog.txt", enabled=False).event("seed", 3)
+    assert not (tmp_path / "other").exists()
 
 
 @pytest.mark.parametrize("command", ["train", "generate"])
@@ -382,6 +452,8 @@ def test_train_under_mpirun_with_two_groups(tmp_path):
     assert (out / "checkpoints").is_dir() and (out / "group1" / "metrics.jsonl").is_file()
     stop = [e for e in read_mllog(out / "mllog.txt") if e["key"] == "run_stop"]
     assert len(stop) == 1 and stop[0]["metadata"]["status"] == "aborted"
+    passed, output = check_mllog(out / "mllog.txt")  # a missed target is no result
+    assert not passed and "Failed checks for eval_error" in output, output
     # the split-domain data against the one-process reference
     files = sorted(cache.glob("*.nc"))
     assert len(files) == 2, files

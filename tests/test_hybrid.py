@@ -3,6 +3,7 @@ gradients against finite differences, what trains, and bad configurations."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import equinox as eqx
@@ -258,6 +259,41 @@ def test_physical_viscosity_is_recovered_by_training_it():
     nu = float(result.model.stepper.equation.viscosity)
     print(f"recovered viscosity {nu:.5f} (true 0.08, start 0.03)")
     assert abs(nu - 0.08) < 1e-3
+
+
+def test_every_evaluation_reaches_on_evaluation_as_it_is_recorded(tmp_path):
+    """``on_evaluation(step, figures)`` sees each evaluation (the periodic ones and the
+    final one) once it is in the run's metrics file, with the step and figures of the
+    history."""
+    grid = nnpde.Grid((16,), extent=((0.0, 2 * math.pi),))
+    eq = Burgers(grid, nnpde.BoundaryConditions.periodic(1), viscosity=0.08, scheme="central")
+    stepper = nnpde.ExplicitRK(eq, dt=0.02, method="rk4")
+    data = jnp.stack([nnpde.rollout(stepper, wave(16, p), 4, include_init=True) for p in (0.0, 2.0)])
+    model = nnpde.CorrectedStepper(stepper, conv(1, 1, 1, (True,)))
+    seen = []
+
+    def on_evaluation(step, figures):
+        lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+        on_file = [json.loads(line) for line in lines if "eval_loss" in line]
+        seen.append((step, figures["loss"], on_file[-1]["step"]))
+
+    result = nnpde.fit(
+        model,
+        lambda m, b, k: nnpde.unrolled_loss(m, b),
+        data,
+        steps=5,
+        batch_size=2,
+        window=2,
+        evaluate=lambda m: {"loss": float(nnpde.unrolled_loss(m, data))},
+        eval_every=2,
+        on_evaluation=on_evaluation,
+        run_dir=tmp_path,
+        progress=False,
+    )
+    recorded = [(e["step"], e["eval_loss"]) for e in result.history if "eval_loss" in e]
+    assert [step for step, _, _ in seen] == [2, 4, 5]
+    assert [(step, loss) for step, loss, _ in seen] == recorded
+    assert all(step == on_file for step, _, on_file in seen)
 
 
 # -- bad configurations -------------------------------------------------------------

@@ -7,11 +7,14 @@ trajectories (the task's relative L2 error at its horizon). Each seed is a fresh
 process (compilation and data generation are inside the clock; nothing is cached
 between seeds: the reference data are generated anew in every run), launched under
 ``mpirun -n RANKS`` when ``ranks > 1``. At least 5 seeds; the fastest and the slowest
-are dropped and the rest averaged. Each run writes an MLPerf-style log
-(``:::MLLOG`` lines: run_start, data_staging, eval_accuracy, run_stop, ...); the
+are dropped and the rest averaged. Each run writes an MLPerf log
+(``:::MLLOG`` lines: init, run_start, staging, eval_error, run_stop, ...); the
 benchmark writes ``report.json`` and a disclosure file (``disclosure.md``):
 hardware, software, precision, parallel layout, batch, averaging, seeds, every setting,
-and a derived cost. MLPerf-style, not MLPerf: the benchmark and its rules are ours.
+and a derived cost. MLPerf-style, not MLPerf: the benchmark and its rules are ours. The
+logs are written with MLCommons' ``mlperf-logging`` and each is checked by its
+compliance checker (HPC 3.0.0 rules as adapted in ``mllog_rules/``); the verdict and the
+command are in the report.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-from ._mllog import read_mllog
+from mlperf_logging.mllog import constants as mlc
+
+from ._mllog import CHECKER_RULESET, CHECKER_USAGE, EVAL_ERROR, RULES, check_mllog, checker_command, read_mllog
 
 
 def _mpirun() -> str:
@@ -70,10 +75,12 @@ def _one_run(config_path, overrides, out: Path, seed: int, ranks: int, max_steps
     by_key = {}
     for e in events:
         by_key.setdefault(e["key"], []).append(e)
-    start = by_key.get("run_start", [{}])[0].get("time_ms")
-    stop = by_key.get("run_stop", [{}])[-1]
+    start = by_key.get(mlc.RUN_START, [{}])[0].get("time_ms")
+    stop = by_key.get(mlc.RUN_STOP, [{}])[-1]
     status = stop.get("metadata", {}).get("status", "crashed")
+    staging = by_key.get(mlc.STAGING_STOP, [{}])[-1].get("metadata", {})
     summary = json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").exists() else {}
+    passed, _ = check_mllog(mllog) if mllog.exists() else (False, "")
     return {
         "seed": seed,
         "status": status if code in (0, 3) else f"crashed (exit {code})",
@@ -81,9 +88,10 @@ def _one_run(config_path, overrides, out: Path, seed: int, ranks: int, max_steps
         "time_to_train_seconds": (stop["time_ms"] - start) / 1000 if start and "time_ms" in stop else None,
         "process_seconds": round(process_seconds, 3),
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-        "steps": stop.get("metadata", {}).get("step"),
-        "evaluations": [e["value"] for e in by_key.get("eval_accuracy", [])],
-        "data_staging_seconds": next((e["value"] for e in by_key.get("data_staging", []) if e["value"]), None),
+        "steps": stop.get("metadata", {}).get("step_num"),
+        "evaluations": [e["value"] for e in by_key.get(EVAL_ERROR, [])],
+        "data_staging_seconds": staging.get("staging_duration"),
+        "mllog_compliance": {"passed": passed, "command": " ".join(checker_command(mllog))},
         "final_error": summary.get("horizon_error", {}).get("model"),
         "environment": summary.get("environment"),
         "averaging": summary.get("averaging"),
@@ -160,6 +168,11 @@ def time_to_train(config_path, config, task, *, ranks: int = 1, overrides=(), ou
             "all": [r["time_to_train_seconds"] for r in runs],
         },
         "steps_to_target": [r["steps"] for r in runs],
+        "mllog_compliance": {
+            "passed": all(r["mllog_compliance"]["passed"] for r in runs),
+            "checker": f"mlperf_logging.compliance_checker --usage {CHECKER_USAGE} --ruleset {CHECKER_RULESET} "
+            f"--config {RULES}",
+        },
         "derived_cost": cost,
         "environment": env,
         "config": config.to_dict(),
@@ -194,6 +207,12 @@ def _disclosure(report: dict, task) -> str:
         f"({report['time_to_train_seconds']['rule']})",
         f"- per seed (s): {report['time_to_train_seconds']['all']}; steps: {report['steps_to_target']}",
         f"- complete (every seed reached the target): {report['complete']}",
+        f"- MLPerf logs: MLCommons' compliance checker ({report['mllog_compliance']['checker']}) "
+        + (
+            "passed on every seed's log"
+            if report["mllog_compliance"]["passed"]
+            else f"FAILED on seeds {[r['seed'] for r in report['runs'] if not r['mllog_compliance']['passed']]}"
+        ),
     ]
     if report["derived_cost"]:
         c = report["derived_cost"]
@@ -233,6 +252,7 @@ def _disclosure(report: dict, task) -> str:
         "",
         "## Commands",
         *[f"- seed {r['seed']}: `{r['command']}`" for r in report["runs"]],
+        *[f"- seed {r['seed']}, log check: `{r['mllog_compliance']['command']}`" for r in report["runs"]],
         "",
         "## Machine load (1-minute load average before / after each run; other work inflates the times)",
         *[f"- seed {r['seed']}: {r.get('load_average_1min')}" for r in report["runs"]],

@@ -4,7 +4,7 @@
 nnpde train     CONFIG [--set key=value ...]   train (resumes), then evaluate and write the report
 nnpde evaluate  CONFIG [--set ...]             evaluate the trained model: plots + evaluation.json
 nnpde generate  CONFIG [--set ...]             stage the reference data into data.cache_dir
-nnpde benchmark CONFIG [--ranks N] [--set ...] time-to-train over several seeds (MLPerf-style log)
+nnpde benchmark CONFIG [--ranks N] [--set ...] time-to-train over several seeds (MLPerf logs)
 nnpde validate  [--suite MODULE] [--only NAME] the validation suite against published references
 nnpde simulate  [--problem MODULE] [--set ...] run a problem's plain simulation
 nnpde detect    CONFIG [--set ...]             fit, threshold and score anomaly detectors
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_config_args(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-evaluate", dest="evaluate", action="store_false", help="skip the final report")
-    train.add_argument("--mllog", default=None, help="write an MLPerf-style event log to this path")
+    train.add_argument("--mllog", default=None, help="write an MLPerf log (mlperf-logging) to this path")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run: plots and evaluation.json")

@@ -62,6 +62,7 @@ def fit(
     averager=None,
     stop_when: Callable[[dict], bool] | None = None,
     preempted: Callable[[], bool] | None = None,
+    on_evaluation: Callable[[int, dict], None] | None = None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimiser steps on windows of ``trajectories``.
 
@@ -95,6 +96,9 @@ def fit(
     stops (checkpoint written, groups averaged) once it is true, on every rank at once
     (with a topology, only when it is true on every group: one blocking vote over the
     world at evaluation steps). ``FitResult.stopped_early`` tells whether it did.
+    ``on_evaluation(step, figures)``: called after each evaluation is recorded, the
+    final one included (e.g. to log it at once, so that a run that crashes later keeps
+    it).
 
     ``preempted() -> bool``: whether the job must stop soon (``nnpde.StopSignals``: a
     batch system's ``SIGTERM`` or ``SIGUSR1``). Checked after every step in one process,
@@ -119,7 +123,13 @@ def fit(
         loss_fn, optimizer, static, trajectories, batch_size, window, seed=seed, topology=topology, reduce=reduce
     )
     schedule = Schedule(steps, log_every, eval_every, checkpoint_every)
-    hooks = dict(evaluate=evaluate, stop_when=stop_when, averager=averager, preempted=preempted)
+    hooks = dict(
+        evaluate=evaluate,
+        stop_when=stop_when,
+        averager=averager,
+        preempted=preempted,
+        on_evaluation=on_evaluation,
+    )
     with TrainingRun(schedule, static, topology, run_dir=run_dir, config=config, progress=progress, **hooks) as run:
         state = run.resume(state)
         began = time.perf_counter()

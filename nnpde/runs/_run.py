@@ -19,10 +19,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from mlperf_logging.mllog import constants as mlc
 
 from ..hybrid._task import Task
 from ._config import ConfigError, RunConfig, check_domain, check_layout
-from ._mllog import MLLogger
+from ._mllog import EVAL_ERROR, TARGET_EVAL_ERROR, MLLogger
 from ._problem import build, import_problem
 
 
@@ -199,12 +200,14 @@ def _topology(config: RunConfig):
 def environment(topology=None) -> dict:
     """Hardware and software of this process, for summaries and disclosure files: host,
     platform, Python, CPU model and cores, JAX devices, the versions of the numerical
-    packages (``None`` where absent), the JAX compilation cache, and the parallel layout
-    (``topology.describe()``; one rank, one group without a ``GroupTopology``)."""
+    packages and of mlperf-logging (``None`` where absent), the JAX compilation cache,
+    and the parallel layout (``topology.describe()``; one rank, one group without a
+    ``GroupTopology``)."""
     from importlib import metadata
 
     versions = {}
-    for package in ("jax", "jaxlib", "equinox", "flax", "optax", "diffrax", "mpi4py", "mpi4jax", "mpich", "numpy"):
+    numerical = ("jax", "jaxlib", "equinox", "flax", "optax", "diffrax", "mpi4py", "mpi4jax", "mpich", "numpy")
+    for package in (*numerical, "mlperf-logging"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -237,7 +240,8 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
 
     Resumable: a run directory with checkpoints continues from the latest. With
     ``train.stop_at_target`` the run stops at the first evaluation whose held-out
-    horizon error reaches the task's target. ``mllog``: path of an MLPerf-style log.
+    horizon error reaches the task's target. ``mllog``: path of an MLPerf log, written
+    with MLCommons' ``mlperf-logging`` (what it holds: ``nnpde.runs._mllog``).
     ``preempted``: ``fit``'s stop request (``StopSignals``); when it stops the run,
     ``Preempted`` propagates and no summary is written.
     """
@@ -255,8 +259,13 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
     topology, averager = _topology(config)
     root = topology is None or topology.is_root
     log = MLLogger(mllog, enabled=root)
-    log.event("run_start", metadata_time=clock)
-    log.start("init_start")
+    # MLPerf's untimed init: from the call (task, model and MPI set-up) to the settings
+    # logged; the clock (run_start) then covers the rest, data staging and compilation
+    # included.
+    log.start(mlc.INIT_START, time_ms=int(clock * 1000))
+    _log_settings(log, config, task, topology)
+    log.end(mlc.INIT_STOP)
+    log.start(mlc.RUN_START)
     run_dir = config.run_dir
     if changes and resumed_from is not None:
         echo(f"resuming {run_dir} from step {resumed_from} with changed settings (recorded in history.jsonl):")
@@ -265,21 +274,17 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
         run_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write_text(run_dir / "config.toml", config.to_toml())
         record(run_dir, {"command": "train", "resumed_from_step": resumed_from, "changed": changes})
-    log.event("seed", config.train.seed, model_seed=config.model.seed)
-    log.event("global_batch_size", config.train.batch_size * (topology.n_groups if topology else 1))
-    log.event("opt_base_learning_rate", config.train.learning_rate)
-    log.event("target_accuracy", task.target, metric="relative L2 error at the horizon (lower is better)")
-    log.start("data_staging")
+    log.start(mlc.STAGING_START)
     train_data, held_out, staging_seconds = stage_data(
         config, task, topology=topology, cache=bool(config.data.cache_dir)
     )
-    log.end("data_staging", round(staging_seconds, 3))
+    log.end(mlc.STAGING_STOP, staging_duration=round(staging_seconds, 3))
     if config.train.augment:
         n_raw = train_data.shape[0]
         train_data = task.augment(train_data)
         echo(f"train.augment: {n_raw} training trajectories and their {len(task.symmetries)} symmetry images")
-    log.event("train_samples", int(train_data.shape[0]))
-    log.event("eval_samples", int(held_out.shape[0]))
+    log.event(mlc.TRAIN_SAMPLES, int(train_data.shape[0]))
+    log.event(mlc.EVAL_SAMPLES, int(held_out.shape[0]))
     echo(
         f"{task.name}: {kind} model, {train_data.shape[0]} training / {held_out.shape[0]} held-out trajectories "
         f"({staging_seconds:.1f} s to stage), target horizon error {task.target:g}"
@@ -287,7 +292,6 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
     evaluate = make_evaluator(task, held_out)
     plain = _plain_error(evaluate, task)
     echo(f"plain coarse solver: horizon error {plain:.4g}")
-    log.end("init_stop")
 
     unroll, noise = config.train.unroll, config.train.noise
 
@@ -299,10 +303,18 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
     def evaluate_logged(m):
         figures = evaluate(m)
         evaluations.append(figures["horizon_error"])
-        log.event("eval_accuracy", figures["horizon_error"], eval_index=len(evaluations))
         return figures
 
-    log.start("block_start", first_step=0)
+    global_batch = config.train.batch_size * (topology.n_groups if topology else 1)
+
+    def epochs(step):  # an MLPerf epoch: as many sampled windows as there are training trajectories
+        return round(step * global_batch / train_data.shape[0], 6)
+
+    def log_evaluation(step, figures):  # at once: a run that crashes later keeps it
+        log.event(EVAL_ERROR, figures["horizon_error"], epoch_num=epochs(step), step_num=step)
+
+    first = resumed_from or 0
+    log.start(mlc.BLOCK_START, first_epoch_num=epochs(first), epoch_count=epochs(config.train.steps - first))
     result = fit(
         model,
         loss,
@@ -323,11 +335,13 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
         averager=averager,
         stop_when=(lambda f: f["horizon_error"] <= task.target) if config.train.stop_at_target else None,
         preempted=preempted,
+        on_evaluation=log_evaluation,
     )
     final = evaluations[-1]
     reached = final <= task.target
-    log.end("block_stop", int(result.state.step))
-    log.event("run_stop", None, status="success" if reached else "aborted", step=int(result.state.step))
+    steps_done = int(result.state.step)
+    log.end(mlc.BLOCK_STOP, first_epoch_num=epochs(first), step_num=steps_done)
+    log.event(mlc.RUN_STOP, status=mlc.SUCCESS if reached else mlc.ABORTED, step_num=steps_done)
     wall = time.perf_counter() - began
     summary = {
         "name": config.name,
@@ -365,6 +379,34 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
         f"{'reached' if reached else 'NOT reached'})"
     )
     return summary
+
+
+def _log_settings(log: MLLogger, config: RunConfig, task: Task, topology) -> None:
+    """The MLPerf log's submission keys and settings. The values say what the run is:
+    nnpde's own benchmark (division open, status research), not an MLCommons
+    submission; the rules they are checked against: ``mllog_rules/nnpde_hpc_3.0.0.yaml``."""
+    ranks = topology.world_size if topology is not None else 1
+    log.event(mlc.SUBMISSION_BENCHMARK, f"nnpde_{task.name}")
+    log.event(mlc.SUBMISSION_ORG, "nnpde (not an MLCommons submission)")
+    log.event(mlc.SUBMISSION_DIVISION, mlc.OPEN)
+    log.event(mlc.SUBMISSION_STATUS, mlc.RESEARCH)
+    log.event(mlc.SUBMISSION_PLATFORM, f"{platform.node()}: {ranks} rank(s) x {jax.devices()[0].device_kind}")
+    compilation_cache = jax.config.jax_compilation_cache_dir
+    log.event(
+        mlc.CACHE_CLEAR,
+        not config.data.cache_dir and not compilation_cache,  # nothing on disk from an earlier run is reused
+        data_cache=config.data.cache_dir or None,
+        compilation_cache=compilation_cache,
+        os_file_cache="not dropped",
+    )
+    log.event(mlc.SEED, config.train.seed, model_seed=config.model.seed)
+    log.event(mlc.GLOBAL_BATCH_SIZE, config.train.batch_size * (topology.n_groups if topology else 1))
+    log.event(mlc.OPT_NAME, mlc.ADAM)
+    log.event(mlc.OPT_BASE_LR, config.train.learning_rate)
+    log.event(mlc.OPT_LR_WARMUP_STEPS, config.train.warmup_steps)
+    log.event(mlc.OPT_LR_DECAY_SCHEDULE, config.train.schedule)
+    log.event(mlc.OPT_GRADIENT_CLIP_NORM, config.train.clip_norm)
+    log.event(TARGET_EVAL_ERROR, task.target, metric="relative L2 error at the horizon, held-out mean")
 
 
 def _check_checkpoints_fit(config: RunConfig, model) -> int | None:

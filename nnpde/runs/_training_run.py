@@ -174,10 +174,12 @@ class TrainingRun:
         stop_when: Callable[[dict], bool] | None,
         progress: bool,
         preempted: Callable[[], bool] | None = None,
+        on_evaluation: Callable[[int, dict], None] | None = None,
     ):
         self.schedule, self._static = schedule, static
         self._topology, self._averager = topology, averager
-        self._evaluate, self._stop_when, self._preempted = evaluate, stop_when, preempted
+        self._evaluate, self._stop_when = evaluate, stop_when
+        self._preempted, self._on_evaluation = preempted, on_evaluation
         self._roles = Roles.of(topology)
         self._progress = progress
         self._bar = None
@@ -391,6 +393,8 @@ class TrainingRun:
                 f"checkpointed; {self._kept()}. {_FIX}"
             )
         self._record(step, {f"eval_{k}": v for k, v in figures.items()})
+        if self._on_evaluation is not None:
+            self._on_evaluation(step, figures)
         return figures
 
     def _record(self, step: int, metrics: dict) -> dict:
