@@ -121,6 +121,8 @@ from .runs._run import load_task as load_task
 from .runs._run import restore_model as restore_model
 from .runs._run import set_precision as set_precision
 from .runs._run import stage_data as stage_data
+from .runs._signals import StopSignals as StopSignals
 from .runs._simulation import Simulation as Simulation
 from .runs._simulation import run_simulation as run_simulation
 from .runs._training_run import Diverged as Diverged
+from .runs._training_run import Preempted as Preempted

@@ -404,7 +404,7 @@ def test_fit_resumed_from_a_checkpoint_continues_bitwise(tmp_path):
     data = jnp.stack([nnpde.rollout(stepper, wave(16, p) * 1.2, 6, include_init=True) for p in (0.0, 1.0, 2.0)])
     data = data + 0.01 * jnp.cos(jnp.arange(16.0))
 
-    def run(steps, directory):
+    def run(steps, directory, preempted=None):
         model = nnpde.CorrectedStepper(stepper, conv(1, 1, 1, (True,), seed=1), scale=0.02)
         return nnpde.fit(
             model,
@@ -419,17 +419,28 @@ def test_fit_resumed_from_a_checkpoint_continues_bitwise(tmp_path):
             log_every=1,
             optimizer=nnpde.make_optimizer(1e-2, clip_norm=1.0),
             progress=False,
+            preempted=preempted,
         )
 
     straight = run(8, tmp_path / "straight")
     run(5, tmp_path / "resumed")
     resumed = run(8, tmp_path / "resumed")
-    for a, b in zip(jax.tree.leaves(straight.state), jax.tree.leaves(resumed.state)):
-        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
-            a, b = jax.random.key_data(a), jax.random.key_data(b)
-        np.testing.assert_array_equal(a, b)
-    logged = [entry["step"] for entry in nnpde.read_metrics(tmp_path / "resumed" / "metrics.jsonl")]
-    assert logged == list(range(1, 9)), logged
+    # A stop request (a batch system's signal, nnpde.StopSignals) after step 4, between
+    # two scheduled checkpoints: that step is checkpointed, and the run resumes from it.
+    asked = iter([False, False, False, True])
+    with pytest.raises(nnpde.Preempted, match="stopped at step 4") as stop:
+        run(8, tmp_path / "preempted", preempted=lambda: next(asked))
+    assert stop.value.step == 4
+    with nnpde.Checkpointer(tmp_path / "preempted" / "checkpoints", read_only=True) as reader:
+        assert reader.all_steps() == [3, 4]
+    preempted = run(8, tmp_path / "preempted")
+    for other, directory in ((resumed, "resumed"), (preempted, "preempted")):
+        for a, b in zip(jax.tree.leaves(straight.state), jax.tree.leaves(other.state)):
+            if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+                a, b = jax.random.key_data(a), jax.random.key_data(b)
+            np.testing.assert_array_equal(a, b)
+        logged = [entry["step"] for entry in nnpde.read_metrics(tmp_path / directory / "metrics.jsonl")]
+        assert logged == list(range(1, 9)), (directory, logged)
 
 
 # -- long unrolls fit in memory; an inverse problem is solved ---------------------------

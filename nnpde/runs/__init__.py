@@ -6,6 +6,7 @@ effects (files, the clock, progress bars, MPI launches). ``_config`` (the TOML s
 ``_fit`` (the training loop) with ``_checkpoint`` and ``_metrics_log``, ``_run`` and
 ``_cli`` (the ``nnpde`` command), ``_history`` (what changed each time a run was
 started again), ``_benchmark`` and ``_mllog`` (time to train),
-``_resumable`` (long reference runs that survive a kill), ``_report``, ``_simulation``
+``_resumable`` (long reference runs that survive a kill), ``_signals`` (a batch
+system's stop signal as a flag the loop reads), ``_report``, ``_simulation``
 and ``_validation``. Public names are re-exported flat by ``nnpde``.
 """

@@ -22,7 +22,9 @@ cannot run is refused before any work, with the key and the fix.
 Exit codes: 0 done; 2 configuration refused (nothing written); 3 trained, but the
 target was not reached (``train.stop_at_target``) or a benchmark is incomplete; 4 the
 model diverged (a non-finite loss, gradient, parameter or result; nothing non-finite
-is written or reported); 1 any other error.
+is written or reported); 5 training stopped by ``SIGTERM`` or ``SIGUSR1`` (a batch
+system's time limit or preemption), a checkpoint written: the same command resumes;
+1 any other error.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
+import platform
 import sys
 from pathlib import Path
 
@@ -140,17 +144,39 @@ def _world_topology():
 
 def _train(args) -> int:
     from ..distributed import abort_on_error
-    from ._run import evaluate, train, world_size
+    from ._run import check_launch, evaluate, train, world_size
+    from ._signals import StopSignals
+    from ._training_run import Preempted
 
-    config, _ = _config(args, ranks=world_size(), writes_run=True)  # the same refusal on every rank
-    _print_config(config, "train")
+    # SIGTERM / SIGUSR1 (a batch system's "stop soon"): checkpoint, exit 5, resume on a rerun.
+    with StopSignals() as signals:
+        check_launch()
+        config, _ = _config(args, ranks=world_size(), writes_run=True)  # the same refusal on every rank
+        _print_config(config, "train")
+        _print_rank(world_size())
+        with abort_on_error():
+            try:
+                summary = train(config, progress=not args.no_progress, mllog=args.mllog, echo=_echo, preempted=signals)
+            except Preempted as stop:  # on every rank at the same step: not a failure to abort on
+                _echo(f"nnpde train: {stop}")
+                return 5
     with abort_on_error():
-        summary = train(config, progress=not args.no_progress, mllog=args.mllog, echo=_echo)
         if args.evaluate and _is_root():
             evaluate(config)
     if _is_root():
         print(f"wrote {config.run_dir / 'train.json'}")
     return 0 if (summary["reached_target"] or not config.train.stop_at_target) else 3
+
+
+def _print_rank(ranks: int) -> None:
+    """Under MPI, one line from every rank: where it runs and on what (its own log file
+    on a cluster, where a job script gives each rank one)."""
+    if ranks > 1:
+        import jax
+        from mpi4py import MPI
+
+        rank = MPI.COMM_WORLD.Get_rank()
+        print(f"rank {rank} of {ranks} on {platform.node()} (pid {os.getpid()}), devices {jax.devices()}", flush=True)
 
 
 def _echo(*text):

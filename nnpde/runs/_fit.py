@@ -24,7 +24,7 @@ import optax
 
 from .._checks import check_int
 from ..hybrid._train import TrainState, init_train_state, make_optimizer
-from ._training_run import Schedule, TrainingRun, make_batch_step
+from ._training_run import Preempted, Schedule, TrainingRun, make_batch_step
 
 
 @dataclasses.dataclass
@@ -61,6 +61,7 @@ def fit(
     topology=None,
     averager=None,
     stop_when: Callable[[dict], bool] | None = None,
+    preempted: Callable[[], bool] | None = None,
     on_evaluation: Callable[[int, dict], None] | None = None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimiser steps on windows of ``trajectories``.
@@ -98,6 +99,15 @@ def fit(
     ``on_evaluation(step, figures)``: called after each evaluation is recorded, the
     final one included (e.g. to log it at once, so that a run that crashes later keeps
     it).
+
+    ``preempted() -> bool``: whether the job must stop soon (``nnpde.StopSignals``: a
+    batch system's ``SIGTERM`` or ``SIGUSR1``). Checked after every step in one process,
+    and at checkpoint steps under MPI (one blocking vote over the world, true when any
+    rank was asked, so that all ranks stop at the same step): when true, the state is
+    checkpointed and ``Preempted`` raised; the same call again resumes from there (and,
+    without cross-group averaging, ends bit for bit where an uninterrupted run ends).
+    Under MPI the stop waits for the next checkpoint step: keep ``checkpoint_every``
+    steps shorter than the warning the batch system gives.
     """
     steps = check_int(steps, "steps", fix="train for at least one step.")
     batch_size, window, log_every = (
@@ -113,7 +123,13 @@ def fit(
         loss_fn, optimizer, static, trajectories, batch_size, window, seed=seed, topology=topology, reduce=reduce
     )
     schedule = Schedule(steps, log_every, eval_every, checkpoint_every)
-    hooks = dict(evaluate=evaluate, stop_when=stop_when, averager=averager, on_evaluation=on_evaluation)
+    hooks = dict(
+        evaluate=evaluate,
+        stop_when=stop_when,
+        averager=averager,
+        preempted=preempted,
+        on_evaluation=on_evaluation,
+    )
     with TrainingRun(schedule, static, topology, run_dir=run_dir, config=config, progress=progress, **hooks) as run:
         state = run.resume(state)
         began = time.perf_counter()
@@ -131,6 +147,8 @@ def fit(
                 run.advance()
                 if stopped_early:
                     break
+                if done < steps and run.stop_requested(done, state):  # checkpointed: the same call resumes
+                    raise Preempted(done, run_dir)
         except KeyboardInterrupt:
             run.save(state)  # an interrupted run resumes where it was stopped
             raise

@@ -80,6 +80,26 @@ def world_size() -> int:
     return MPI.COMM_WORLD.Get_size()
 
 
+def check_launch() -> None:
+    """Refuse a process that ``srun`` started as one of several tasks without making it
+    an MPI rank (``ConfigError`` with the fix): each task would train alone, every one
+    into the same run directory. The usual cause on a cluster is an MPI that srun's
+    process-management interface does not reach (``srun --mpi=...``, or mpi4py built
+    against another MPI than the cluster's)."""
+    from ..distributed import launched_by_mpi
+
+    tasks = os.environ.get("SLURM_STEP_NUM_TASKS", "")
+    if launched_by_mpi() or not tasks.isdigit() or int(tasks) <= 1:
+        return
+    raise ConfigError(
+        f"srun started {tasks} tasks of this command (SLURM_STEP_NUM_TASKS={tasks}), but this one is not an MPI "
+        "rank (no PMI_RANK, PMIX_RANK or OMPI_COMM_WORLD_SIZE in its environment): each task would train alone, all "
+        "into the same run directory. Fix: let srun start MPI ranks (srun --mpi=pmix or --mpi=pmi2, one that "
+        "`srun --mpi=list` offers and the cluster's MPI supports, with mpi4py and mpi4jax built against that MPI: "
+        "docs/distributed.md, 'Running on a Slurm cluster'), or launch with mpirun."
+    )
+
+
 def _reference_decomposition(config: RunConfig, task: Task):
     """The ``Decomposition`` of the task's reference grid over ``distributed.domain``
     (collective over ``MPI.COMM_WORLD``); refusals name the key."""
@@ -215,13 +235,15 @@ def environment(topology=None) -> dict:
     }
 
 
-def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None, echo=print) -> dict:
+def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None, echo=print, preempted=None) -> dict:
     """Train ``config``'s model; returns (and writes to ``run_dir/train.json``) the summary.
 
     Resumable: a run directory with checkpoints continues from the latest. With
     ``train.stop_at_target`` the run stops at the first evaluation whose held-out
     horizon error reaches the task's target. ``mllog``: path of an MLPerf log, written
     with MLCommons' ``mlperf-logging`` (what it holds: ``nnpde.runs._mllog``).
+    ``preempted``: ``fit``'s stop request (``StopSignals``); when it stops the run,
+    ``Preempted`` propagates and no summary is written.
     """
     from ..hybrid._loss import unrolled_loss
     from ._fit import fit
@@ -312,6 +334,7 @@ def train(config: RunConfig, *, progress: bool = True, mllog: str | None = None,
         topology=topology,
         averager=averager,
         stop_when=(lambda f: f["horizon_error"] <= task.target) if config.train.stop_at_target else None,
+        preempted=preempted,
         on_evaluation=log_evaluation,
     )
     final = evaluations[-1]

@@ -38,6 +38,21 @@ class Diverged(FloatingPointError):
     message names the step, what was not finite, the checkpoint kept and the fix."""
 
 
+class Preempted(Exception):
+    """Training stopped early because ``fit``'s ``preempted()`` asked it to (a batch
+    system's stop signal, ``StopSignals``): ``step`` is checkpointed, and the same call
+    on the same run directory resumes from it and continues as if it had not stopped.
+    Not an error of the run; ``nnpde train`` exits with code 5."""
+
+    def __init__(self, step: int, run_dir):
+        self.step, self.run_dir = step, run_dir
+        where = f"checkpoint of step {step} written in {run_dir}" if run_dir is not None else "no run_dir to write to"
+        super().__init__(
+            f"Training stopped at step {step} on request (a stop signal; {where}). Run the same command again to "
+            "resume from there."
+        )
+
+
 _FIX = (
     "Fix: lower train.learning_rate (a run started again on the same directory resumes from the last "
     "checkpoint), keep gradients clipped (train.clip_norm; make_optimizer(clip_norm=1.0)) or shorten the unroll."
@@ -158,11 +173,13 @@ class TrainingRun:
         evaluate: Callable | None,
         stop_when: Callable[[dict], bool] | None,
         progress: bool,
+        preempted: Callable[[], bool] | None = None,
         on_evaluation: Callable[[int, dict], None] | None = None,
     ):
         self.schedule, self._static = schedule, static
         self._topology, self._averager = topology, averager
-        self._evaluate, self._stop_when, self._on_evaluation = evaluate, stop_when, on_evaluation
+        self._evaluate, self._stop_when = evaluate, stop_when
+        self._preempted, self._on_evaluation = preempted, on_evaluation
         self._roles = Roles.of(topology)
         self._progress = progress
         self._bar = None
@@ -297,6 +314,30 @@ class TrainingRun:
         """A checkpoint at the scheduled steps."""
         if self.schedule.checkpoints_at(step):
             self.save(state)
+
+    def stop_requested(self, step: int, state) -> bool:
+        """Whether ``preempted()`` asks the run to stop after ``step``. One process: at
+        once. Several MPI ranks: at checkpoint steps only, by a blocking vote over the
+        world (true when any rank was asked), so that every rank stops at the same step
+        even though the signal reaches them at different moments. When it stops,
+        ``state`` is checkpointed and an averager's collectives are completed
+        (``finish``, its average discarded), so that the ranks leave MPI cleanly."""
+        if self._preempted is None:
+            return False
+        topology = self._topology
+        if topology is None or topology.world_comm is None or topology.world_size == 1:
+            asked = bool(self._preempted())
+        elif self.schedule.checkpoints_at(step):
+            # After ``checkpoint``: every leader has committed this step before any rank
+            # leaves the vote, so none exits (and a launcher kills none) before that.
+            asked = not _vote(not self._preempted(), topology)
+        else:
+            return False
+        if asked:
+            self.save(state)
+            if self._averager is not None:
+                self._averager.finish(state)
+        return asked
 
     def advance(self) -> None:
         """One step more on the progress bar."""
