@@ -76,7 +76,7 @@ Parts:
    ``functional_runs``, ``failure_runs``, ``collectives``, ``compute``, ``averager``,
    ``convergence``, ``predictions``, machine, date, commands) and
    ``docs/benchmarks/figures/scale_model_prediction.png``: ``predict_scaling`` from 1 to
-   10^4 nodes at a global batch of 16384 with this machine's fit and with
+   10^4 nodes at a global batch of 81920 with this machine's fit and with
    ``INTERCONNECTS`` (Cray Aries, InfiniBand HDR, NDR), synchronous, hybrid (best G) and
    asynchronous, with and without the measured stragglers.
 
@@ -173,7 +173,9 @@ FULL = {
     "validate": {"flag": 0.25},
     "report": {
         "node_counts": [1, 4, 16, 64, 256, 1024, 4096, 10000],
-        "global_batch": 16384,
+        # the local batch stays >= 8, the largest batch --part compute measures, up to 10^4 nodes
+        # (below it the measured step is far from linear in the batch)
+        "global_batch": 81920,
         "group_counts": [2, 4, 8, 16, 32, 64, 128],
         "every": 4,
         "max_staleness": 8,
@@ -852,12 +854,7 @@ def _analyse_convergence(runs, s) -> dict:
         reached = bench._to_target(run, target)
         leaders = [r for r in run["ranks"] if r["leader"]]
         averaging = [r["averaging"] for r in leaders if r["averaging"]]
-        counts = [a["staleness_count"] for a in averaging]
-        staleness = (
-            sum(a["staleness_mean"] * a["staleness_count"] for a in averaging if a["staleness_count"]) / sum(counts)
-            if averaging and sum(counts)
-            else None
-        )
+        staleness = _staleness_mean(averaging)
         rows.append(
             {
                 "ranks": run["parallel"]["ranks"],
@@ -960,7 +957,6 @@ def _functional_run(args, s, ranks, groups) -> dict:
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
     resident = _resident(rank_dir, ranks)
     groups_stats = (summary or {}).get("averaging", {}).get("groups", [])
-    counts = [g["staleness_count"] for g in groups_stats]
     steady = _steady_from_metrics(run_dir, s["skip_steps"])
     return {
         "ranks": ranks,
@@ -976,13 +972,11 @@ def _functional_run(args, s, ranks, groups) -> dict:
         "resident_mib_per_rank": resident,
         "resident_mib_max": max(resident) if resident and None not in resident else None,
         "resident_mib_total": sum(resident) if resident and None not in resident else None,
+        "averaging": {k: v for k, v in (summary or {}).get("averaging", {}).items() if k != "groups"} or None,
         "averages_completed": int(sum(g["completed"] for g in groups_stats)),
         "averages_started": int(sum(g["started"] for g in groups_stats)),
         "averages_discarded": int(sum(g["discarded_stale"] for g in groups_stats)),
-        "staleness_mean": sum(g["staleness_mean"] * g["staleness_count"] for g in groups_stats if g["staleness_count"])
-        / sum(counts)
-        if counts and sum(counts)
-        else None,
+        "staleness_mean": _staleness_mean(groups_stats),
         "staleness_max": max(
             (g["staleness_max"] for g in groups_stats if g["staleness_max"] is not None), default=None
         ),
@@ -1302,8 +1296,10 @@ def part_validate(args, settings):
         for run in functional["runs"]:
             if run["ranks"] > 16 or not run["finished"] or not run["steady_step_seconds"]:
                 continue
+            if run["groups"] > 1 and not run["averaging"]:
+                continue
             G, R = run["groups"], run["ranks_per_group"]
-            averaging = dict(every=4, max_staleness=8, wait_free=True) if G > 1 else None
+            averaging = run["averaging"] if G > 1 else None
             shared, alone, reasons = model.simulate(G, R, run["steps"], run["batch_per_group"] // R, averaging)
             reasons = [
                 *reasons,
@@ -1586,7 +1582,9 @@ def main():
         print(f"[{part}]{' (tiny)' if args.tiny else ''}", flush=True)
 
         def make(part=part):
+            load = os.getloadavg()
             result = RUNNERS[part](args, settings)
+            result["load_average_at_start"] = load
             result.update(
                 part=part,
                 tiny=args.tiny,
