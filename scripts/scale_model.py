@@ -6,23 +6,27 @@ measured on this machine, checked against measured runs and extrapolated to 10^4
 interrupted campaign resumes; the long parts also cache each run (``<part>/<run>.json``).
 Every result records its settings, command, machine and date.
 
-Launch (from the repository root; ``nice -n 19`` on a shared machine):
+Launch (from the repository root; ``nice -n 19`` on a shared machine). Durations and
+peak memory on the 2-core, 23 GiB VM under other jobs' load (measured where stated):
 
-    .venv/bin/python scripts/scale_model.py --part collectives   # ~5 min, <= 4 GB
-    .venv/bin/python scripts/scale_model.py --part averager      # ~3 min
-    .venv/bin/python scripts/scale_model.py --part compute       # ~2 min
-    .venv/bin/python scripts/scale_model.py --part convergence   # ~2-3 h, 16 ranks, ~8 GB
-    .venv/bin/python scripts/scale_model.py --part functional    # ~1 h, up to 32 ranks, ~14 GB
-    .venv/bin/python scripts/scale_model.py --part validate      # ~1 min (needs the parts above)
+    .venv/bin/python scripts/scale_model.py --part collectives   # 94 s measured; 16 ranks x ~0.2 GB
+    .venv/bin/python scripts/scale_model.py --part averager      # ~3 min; 2 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part compute       # 44 s measured; ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part convergence   # ~1.5-2 h (39 runs); 16 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part functional    # ~45 min (12 runs); 32 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part validate      # < 1 min (needs the parts above)
     .venv/bin/python scripts/scale_model.py --part report        # ~5 min: benchmarks/results/scale_model.json
     .venv/bin/python scripts/scale_model.py --part all           # all of them, in this order
 
+A run that failed (say, out of memory) is recorded (``finished: false``) and cached like
+any other; delete its ``runs/scale_model/<part>/<run>.json`` to redo that run alone.
 ``--tiny`` runs a cut-down version of a part (2 ranks, few sizes and steps, under a
 minute each) into ``runs/scale_model_tiny/``; ``--set part.key=JSON`` overrides one
 setting (``--set convergence.seeds=[0,1]``); ``--out-dir`` moves the cache. Settings:
 ``FULL`` and ``TINY`` below. Every ``mpirun`` gets ``MPIR_CVAR_ENABLE_HEAVY_YIELD=1``
-(ranks beyond the core count yield instead of spinning) and ``JAX_PLATFORMS=cpu``
-unless set.
+(ranks beyond the core count yield instead of spinning), and unless set
+``JAX_PLATFORMS=cpu`` and one persistent compilation cache,
+``runs/scale_model_jax_cache`` (no timed step includes compilation either way).
 
 Parts:
 
