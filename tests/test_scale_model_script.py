@@ -1,0 +1,88 @@
+"""``scripts/scale_model.py``, the scale-model campaign, in its ``--tiny`` form: the
+collectives part under ``mpirun -n 2`` (timed, fitted, cached), then validate and report
+on tiny outputs of the other parts.
+
+The averager, compute, convergence and functional parts train models under ``mpirun``
+(a minute or more each, even tiny); their tiny outputs are kept in
+``tests/data/scale_model_tiny/`` (made by ``python scripts/scale_model.py --part P
+--tiny`` and copied from ``runs/scale_model_tiny/``; remake them when a part's output
+changes shape).
+"""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "data" / "scale_model_tiny"
+KEYS = {"ranks", "groups", "what", "measured", "predicted", "relative_error", "flagged"}
+
+
+def _script(*args, out_dir):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", MPIR_CVAR_ENABLE_HEAVY_YIELD="1")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "scale_model.py"), *args, "--tiny", "--out-dir", str(out_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_collectives_validate_and_report_tiny(tmp_path):
+    out = tmp_path / "cache"
+    _script("--part", "collectives", out_dir=out)
+    collectives = json.loads((out / "collectives.json").read_text())
+    rows = collectives["rows"]
+    assert {(r["op"], r["ranks"]) for r in rows} == {("Allreduce", 2), ("Iallreduce", 2)}
+    assert len({r["nbytes"] for r in rows}) >= 2
+    for r in rows:
+        assert r["correct"] and r["count"] == len(r["seconds"]) >= 2, r
+        assert 0 < r["min"] <= r["median"] <= r["max"] < 10, r
+    for op, fit in collectives["fits"].items():
+        best = fit["by_algorithm"][fit["best"]]
+        # 2 ranks cannot tell the algorithms apart; every fit is a sane latency and bandwidth
+        assert 0 <= best["alpha"] < 0.1 and best["beta"] > 0, (op, best)
+        assert 1e5 < best["bandwidth_bytes_per_second"] < 1e13, (op, best)
+        assert math.isfinite(best["relative_rms"]) and len(best["points"]) == len(rows) // 2, (op, best)
+    assert collectives["settings"]["ranks"] == [2] and "mpirun -n 2" in collectives["commands"][0]
+    # a part already done is read back, not redone
+    assert "cached" in _script("--part", "collectives", out_dir=out)
+
+    for part in ("averager", "compute", "convergence", "functional"):
+        shutil.copy(FIXTURES / f"{part}.json", out / f"{part}.json")
+    _script("--part", "validate", out_dir=out)
+    results, figure = tmp_path / "scale_model.json", tmp_path / "prediction.png"
+    _script("--part", "report", "--results", str(results), "--figure", str(figure), out_dir=out)
+    report = json.loads(results.read_text())
+
+    validation = report["validation"]
+    assert {"step_seconds", "staleness", "steps_to_target", "seconds_to_target", "averager_exchange_seconds"} <= {
+        e["what"] for e in validation
+    }
+    for e in validation:
+        assert KEYS <= set(e) and 1 <= e["ranks"] <= 16, e
+        assert e["measured"] > 0 and e["predicted"] > 0 and math.isfinite(e["relative_error"]), e
+        assert e["flagged"] == (abs(e["relative_error"]) > 0.25), e
+        assert not e["flagged"] or e["reason"], e
+    for run in report["functional_runs"]:
+        assert {"ranks", "groups", "finished", "seconds", "resident_mib_per_rank", "averages_completed"} <= set(run)
+        assert run["finished"] and run["seconds"] > 0 and all(m > 50 for m in run["resident_mib_per_rank"]), run
+    for run in report["failure_runs"]:
+        assert run["bounded"] and run["all_ranks_exited_with_error"] and run["seconds_from_failure_to_exit"] > 0
+    assert report["compute"]["runs"] and report["convergence"]["steps_to_target_fit"]["single_group_steps"] > 0
+    assert {"machine", "date", "command", "collectives", "averager"} <= set(report)
+    networks = report["predictions"]["networks"]
+    assert "this_machine" in networks and "infiniband_hdr" in networks
+    for prediction in networks.values():
+        for point in prediction["points"]:
+            for layout in ("synchronous", "asynchronous"):
+                assert point[layout]["seconds"] > 0 and 0 < point[layout]["parallel_efficiency"] <= 1.5, point
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
