@@ -227,8 +227,8 @@ def predict_scaling(
     computes ``global_batch / N`` samples, ``compute.at_batch(global_batch / N)``
     (``N <= global_batch`` is required). Its step ``t0 + t1 * b`` floors at the fixed
     cost ``t0`` as the local batch ``b`` shrinks, so once ``global_batch / N`` falls
-    below ``t0 / t1`` a synchronous step stops getting shorter and the efficiency
-    falls: fully synchronous strong scaling saturates.
+    below ``t0 / t1`` more nodes barely shorten a step and the efficiency falls: strong
+    scaling saturates (in every layout: each computes ``global_batch / N`` per node).
     Parallel efficiency is ``T(1) / (N * T(N))``, ``T`` the time to target, ``T(1)``
     one node computing the whole global batch, with the same straggler setting.
     ``node_hours`` is ``N * T(N) / 3600``, the cost. ``stragglers``: ``(probability,
