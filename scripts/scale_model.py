@@ -50,8 +50,11 @@ Parts:
    and ``fit``; step time from its pass-through hook) at per-rank batches 1, 2, 4, 8,
    a few hundred steps each; then at batch 8 with an injected straggler (with
    probability 0.05 a step sleeps 2x the median step after it completes). Fitted:
-   ``ComputeModel.fit_lognormal`` per batch; the straggler run's probability and
-   slowdown; the process's CPU use in cores (for the CPU-sharing factor below).
+   ``ComputeModel.fit_lognormal`` per batch; ``fit_batch_scaling``, the step's fixed
+   and per-sample cost ``t(b) = t0 + t1 b``, to the batches' medians
+   (``batch_scaling``; validate and report refit it from the cached runs); the
+   straggler run's probability and slowdown; the process's CPU use in cores (for the
+   CPU-sharing factor below).
 4. ``convergence``: ``mpirun -n 16`` of benchmark_distributed's convergence worker with
    1, 2, 4, 8, 16 groups (16 / G ranks each), averaging every 2, 4, 8 steps (wait-free,
    max staleness 2 x every), seeds 0, 1, 2 (one data set: ``--data-seed 0``), equal
@@ -75,12 +78,16 @@ Parts:
    groups, what, measured, predicted, relative_error}``, flagged beyond 25 % with a
    reason. Ranks beyond the cores share them: the prediction scales compute by
    ``max(1, ranks x cores-per-process / cores)`` (``predicted_without_sharing`` leaves
-   it out).
+   it out); a batch that was not measured is moved from the nearest measured one by
+   ``t0 + t1 b``, and each batch's median is checked against that fit.
 7. ``report``: ``benchmarks/results/scale_model.json`` (``validation``,
    ``functional_runs``, ``failure_runs``, ``collectives``, ``compute``, ``averager``,
    ``convergence``, ``predictions``, machine, date, commands) and
    ``docs/benchmarks/figures/scale_model_prediction.png``: ``predict_scaling`` from 1 to
-   10^4 nodes at a global batch of 81920 with this machine's fit and with
+   10^4 nodes at a global batch of 16384 (2^14, a large-batch setting that still gives
+   every one of 10^4 nodes a sample; each node computes ``16384 / N`` samples, at the
+   measured step moved by ``t0 + t1 b``, so below ``t0 / t1`` samples per node the
+   synchronous step floors at ``t0``) with this machine's fit and with
    ``INTERCONNECTS`` (Cray Aries, InfiniBand HDR, NDR), synchronous, hybrid (best G) and
    asynchronous, with and without the measured stragglers.
 
@@ -93,6 +100,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import itertools
 import json
 import math
 import os
@@ -177,9 +185,9 @@ FULL = {
     "validate": {"flag": 0.25},
     "report": {
         "node_counts": [1, 4, 16, 64, 256, 1024, 4096, 10000],
-        # the local batch stays >= 8, the largest batch --part compute measures, up to 10^4 nodes
-        # (below it the measured step is far from linear in the batch)
-        "global_batch": 81920,
+        # strong scaling of one large-batch setting: 2^14 samples per step, >= 1 per node up to 10^4 nodes;
+        # the local batch 16384 / N crosses the measured t0 / t1 (4.8 samples) near 3400 nodes
+        "global_batch": 16384,
         "group_counts": [2, 4, 8, 16, 32, 64, 128],
         "every": 4,
         "max_staleness": 8,
@@ -788,11 +796,7 @@ def _fit_compute(measured, s) -> dict:
         model = ComputeModel.fit_lognormal(run["samples"])
         run["lognormal"] = {"median": math.exp(model.log_mean), "sigma": model.log_sigma, "mean": model.mean()}
     main = next(r for r in out["runs"] if r["batch"] == s["main_batch"])
-    # linear in the batch (ComputeModel.scaled's assumption) against measured
-    out["batch_scaling"] = [
-        {"batch": r["batch"], "median_ratio": r["median"] / main["median"], "linear_ratio": r["batch"] / main["batch"]}
-        for r in out["runs"]
-    ]
+    out["batch_scaling"] = _batch_scaling_record(out["runs"], main["batch"])
     # stragglers: steps beyond halfway to the injected slowdown count as straggling
     run = out["straggler_run"]
     samples = np.asarray(run["samples"])
@@ -814,6 +818,41 @@ def _fit_compute(measured, s) -> dict:
     cores = [r["cpu_cores"] for r in out["runs"] if r.get("cpu_cores")]
     out["cpu_cores_per_process"] = float(np.median(cores)) if cores else 1.0
     return out
+
+
+def _batch_scaling(runs):
+    """``t(b) = t0 + t1 b`` fitted to the compute part's per-batch medians."""
+    from nnpde.distributed import fit_batch_scaling
+
+    if len({r["batch"] for r in runs}) < 2:
+        raise SystemExit(
+            f"the compute part measured batches {[r['batch'] for r in runs]}: one batch cannot tell the fixed cost "
+            "of a step from its cost per sample. Fix: --part compute --force with two or more batches (the default)."
+        )
+    return fit_batch_scaling([r["batch"] for r in runs], [r["median"] for r in runs])
+
+
+def _batch_scaling_record(runs, main_batch) -> dict:
+    """The fit and, per batch, the measured median against it and against a step
+    linear in the batch (both relative to ``main_batch``)."""
+    fit = _batch_scaling(runs)
+    main = fit.seconds(main_batch)
+    medians = {r["batch"]: r["median"] for r in runs}
+    return dict(
+        fit.to_dict(),
+        points=[
+            {
+                "batch": b,
+                "median": m,
+                "model": fit.seconds(b),
+                "relative_residual": m / fit.seconds(b) - 1,
+                "median_ratio": m / medians[main_batch],
+                "affine_ratio": fit.seconds(b) / main,
+                "linear_ratio": b / main_batch,
+            }
+            for b, m in medians.items()
+        ],
+    )
 
 
 def part_convergence(args, settings):
@@ -1095,6 +1134,7 @@ class _Model:
     def __init__(self, collectives, compute, averager):
         self.network, self.cross = _networks(collectives)
         self.compute = compute
+        self.batch_scaling = _batch_scaling(compute["runs"])
         self.cores = os.cpu_count() or 1
         self.per_process = compute.get("cpu_cores_per_process") or 1.0
         self.host = {"snapshot_seconds": 0.0, "mix_seconds": 0.0}
@@ -1114,15 +1154,16 @@ class _Model:
         return max(1.0, ranks * self.per_process / self.cores)
 
     def compute_at(self, batch, *, averaging):
-        """One rank's ComputeModel at ``batch`` (measured samples, resampled; the nearest
-        measured batch scaled linearly otherwise), plus the averager's per-step guard."""
+        """One rank's ComputeModel at ``batch`` (measured samples, resampled; otherwise
+        the nearest measured batch's, moved by the fitted ``t0 + t1 b``), plus the
+        averager's per-step guard."""
         from nnpde.distributed import ComputeModel
 
         runs = {r["batch"]: r for r in self.compute["runs"]}
         near = min(runs, key=lambda b: (abs(math.log(b / batch)), b))
         samples = np.asarray(runs[near]["samples"]) + (self.guard if averaging else 0.0)
-        model = ComputeModel.empirical(samples)
-        return model if near == batch else model.scaled(batch / near), near
+        model = ComputeModel.empirical(samples).with_batch_scaling(self.batch_scaling, batch=near)
+        return model.at_batch(batch), near
 
     def options(self, averaging):
         return dict(self.common, **(dict(averaging, **self.host) if averaging else {}))
@@ -1157,7 +1198,7 @@ class _Model:
                 "oversubscribed ranks"
             )
         if near != batch:
-            out.append(f"compute at batch {batch} was not measured: scaled linearly from batch {near}")
+            out.append(f"compute at batch {batch} was not measured: moved from batch {near} by the fitted t0 + t1 b")
         if steps < 50:
             out.append(f"only {steps} steps measured (a tiny run): the first steps after compilation weigh heavily")
         return out
@@ -1224,6 +1265,20 @@ def part_validate(args, settings):
         entry(1, 1, "step_seconds", run["mean"], predicted, batch=run["batch"], source="compute")
     fit = compute["straggler_run"]["fit"]
     entry(1, 1, "step_seconds_with_stragglers", fit["measured_mean"], fit["predicted_mean"], source="compute")
+    # the batch law: each batch's median against t0 + t1 b (2 parameters for all of them)
+    law = model.batch_scaling
+    runs = sorted(compute["runs"], key=lambda r: r["batch"])
+    why = [f"t0 + t1 b is one 2-parameter fit to {len(runs)} batch medians (relative RMS {law.relative_rms:.2f})"]
+    falls = [(a, b) for a, b in itertools.pairwise(runs) if b["median"] < a["median"]]
+    if falls:
+        a, b = falls[0]
+        why.append(
+            f"the measured median falls from batch {a['batch']} to {b['batch']} ({a['median'] * 1e3:.2f} to "
+            f"{b['median'] * 1e3:.2f} ms): noise of the loaded machine that no law increasing in the batch follows"
+        )
+    for run in runs:
+        b, median = run["batch"], run["median"]
+        entry(1, 1, "step_seconds_median", median, law.seconds(b), batch=b, source="compute_batch_fit", reasons=why)
 
     # 2. the averager: 2 groups of 1 rank, no averager / bounded / wait-free; the exchange
     if averager is not None:
@@ -1406,13 +1461,14 @@ def _brief_compute(c):
     return {
         "runs": [{k: v for k, v in r.items() if k not in strip} for r in c["runs"]],
         "straggler_run": {k: v for k, v in c["straggler_run"].items() if k not in strip},
+        # refitted: a cache written before the fit was recorded holds ratios only
+        "batch_scaling": _batch_scaling_record(c["runs"], c["settings"]["main_batch"]),
         **{
             k: c[k]
             for k in (
                 "parameters",
                 "gradient_bytes",
                 "parameter_bytes",
-                "batch_scaling",
                 "cpu_cores_per_process",
                 "settings",
                 "command",
@@ -1442,7 +1498,9 @@ def _predictions(parts, s) -> dict:
     steps_model = StepsToTarget(fit["single_group_steps"], fit["penalty"], tuple(fit["residuals"]), fit["relative_rms"])
     main_batch = parts["compute"]["settings"]["main_batch"]
     main = next(r for r in compute["runs"] if r["batch"] == main_batch)
+    scaling = _batch_scaling(compute["runs"])
     model = ComputeModel.lognormal(main["lognormal"]["median"], main["lognormal"]["sigma"])
+    model = model.with_batch_scaling(scaling, batch=main_batch)
     straggle = compute["straggler_run"]["fit"]
     stragglers = (straggle["probability"], straggle["slowdown"]) if straggle["probability"] > 0 else None
     group, cross = _networks(parts["collectives"])
@@ -1456,15 +1514,21 @@ def _predictions(parts, s) -> dict:
             "strong scaling at a fixed global batch of "
             f"{s['global_batch']}; the steps-to-target model was fitted at a global batch of {total_batch} and is "
             "used unchanged (at a larger batch fewer steps may do)",
-            f"compute: this machine's CPU step (lognormal fit at batch {main_batch}) scaled linearly to the local "
-            "batch; the measured batch scaling (compute.batch_scaling) shows a fixed per-step part, so at small "
-            "local batches the prediction is optimistic",
+            f"compute: this machine's CPU step (lognormal fit at batch {main_batch}) moved to the local batch "
+            f"{s['global_batch']} / N by t(b) = t0 + t1 b fitted to the measured medians (t0 = "
+            f"{scaling.fixed_seconds * 1e3:.2f} ms, t1 = {scaling.per_sample_seconds * 1e3:.3f} ms per sample, "
+            f"relative RMS {scaling.relative_rms:.2f}): below t0 / t1 = {scaling.crossover_batch:.1f} samples per "
+            "node the fixed cost dominates: a synchronous step floors at t0 as nodes are added; batches outside the "
+            f"measured {min(r['batch'] for r in compute['runs'])}-{max(r['batch'] for r in compute['runs'])} are "
+            "extrapolated along the line",
             f"averaging: every {s['every']}, max staleness {s['max_staleness']}, wait-free {s['wait_free']}; the "
             f"averager's host costs measured here (snapshot {host['snapshot_seconds']:.2e} s, mix "
             f"{host['mix_seconds']:.2e} s) are charged; its per-step guard is not",
             "interconnects: nominal figures (INTERCONNECTS: no contention, no topology); this_machine: the fits of "
             "one node's shared memory under oversubscription, not a network",
         ],
+        "global_batch": s["global_batch"],
+        "batch_scaling": scaling.to_dict(),
         "stragglers": None if stragglers is None else {"probability": stragglers[0], "slowdown": stragglers[1]},
         "networks": {},
     }
@@ -1479,7 +1543,6 @@ def _predictions(parts, s) -> dict:
             parameter_bytes=compute["parameter_bytes"],
             gradient_bytes=compute["gradient_bytes"],
             global_batch=s["global_batch"],
-            compute_batch=main_batch,
             group_counts=s["group_counts"],
             stragglers=stragglers,
             every=s["every"],
@@ -1517,12 +1580,18 @@ def _plot(predictions, path: Path) -> None:
                 label = f"{layout}{' + stragglers' if straggling else ''}"
                 axes[0, column].loglog(xs, seconds, style, color=colour, marker="o", ms=3, label=label)
                 axes[1, column].semilogx(xs, efficiency, style, color=colour, marker="o", ms=3, label=label)
+        crossover = predictions["batch_scaling"]["crossover_batch"]
+        if crossover:
+            nodes = predictions["global_batch"] / crossover
+            axes[1, column].axvline(nodes, color="grey", ls=":", lw=1, label=f"local batch = t0 / t1 ({crossover:.1f})")
         axes[0, column].set_title(predictions["networks"][name]["network"]["name"] or name, fontsize=9)
         axes[1, column].set_xlabel("nodes")
         axes[1, column].set_ylim(0, 1.1)
     axes[0, 0].set_ylabel("predicted seconds to target")
     axes[1, 0].set_ylabel("parallel efficiency")
     axes[0, 0].legend(fontsize=7)
+    if predictions["batch_scaling"]["crossover_batch"]:  # the dotted line, drawn last in each column
+        axes[1, 0].legend(fontsize=7, handles=axes[1, 0].get_lines()[-1:], loc="lower left")
     fig.suptitle(
         "Scale model: time to target at a fixed global batch (scripts/scale_model.py --part report)", fontsize=10
     )

@@ -1,5 +1,5 @@
 """The scale model of hybrid synchronous/asynchronous training (no MPI): network cost
-formulas and their fit, the compute model, the discrete-event simulation of
+formulas and their fit, the compute model and its batch law, the discrete-event simulation of
 ``AsyncAverager``'s rule (checked against analytic cases and against a plain
 step-by-step, time-ordered transcription of ``after_step``), the steps-to-target fit
 and the scaling prediction."""
@@ -15,10 +15,12 @@ import pytest
 from nnpde.distributed import (
     ALLREDUCE_ALGORITHMS,
     INTERCONNECTS,
+    BatchScaling,
     ComputeModel,
     NetworkModel,
     StepsToTarget,
     allreduce_terms,
+    fit_batch_scaling,
     fit_network,
     fit_steps_to_target,
     information_age,
@@ -128,6 +130,50 @@ def test_compute_model_draws_match_their_mean():
         assert (draws > 0).all()
         # 5 standard errors of the sample mean
         assert abs(draws.mean() - model.mean()) < 5 * draws.std() / math.sqrt(n), (draws.mean(), model.mean())
+
+
+def test_batch_fit_recovers_fixed_and_per_sample_seconds():
+    t0, t1, batches = 2e-3, 5e-4, [1, 2, 4, 8, 16]
+    exact = fit_batch_scaling(batches, [t0 + t1 * b for b in batches])
+    assert exact.fixed_seconds == pytest.approx(t0, rel=1e-10) and exact.per_sample_seconds == pytest.approx(t1)
+    assert exact.relative_rms < 1e-12 and exact.crossover_batch == pytest.approx(4.0)
+    # measured-like: lognormal spread 0.15 around the law, 300 steps per batch, medians fitted
+    rng = np.random.default_rng(4)
+    samples = [(t0 + t1 * b) * np.exp(rng.normal(0.0, 0.15, size=300)) for b in batches]
+    model = ComputeModel.fit_batches(batches, samples)
+    fit = model.batch_scaling
+    # the median of 300 lognormal draws is off by about 1.25 * 0.15 / sqrt(300) ~ 1 %
+    assert fit.fixed_seconds == pytest.approx(t0, rel=0.06), fit
+    assert fit.per_sample_seconds == pytest.approx(t1, rel=0.03), fit
+    assert fit.relative_rms < 0.03 and len(fit.residuals) == len(batches), fit
+    # the base is the largest batch's samples as measured: its shape is kept
+    assert model.batch == 16 and model.samples == tuple(samples[-1]) and model.scale == 1.0
+    # the bounds t0, t1 >= 0: a linear and a constant step are fitted as such
+    linear = fit_batch_scaling([1, 4, 16], [1e-3, 4.2e-3, 15.8e-3])
+    assert linear.fixed_seconds == 0.0 and linear.per_sample_seconds == pytest.approx(1e-3, rel=0.02)
+    flat = fit_batch_scaling([1, 4, 16], [3.1e-3, 3e-3, 2.9e-3])  # a falling step: t1 would be < 0
+    assert flat.per_sample_seconds == 0.0 and flat.fixed_seconds == pytest.approx(3e-3, rel=0.02)
+    json.dumps(model.to_dict())
+
+
+def test_step_time_tends_to_the_fixed_cost_as_the_batch_vanishes():
+    law = BatchScaling(fixed_seconds=2e-3, per_sample_seconds=5e-4)
+    at8 = ComputeModel.constant(law.seconds(8)).with_batch_scaling(law, batch=8)
+    means = [at8.at_batch(b).mean() for b in (8, 1, 1e-2, 1e-6)]
+    assert means[0] == pytest.approx(6e-3) and means[1] == pytest.approx(2.5e-3)
+    assert all(a > b for a, b in itertools.pairwise(means)) and means[-1] == pytest.approx(2e-3, rel=1e-6), means
+    assert law.seconds(0) == 2e-3
+    # the linear law (no fixed cost), which predict_scaling used to assume, goes to 0 instead
+    linear = ComputeModel.constant(4e-3).with_batch_scaling(BatchScaling(0.0, 5e-4), batch=8)
+    assert linear.at_batch(1e-6).mean() == pytest.approx(5e-10)
+    # the distribution keeps its shape: the relative spread, the stragglers and the tail
+    noisy = ComputeModel.lognormal(6e-3, 0.2).with_stragglers(0.05, 3.0).with_tail(3.0, 1e-4)
+    small = noisy.with_batch_scaling(law, batch=8).at_batch(1)
+    assert (small.log_sigma, small.straggler_probability, small.straggler_slowdown) == (0.2, 0.05, 3.0)
+    assert (small.tail_index, small.tail_scale, small.batch) == (3.0, 1e-4, 1.0)
+    assert small.scale == pytest.approx(2.5 / 6) and small.at_batch(8).scale == pytest.approx(1.0)
+    draws = small.sample(np.random.default_rng(2), (200_000,))
+    assert abs(draws.mean() - small.mean()) < 5 * draws.std() / math.sqrt(draws.size), (draws.mean(), small.mean())
 
 
 # ---------------------------------------------------------------------- simulation, analytic cases
@@ -397,7 +443,7 @@ def test_time_to_target_runs_the_model_steps():
 
 def test_predict_scaling_structure():
     model = StepsToTarget(40.0, 0.05)
-    compute = ComputeModel.lognormal(0.05, 0.1)
+    compute = ComputeModel.lognormal(0.05, 0.1).with_batch_scaling(BatchScaling(0.01, 0.04 / 16), batch=16)
     out = predict_scaling(
         [1, 4, 16, 64],
         steps_model=model,
@@ -406,7 +452,6 @@ def test_predict_scaling_structure():
         parameter_bytes=8e6,
         gradient_bytes=4e6,
         global_batch=1024,
-        compute_batch=16,
         group_counts=(2, 4, 8),
         stragglers=(0.02, 3.0),
     )
@@ -427,12 +472,38 @@ def test_predict_scaling_structure():
         assert all(a > b for a, b in itertools.pairwise(efficiency)), efficiency
     # stragglers: the synchronous step grows relative to a rank's mean compute as the group grows
     amplification = [
-        points[n, True]["synchronous"]["seconds_per_step"] / compute.scaled(1024 / n / 16).mean()
-        for n in (1, 4, 16, 64)
+        points[n, True]["synchronous"]["seconds_per_step"] / compute.at_batch(1024 / n).mean() for n in (1, 4, 16, 64)
     ]
     assert all(a < b for a, b in itertools.pairwise(amplification)), amplification
     for n in (4, 16, 64):
         assert points[n, True]["synchronous"]["seconds"] > points[n, False]["synchronous"]["seconds"]
+        assert points[n, False]["compute_seconds"] == pytest.approx(compute.at_batch(1024 / n).mean())
+
+
+def test_synchronous_efficiency_falls_once_the_local_batch_is_below_t0_over_t1():
+    t0, t1, batch = 1e-3, 1e-4, 320  # crossover t0 / t1 = 10 samples per node
+    nodes = [1, 4, 16, 64, 320]  # local batches 320, 80, 20, 5, 1
+    args = dict(
+        steps_model=StepsToTarget(50.0, 0.0),
+        network=NetworkModel(0.0, 0.0),  # free communication: compute alone sets the efficiency
+        parameter_bytes=8,
+        global_batch=batch,
+        group_counts=(2,),
+    )
+
+    def efficiency(law):
+        compute = ComputeModel.constant(law.seconds(8)).with_batch_scaling(law, batch=8)
+        out = predict_scaling(nodes, compute=compute, **args)
+        return [p["synchronous"]["parallel_efficiency"] for p in out["points"]]
+
+    affine = efficiency(BatchScaling(t0, t1))
+    expected = [(t0 + t1 * batch) / (n * t0 + t1 * batch) for n in nodes]
+    np.testing.assert_allclose(affine, expected, rtol=1e-9)
+    assert affine[1] > 0.9, affine  # 80 samples per node, 8x the crossover: the fixed cost is a small part
+    assert all(e < 0.5 for e in affine[3:]), affine  # 5 and 1 samples per node: the step floors at t0
+    assert all(a > b for a, b in itertools.pairwise(affine)), affine
+    # a step linear in the batch (the old assumption) would scale perfectly however small the batch
+    np.testing.assert_allclose(efficiency(BatchScaling(0.0, t1)), 1.0, rtol=1e-9)
 
 
 # ---------------------------------------------------------------------- bad input
@@ -453,6 +524,21 @@ def test_predict_scaling_structure():
         (lambda: ComputeModel.constant(1.0).with_stragglers(0.1, 0.5), "slowdown must be >= 1"),
         (lambda: ComputeModel.constant(1.0).with_tail(1.0, 1e-3), "index must be > 1"),
         (lambda: ComputeModel.empirical([0.1]), "at least 2"),
+        (lambda: fit_batch_scaling([1, 2], [1e-3]), r"one length, got shapes \(2,\) and \(1,\)"),
+        (lambda: fit_batch_scaling([-1, 2], [1e-3, 2e-3]), r"batches must be finite local batches > 0, got \[-1.0"),
+        (lambda: fit_batch_scaling([4, 4], [1e-3, 2e-3]), "two or more distinct batches"),
+        (lambda: fit_batch_scaling([1, 2], [1e-3, -2e-3]), "seconds must be finite step times > 0"),
+        (lambda: ComputeModel.fit_batches([1, 2], [[1e-3, 2e-3]]), "got 2 batches and 1 sample sets"),
+        (lambda: ComputeModel.fit_batches([-1, 2], [[1e-3] * 2] * 2), "batches entry must be .* > 0, got -1"),
+        (lambda: ComputeModel.fit_batches([1, 1], [[1e-3] * 2] * 2), "batches must be distinct"),
+        (lambda: ComputeModel.fit_batches([1, 2], [[1e-3] * 2] * 2, reference=4), "reference=4.0 is not one"),
+        (lambda: ComputeModel.constant(1.0).at_batch(4), "has no batch dependence"),
+        (lambda: _batched().at_batch(-2), "batch must be a finite number of samples > 0, got -2"),
+        (lambda: _batched().at_batch(0), "batch must be a finite number of samples > 0, got 0"),
+        (lambda: ComputeModel.constant(1.0).with_batch_scaling(0.5, batch=1), "scaling must be a BatchScaling"),
+        (lambda: BatchScaling(-1e-3, 1e-4), "fixed_seconds must be a finite number of seconds >= 0, got -0.001"),
+        (lambda: BatchScaling(0, 0.0), "both 0"),
+        (lambda: BatchScaling(1e-3, 1e-4).seconds(-1), "batch must be finite and >= 0, got -1"),
         (lambda: _sim(groups=0), "groups must be a positive integer, got 0"),
         (lambda: _sim(every=4, max_staleness=5), "max_staleness=5 > every=4"),
         (lambda: _sim(wait_free=True, max_staleness=0), "would discard every average"),
@@ -464,6 +550,8 @@ def test_predict_scaling_structure():
         (lambda: fit_steps_to_target([2, 4], [4, 4], [1, 1], [10, 12]), "one group and with several"),
         (lambda: predict_scaling([1, 2048], **_predict_args()), "global_batch=1024 is smaller than 2048"),
         (lambda: predict_scaling([4], stragglers=0.1, **_predict_args()), "stragglers must be"),
+        (lambda: predict_scaling([4], **_predict_args(compute_batch=16)), "compute_batch=16 is no longer taken"),
+        (lambda: predict_scaling([4], **_predict_args(compute=ComputeModel.constant(0.01))), "no batch dependence"),
     ],
 )
 def test_bad_input_says_what_and_how_to_fix(call, match):
@@ -478,12 +566,18 @@ def _sim(groups=4, steps=10, compute=None, network=None, **kw):
     return simulate(groups, 2, steps, compute, network, parameter_bytes=8, **kw)
 
 
-def _predict_args():
+def _batched():
+    return ComputeModel.constant(0.01).with_batch_scaling(BatchScaling(5e-3, 5e-3), batch=1)
+
+
+def _predict_args(**changes):
     return dict(
-        steps_model=StepsToTarget(10.0, 0.1),
-        compute=ComputeModel.constant(0.01),
-        network=NetworkModel(1e-6, 1e-9),
-        parameter_bytes=8,
-        global_batch=1024,
-        compute_batch=1,
+        dict(
+            steps_model=StepsToTarget(10.0, 0.1),
+            compute=_batched(),
+            network=NetworkModel(1e-6, 1e-9),
+            parameter_bytes=8,
+            global_batch=1024,
+        ),
+        **changes,
     )

@@ -14,7 +14,8 @@ domains split across ranks.
 - ``abort_on_error``: a failing rank aborts the whole job instead of hanging it;
 - the scale model (numpy only, no MPI): ``NetworkModel`` / ``fit_network`` /
   ``INTERCONNECTS`` (collective costs), ``ComputeModel`` (per-step compute with
-  stragglers and heavy tails), ``simulate`` (discrete-event simulation of groups and
+  stragglers and heavy tails) / ``BatchScaling`` / ``fit_batch_scaling`` (its fixed
+  and per-sample cost against the local batch), ``simulate`` (discrete-event simulation of groups and
   ``AsyncAverager``'s rule), ``fit_steps_to_target`` / ``time_to_target`` /
   ``predict_scaling`` (statistical efficiency, time to target, 1 to 10^4 nodes).
 """
@@ -25,6 +26,8 @@ from ._averaging import contribution as contribution
 from ._averaging import flatten as flatten
 from ._averaging import healthy as healthy
 from ._averaging import mix as mix
+from ._batch_scaling import BatchScaling as BatchScaling
+from ._batch_scaling import fit_batch_scaling as fit_batch_scaling
 from ._compute_model import ComputeModel as ComputeModel
 from ._decomposition import Decomposition as Decomposition
 from ._launch import abort_on_error as abort_on_error

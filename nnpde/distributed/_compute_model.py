@@ -1,5 +1,6 @@
 """``ComputeModel``: the distribution of one rank's compute time per training step
-(numpy only), the input of the scale simulation. The class docstring gives the model.
+and how it moves with the local batch (numpy only), the input of the scale simulation.
+The class docstring gives the model.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import dataclasses
 import math
 
 import numpy as np
+
+from ._batch_scaling import BatchScaling, check_batch, fit_batch_scaling
 
 _KINDS = ("constant", "empirical", "lognormal")
 
@@ -34,11 +37,13 @@ def _samples(samples) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class ComputeModel:
     """One rank's compute seconds per step: a base distribution, optional stragglers and
-    heavy-tailed noise.
+    heavy-tailed noise, and how the step moves with the local batch.
 
-    Build it with ``constant``, ``empirical``, ``lognormal`` or ``fit_lognormal``;
-    add effects with ``with_stragglers``, ``with_tail``, ``scaled``. ``sample(rng,
-    shape)`` draws independent step times; ``mean()`` is their expectation.
+    Build it with ``constant``, ``empirical``, ``lognormal`` or ``fit_lognormal`` (one
+    batch), or ``fit_batches`` (samples at several batches); add effects with
+    ``with_stragglers``, ``with_tail``, ``scaled``, ``with_batch_scaling``; move it to
+    another local batch with ``at_batch``. ``sample(rng, shape)`` draws independent step
+    times; ``mean()`` is their expectation.
 
     A rank's compute time for one step is
 
@@ -56,9 +61,20 @@ class ComputeModel:
       at 0 (unlike a Pareto type I, which would add at least ``s`` to every step) and
       its tail decays as a power law; ``a > 1`` is required so the mean step time exists.
 
-    ``scaled(factor)`` multiplies ``base`` (a per-rank batch ``factor`` times as large
-    takes ``factor`` times as long: linear in the batch, no fixed per-step overhead); the
-    straggler factor and the tail are not scaled.
+    The batch: ``batch`` is the local batch (samples per rank and step) the base
+    distribution stands for and ``batch_scaling`` the ``BatchScaling`` law
+    ``t(b) = t0 + t1 * b`` of the typical step against the batch (a fixed cost per step
+    plus a cost per sample). ``at_batch(b)`` stretches the base by ``t(b) / t(batch)``:
+    the shape of the distribution (its relative spread, the stragglers' probability and
+    slowdown) is kept, the additive tail is not stretched. As ``b -> 0`` the base tends
+    to ``t0 / t(batch)`` times the measured one, not to 0: that fixed cost is what makes
+    strong scaling of a fixed global batch saturate (``BatchScaling`` gives the
+    efficiency). ``fit_batches`` fits the law to the medians of samples measured at
+    several batches and keeps one batch's samples as the shape.
+
+    ``scaled(factor)`` multiplies ``base`` by ``factor`` whatever the batch: a slower or
+    faster node (a shared CPU, another processor), not a change of batch (use
+    ``at_batch``); the straggler factor and the tail are not scaled.
 
     For a deterministic base ``b``, ``p`` and ``s``, the slowest of ``R`` ranks takes
     ``b * s`` with probability ``1 - (1 - p) ** R``, so a synchronous step is on average
@@ -76,6 +92,8 @@ class ComputeModel:
     straggler_slowdown: float = 1.0
     tail_index: float = math.inf
     tail_scale: float = 0.0
+    batch: float | None = None
+    batch_scaling: BatchScaling | None = None
 
     def __post_init__(self):
         if self.kind not in _KINDS:
@@ -90,7 +108,7 @@ class ComputeModel:
             _samples(self.samples)
         if self.kind == "lognormal":
             _positive(self.log_sigma, "log_sigma", "the spread of log(step time), e.g. 0.1.", allow_zero=True)
-        _positive(self.scale, "scale", "the ratio of per-rank batches, e.g. 0.5.")
+        _positive(self.scale, "scale", "a multiplier of the base time, e.g. 2.0 for a node half as fast.")
         if not 0 <= self.straggler_probability <= 1:
             raise ValueError(f"straggler_probability must be in [0, 1], got {self.straggler_probability!r}.")
         if not self.straggler_slowdown >= 1:
@@ -100,6 +118,18 @@ class ComputeModel:
                 f"tail_index must be > 1 and tail_scale >= 0, got {self.tail_index!r}, {self.tail_scale!r}. "
                 "Fix: use with_tail(index, scale)."
             )
+        if (self.batch is None) != (self.batch_scaling is None):
+            raise ValueError(
+                f"batch and batch_scaling go together, got batch={self.batch!r}, batch_scaling={self.batch_scaling!r}. "
+                "Fix: use with_batch_scaling(scaling, batch=...) or ComputeModel.fit_batches(batches, samples)."
+            )
+        if self.batch_scaling is not None:
+            if not isinstance(self.batch_scaling, BatchScaling):
+                raise ValueError(
+                    f"batch_scaling must be a BatchScaling, got {type(self.batch_scaling).__name__}. "
+                    "Fix: fit_batch_scaling(batches, seconds) or BatchScaling(t0, t1)."
+                )
+            object.__setattr__(self, "batch", check_batch(self.batch))
 
     # ------------------------------------------------------------------ constructors
 
@@ -127,6 +157,42 @@ class ComputeModel:
         logs = np.log(_samples(samples))
         return cls("lognormal", log_mean=float(logs.mean()), log_sigma=float(logs.std()))
 
+    @classmethod
+    def fit_batches(cls, batches, samples_per_batch, *, reference=None) -> ComputeModel:
+        """Step times measured at several local batches: ``samples_per_batch[i]`` the
+        step times (seconds) at ``batches[i]`` samples per rank. The ``BatchScaling``
+        ``t0 + t1 * b`` is fitted to the median of each batch (``fit_batch_scaling``);
+        the base distribution is the empirical one of the ``reference`` batch (default:
+        the largest), so its shape is the measured one. ``at_batch`` then moves it to
+        any batch."""
+        try:
+            batches = [check_batch(b, "batches entry") for b in batches]
+            samples = [_samples(s) for s in samples_per_batch]
+        except TypeError:
+            raise ValueError(
+                f"batches and samples_per_batch must be sequences, got {batches!r} and a "
+                f"{type(samples_per_batch).__name__}. Fix: e.g. fit_batches([1, 8], [samples_at_1, samples_at_8])."
+            ) from None
+        if len(batches) != len(samples):
+            raise ValueError(
+                f"batches and samples_per_batch must have one entry per batch, got {len(batches)} batches and "
+                f"{len(samples)} sample sets. Fix: samples_per_batch[i] holds the step times measured at batches[i]."
+            )
+        if len(set(batches)) != len(batches):
+            raise ValueError(
+                f"batches must be distinct, got {batches!r}. Fix: pool the samples measured at one batch into one "
+                "entry."
+            )
+        scaling = fit_batch_scaling(batches, [float(np.median(s)) for s in samples])
+        reference = max(batches) if reference is None else check_batch(reference, "reference")
+        if reference not in batches:
+            raise ValueError(
+                f"reference={reference!r} is not one of the measured batches {batches!r}. Fix: one of them, or None "
+                "for the largest."
+            )
+        base = samples[batches.index(reference)]
+        return cls.empirical(base).with_batch_scaling(scaling, batch=reference)
+
     # ------------------------------------------------------------------ effects
 
     def with_stragglers(self, probability, slowdown) -> ComputeModel:
@@ -152,9 +218,34 @@ class ComputeModel:
         return dataclasses.replace(self, tail_index=a, tail_scale=s)
 
     def scaled(self, factor) -> ComputeModel:
-        """The base time multiplied by ``factor`` (a per-rank batch ``factor`` times as large)."""
-        factor = _positive(factor, "factor", "the ratio of per-rank batches, e.g. 0.5.")
+        """The base time multiplied by ``factor`` at every batch: a node ``factor``
+        times slower (a shared CPU) or faster. A change of batch is ``at_batch``."""
+        factor = _positive(factor, "factor", "a multiplier of the base time, e.g. 2.0 for a node half as fast.")
         return dataclasses.replace(self, scale=self.scale * factor)
+
+    def with_batch_scaling(self, scaling, *, batch) -> ComputeModel:
+        """This model as measured at a local batch of ``batch`` samples, with step times
+        that follow the ``BatchScaling`` ``scaling`` across batches."""
+        if not isinstance(scaling, BatchScaling):
+            raise ValueError(
+                f"scaling must be a BatchScaling, got {type(scaling).__name__}. Fix: fit_batch_scaling(batches, "
+                "median_seconds) or BatchScaling(fixed_seconds, per_sample_seconds)."
+            )
+        return dataclasses.replace(self, batch=check_batch(batch), batch_scaling=scaling)
+
+    def at_batch(self, batch) -> ComputeModel:
+        """This model at a local batch of ``batch`` samples (> 0): the base stretched by
+        ``t(batch) / t(self.batch)`` of its ``BatchScaling``; stragglers' probability and
+        slowdown and the tail unchanged."""
+        if self.batch_scaling is None:
+            raise ValueError(
+                "this ComputeModel has no batch dependence, so it cannot be moved to another batch. Fix: build it with "
+                "ComputeModel.fit_batches(batches, samples_per_batch), or add the law with "
+                "with_batch_scaling(BatchScaling(t0, t1), batch=<the batch it was measured at>)."
+            )
+        batch = check_batch(batch)
+        ratio = self.batch_scaling.seconds(batch) / self.batch_scaling.seconds(self.batch)
+        return dataclasses.replace(self, scale=self.scale * ratio, batch=batch)
 
     # ------------------------------------------------------------------ use
 
@@ -190,6 +281,8 @@ class ComputeModel:
     def to_dict(self) -> dict:
         """The model's parameters, JSON-serialisable (samples summarised, not listed)."""
         out = dataclasses.asdict(self)
+        if self.batch_scaling is not None:
+            out["batch_scaling"] = self.batch_scaling.to_dict()
         samples = out.pop("samples")
         if samples:
             out["samples"] = {"count": len(samples), "mean": float(np.mean(samples)), "std": float(np.std(samples))}

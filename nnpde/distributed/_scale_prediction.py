@@ -208,7 +208,6 @@ def predict_scaling(
     network,
     parameter_bytes,
     global_batch,
-    compute_batch,
     group_counts=(2, 4, 8, 16, 32, 64, 128),
     stragglers=None,
     every=4,
@@ -223,18 +222,23 @@ def predict_scaling(
     asynchronous (``N`` groups of one rank).
 
     The global batch is fixed (strong scaling, the setting of ``StepsToTarget``):
-    ``compute`` is one rank's ``ComputeModel`` measured at a per-rank batch of
-    ``compute_batch`` samples; at ``N`` nodes it is scaled linearly to
-    ``global_batch / N`` samples (``N <= global_batch`` is required). Parallel
-    efficiency is ``T(1) / (N * T(N))``, ``T`` the time to target, ``T(1)`` one node
-    with the same straggler setting. ``node_hours`` is ``N * T(N) / 3600``, the cost.
-    ``stragglers``: ``(probability, slowdown)`` to also predict every point with
-    stragglers, or ``None``. ``every``,
+    ``compute`` is one rank's ``ComputeModel`` with its batch dependence
+    (``ComputeModel.fit_batches``, or ``with_batch_scaling``); at ``N`` nodes each rank
+    computes ``global_batch / N`` samples, ``compute.at_batch(global_batch / N)``
+    (``N <= global_batch`` is required). Its step ``t0 + t1 * b`` floors at the fixed
+    cost ``t0`` as the local batch ``b`` shrinks, so once ``global_batch / N`` falls
+    below ``t0 / t1`` more nodes barely shorten a step and the efficiency falls: strong
+    scaling saturates (in every layout: each computes ``global_batch / N`` per node).
+    Parallel efficiency is ``T(1) / (N * T(N))``, ``T`` the time to target, ``T(1)``
+    one node computing the whole global batch, with the same straggler setting.
+    ``node_hours`` is ``N * T(N) / 3600``, the cost. ``stragglers``: ``(probability,
+    slowdown)`` to also predict every point with stragglers, or ``None``. ``every``,
     ``max_staleness``, ``wait_free``, ``seed`` and ``options`` (e.g.
     ``gradient_bytes``, ``cross_network``): passed to ``simulate``.
 
     Returns a JSON-ready dict: ``settings`` and ``points``, one per node count and
     straggler setting, each with ``nodes``, ``stragglers``, ``local_batch``,
+    ``compute_seconds`` (one rank's mean compute per step at that batch),
     ``one_node_seconds`` (the efficiency's reference, same straggler setting) and the
     layouts ``synchronous``, ``hybrid`` (``None`` without a candidate; its
     ``candidates`` list every group count tried) and ``asynchronous``, each with
@@ -247,14 +251,26 @@ def predict_scaling(
     fix = "group counts are integers >= 2."
     candidates = sorted({_count(g, "group_counts entry", fix, minimum=2) for g in group_counts})
     global_batch = _count(global_batch, "global_batch", "the total batch of one step, e.g. 65536.")
-    compute_batch = _count(compute_batch, "compute_batch", "the per-rank batch the compute times were measured at.")
     if max(counts) > global_batch:
         raise ValueError(
             f"global_batch={global_batch} is smaller than {max(counts)} nodes: some rank would get no sample. "
             "Fix: a global batch of at least the largest node count."
         )
+    if "compute_batch" in options:
+        raise ValueError(
+            f"compute_batch={options['compute_batch']!r} is no longer taken: it scaled the step linearly with the "
+            "batch, which leaves out the fixed cost per step. Fix: pass compute with its batch law, "
+            "compute=ComputeModel.fit_batches(batches, samples_per_batch) or "
+            "compute.with_batch_scaling(BatchScaling(t0, t1), batch=compute_batch)."
+        )
     if not isinstance(compute, ComputeModel):
         raise ValueError(f"compute must be a ComputeModel, got {type(compute).__name__}.")
+    if compute.batch_scaling is None:
+        raise ValueError(
+            "compute has no batch dependence, so it cannot be moved to the local batch global_batch / nodes. Fix: "
+            "ComputeModel.fit_batches(batches, samples_per_batch), or "
+            "compute.with_batch_scaling(BatchScaling(t0, t1), batch=<the batch it was measured at>)."
+        )
     variants = [(False, compute)]
     if stragglers is not None:
         try:
@@ -270,10 +286,10 @@ def predict_scaling(
 
     points = []
     for straggling, base in variants:
-        one = _layout(steps_model, 1, 1, base.scaled(global_batch / compute_batch), network, None, options)
+        one = _layout(steps_model, 1, 1, base.at_batch(global_batch), network, None, options)
         reference = one["seconds"]
         for nodes in counts:
-            rank_compute = base.scaled(global_batch / nodes / compute_batch)
+            rank_compute = base.at_batch(global_batch / nodes)
 
             def layout(groups, rank_compute=rank_compute, nodes=nodes, reference=reference):
                 return _layout(steps_model, nodes, groups, rank_compute, network, reference, options)
@@ -288,6 +304,7 @@ def predict_scaling(
                     "nodes": nodes,
                     "stragglers": straggling,
                     "local_batch": global_batch / nodes,
+                    "compute_seconds": rank_compute.mean(),
                     "one_node_seconds": reference,
                     "synchronous": synchronous,
                     "hybrid": hybrid,
@@ -296,7 +313,7 @@ def predict_scaling(
             )
     settings = {
         "global_batch": global_batch,
-        "compute_batch": compute_batch,
+        "compute_batch": compute.batch,
         "compute": compute.to_dict(),
         "stragglers": None if stragglers is None else {"probability": probability, "slowdown": slowdown},
         "network": _describe(network),
