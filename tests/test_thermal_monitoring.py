@@ -1,7 +1,10 @@
 """Anomaly detection on a monitored board: the fault schedule, the physics, the
 detectors on a short series, and ``nnpde detect`` end to end on a synthetic task."""
 
+import dataclasses
+import functools
 import json
+import shutil
 import sys
 import types
 
@@ -169,6 +172,30 @@ def test_hybrid_checkpoints_of_other_settings_are_refused(tiny_board, tmp_path):
     assert _saved_steps(tmp_path)[-1] == 7 and len(nnpde.read_metrics(tmp_path / "metrics.jsonl")) == 7
 
 
+def test_detect_reuses_a_finished_hybrid_training(tiny_board, tmp_path):
+    """``nnpde detect`` fits the hybrid into ``models/hybrid``; with a residual file
+    missing (more test series, a crash while scoring) it fits again from there without
+    training, and writes the same residuals."""
+    shutil.copytree(tiny_board[0] / "run" / "data", tmp_path / "run" / "data")
+    task = thermal_monitoring.monitoring(n_steps=2500, n_anomalies=1)
+    task = dataclasses.replace(task, detectors={"hybrid": functools.partial(thermal_detectors.hybrid, **SMALL)})
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        f'out = "{tmp_path / "run"}"\n[data]\ntrain = 1\nvalidation = 1\ntest = 1\n'
+        '[detect]\nfalse_alarm_rate = 0.001\ndetectors = ["hybrid"]\n'
+    )
+    first = _detect.run_detection(task, _detect.load_detect_config(config), echo=lambda *a: None)
+    residuals = tmp_path / "run" / "residuals" / "hybrid"
+    test_residual = np.load(residuals / "test-0.npy")
+    assert first["detectors"]["hybrid"]["info"]["resumed_from"] == 0
+    assert _saved_steps(tmp_path / "run" / "models" / "hybrid")[-1] == SMALL["steps"]
+    (residuals / "test-0.npy").unlink()
+    again = _detect.run_detection(task, _detect.load_detect_config(config), echo=lambda *a: None)
+    assert again["detectors"]["hybrid"]["info"]["resumed_from"] == SMALL["steps"], again["detectors"]["hybrid"]
+    np.testing.assert_array_equal(np.load(residuals / "test-0.npy"), test_residual)
+    assert again["detectors"]["hybrid"]["flat"] == first["detectors"]["hybrid"]["flat"]
+
+
 def _toy_series(split, index):
     rng = np.random.default_rng(100 * index + {"train": 0, "validation": 1, "test": 2}[split])
     n = 4000
@@ -181,11 +208,11 @@ def _toy_series(split, index):
     return {"readings": readings, "labels": (kind >= 0).astype(np.int8), "kind": kind}
 
 
-def _oracle(train):
+def _oracle(train, directory=None):
     return (lambda s: s["readings"]), {"parameters": 0}
 
 
-def _blind(train):
+def _blind(train, directory=None):
     return (lambda s: np.random.default_rng(0).standard_normal(s["readings"].shape)), {"parameters": 0}
 
 
