@@ -101,8 +101,9 @@ class ResumableTraining:
                     new, loss = advance(i, state)
                     if not math.isfinite(loss):
                         raise FloatingPointError(
-                            f"{name}: the training loss is {loss} at step {i + 1}; the last checkpoint is kept. "
-                            "Fix: train with another seed or a lower learning rate, in a fresh directory."
+                            f"{name}: the training loss is {loss} at step {i + 1}, not checkpointed (a model run "
+                            "open loop may have diverged). Fix: another seed or a lower learning rate, in a fresh "
+                            "directory; or leave this model out."
                         )
                     state, done = new, i + 1
                     elapsed = time.perf_counter() - began
