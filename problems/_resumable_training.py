@@ -119,7 +119,7 @@ class ResumableTraining:
             except KeyboardInterrupt:
                 if checkpoints is not None:  # a new run goes on from here
                     self._save(checkpoints, done, state, seconds)
-                    print(f"{name}: interrupted, checkpointed at step {done} in {self.directory}", file=sys.stderr)
+                    bar.write(f"{name}: interrupted, checkpointed at step {done} in {self.directory}", file=sys.stderr)
                 raise
             finally:
                 bar.close()
@@ -135,44 +135,46 @@ class ResumableTraining:
             metadata = {"settings": self.settings, "seconds": seconds}
             checkpoints.save(step, state, metadata=metadata, force=True)
 
-    def _resume(self, checkpoints, state):
-        """``(state, step, seconds)`` of the newest intact checkpoint; ``(state, 0, 0)``
-        without one."""
-        if not checkpoints.all_steps():
-            return state, 0, 0.0
-        self._check_settings(checkpoints)
+    def _resume(self, checkpoints, template):
+        """``(state, step, seconds)`` of the newest intact checkpoint (its metadata and
+        arrays verified); ``(template, 0, 0)`` without one. A corrupt newer one is named
+        and moved to ``directory/corrupt``; settings other than ours are refused."""
         corrupt = []
-        try:
-            state, step = checkpoints.newest_intact(state, report=corrupt.append)
-        except nnpde.CheckpointCorrupt as error:
+        for step in reversed(checkpoints.all_steps()):
+            try:
+                metadata = checkpoints.metadata(step)
+                self._check_settings(checkpoints.directory, metadata.get("settings"))
+                state = checkpoints.restore(template, step)
+            except nnpde.CheckpointCorrupt as error:
+                corrupt.append(error)
+                continue
+            for error in corrupt:
+                moved = checkpoints.quarantine(error.step, self.directory / "corrupt")
+                print(f"{error}; resumed from step {step} instead, the corrupt one moved to {moved}", file=sys.stderr)
+            return state, step, float(metadata.get("seconds", 0.0))
+        if corrupt:
+            error = corrupt[0]
             raise nnpde.CheckpointCorrupt(
                 error.step,
                 error.path,
                 f"{error.detail}. No checkpoint in {checkpoints.directory} is intact. Fix: move that folder aside "
                 f"(mv {checkpoints.directory} {checkpoints.directory}.corrupt) to train from step 0",
-            ) from None
-        for error in corrupt:
-            moved = checkpoints.quarantine(error.step, self.directory / "corrupt")
-            print(f"{error}; resumed from step {step} instead, the corrupt one moved to {moved}", file=sys.stderr)
-        return state, step, float(checkpoints.metadata(step)["seconds"])
-
-    def _check_settings(self, checkpoints) -> None:
-        """Refuse checkpoints of a training with other settings than ``self.settings``."""
-        for step in reversed(checkpoints.all_steps()):
-            try:
-                saved = checkpoints.metadata(step).get("settings")
-            except nnpde.CheckpointCorrupt:
-                continue  # newest_intact skips it, and says so
-            if saved == self.settings:
-                return
-            saved = saved if isinstance(saved, dict) else {}
-            differ = [
-                f"{key} {saved.get(key, 'missing')!r} (here {self.settings.get(key, 'missing')!r})"
-                for key in sorted(set(saved) | set(self.settings))
-                if saved.get(key) != self.settings.get(key)
-            ]
-            raise ValueError(
-                f"{checkpoints.directory} holds the checkpoints of a training with other settings: "
-                f"{', '.join(differ)}. Fix: run with the settings it was trained with, or move that folder aside "
-                f"(mv {self.directory} {self.directory}.old) to train afresh."
             )
+        return template, 0, 0.0
+
+    def _check_settings(self, directory, saved) -> None:
+        """Refuse (``nnpde.ConfigError``) checkpoints of a training with other settings
+        than ``self.settings``."""
+        if saved == self.settings:
+            return
+        saved = saved if isinstance(saved, dict) else {}
+        differ = [
+            f"{key} {saved.get(key, 'missing')!r} (here {self.settings.get(key, 'missing')!r})"
+            for key in sorted(set(saved) | set(self.settings))
+            if saved.get(key) != self.settings.get(key)
+        ]
+        raise nnpde.ConfigError(  # a ValueError; `nnpde detect` reports it as a refused configuration
+            f"{directory} holds the checkpoints of a training with other settings: {', '.join(differ)}. Fix: run "
+            f"with the settings it was trained with, or move that folder aside (mv {self.directory} "
+            f"{self.directory}.old) to train afresh."
+        )

@@ -136,7 +136,8 @@ def test_interrupted_hybrid_training_resumes_bitwise(tiny_board, tmp_path):
     """A crash after step 5 (not a checkpoint step: resumed from step 4, whose windows
     start from the open-loop states of the network of step 3, the last refresh), then
     Ctrl-C after step 5 (checkpointed there), then on to the end: the network, the
-    optimiser state and the losses are bit for bit those of an uninterrupted training."""
+    optimiser state and the losses are bit for bit those of an uninterrupted training;
+    and again after a corrupt newest checkpoint."""
     s = _short_series(tiny_board)
     whole_score, whole = thermal_detectors.hybrid([s], tmp_path / "whole", **SMALL)
     cut = tmp_path / "cut"
@@ -158,16 +159,24 @@ def test_interrupted_hybrid_training_resumes_bitwise(tiny_board, tmp_path):
     # a finished training is the fitted model: reused, nothing trained
     _, again = thermal_detectors.hybrid([s], cut, on_step=_stop_after(6, AssertionError("trained again")), **SMALL)
     assert again["resumed_from"] == 7 and again["loss_last"] == whole["loss_last"], again
+    # the newest checkpoint altered on disk (its metadata, which no longer matches its
+    # checksum): moved aside, step 7 trained again from step 6, to the same bits
+    metadata = cut / "checkpoints" / "7" / "metadata" / "metadata"
+    metadata.write_text(metadata.read_text().replace('"seconds": ', '"seconds": 1'))
+    _, again = thermal_detectors.hybrid([s], cut, **SMALL)
+    assert again["resumed_from"] == 6 and (cut / "corrupt" / "7").is_dir(), (again, sorted(cut.iterdir()))
+    got = _saved_arrays(cut, 7)
+    assert not [k for k in expected if not np.array_equal(expected[k], got[k])]
 
 
 def test_hybrid_checkpoints_of_other_settings_are_refused(tiny_board, tmp_path):
     s = _short_series(tiny_board)
     thermal_detectors.hybrid([s], tmp_path, **SMALL)
-    with pytest.raises(ValueError, match=r"other settings: hidden 4 \(here 8\)\. Fix: run with the settings"):
+    with pytest.raises(nnpde.ConfigError, match=r"other settings: hidden 4 \(here 8\)\. Fix: run with the settings"):
         thermal_detectors.hybrid([s], tmp_path, **{**SMALL, "hidden": 8})
-    with pytest.raises(ValueError, match=r"other settings: data '[0-9a-f]+' \(here '[0-9a-f]+'\)\. Fix"):
+    with pytest.raises(nnpde.ConfigError, match=r"other settings: data '[0-9a-f]+' \(here '[0-9a-f]+'\)\. Fix"):
         thermal_detectors.hybrid([{k: v[:150] for k, v in s.items()}], tmp_path, **SMALL)
-    with pytest.raises(ValueError, match=r"other settings: name 'hybrid' \(here 'emulator'\)"):
+    with pytest.raises(nnpde.ConfigError, match=r"other settings: name 'hybrid' \(here 'emulator'\)"):
         thermal_detectors.emulator([s], tmp_path, **SMALL)
     assert _saved_steps(tmp_path)[-1] == 7 and len(nnpde.read_metrics(tmp_path / "metrics.jsonl")) == 7
 
