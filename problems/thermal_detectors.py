@@ -1,10 +1,11 @@
 """Detectors for ``problems.thermal_monitoring``, each trained on normal series only.
 
-A detector is ``fit(train) -> (score, info)``: ``train`` a list of normal series
-(dicts of ``workload (T, n_chips)`` and ``readings (T, M)``), ``score(series) -> (T, M)``
-the standardised residual of every sensor (its normal-data mean and spread removed),
-``info`` what to record (parameters, training loss). ``nnpde detect`` turns the
-residuals into one anomaly score, a threshold and alarms.
+A detector is ``fit(train, directory) -> (score, info)``: ``train`` a list of normal
+series (dicts of ``workload (T, n_chips)`` and ``readings (T, M)``), ``directory`` a
+folder of its own for what it keeps between runs (``None``: nothing kept),
+``score(series) -> (T, M)`` the standardised residual of every sensor (its normal-data
+mean and spread removed), ``info`` what to record (parameters, training loss).
+``nnpde detect`` turns the residuals into one anomaly score, a threshold and alarms.
 
 * ``hybrid``: the coarse physics (``thermal_monitoring.coarse_equation``, Crank-Nicolson
   on 8 x 8 cells) plus a learned correction ``DT * SCALE * N(T, q, log k, x, y)`` (a
@@ -12,10 +13,15 @@ residuals into one anomaly score, a threshold and alarms.
   steps start from the model's own open-loop states (recomputed every ``REFRESH``
   steps) and the loss is the mean squared error of the predicted sensors. The
   prediction runs open loop from the workload alone, so a fault cannot leak into it.
+  The training is resumable: in ``directory`` it keeps checkpoints (every
+  ``CHECKPOINT_EVERY`` steps and on Ctrl-C), ``metrics.jsonl`` (the loss of every
+  step) and, once finished, the fitted network, which a later call reuses; a resumed
+  training ends bitwise on the network of an uninterrupted one (``_open_loop``).
 * ``physics``: the plain coarse physics, open loop from the workload.
 * ``emulator``: the hybrid without the physics, the same CNN and inputs trained the
   same way, ``T_{n+1} = T_n + DT * SCALE * N(T_n, q, log k, x, y)`` (the form of
-  ``nnpde.Emulator``): a data-only model open loop from the workload.
+  ``nnpde.Emulator``): a data-only model open loop from the workload; resumable as
+  the hybrid.
 * ``data``: a data-only forecaster of about the same size: an MLP from the last
   ``LAGS`` readings and the workload to the next readings (one step ahead).
 * ``fixed``: no model, the readings themselves standardised by their normal mean and
@@ -25,6 +31,7 @@ residuals into one anomaly score, a threshold and alarms.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
@@ -37,9 +44,11 @@ from flax import nnx
 import nnpde
 from problems import hybrid_heat_board as board
 from problems import thermal_monitoring as tm
+from problems._resumable_training import CHECKPOINT_EVERY, ResumableTraining, fingerprint
 
 WINDOW = 48
 REFRESH = 200
+LEARNING_RATE = 3e-3
 LAGS = 3
 SCALE = sum(tm.CHIP_POWER)
 
@@ -68,20 +77,28 @@ def physics_step(eq, chips):
     ``L`` (tabulated from ``apply_operator`` on every unit vector) and mass ``M``; the
     walls are homogeneous (``T = 0`` at the sink), so there is no offset. Dense on the
     8 x 8 grid: exact (the CG solve only approximates it) and cheap to differentiate."""
+    a, b_chips = _physics_matrices(eq, chips)
+
+    def step(temperature, w):
+        return _affine_step(a, b_chips, temperature, w)
+
+    return step
+
+
+def _physics_matrices(eq, chips):
+    """``(A, B_chips)`` of ``physics_step``: ``B_chips = B q_c`` one column per chip at full load."""
     shape, n = eq.state_shape, int(np.prod(eq.state_shape))
     op = np.asarray(_operator_columns(eq)).reshape(n, n).T
     mass = np.broadcast_to(np.asarray(eq.mass(), dtype=float), shape).reshape(n)
     implicit = np.diag(mass) - 0.5 * tm.DT * op
     a = np.linalg.solve(implicit, np.diag(mass) + 0.5 * tm.DT * op)
     b = tm.DT * np.linalg.inv(implicit)
-    # the chips' contribution at full load, one column per chip
-    a, b_chips = jnp.asarray(a), jnp.asarray(b @ np.asarray(chips).reshape(chips.shape[0], n).T)
+    return jnp.asarray(a), jnp.asarray(b @ np.asarray(chips).reshape(chips.shape[0], n).T)
+
+
+def _affine_step(a, b_chips, temperature, w):
     decay = math.exp(-tm.H_FAN * tm.DT)
-
-    def step(temperature, w):
-        return ((a @ temperature.reshape(n) + b_chips @ w) * decay).reshape(shape)
-
-    return step
+    return ((a @ temperature.reshape(-1) + b_chips @ w) * decay).reshape(temperature.shape)
 
 
 def _rollout(step, w, ix, iy, t0=None):
@@ -101,7 +118,7 @@ def _standardise(residuals):
     return r.mean(axis=0), r.std(axis=0) + 1e-12
 
 
-def physics(train, *, seed: int = 0):
+def physics(train, directory=None, *, seed: int = 0):
     eq, chips, _, (ix, iy) = _coarse_parts()
     step = physics_step(eq, chips)
     predict = jax.jit(lambda w: _rollout(step, w, ix, iy)[1])
@@ -125,71 +142,220 @@ def _count(net) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_inexact_array))))
 
 
-def hybrid(train, *, seed: int = 0, steps: int = 1500, batch: int = 16, hidden: int = 16, depth: int = 3):
-    return _open_loop(train, physics=True, seed=seed, steps=steps, batch=batch, hidden=hidden, depth=depth)
+def hybrid(
+    train,
+    directory=None,
+    *,
+    seed: int = 0,
+    steps: int = 1500,
+    batch: int = 16,
+    hidden: int = 16,
+    depth: int = 3,
+    refresh: int = REFRESH,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    progress: bool = True,
+    on_step=None,
+):
+    """The hybrid detector; ``directory`` and the training options: ``_open_loop``."""
+    return _open_loop(
+        train,
+        directory,
+        physics=True,
+        seed=seed,
+        steps=steps,
+        batch=batch,
+        hidden=hidden,
+        depth=depth,
+        refresh=refresh,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+        on_step=on_step,
+    )
 
 
-def emulator(train, *, seed: int = 0, steps: int = 1500, batch: int = 16, hidden: int = 16, depth: int = 3):
-    return _open_loop(train, physics=False, seed=seed, steps=steps, batch=batch, hidden=hidden, depth=depth)
+def emulator(
+    train,
+    directory=None,
+    *,
+    seed: int = 0,
+    steps: int = 1500,
+    batch: int = 16,
+    hidden: int = 16,
+    depth: int = 3,
+    refresh: int = REFRESH,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    progress: bool = True,
+    on_step=None,
+):
+    """The emulator detector; ``directory`` and the training options: ``_open_loop``."""
+    return _open_loop(
+        train,
+        directory,
+        physics=False,
+        seed=seed,
+        steps=steps,
+        batch=batch,
+        hidden=hidden,
+        depth=depth,
+        refresh=refresh,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+        on_step=on_step,
+    )
 
 
-def _open_loop(train, *, physics: bool, seed: int, steps: int, batch: int, hidden: int, depth: int):
-    eq, chips, fields, (ix, iy) = _coarse_parts()
-    base = physics_step(eq, chips) if physics else (lambda temperature, w: temperature)
-    q_scale = float(jnp.max(chips))
+class _OpenLoop(eqx.Module):
+    """The fixed parts of the hybrid and the emulator: ``step(net)`` is ``T -> P(T, w) +
+    DT * SCALE * net(T, q(w) / max q, log k, x, y)``, ``P`` the coarse physics step
+    (``a``, ``b_chips``) or, without them (the emulator), the identity; ``ix, iy`` the
+    sensors' cells. Passed to the compiled functions as an argument, not captured, so
+    that every fit of the same sizes shares their compilation."""
 
-    def step_with(net):
+    chips: jax.Array
+    fields: jax.Array
+    ix: jax.Array
+    iy: jax.Array
+    a: jax.Array | None
+    b_chips: jax.Array | None
+
+    def step(self, net):
+        q_scale = jnp.max(self.chips)
+
         def step(temperature, w):
-            q = jnp.tensordot(w, chips, 1)
-            inputs = jnp.concatenate([temperature, q[None] / q_scale, fields])
-            return base(temperature, w) + tm.DT * SCALE * net(inputs)
+            q = jnp.tensordot(w, self.chips, 1)
+            inputs = jnp.concatenate([temperature, q[None] / q_scale, self.fields])
+            base = temperature if self.a is None else _affine_step(self.a, self.b_chips, temperature, w)
+            return base + tm.DT * SCALE * net(inputs)
 
         return step
 
-    net = _cnn(seed, hidden, depth)
+
+@eqx.filter_jit
+def _open_loop_states(net, model: _OpenLoop, w_all):
+    """``(n_series, T, 1, n, n)``: the open-loop states of every series of ``w_all``."""
+    return jax.vmap(lambda w: _rollout(model.step(net), w, model.ix, model.iy)[0])(w_all)
+
+
+@eqx.filter_jit
+def _open_loop_sensors(net, model: _OpenLoop, w):
+    return _rollout(model.step(net), w, model.ix, model.iy)[1]
+
+
+@functools.cache
+def _optimiser(steps: int):
+    """Adam on a cosine schedule over ``steps``, gradients clipped (one object per
+    ``steps``: the compiled train step is reused)."""
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(LEARNING_RATE, steps)))
+
+
+@eqx.filter_jit
+def _open_loop_train_step(net, opt_state, model: _OpenLoop, optimiser, t0, w, y):
+    """One optimiser step on the mean over the batch of the windows' sensor errors,
+    ``|predicted - y|^2 / NOISE^2``, each window open loop from ``t0`` driven by ``w``."""
+
+    def window_loss(n, t0, w, y):
+        predicted = _rollout(model.step(n), w, model.ix, model.iy, t0)[1]
+        return jnp.mean((predicted - y) ** 2) / tm.NOISE**2
+
+    def batch_loss(n):
+        return jnp.mean(jax.vmap(lambda a, b, c: window_loss(n, a, b, c))(t0, w, y))
+
+    loss, grads = eqx.filter_value_and_grad(batch_loss)(net)
+    updates, opt_state = optimiser.update(grads, opt_state, eqx.filter(net, eqx.is_inexact_array))
+    return eqx.apply_updates(net, updates), opt_state, loss
+
+
+def _open_loop(
+    train,
+    directory,
+    *,
+    physics: bool,
+    seed: int,
+    steps: int,
+    batch: int,
+    hidden: int,
+    depth: int,
+    refresh: int,
+    checkpoint_every: int,
+    progress: bool,
+    on_step,
+):
+    """Train the hybrid (``physics``) or the emulator on ``train``; ``(score, info)``.
+
+    Step ``i`` draws its ``batch`` windows from a generator seeded by ``(seed, i)``,
+    started from the open-loop states of the network as it was at the last multiple of
+    ``refresh``: both depend on the step count only, so training can stop and go on.
+    With ``directory``, the training is resumable (``ResumableTraining``): checkpoints every
+    ``checkpoint_every`` steps and on an interrupt, losses in ``metrics.jsonl``, and a
+    finished training is the fitted model that a later call reuses without training.
+    ``progress``: a tqdm bar with the loss. ``on_step(step, loss)``: called after each
+    step is recorded (a ``KeyboardInterrupt`` raised there stops the training as Ctrl-C
+    does).
+    """
+    steps = nnpde.check_int(steps, "steps", fix="training steps, e.g. 1500.")
+    refresh = nnpde.check_int(refresh, "refresh", fix=f"steps between open-loop state refreshes, e.g. {REFRESH}.")
+    eq, chips, fields, (ix, iy) = _coarse_parts()
+    a, b_chips = _physics_matrices(eq, chips) if physics else (None, None)
+    model = _OpenLoop(chips, fields, jnp.asarray(ix), jnp.asarray(iy), a, b_chips)
     w_all = jnp.asarray(np.stack([s["workload"] for s in train]))
     y_all = jnp.asarray(np.stack([s["readings"] for s in train]))
     n_series, n_steps = y_all.shape[:2]
+    optimiser = _optimiser(steps)
+    params, static = eqx.partition(_cnn(seed, hidden, depth), eqx.is_inexact_array)
+    state = {"net": params, "anchor": params, "opt": optimiser.init(params), "losses": np.full(steps, np.nan)}
+    cache = {}  # the open-loop states of the current anchor: (anchor's step, states)
 
-    @eqx.filter_jit
-    def states_of(net):
-        return jax.vmap(lambda w: _rollout(step_with(net), w, ix, iy)[0])(w_all)
-
-    def window_loss(net, t0, w, y):
-        predicted = _rollout(step_with(net), w, ix, iy, t0)[1]
-        return jnp.mean((predicted - y) ** 2) / tm.NOISE**2
-
-    schedule = optax.cosine_decay_schedule(3e-3, steps)
-    optimiser = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
-    opt_state = optimiser.init(eqx.filter(net, eqx.is_inexact_array))
-
-    @eqx.filter_jit
-    def train_step(net, opt_state, t0, w, y):
-        def batch_loss(n):
-            return jnp.mean(jax.vmap(lambda a, b, c: window_loss(n, a, b, c))(t0, w, y))
-
-        loss, grads = eqx.filter_value_and_grad(batch_loss)(net)
-        updates, opt_state = optimiser.update(grads, opt_state, eqx.filter(net, eqx.is_inexact_array))
-        return eqx.apply_updates(net, updates), opt_state, loss
-
-    rng = np.random.default_rng(seed)
-    losses = []
-    for i in range(steps):
-        if i % REFRESH == 0:
-            states = states_of(net)
+    def advance(i, state):
+        """Step ``i`` (0-based) from ``state``: the next state and the loss."""
+        anchor = state["net"] if i % refresh == 0 else state["anchor"]
+        if cache.get("step") != i - i % refresh:  # at a refresh, or the first step after a resume
+            cache.update(step=i - i % refresh, states=_open_loop_states(eqx.combine(anchor, static), model, w_all))
+        rng = np.random.default_rng((seed, i))
         s = rng.integers(n_series, size=batch)
         start = rng.integers(0, n_steps - WINDOW - 1, size=batch)
         idx = start[:, None] + np.arange(WINDOW)[None]
-        t0 = states[s, start]
-        net, opt_state, loss = train_step(net, opt_state, t0, w_all[s[:, None], idx + 1], y_all[s[:, None], idx + 1])
-        losses.append(float(loss))
-    predict = eqx.filter_jit(lambda net, w: _rollout(step_with(net), w, ix, iy)[1])
-    mean, std = _standardise([s["readings"] - np.asarray(predict(net, s["workload"])) for s in train])
+        t0, w, y = cache["states"][s, start], w_all[s[:, None], idx + 1], y_all[s[:, None], idx + 1]
+        net, opt_state, loss = _open_loop_train_step(
+            eqx.combine(state["net"], static), state["opt"], model, optimiser, t0, w, y
+        )
+        loss = float(loss)  # waits for the step: an interrupt before here leaves `state` as it was
+        losses = state["losses"].copy()
+        losses[i] = loss
+        return {
+            "net": eqx.filter(net, eqx.is_inexact_array),
+            "anchor": anchor,
+            "opt": opt_state,
+            "losses": losses,
+        }, loss
+
+    settings = {
+        "batch": batch,
+        "hidden": hidden,
+        "depth": depth,
+        "seed": seed,
+        "window": WINDOW,
+        "refresh": refresh,
+        "learning_rate": LEARNING_RATE,
+        "dtype": jnp.dtype(y_all.dtype).name,
+        "data": fingerprint(w_all, y_all),
+    }
+    name = "hybrid" if physics else "emulator"
+    training = ResumableTraining(
+        directory, name=name, steps=steps, settings=settings, checkpoint_every=checkpoint_every, progress=progress
+    )
+    state, resumed_from, seconds = training.run(advance, state, on_step=on_step)
+    net, losses = eqx.combine(state["net"], static), state["losses"]
+
+    def residual(s):
+        return s["readings"] - np.asarray(_open_loop_sensors(net, model, jnp.asarray(s["workload"])))
+
+    mean, std = _standardise([residual(s) for s in train])
 
     def score(s):
-        return (s["readings"] - np.asarray(predict(net, s["workload"])) - mean) / std
+        return (residual(s) - mean) / std
 
-    return score, {"parameters": _count(net), "loss_first": losses[0], "loss_last": float(np.mean(losses[-50:]))}
+    info = {"parameters": _count(net), "loss_first": float(losses[0]), "loss_last": float(np.mean(losses[-50:]))}
+    return score, {**info, "resumed_from": resumed_from, "train_seconds": seconds}
 
 
 def _features(s, lags: int, y_mean, y_std):
@@ -199,7 +365,9 @@ def _features(s, lags: int, y_mean, y_std):
     return np.concatenate([*lagged, w[lags:], w[lags - 1 : -1]], axis=1), y[lags:] - y[lags - 1 : -1]
 
 
-def data(train, *, seed: int = 0, steps: int = 3000, batch: int = 256, hidden: int = 72, depth: int = 2):
+def data(
+    train, directory=None, *, seed: int = 0, steps: int = 3000, batch: int = 256, hidden: int = 72, depth: int = 2
+):
     all_y = np.concatenate([s["readings"] for s in train])
     y_mean, y_std = all_y.mean(axis=0), all_y.std(axis=0)
     x, target = map(np.concatenate, zip(*[_features(s, LAGS, y_mean, y_std) for s in train]))
@@ -239,7 +407,7 @@ def data(train, *, seed: int = 0, steps: int = 3000, batch: int = 256, hidden: i
     return score, {"parameters": _count(net), "loss_first": losses[0], "loss_last": float(np.mean(losses[-50:]))}
 
 
-def fixed(train, *, seed: int = 0):
+def fixed(train, directory=None, *, seed: int = 0):
     mean, std = _standardise([s["readings"] for s in train])
 
     def score(s):

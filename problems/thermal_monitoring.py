@@ -291,9 +291,9 @@ def monitoring(
         return series(SPLIT_SEEDS[split] + index, n_steps=n_steps, n_anomalies=anomalies, noise=noise, truth=truth)
 
     detectors = dict(thermal_detectors.DETECTORS)
-    detectors["hybrid"] = lambda train: thermal_detectors.hybrid(train, steps=hybrid_steps)
-    detectors["emulator"] = lambda train: thermal_detectors.emulator(train, steps=hybrid_steps)
-    detectors["data"] = lambda train: thermal_detectors.data(train, steps=data_steps)
+    detectors["hybrid"] = functools.partial(thermal_detectors.hybrid, steps=hybrid_steps)
+    detectors["emulator"] = functools.partial(thermal_detectors.emulator, steps=hybrid_steps)
+    detectors["data"] = functools.partial(thermal_detectors.data, steps=data_steps)
     return nnpde.MonitoringTask(
         name="thermal_monitoring",
         description=" ".join(__doc__.split("\n\n")[0:1]).replace("\n", " "),

@@ -1,7 +1,10 @@
 """Anomaly detection on a monitored board: the fault schedule, the physics, the
 detectors on a short series, and ``nnpde detect`` end to end on a synthetic task."""
 
+import dataclasses
+import functools
 import json
+import shutil
 import sys
 import types
 
@@ -47,6 +50,10 @@ def test_coarse_physics_step_is_the_solvers_crank_nicolson_step():
     np.testing.assert_allclose(np.asarray(step(temperature, w)), expected, atol=1e-10)
 
 
+# the hybrid at toy size: a refresh of the open-loop states at steps 0, 3 and 6
+SMALL = {"steps": 7, "batch": 2, "hidden": 4, "depth": 1, "refresh": 3, "checkpoint_every": 2, "progress": False}
+
+
 @pytest.fixture(scope="module")
 def tiny_board(tmp_path_factory):
     """The real task at toy size, run once for the tests that read it: one normal
@@ -88,17 +95,114 @@ def test_learned_detectors_fit_and_score_a_short_normal_series(tiny_board):
     # the first 200 samples of the tiny run's normal training series (no solve of its own)
     with np.load(tiny_board[0] / "run" / "data" / "train-0.npz") as f:
         s = {key: f[key][:200] for key in ("workload", "readings")}
-    small = {"steps": 2, "batch": 2, "hidden": 4, "depth": 1}
     infos = {}
     for name, fit in (
         ("data", lambda t: thermal_detectors.data(t, steps=5, hidden=8)),
-        ("hybrid", lambda t: thermal_detectors.hybrid(t, **small)),
-        ("emulator", lambda t: thermal_detectors.emulator(t, **small)),
+        ("hybrid", lambda t: thermal_detectors.hybrid(t, **SMALL)),  # without a directory: nothing kept
+        ("emulator", lambda t: thermal_detectors.emulator(t, **SMALL)),
     ):
         residual, infos[name] = fit([s])
         z = residual(s)
         assert z.shape == s["readings"].shape and np.all(np.isfinite(z)), (name, infos[name])
     assert infos["hybrid"]["parameters"] == infos["emulator"]["parameters"] > 0, infos
+
+
+def _short_series(tiny_board, n: int = 200) -> dict:
+    with np.load(tiny_board[0] / "run" / "data" / "train-0.npz") as f:
+        return {key: f[key][:n] for key in ("workload", "readings")}
+
+
+def _stop_after(step: int, error: BaseException):
+    def on_step(done, loss):
+        if done == step:
+            raise error
+
+    return on_step
+
+
+def _saved_steps(directory) -> list[int]:
+    with nnpde.Checkpointer(directory / "checkpoints", read_only=True) as reader:
+        return reader.all_steps()
+
+
+def _saved_arrays(directory, step: int) -> dict:
+    """Every array of a checkpoint (its ``arrays`` item, ``nnpde.Checkpointer``'s format)."""
+    import orbax.checkpoint as ocp
+
+    return ocp.StandardCheckpointer().restore(directory / "checkpoints" / str(step) / "arrays")
+
+
+def test_interrupted_hybrid_training_resumes_bitwise(tiny_board, tmp_path):
+    """A crash after step 5 (not a checkpoint step: resumed from step 4, whose windows
+    start from the open-loop states of the network of step 3, the last refresh), then
+    Ctrl-C after step 5 (checkpointed there), then on to the end: the network, the
+    optimiser state and the losses are bit for bit those of an uninterrupted training;
+    and again after a corrupt newest checkpoint."""
+    s = _short_series(tiny_board)
+    whole_score, whole = thermal_detectors.hybrid([s], tmp_path / "whole", **SMALL)
+    cut = tmp_path / "cut"
+    with pytest.raises(RuntimeError, match="machine lost"):
+        thermal_detectors.hybrid([s], cut, on_step=_stop_after(5, RuntimeError("machine lost")), **SMALL)
+    assert _saved_steps(cut) == [2, 4]
+    with pytest.raises(KeyboardInterrupt):
+        thermal_detectors.hybrid([s], cut, on_step=_stop_after(5, KeyboardInterrupt()), **SMALL)
+    assert _saved_steps(cut) == [2, 4, 5]
+    score, info = thermal_detectors.hybrid([s], cut, **SMALL)
+    assert info["resumed_from"] == 5 and whole["resumed_from"] == 0, (info, whole)
+    expected, got = _saved_arrays(tmp_path / "whole", 7), _saved_arrays(cut, 7)
+    differ = [k for k in expected if not np.array_equal(expected[k], got[k])]
+    assert expected.keys() == got.keys() and not differ, f"leaves differ after resuming: {differ}"
+    np.testing.assert_array_equal(score(s), whole_score(s))
+    log = nnpde.read_metrics(cut / "metrics.jsonl")
+    assert [r["step"] for r in log] == list(range(1, 8)), [r["step"] for r in log]
+    assert [r["loss"] for r in log] == [r["loss"] for r in nnpde.read_metrics(tmp_path / "whole" / "metrics.jsonl")]
+    # a finished training is the fitted model: reused, nothing trained
+    _, again = thermal_detectors.hybrid([s], cut, on_step=_stop_after(6, AssertionError("trained again")), **SMALL)
+    assert again["resumed_from"] == 7 and again["loss_last"] == whole["loss_last"], again
+    # the newest checkpoint altered on disk (its metadata, which no longer matches its
+    # checksum): moved aside, step 7 trained again from step 6, to the same bits
+    metadata = cut / "checkpoints" / "7" / "metadata" / "metadata"
+    metadata.write_text(metadata.read_text().replace('"seconds": ', '"seconds": 1'))
+    _, again = thermal_detectors.hybrid([s], cut, **SMALL)
+    assert again["resumed_from"] == 6 and (cut / "corrupt" / "7").is_dir(), (again, sorted(cut.iterdir()))
+    got = _saved_arrays(cut, 7)
+    assert not [k for k in expected if not np.array_equal(expected[k], got[k])]
+
+
+def test_hybrid_checkpoints_of_other_settings_are_refused(tiny_board, tmp_path):
+    s = _short_series(tiny_board)
+    thermal_detectors.hybrid([s], tmp_path, **SMALL)
+    with pytest.raises(nnpde.ConfigError, match=r"other settings: hidden 4 \(here 8\)\. Fix: run with the settings"):
+        thermal_detectors.hybrid([s], tmp_path, **{**SMALL, "hidden": 8})
+    with pytest.raises(nnpde.ConfigError, match=r"other settings: data '[0-9a-f]+' \(here '[0-9a-f]+'\)\. Fix"):
+        thermal_detectors.hybrid([{k: v[:150] for k, v in s.items()}], tmp_path, **SMALL)
+    with pytest.raises(nnpde.ConfigError, match=r"other settings: name 'hybrid' \(here 'emulator'\)"):
+        thermal_detectors.emulator([s], tmp_path, **SMALL)
+    assert _saved_steps(tmp_path)[-1] == 7 and len(nnpde.read_metrics(tmp_path / "metrics.jsonl")) == 7
+
+
+def test_detect_reuses_a_finished_hybrid_training(tiny_board, tmp_path):
+    """``nnpde detect`` fits the hybrid into ``models/hybrid``; with a residual file
+    missing (more test series, a crash while scoring) it fits again from there without
+    training, and writes the same residuals."""
+    shutil.copytree(tiny_board[0] / "run" / "data", tmp_path / "run" / "data")
+    task = thermal_monitoring.monitoring(n_steps=2500, n_anomalies=1)
+    task = dataclasses.replace(task, detectors={"hybrid": functools.partial(thermal_detectors.hybrid, **SMALL)})
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        f'out = "{tmp_path / "run"}"\n[data]\ntrain = 1\nvalidation = 1\ntest = 1\n'
+        '[detect]\nfalse_alarm_rate = 0.001\ndetectors = ["hybrid"]\n'
+    )
+    first = _detect.run_detection(task, _detect.load_detect_config(config), echo=lambda *a: None)
+    residuals = tmp_path / "run" / "residuals" / "hybrid"
+    test_residual = np.load(residuals / "test-0.npy")
+    assert first["detectors"]["hybrid"]["info"]["resumed_from"] == 0
+    assert _saved_steps(tmp_path / "run" / "models" / "hybrid")[-1] == SMALL["steps"]
+    (residuals / "test-0.npy").unlink()
+    again = _detect.run_detection(task, _detect.load_detect_config(config), echo=lambda *a: None)
+    assert again["detectors"]["hybrid"]["info"]["resumed_from"] == SMALL["steps"], again["detectors"]["hybrid"]
+    np.testing.assert_array_equal(np.load(residuals / "test-0.npy"), test_residual)
+    assert again["detectors"]["hybrid"]["flat"] == first["detectors"]["hybrid"]["flat"]
 
 
 def _toy_series(split, index):
@@ -113,11 +217,11 @@ def _toy_series(split, index):
     return {"readings": readings, "labels": (kind >= 0).astype(np.int8), "kind": kind}
 
 
-def _oracle(train):
+def _oracle(train, directory=None):
     return (lambda s: s["readings"]), {"parameters": 0}
 
 
-def _blind(train):
+def _blind(train, directory=None):
     return (lambda s: np.random.default_rng(0).standard_normal(s["readings"].shape)), {"parameters": 0}
 
 

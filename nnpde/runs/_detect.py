@@ -4,7 +4,8 @@ A problem module offers ``monitoring(**options) -> nnpde.MonitoringTask``: its s
 (normal ones to train and to set thresholds on, labelled ones to test on) and its
 detectors. The command, for every detector:
 
-1. fits it on the normal training series (``fit(train) -> (residual, info)``);
+1. fits it on the normal training series (``fit(train, directory) -> (residual,
+   info)``, ``directory`` its own folder ``models/<name>`` under ``out``);
 2. turns its standardised sensor residuals ``z (T, M)`` into one score, the largest
    over the sensors of the causal moving average over ``window`` samples, ``s_t =
    max_m |mean(z[t - window + 1 .. t, m])|``;
@@ -20,7 +21,10 @@ detectors. The command, for every detector:
 
 It writes ``report.json``, its tables as ``report.md`` and plots (``traces.png``, ``scores.png``, ``table.png``)
 under ``out``; series and residuals are cached there (``data/``, ``residuals/``), so a
-rerun skips what is done.
+rerun skips what is done: a detector whose residuals are all there is not fitted again.
+What a detector keeps in ``models/<name>`` (checkpoints of an interrupted training, a
+fitted model) is its own: a detector fitted again (its residuals removed, more
+validation or test series) may reuse it.
 
 ```toml
 name = "thermal_monitoring"
@@ -69,9 +73,12 @@ class MonitoringTask:
             ``"validation"`` (both normal) and ``"test"`` (labelled): NumPy arrays
             ``readings (T, M)``, ``labels (T,)`` 0/1, ``kind (T,)`` (index into
             ``kinds``, -1 normal) and whatever the detectors read (a workload).
-        detectors: ``name -> fit``, ``fit(train: list[dict]) -> (residual, info)``:
-            ``residual(series) -> (T, M)`` standardised sensor residuals, ``info`` a
-            JSON-able dict (its ``parameters`` count, training losses).
+        detectors: ``name -> fit``, ``fit(train: list[dict], directory: Path) ->
+            (residual, info)``: ``residual(series) -> (T, M)`` standardised sensor
+            residuals, ``info`` a JSON-able dict (its ``parameters`` count, training
+            losses). ``directory`` (``out/models/<name>``, not created) is the
+            detector's own, for what it keeps between runs (the checkpoints of a long
+            training, its fitted model); a detector that keeps nothing ignores it.
         kinds: the anomaly kinds.
         sensors: one name per sensor (plots).
         attrs: the problem's parameters, recorded in the report.
@@ -298,9 +305,10 @@ def run_detection(task: MonitoringTask, config: dict, *, echo=print) -> dict:
     for name in names:
         folder = out / "residuals" / name
         info_path = folder / "info.json"
-        if not info_path.exists():
+        paths = [folder / f"{split}-{i}.npy" for split in ("validation", "test") for i in range(data[split])]
+        if not (info_path.exists() and all(p.exists() for p in paths)):
             t0 = time.perf_counter()
-            residual, info = task.detectors[name](split_series["train"])
+            residual, info = task.detectors[name](split_series["train"], directory=out / "models" / name)
             info["fit_seconds"] = time.perf_counter() - t0
             folder.mkdir(parents=True, exist_ok=True)
             for split in ("validation", "test"):
