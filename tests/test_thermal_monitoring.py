@@ -205,6 +205,26 @@ def test_detect_reuses_a_finished_hybrid_training(tiny_board, tmp_path):
     assert again["detectors"]["hybrid"]["flat"] == first["detectors"]["hybrid"]["flat"]
 
 
+def test_detect_fits_again_when_the_problem_options_change(tmp_path):
+    """Residuals cached under other problem options (say more training steps) are not
+    reused silently: the detector is fitted again."""
+    calls = []
+
+    def counted(train, directory=None):
+        calls.append(1)
+        return _oracle(train, directory)
+
+    config = tmp_path / "toy.toml"
+    config.write_text(
+        f'out = "{tmp_path / "run"}"\n[data]\ntrain = 1\nvalidation = 1\ntest = 1\n'
+        '[detect]\nfalse_alarm_rate = 0.001\ndetectors = ["oracle"]\n'
+    )
+    for steps, expected in ((10, 1), (10, 1), (20, 2)):
+        task = dataclasses.replace(toy_task(), detectors={"oracle": counted}, attrs={"hybrid_steps": steps})
+        _detect.run_detection(task, _detect.load_detect_config(config), echo=lambda *a: None)
+        assert len(calls) == expected, (steps, len(calls))
+
+
 def _toy_series(split, index):
     rng = np.random.default_rng(100 * index + {"train": 0, "validation": 1, "test": 2}[split])
     n = 4000

@@ -21,7 +21,8 @@ detectors. The command, for every detector:
 
 It writes ``report.json``, its tables as ``report.md`` and plots (``traces.png``, ``scores.png``, ``table.png``)
 under ``out``; series and residuals are cached there (``data/``, ``residuals/``), so a
-rerun skips what is done: a detector whose residuals are all there is not fitted again.
+rerun skips what is done: a detector whose residuals are all there, fitted with the same
+problem options and training series, is not fitted again.
 What a detector keeps in ``models/<name>`` (checkpoints of an interrupted training, a
 fitted model) is its own: a detector fitted again (its residuals removed, more
 validation or test series) may reuse it.
@@ -302,14 +303,21 @@ def run_detection(task: MonitoringTask, config: dict, *, echo=print) -> dict:
     kind[np.asarray(labels) == 0] = -1
     report = {"task": task.name, "description": task.description, "config": config, "attrs": dict(task.attrs)}
     report["detectors"], plots = {}, {}
+    # what a detector's residuals were fitted with: other problem options or another
+    # training set make them stale (fitted again, never silently reused)
+    fitted_with = json.loads(json.dumps(_jsonable({"attrs": dict(task.attrs), "train": data["train"]})))
     for name in names:
         folder = out / "residuals" / name
         info_path = folder / "info.json"
         paths = [folder / f"{split}-{i}.npy" for split in ("validation", "test") for i in range(data[split])]
-        if not (info_path.exists() and all(p.exists() for p in paths)):
+        stale = info_path.exists() and json.loads(info_path.read_text()).get("fitted_with") != fitted_with
+        if stale:
+            echo(f"{name}: its residuals were fitted with other problem options or training series; fitting again")
+        if stale or not (info_path.exists() and all(p.exists() for p in paths)):
             t0 = time.perf_counter()
             residual, info = task.detectors[name](split_series["train"], directory=out / "models" / name)
             info["fit_seconds"] = time.perf_counter() - t0
+            info["fitted_with"] = fitted_with
             folder.mkdir(parents=True, exist_ok=True)
             for split in ("validation", "test"):
                 for i, s in enumerate(split_series[split]):
