@@ -142,66 +142,16 @@ def _count(net) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_inexact_array))))
 
 
-def hybrid(
-    train,
-    directory=None,
-    *,
-    seed: int = 0,
-    steps: int = 1500,
-    batch: int = 16,
-    hidden: int = 16,
-    depth: int = 3,
-    refresh: int = REFRESH,
-    checkpoint_every: int = CHECKPOINT_EVERY,
-    progress: bool = True,
-    on_step=None,
-):
-    """The hybrid detector; ``directory`` and the training options: ``_open_loop``."""
-    return _open_loop(
-        train,
-        directory,
-        physics=True,
-        seed=seed,
-        steps=steps,
-        batch=batch,
-        hidden=hidden,
-        depth=depth,
-        refresh=refresh,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-        on_step=on_step,
-    )
+def hybrid(train, directory=None, **options):
+    """The hybrid detector: coarse physics plus a learned correction; ``directory``
+    and the training options (keywords, with their defaults): ``_open_loop``."""
+    return _open_loop(train, directory, physics=True, **options)
 
 
-def emulator(
-    train,
-    directory=None,
-    *,
-    seed: int = 0,
-    steps: int = 1500,
-    batch: int = 16,
-    hidden: int = 16,
-    depth: int = 3,
-    refresh: int = REFRESH,
-    checkpoint_every: int = CHECKPOINT_EVERY,
-    progress: bool = True,
-    on_step=None,
-):
-    """The emulator detector; ``directory`` and the training options: ``_open_loop``."""
-    return _open_loop(
-        train,
-        directory,
-        physics=False,
-        seed=seed,
-        steps=steps,
-        batch=batch,
-        hidden=hidden,
-        depth=depth,
-        refresh=refresh,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-        on_step=on_step,
-    )
+def emulator(train, directory=None, **options):
+    """The emulator detector: the same network without the physics step; ``directory``
+    and the training options: ``_open_loop``."""
+    return _open_loop(train, directory, physics=False, **options)
 
 
 class _OpenLoop(eqx.Module):
@@ -270,15 +220,15 @@ def _open_loop(
     directory,
     *,
     physics: bool,
-    seed: int,
-    steps: int,
-    batch: int,
-    hidden: int,
-    depth: int,
-    refresh: int,
-    checkpoint_every: int,
-    progress: bool,
-    on_step,
+    seed: int = 0,
+    steps: int = 1500,
+    batch: int = 16,
+    hidden: int = 16,
+    depth: int = 3,
+    refresh: int = REFRESH,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    progress: bool = True,
+    on_step=None,
 ):
     """Train the hybrid (``physics``) or the emulator on ``train``; ``(score, info)``.
 
