@@ -109,6 +109,7 @@ from .runs._config import ConfigError as ConfigError
 from .runs._config import RunConfig as RunConfig
 from .runs._config import load_config as load_config
 from .runs._detect import MonitoringTask as MonitoringTask
+from .runs._detect import load_detect_config as load_detect_config
 from .runs._detect import run_detection as run_detection
 from .runs._fit import FitResult as FitResult
 from .runs._fit import evaluate_rollouts as evaluate_rollouts

@@ -16,8 +16,14 @@ mean and spread removed), ``info`` what to record (parameters, training loss).
   The training is resumable: in ``directory`` it keeps checkpoints (every
   ``CHECKPOINT_EVERY`` steps and on Ctrl-C), ``metrics.jsonl`` (the loss of every
   step) and, once finished, the fitted network, which a later call reuses; a resumed
-  training ends bitwise on the network of an uninterrupted one (``_open_loop``).
+  training ends bitwise on the network of an uninterrupted one (``_fit_open_loop``).
+* ``hybrid_filter``: the same hybrid as a Kalman filter of the readings: after every
+  step the state is corrected by the steady-state gain (``_filter_gain``, from the
+  physics' linear part, process noise ``process_noise`` times the sensor noise's
+  variance) times the innovation, and the innovations (the one-step-ahead errors) are
+  the residuals. The hybrid's training is shared with the ``hybrid`` detector.
 * ``physics``: the plain coarse physics, open loop from the workload.
+* ``physics_filter``: the plain coarse physics as the same Kalman filter.
 * ``emulator``: the hybrid without the physics, the same CNN and inputs trained the
   same way, ``T_{n+1} = T_n + DT * SCALE * N(T_n, q, log k, x, y)`` (the form of
   ``nnpde.Emulator``): a data-only model open loop from the workload; resumable as
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -144,13 +151,13 @@ def _count(net) -> int:
 
 def hybrid(train, directory=None, **options):
     """The hybrid detector: coarse physics plus a learned correction; ``directory``
-    and the training options (keywords, with their defaults): ``_open_loop``."""
+    and the training options (keywords, with their defaults): ``_fit_open_loop``."""
     return _open_loop(train, directory, physics=True, **options)
 
 
 def emulator(train, directory=None, **options):
     """The emulator detector: the same network without the physics step; ``directory``
-    and the training options: ``_open_loop``."""
+    and the training options: ``_fit_open_loop``."""
     return _open_loop(train, directory, physics=False, **options)
 
 
@@ -215,7 +222,7 @@ def _open_loop_train_step(net, opt_state, model: _OpenLoop, optimiser, t0, w, y)
     return eqx.apply_updates(net, updates), opt_state, loss
 
 
-def _open_loop(
+def _fit_open_loop(
     train,
     directory,
     *,
@@ -230,7 +237,7 @@ def _open_loop(
     progress: bool = True,
     on_step=None,
 ):
-    """Train the hybrid (``physics``) or the emulator on ``train``; ``(score, info)``.
+    """Train the hybrid (``physics``) or the emulator on ``train``; ``(net, model, info)``.
 
     Step ``i`` draws its ``batch`` windows from a generator seeded by ``(seed, i)``,
     started from the open-loop states of the network as it was at the last multiple of
@@ -295,6 +302,14 @@ def _open_loop(
     )
     state, resumed_from, seconds = training.run(advance, state, on_step=on_step)
     net, losses = eqx.combine(state["net"], static), state["losses"]
+    info = {"parameters": _count(net), "loss_first": float(losses[0]), "loss_last": float(np.mean(losses[-50:]))}
+    return net, model, {**info, "resumed_from": resumed_from, "train_seconds": seconds}
+
+
+def _open_loop(train, directory, **options):
+    """The open-loop detector of ``_fit_open_loop``'s model: the standardised
+    difference between the readings and the sensors predicted from the workload alone."""
+    net, model, info = _fit_open_loop(train, directory, **options)
 
     def residual(s):
         return s["readings"] - np.asarray(_open_loop_sensors(net, model, jnp.asarray(s["workload"])))
@@ -304,8 +319,92 @@ def _open_loop(
     def score(s):
         return (residual(s) - mean) / std
 
-    info = {"parameters": _count(net), "loss_first": float(losses[0]), "loss_last": float(np.mean(losses[-50:]))}
-    return score, {**info, "resumed_from": resumed_from, "train_seconds": seconds}
+    return score, info
+
+
+TRACKING = 1e4  # the filters' default process noise, in units of NOISE^2: the readings trusted over the model
+
+
+def _filter_gain(a, ix, iy, shape, q: float):
+    """The steady-state Kalman gain ``(n, M)`` of ``T_{n+1} = F T_n + e``, ``y = H T + v``,
+    ``F = exp(-h DT) A`` the physics step's linear part, ``H`` the sensors' cells,
+    ``cov(e) = q NOISE^2 I`` and ``cov(v) = NOISE^2 I`` (the sensor noise), from the
+    discrete algebraic Riccati equation."""
+    import scipy.linalg
+
+    n = int(np.prod(shape))
+    f = np.asarray(a) * math.exp(-tm.H_FAN * tm.DT)
+    h = np.zeros((len(ix), n))
+    h[np.arange(len(ix)), np.ravel_multi_index((np.zeros_like(ix), ix, iy), shape)] = 1.0
+    r = tm.NOISE**2 * np.eye(len(ix))
+    p = scipy.linalg.solve_discrete_are(f.T, h.T, q * tm.NOISE**2 * np.eye(n), r)
+    return jnp.asarray(p @ h.T @ np.linalg.inv(h @ p @ h.T + r))
+
+
+@eqx.filter_jit
+def _innovations(net, model: _OpenLoop, gain, w, y, t0=None):
+    """The filter's innovations ``y_n - H T^-_n`` ``(T, M)``: ``T^-_n`` the model's step
+    (``net`` None: the plain physics) from the filtered state ``T_{n-1}`` under ``w_n``,
+    and ``T_n = T^-_n + K (y_n - H T^-_n)``; ``T_{-1} = t0`` (None: at rest)."""
+    step = model.step(net) if net is not None else (lambda t, w: _affine_step(model.a, model.b_chips, t, w))
+    n = tm.FINE // tm.FACTOR
+
+    def body(t, wy):
+        wn, yn = wy
+        predicted = step(t, wn)
+        innovation = yn - predicted[0, model.ix, model.iy]
+        return predicted + (gain @ innovation).reshape(predicted.shape), innovation
+
+    return jax.lax.scan(body, jnp.zeros((1, n, n)) if t0 is None else t0, (w, y))[1]
+
+
+def _filter(train, net, model: _OpenLoop, process_noise: float):
+    """The Kalman-filter detector of the physics step (with ``net``: plus the hybrid's
+    correction), the gain from the physics' linear part and ``process_noise`` (``q``,
+    in units of ``NOISE^2``): ``(score, info)``, the standardised innovations. Small
+    ``q`` trusts the model (``q -> 0``: the open-loop detector), large ``q`` the
+    readings (a one-step-ahead prediction, as the ``data`` forecaster's)."""
+    nnpde.check_positive(process_noise, "process_noise", fix=f"in units of NOISE^2, e.g. {TRACKING:g}.")
+    n = tm.FINE // tm.FACTOR
+    gain = _filter_gain(model.a, np.asarray(model.ix), np.asarray(model.iy), (1, n, n), process_noise)
+
+    def residual(s):
+        return np.asarray(_innovations(net, model, gain, jnp.asarray(s["workload"]), jnp.asarray(s["readings"])))
+
+    normal = [residual(s) for s in train]
+    mean, std = _standardise(normal)
+
+    def score(s):
+        return (residual(s) - mean) / std
+
+    mse = float(np.mean([np.mean(r**2) for r in normal]))
+    return score, {"process_noise": process_noise, "innovation_rms_over_noise": math.sqrt(mse) / tm.NOISE}
+
+
+def _physics_model() -> _OpenLoop:
+    eq, chips, fields, (ix, iy) = _coarse_parts()
+    a, b_chips = _physics_matrices(eq, chips)
+    return _OpenLoop(chips, fields, jnp.asarray(ix), jnp.asarray(iy), a, b_chips)
+
+
+def physics_filter(train, directory=None, *, process_noise: float = TRACKING):
+    """The plain coarse physics as a Kalman filter of the readings: its standardised
+    innovations (``_filter``)."""
+    score, info = _filter(train, None, _physics_model(), process_noise)
+    return score, {"parameters": 0, **info}
+
+
+def hybrid_filter(train, directory=None, *, process_noise: float = TRACKING, hybrid_directory=None, **options):
+    """The hybrid (physics plus the learned correction, trained open loop as the
+    ``hybrid`` detector is, ``options`` as there) as a Kalman filter of the readings:
+    its standardised innovations (``_filter``). Its training is the hybrid's, kept in
+    ``hybrid_directory`` (None: ``directory/../hybrid``, the ``hybrid`` detector's
+    folder under ``nnpde detect``)."""
+    if hybrid_directory is None and directory is not None:
+        hybrid_directory = Path(directory).parent / "hybrid"
+    net, model, info = _fit_open_loop(train, hybrid_directory, physics=True, **options)
+    score, filter_info = _filter(train, net, model, process_noise)
+    return score, {**info, **filter_info}
 
 
 def _features(s, lags: int, y_mean, y_std):
@@ -366,4 +465,12 @@ def fixed(train, directory=None, *, seed: int = 0):
     return score, {"parameters": 0}
 
 
-DETECTORS = {"hybrid": hybrid, "physics": physics, "emulator": emulator, "data": data, "fixed": fixed}
+DETECTORS = {
+    "hybrid": hybrid,
+    "physics": physics,
+    "emulator": emulator,
+    "data": data,
+    "fixed": fixed,
+    "hybrid_filter": hybrid_filter,
+    "physics_filter": physics_filter,
+}

@@ -270,8 +270,8 @@ def monitoring(
 ) -> nnpde.MonitoringTask:
     """The monitoring task for ``nnpde detect``: series of ``n_steps`` samples (test
     series with ``n_anomalies`` faults each, cycling through ``KINDS``), sensor noise
-    ``noise``, the detectors of ``problems.thermal_detectors`` (the hybrid and the
-    emulator trained for ``hybrid_steps``, the data-only forecaster for
+    ``noise``, the detectors of ``problems.thermal_detectors`` (the hybrid, its
+    filter and the emulator trained for ``hybrid_steps``, the data-only forecaster for
     ``data_steps``). ``truth_from``: the ``data`` folder of an earlier run of the same
     sizes, whose temperatures are reused (another sensor noise on the same physics,
     without solving again)."""
@@ -292,6 +292,7 @@ def monitoring(
 
     detectors = dict(thermal_detectors.DETECTORS)
     detectors["hybrid"] = functools.partial(thermal_detectors.hybrid, steps=hybrid_steps)
+    detectors["hybrid_filter"] = functools.partial(thermal_detectors.hybrid_filter, steps=hybrid_steps)
     detectors["emulator"] = functools.partial(thermal_detectors.emulator, steps=hybrid_steps)
     detectors["data"] = functools.partial(thermal_detectors.data, steps=data_steps)
     return nnpde.MonitoringTask(

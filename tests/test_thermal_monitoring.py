@@ -9,6 +9,7 @@ import sys
 import types
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -100,11 +101,56 @@ def test_learned_detectors_fit_and_score_a_short_normal_series(tiny_board):
         ("data", lambda t: thermal_detectors.data(t, steps=5, hidden=8)),
         ("hybrid", lambda t: thermal_detectors.hybrid(t, **SMALL)),  # without a directory: nothing kept
         ("emulator", lambda t: thermal_detectors.emulator(t, **SMALL)),
+        ("hybrid_filter", lambda t: thermal_detectors.hybrid_filter(t, **SMALL)),
+        ("physics_filter", lambda t: thermal_detectors.physics_filter(t)),
     ):
         residual, infos[name] = fit([s])
         z = residual(s)
         assert z.shape == s["readings"].shape and np.all(np.isfinite(z)), (name, infos[name])
     assert infos["hybrid"]["parameters"] == infos["emulator"]["parameters"] > 0, infos
+
+
+def test_the_kalman_filter_is_optimal_on_its_own_model():
+    """Readings of the coarse physics itself, driven by process noise of variance ``q
+    NOISE^2`` per cell and read with the sensor noise: the filter's innovations are
+    white with the covariance ``H P H' + R`` of the Riccati solution (what a wrong gain,
+    sensor map or update order breaks); with ``q -> 0`` the filter is the open loop."""
+    import scipy.linalg
+
+    model = thermal_detectors._physics_model()
+    eq, chips, _, _ = thermal_detectors._coarse_parts()
+    step = thermal_detectors.physics_step(eq, chips)
+    n_cells = eq.grid.shape[0]
+    rng = np.random.default_rng(0)
+    n, q = 4000, 1.0
+    w = jnp.asarray(rng.uniform(0.2, 1.0, (n, chips.shape[0])))
+    e = jnp.asarray(np.sqrt(q) * thermal_monitoring.NOISE * rng.standard_normal((n, 1, n_cells, n_cells)))
+
+    def body(x, we):
+        x = step(x, we[0]) + we[1]
+        return x, x[0, model.ix, model.iy]
+
+    clean = jax.lax.scan(body, jnp.zeros((1, n_cells, n_cells)), (w, e))[1]
+    y = clean + thermal_monitoring.NOISE * rng.standard_normal(clean.shape)
+    shape = (1, n_cells, n_cells)
+    gain = thermal_detectors._filter_gain(model.a, np.asarray(model.ix), np.asarray(model.iy), shape, q)
+    nu = np.asarray(thermal_detectors._innovations(None, model, gain, w, y))[200:]
+    f = np.asarray(model.a) * np.exp(-thermal_monitoring.H_FAN * thermal_monitoring.DT)
+    h = np.zeros((len(model.ix), n_cells**2))
+    h[np.arange(len(model.ix)), np.asarray(model.ix) * n_cells + np.asarray(model.iy)] = 1.0
+    r = thermal_monitoring.NOISE**2 * np.eye(len(model.ix))
+    p = scipy.linalg.solve_discrete_are(f.T, h.T, q * thermal_monitoring.NOISE**2 * np.eye(n_cells**2), r)
+    expected = h @ p @ h.T + r
+    ratio = np.diag(np.cov(nu.T)) / np.diag(expected)
+    assert np.all(np.abs(ratio - 1) < 0.1), ratio  # 3800 samples: a variance to ~2.3 %
+    lag1 = np.mean(nu[1:] * nu[:-1], axis=0) / np.mean(nu**2, axis=0)
+    assert np.all(np.abs(lag1) < 0.08), lag1  # white: 5 standard errors
+    # q -> 0: no correction, the innovations are the open-loop residuals
+    tiny = thermal_detectors._filter_gain(model.a, np.asarray(model.ix), np.asarray(model.iy), shape, 1e-10)
+    open_loop = y - thermal_detectors._rollout(step, w, model.ix, model.iy)[1]
+    np.testing.assert_allclose(thermal_detectors._innovations(None, model, tiny, w, y), open_loop, atol=1e-6)
+    with pytest.raises(ValueError, match="process_noise must be positive"):
+        thermal_detectors.physics_filter([], process_noise=0.0)
 
 
 def _short_series(tiny_board, n: int = 200) -> dict:
@@ -295,6 +341,9 @@ def test_bad_configurations_and_thresholds_are_refused(tmp_path):
     config.write_text("[data]\nvalidation = 0\n")
     with pytest.raises(nnpde.ConfigError, match="thresholds need normal data"):
         _detect.load_detect_config(config)
+    config.write_text("[detect]\nwarmup = -1\n")
+    with pytest.raises(nnpde.ConfigError, match=r"detect\.warmup must be an int >= 0, got -1"):
+        _detect.load_detect_config(config)
     config.write_text("[detect]\nwindows = 3\n")
     with pytest.raises(nnpde.ConfigError, match=r"unknown key detect\.windows"):
         _detect.load_detect_config(config)
@@ -325,6 +374,11 @@ def test_alarms_merge_gaps_and_smoothing_is_causal():
     z[20:, 1] = 1.0
     s = _detect.smoothed_score(z, 10)
     assert np.all(s[:20] == 0) and s[29] == pytest.approx(1.0) and s[24] == pytest.approx(0.5)
+    # no score before a full window (a mean of fewer samples spreads wider), nor in the warm-up
+    z = np.ones((50, 2))
+    assert np.flatnonzero(_detect.smoothed_score(z, 10))[0] == 9
+    assert np.flatnonzero(_detect.smoothed_score(z, 10, warmup=30))[0] == 30
+    assert np.flatnonzero(_detect.smoothed_score(z, 10, warmup=3))[0] == 9
 
 
 def test_per_kind_precision_drops_alarms_on_other_kinds():

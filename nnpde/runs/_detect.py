@@ -8,7 +8,9 @@ detectors. The command, for every detector:
    info)``, ``directory`` its own folder ``models/<name>`` under ``out``);
 2. turns its standardised sensor residuals ``z (T, M)`` into one score, the largest
    over the sensors of the causal moving average over ``window`` samples, ``s_t =
-   max_m |mean(z[t - window + 1 .. t, m])|``;
+   max_m |mean(z[t - window + 1 .. t, m])|``, 0 over the first ``warmup`` samples
+   (and until a window is full) of every series, normal or test: every series starts
+   from rest and a model's start-up transient is not a fault;
 3. sets the threshold at the ``1 - false_alarm_rate`` quantile of the scores on the
    normal validation series (never on test labels);
 4. raises an alarm where ``s_t`` exceeds it, alarms less than ``merge_gap`` samples
@@ -42,6 +44,7 @@ test = 8                     # labelled series to score
 detectors = ["hybrid", "physics", "data"]
 false_alarm_rate = 0.001     # share of normal validation samples above the threshold
 window = 20                  # samples of the moving average
+warmup = 100                 # first samples of every series not scored (0: none)
 merge_gap = 100              # alarms closer than this are one range
 ```
 """
@@ -100,7 +103,7 @@ DEFAULTS = {
     "precision": "float64",
     "problem": {"module": "problems.thermal_monitoring", "options": {}},
     "data": {"train": 4, "validation": 2, "test": 8},
-    "detect": {"detectors": [], "false_alarm_rate": 0.001, "window": 20, "merge_gap": 100},
+    "detect": {"detectors": [], "false_alarm_rate": 0.001, "window": 20, "warmup": 100, "merge_gap": 100},
 }
 
 
@@ -146,21 +149,30 @@ def load_detect_config(path, overrides: Mapping[str, Any] = ()) -> dict:
     far = detect["false_alarm_rate"]
     if isinstance(far, bool) or not isinstance(far, (int, float)) or not 0 < far < 1:
         raise ConfigError(f"detect.false_alarm_rate must lie in (0, 1), got {far!r}. Fix: e.g. 0.001.")
-    for key in ("window", "merge_gap"):
+    for key, minimum in (("window", 1), ("merge_gap", 1), ("warmup", 0)):
         v = detect[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"detect.{key} must be an int >= 1, got {v!r}. Fix: e.g. {DEFAULTS['detect'][key]}.")
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise ConfigError(
+                f"detect.{key} must be an int >= {minimum}, got {v!r}. Fix: e.g. {DEFAULTS['detect'][key]}."
+            )
     if config["precision"] not in ("float32", "float64"):
         raise ConfigError(f"precision must be 'float32' or 'float64', got {config['precision']!r}.")
     return config
 
 
-def smoothed_score(residual, window: int) -> np.ndarray:
-    """``s_t = max_m |mean(z[t - window + 1 .. t, m])|``: causal, ``(T, M) -> (T,)``."""
+def smoothed_score(residual, window: int, warmup: int = 0) -> np.ndarray:
+    """``s_t = max_m |mean(z[t - window + 1 .. t, m])|``: causal, ``(T, M) -> (T,)``.
+
+    The first ``max(warmup, window - 1)`` samples score 0: a detector raises no alarm
+    before it has a full window (a mean over fewer samples spreads wider: scored, the
+    start of every normal series would set the threshold, and the start of every test
+    series would cross it), nor during the ``warmup`` of a series that starts from rest
+    (a model's start-up transient)."""
     z = np.asarray(residual, dtype=float)
     c = np.cumsum(np.concatenate([np.zeros((1, z.shape[1])), z]), axis=0)
-    lo = np.maximum(np.arange(1, len(z) + 1) - window, 0)
-    mean = (c[1:] - c[lo]) / (np.arange(1, len(z) + 1) - lo)[:, None]
+    mean = np.zeros_like(z)
+    mean[window - 1 :] = (c[window:] - c[: len(z) - window + 1]) / window
+    mean[:warmup] = 0.0
     return np.abs(mean).max(axis=1)
 
 
@@ -325,7 +337,10 @@ def run_detection(task: MonitoringTask, config: dict, *, echo=print) -> dict:
             info_path.write_text(json.dumps(info, indent=1))
         info = json.loads(info_path.read_text())
         scores = {
-            split: [smoothed_score(np.load(folder / f"{split}-{i}.npy"), detect["window"]) for i in range(data[split])]
+            split: [
+                smoothed_score(np.load(folder / f"{split}-{i}.npy"), detect["window"], detect["warmup"])
+                for i in range(data[split])
+            ]
             for split in ("validation", "test")
         }
         limit = threshold(scores["validation"], detect["false_alarm_rate"])
