@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(BIN)/nnpde train scripts/configs/burgers.toml
 
 test: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile --durations=30
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

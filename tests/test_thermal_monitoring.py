@@ -341,6 +341,9 @@ def test_bad_configurations_and_thresholds_are_refused(tmp_path):
     config.write_text("[data]\nvalidation = 0\n")
     with pytest.raises(nnpde.ConfigError, match="thresholds need normal data"):
         _detect.load_detect_config(config)
+    config.write_text('[detect]\nstatistic = "mean"\n')
+    with pytest.raises(nnpde.ConfigError, match=r"detect\.statistic must be 'max' or 'hotelling', got 'mean'"):
+        _detect.load_detect_config(config)
     config.write_text("[detect]\nwarmup = -1\n")
     with pytest.raises(nnpde.ConfigError, match=r"detect\.warmup must be an int >= 0, got -1"):
         _detect.load_detect_config(config)
@@ -379,6 +382,24 @@ def test_alarms_merge_gaps_and_smoothing_is_causal():
     assert np.flatnonzero(_detect.smoothed_score(z, 10))[0] == 9
     assert np.flatnonzero(_detect.smoothed_score(z, 10, warmup=30))[0] == 30
     assert np.flatnonzero(_detect.smoothed_score(z, 10, warmup=3))[0] == 9
+
+
+def test_hotelling_statistic_weighs_sensors_by_their_normal_covariance():
+    """Two sensors whose normal residuals move together: a departure of one alone is
+    what T^2 flags (the largest-sensor score sees both alike), and T^2 on normal data
+    is the chi distribution's (mean square = number of sensors)."""
+    rng = np.random.default_rng(0)
+    common = rng.standard_normal((20_000, 1))
+    normal = common + 0.1 * rng.standard_normal((20_000, 2))  # correlation ~0.99
+    together, apart = np.zeros((300, 2)), np.zeros((300, 2))
+    together[100:], apart[100:, 0] = 1.0, 1.0
+    window = 1
+    t2 = _detect.hotelling_scores([normal], [normal, together, apart], window)
+    assert np.mean(t2[0] ** 2) == pytest.approx(2.0, rel=1e-3)  # np.cov divides by n - 1
+    assert t2[2][200] > 5 * t2[1][200]  # one sensor alone: off the normal correlation
+    mx = [_detect.smoothed_score(z, window) for z in (together, apart)]
+    assert mx[0][200] == mx[1][200] == 1.0
+    assert np.all(_detect.hotelling_scores([normal], [normal], 20, warmup=50)[0][:50] == 0)
 
 
 def test_per_kind_precision_drops_alarms_on_other_kinds():

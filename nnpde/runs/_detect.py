@@ -6,9 +6,11 @@ detectors. The command, for every detector:
 
 1. fits it on the normal training series (``fit(train, directory) -> (residual,
    info)``, ``directory`` its own folder ``models/<name>`` under ``out``);
-2. turns its standardised sensor residuals ``z (T, M)`` into one score, the largest
-   over the sensors of the causal moving average over ``window`` samples, ``s_t =
-   max_m |mean(z[t - window + 1 .. t, m])|``, 0 over the first ``warmup`` samples
+2. turns its standardised sensor residuals ``z (T, M)`` into one score from their
+   causal moving averages over ``window`` samples, ``m_t = mean(z[t - window + 1 ..
+   t])``: the largest over the sensors, ``s_t = max_m |m_{t,m}|`` (``statistic =
+   "max"``), or Hotelling's ``T^2`` (``"hotelling"``, ``s_t^2 = (m_t - mu)' S^-1 (m_t -
+   mu)``, ``mu`` and ``S`` from the normal validation series); 0 over the first ``warmup`` samples
    (and until a window is full) of every series, normal or test: every series starts
    from rest and a model's start-up transient is not a fault;
 3. sets the threshold at the ``1 - false_alarm_rate`` quantile of the scores on the
@@ -45,6 +47,7 @@ detectors = ["hybrid", "physics", "data"]
 false_alarm_rate = 0.001     # share of normal validation samples above the threshold
 window = 20                  # samples of the moving average
 warmup = 100                 # first samples of every series not scored (0: none)
+statistic = "max"            # or "hotelling": the sensors' moving averages combined by T^2
 merge_gap = 100              # alarms closer than this are one range
 ```
 """
@@ -103,7 +106,14 @@ DEFAULTS = {
     "precision": "float64",
     "problem": {"module": "problems.thermal_monitoring", "options": {}},
     "data": {"train": 4, "validation": 2, "test": 8},
-    "detect": {"detectors": [], "false_alarm_rate": 0.001, "window": 20, "warmup": 100, "merge_gap": 100},
+    "detect": {
+        "detectors": [],
+        "false_alarm_rate": 0.001,
+        "window": 20,
+        "warmup": 100,
+        "statistic": "max",
+        "merge_gap": 100,
+    },
 }
 
 
@@ -155,15 +165,20 @@ def load_detect_config(path, overrides: Mapping[str, Any] = ()) -> dict:
             raise ConfigError(
                 f"detect.{key} must be an int >= {minimum}, got {v!r}. Fix: e.g. {DEFAULTS['detect'][key]}."
             )
+    if detect["statistic"] not in ("max", "hotelling"):
+        raise ConfigError(
+            f"detect.statistic must be 'max' or 'hotelling', got {detect['statistic']!r}. Fix: e.g. 'max' "
+            "(the largest sensor's moving average) or 'hotelling' (all sensors, weighed by their normal covariance)."
+        )
     if config["precision"] not in ("float32", "float64"):
         raise ConfigError(f"precision must be 'float32' or 'float64', got {config['precision']!r}.")
     return config
 
 
-def smoothed_score(residual, window: int, warmup: int = 0) -> np.ndarray:
-    """``s_t = max_m |mean(z[t - window + 1 .. t, m])|``: causal, ``(T, M) -> (T,)``.
+def window_means(residual, window: int, warmup: int = 0) -> np.ndarray:
+    """``mean(z[t - window + 1 .. t, m])``: causal, ``(T, M) -> (T, M)``.
 
-    The first ``max(warmup, window - 1)`` samples score 0: a detector raises no alarm
+    The first ``max(warmup, window - 1)`` samples are 0: a detector raises no alarm
     before it has a full window (a mean over fewer samples spreads wider: scored, the
     start of every normal series would set the threshold, and the start of every test
     series would cross it), nor during the ``warmup`` of a series that starts from rest
@@ -173,7 +188,31 @@ def smoothed_score(residual, window: int, warmup: int = 0) -> np.ndarray:
     mean = np.zeros_like(z)
     mean[window - 1 :] = (c[window:] - c[: len(z) - window + 1]) / window
     mean[:warmup] = 0.0
-    return np.abs(mean).max(axis=1)
+    return mean
+
+
+def smoothed_score(residual, window: int, warmup: int = 0) -> np.ndarray:
+    """``s_t = max_m |mean(z[t - window + 1 .. t, m])|`` (``window_means``): ``(T, M) -> (T,)``."""
+    return np.abs(window_means(residual, window, warmup)).max(axis=1)
+
+
+def hotelling_scores(normal_residuals, residuals, window: int, warmup: int = 0) -> list[np.ndarray]:
+    """``s_t = sqrt((m_t - mu)' S^-1 (m_t - mu))`` for every series of ``residuals``,
+    ``m_t`` its ``window_means``, ``mu`` and ``S`` their mean and covariance over the
+    scored samples of ``normal_residuals`` (Hotelling's T^2 statistic: the sensors'
+    residuals weighed by their normal spread and correlation, not only the largest);
+    0 where ``window_means`` is not scored."""
+    start = max(warmup, window - 1)
+    normal = np.concatenate([window_means(r, window, warmup)[start:] for r in normal_residuals])
+    mu, cov = normal.mean(axis=0), np.cov(normal.T)
+    whiten = np.linalg.cholesky(np.linalg.inv(cov))
+    out = []
+    for r in residuals:
+        m = window_means(r, window, warmup)
+        s = np.sqrt((((m - mu) @ whiten) ** 2).sum(axis=1))
+        s[:start] = 0.0
+        out.append(s)
+    return out
 
 
 def threshold(normal_scores, false_alarm_rate: float) -> float:
@@ -336,13 +375,18 @@ def run_detection(task: MonitoringTask, config: dict, *, echo=print) -> dict:
                     np.save(folder / f"{split}-{i}.npy", residual(s))
             info_path.write_text(json.dumps(info, indent=1))
         info = json.loads(info_path.read_text())
-        scores = {
-            split: [
-                smoothed_score(np.load(folder / f"{split}-{i}.npy"), detect["window"], detect["warmup"])
-                for i in range(data[split])
-            ]
-            for split in ("validation", "test")
-        }
+        scored = ("validation", "test")
+        residuals = {split: [np.load(folder / f"{split}-{i}.npy") for i in range(data[split])] for split in scored}
+        if detect["statistic"] == "hotelling":
+            scores = {
+                split: hotelling_scores(residuals["validation"], residuals[split], detect["window"], detect["warmup"])
+                for split in scored
+            }
+        else:
+            scores = {
+                split: [smoothed_score(r, detect["window"], detect["warmup"]) for r in residuals[split]]
+                for split in scored
+            }
         limit = threshold(scores["validation"], detect["false_alarm_rate"])
         predicted = [alarms(s, limit, detect["merge_gap"]) for s in scores["test"]]
         result = score_alarms(labels, kind, _joined(predicted), task.kinds)
