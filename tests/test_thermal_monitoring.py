@@ -72,8 +72,8 @@ def tiny_board(tmp_path_factory):
 
 
 def test_tiny_monitored_board_end_to_end(tiny_board):
-    """The fan failure is found by the physics and missed by fixed limits (the learned
-    detectors: the next test)."""
+    """The fan failure is found by the physics and mostly missed by fixed limits (the
+    learned detectors: the next test)."""
     tmp_path, report = tiny_board
     with np.load(tmp_path / "run" / "data" / "test-0.npz") as f:
         s = dict(f)
@@ -88,8 +88,11 @@ def test_tiny_monitored_board_end_to_end(tiny_board):
     for name, r in report["detectors"].items():
         assert set(r["per_kind"]) == {"fan"} and 0 <= r["flat"]["f1"] <= 1, (name, r)
         assert np.all(np.isfinite(np.load(tmp_path / "run" / "residuals" / name / "test-0.npy"))), name
-    assert report["detectors"]["fixed"]["per_kind"]["fan"]["detected"] == 0, report["detectors"]["fixed"]
-    assert report["detectors"]["physics"]["per_kind"]["fan"]["detected"] == 1, report["detectors"]["physics"]
+    # the physics finds it at once and almost whole; fixed limits, which the fault stays
+    # inside on the training series, see a part of it late
+    physics, fixed = report["detectors"]["physics"]["per_kind"]["fan"], report["detectors"]["fixed"]["per_kind"]["fan"]
+    assert physics["recall_flat"] > 0.9 and physics["mean_delay"] < 50, physics
+    assert fixed["recall_flat"] < 0.5 and fixed["mean_delay"] > 5 * physics["mean_delay"], fixed
 
 
 def test_learned_detectors_fit_and_score_a_short_normal_series(tiny_board):
@@ -413,3 +416,24 @@ def test_per_kind_precision_drops_alarms_on_other_kinds():
     # kind a: its own range fully precise, the false alarm not: (1 + 0) / 2
     assert report["per_kind"]["a"]["precision_flat"] == pytest.approx(0.5)
     assert report["per_kind"]["b"]["precision_flat"] == pytest.approx(0.5)
+
+
+def test_f1_intervals_are_a_paired_bootstrap_over_the_test_series():
+    rng = np.random.default_rng(1)
+    labels = []
+    for _ in range(5):
+        s = np.zeros(400, dtype=np.int8)
+        start = rng.integers(50, 300)
+        s[start : start + 60] = 1
+        labels.append(s)
+    half = [np.where(np.arange(400) % 2 == 0, s, 0).astype(np.int8) for s in labels]  # every other sample
+    late = [np.roll(s, 10 + 10 * i) for i, s in enumerate(labels)]  # 10-50 samples late
+    out = _detect.f1_intervals(labels, {"perfect": labels, "half": half, "again": labels, "late": late}, n=200)
+    assert out["perfect"]["f1_interval"] == [1.0, 1.0] and out["again"]["minus_first_interval"] == [0.0, 0.0]
+    for name in ("half", "late"):
+        lo, hi = out[name]["minus_first_interval"]
+        eps = 1e-12
+        assert lo - eps <= out[name]["minus_first"] <= hi + eps and hi < 0, out[name]
+        lo, hi = out[name]["f1_interval"]
+        assert 0 < lo and lo - eps <= 1 + out[name]["minus_first"] <= hi + eps and hi < 1, out[name]
+    assert _detect.f1_intervals(labels[:1], {"perfect": labels[:1]}) is None

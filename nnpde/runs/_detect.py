@@ -19,7 +19,8 @@ detectors. The command, for every detector:
    apart joined into one range;
 5. scores the alarms on the test series (joined, a normal sample between them) with
    ``nnpde.metrics``: range-based precision, recall and F1 (``alpha = 0``, reciprocal
-   cardinality; flat and front bias), per anomaly kind the precision (of the alarms
+   cardinality; flat and front bias; the flat F1's 90 % interval, and its difference to
+   the first detector's, from a paired bootstrap over the test series), per anomaly kind the precision (of the alarms
    that touch no other kind), the recall, the share of ranges detected and the mean
    detection delay, and the NAB score of the alarm onsets.
 
@@ -307,6 +308,42 @@ def score_alarms(labels, kind, predicted, kinds) -> dict:
     return out
 
 
+BOOTSTRAP = 300  # resamples of the test series for the F1 intervals
+
+
+def f1_intervals(labels_by_series, predicted_by_detector, *, n: int = BOOTSTRAP, level: float = 0.9, seed: int = 0):
+    """The flat range-based F1 (``alpha = 0``, reciprocal cardinality) of every detector
+    under a paired bootstrap over the test series (every resample draws the same series
+    for all detectors; a series joined as in the report): ``{name: {"f1_interval": [lo,
+    hi], "minus_first": d, "minus_first_interval": [lo, hi]}}``, ``d`` the detector's F1
+    less the first detector's on all series, the intervals the central ``level`` of the
+    resamples. None with fewer than two test series."""
+    names = list(predicted_by_detector)
+    k = len(labels_by_series)
+    if k < 2 or not names:
+        return None
+
+    def f1(idx, name):
+        labels = _joined([labels_by_series[i] for i in idx])
+        predicted = _joined([predicted_by_detector[name][i] for i in idx])
+        p = metrics.range_precision(labels, predicted, cardinality="reciprocal")
+        r = metrics.range_recall(labels, predicted, cardinality="reciprocal")
+        return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+    rng = np.random.default_rng(seed)
+    draws = np.array([[f1(idx, name) for name in names] for idx in rng.integers(k, size=(n, k))])
+    whole = np.array([f1(range(k), name) for name in names])
+    q = [(1 - level) / 2, (1 + level) / 2]
+    out = {}
+    for j, name in enumerate(names):
+        out[name] = {
+            "f1_interval": np.quantile(draws[:, j], q).tolist(),
+            "minus_first": float(whole[j] - whole[0]),
+            "minus_first_interval": np.quantile(draws[:, j] - draws[:, 0], q).tolist(),
+        }
+    return out
+
+
 def metrics_profiles():
     return ("standard", "reward_low_fp_rate", "reward_low_fn_rate")
 
@@ -398,6 +435,12 @@ def run_detection(task: MonitoringTask, config: dict, *, echo=print) -> dict:
             f"{result['flat']['recall']:.3f}); front F1 {result['front']['f1']:.3f}; NAB "
             f"{result['nab']['standard']:.1f}; mean delay {result['mean_delay']}"
         )
+    intervals = f1_intervals(
+        [s["labels"] for s in split_series["test"]], {name: p["predicted"] for name, p in plots.items()}
+    )
+    report["bootstrap"] = {"resamples": BOOTSTRAP, "level": 0.9, "over": "test series", "reference": names[0]}
+    for name in names:
+        report["detectors"][name]["flat"].update(intervals[name] if intervals else {})
     report["seconds"] = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     from ._detect_plots import plot_report
@@ -417,15 +460,20 @@ def markdown_tables(report: dict, kinds) -> str:
     """The report's figures as two Markdown tables: one row per detector, then one
     row per detector and anomaly kind."""
     lines = [
-        "| detector | parameters | P | R | F1 | F1 front | mean delay | NAB standard | NAB low FP | NAB low FN "
-        "| alarm ranges |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| detector | parameters | P | R | F1 | F1 90 % | F1 minus first (90 %) | F1 front | mean delay "
+        "| NAB standard | NAB low FP | NAB low FN | alarm ranges |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in report["detectors"].items():
-        nab = r["nab"]
+        nab, flat = r["nab"], r["flat"]
+        interval, diff = "-", "-"
+        if "f1_interval" in flat:
+            interval = f"[{_cell(flat['f1_interval'][0])}, {_cell(flat['f1_interval'][1])}]"
+            lo, hi = flat["minus_first_interval"]
+            diff = f"{flat['minus_first']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
         lines.append(
-            f"| {name} | {r['info'].get('parameters', 0)} | {_cell(r['flat']['precision'])} | "
-            f"{_cell(r['flat']['recall'])} | {_cell(r['flat']['f1'])} | {_cell(r['front']['f1'])} | "
+            f"| {name} | {r['info'].get('parameters', 0)} | {_cell(flat['precision'])} | "
+            f"{_cell(flat['recall'])} | {_cell(flat['f1'])} | {interval} | {diff} | {_cell(r['front']['f1'])} | "
             f"{_cell(r['mean_delay'], 0)} | {_cell(nab['standard'], 1)} | {_cell(nab['reward_low_fp_rate'], 1)} | "
             f"{_cell(nab['reward_low_fn_rate'], 1)} | {r['alarm_ranges']} |"
         )
