@@ -94,9 +94,17 @@ def pad_mask(resolution: int, chip: int):
     return ((x - a) ** 2 + (y - b) ** 2 < PAD_RADIUS**2).astype(float)
 
 
-def workload(rng: np.random.Generator, n_steps: int) -> np.ndarray:
+WORKLOADS = {"normal": ((0.2, 1.0), (0.1, 1.0)), "busy": ((0.7, 1.0), (0.5, 1.0))}
+
+
+def workload(rng: np.random.Generator, n_steps: int, regime: str = "normal") -> np.ndarray:
     """``(n_steps, n_chips)`` utilisation in [0.05, 1]: a shared rack load (level
-    changes every ~600 samples) times each chip's own jobs (every ~150 samples)."""
+    changes every ~600 samples) times each chip's own jobs (every ~150 samples), the
+    levels uniform in the ranges ``WORKLOADS[regime]`` (rack, own). ``"normal"``: rack
+    0.2-1, own 0.1-1 (the board's mean utilisation 0.28 at the median, 0.70 at the
+    99th percentile); ``"busy"``: rack 0.7-1, own 0.5-1 (median 0.63: a busy period
+    that the normal series reach less than 10 % of the time)."""
+    (rack_lo, rack_hi), (own_lo, own_hi) = WORKLOADS[regime]
 
     def levels(mean_length, lo, hi, n):
         out, t = np.empty(n_steps), 0
@@ -106,8 +114,8 @@ def workload(rng: np.random.Generator, n_steps: int) -> np.ndarray:
             t += length
         return out
 
-    rack = levels(600, 0.2, 1.0, 1)
-    own = np.stack([levels(150, 0.1, 1.0, 1) for _ in board.CHIPS], axis=1)
+    rack = levels(600, rack_lo, rack_hi, 1)
+    own = np.stack([levels(150, own_lo, own_hi, 1) for _ in board.CHIPS], axis=1)
     return np.clip(rack[:, None] * own, 0.05, 1.0)
 
 
@@ -189,20 +197,25 @@ def _truth(w, fan, pad, load, mask, load_map):
     return jax.lax.scan(body, jnp.zeros((1, FINE, FINE)), (w, fan, pad, load))[1]
 
 
-def series(seed: int, *, n_steps: int = 20_000, n_anomalies: int = 0, noise: float = NOISE, truth=None) -> dict:
+def series(
+    seed: int, *, n_steps: int = 20_000, n_anomalies: int = 0, noise: float = NOISE, truth=None, regime: str = "normal"
+) -> dict:
     """One monitored series, drawn from ``seed``: ``workload (T, n_chips)``,
     ``readings (T, M)`` (noisy, faulty sensors included), ``truth (T, M)`` (the
     temperatures at the sensors), ``labels (T,)`` 0/1 and ``kind (T,)`` (index into
     ``KINDS``, -1 normal). ``n_anomalies = 0``: normal operation. ``noise``: the
     sensors' noise (the same draws, scaled). ``truth``: an earlier series of the same
     seed and sizes (a dict as returned here), whose temperatures are reused instead
-    of solving again (its workload and labels must match)."""
+    of solving again (its workload and labels must match). ``regime``: the workload's
+    (``WORKLOADS``)."""
     nnpde.check_int(n_steps, "n_steps", minimum=100, fix="samples per series, e.g. 20000.")
     nnpde.check_int(n_anomalies, "n_anomalies", minimum=0, fix="faults per series, e.g. 8 (0: normal data).")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
         raise ValueError(f"noise must be a number >= 0, got {noise!r}. Fix: e.g. noise={NOISE}.")
+    if regime not in WORKLOADS:
+        raise ValueError(f"regime must be one of {sorted(WORKLOADS)}, got {regime!r}. Fix: e.g. regime='normal'.")
     rng = np.random.default_rng(seed)
-    w = workload(rng, n_steps)
+    w = workload(rng, n_steps, regime)
     f = faults(rng, n_steps, n_anomalies)
     if truth is not None:
         if not (np.array_equal(truth["workload"], w) and np.array_equal(truth["kind"], f.kind)):
@@ -267,12 +280,16 @@ def monitoring(
     data_steps: int = 3000,
     noise: float = NOISE,
     truth_from: str = "",
+    test_workload: str = "normal",
 ) -> nnpde.MonitoringTask:
     """The monitoring task for ``nnpde detect``: series of ``n_steps`` samples (test
     series with ``n_anomalies`` faults each, cycling through ``KINDS``), sensor noise
     ``noise``, the detectors of ``problems.thermal_detectors`` (the hybrid, its
     filter and the emulator trained for ``hybrid_steps``, the data-only forecaster for
-    ``data_steps``). ``truth_from``: the ``data`` folder of an earlier run of the same
+    ``data_steps``). ``test_workload``: the test series' workload regime
+    (``WORKLOADS``; ``"busy"``: a busy period the normal series, training and
+    validation, rarely reach: do the detectors hold outside the data they were fitted
+    and thresholded on?). ``truth_from``: the ``data`` folder of an earlier run of the same
     sizes, whose temperatures are reused (another sensor noise on the same physics,
     without solving again)."""
     from problems import thermal_detectors
@@ -281,6 +298,10 @@ def monitoring(
     nnpde.check_int(n_anomalies, "n_anomalies", minimum=1, fix="faults per test series, e.g. 8.")
     nnpde.check_int(hybrid_steps, "hybrid_steps", minimum=1, fix="training steps of the hybrid, e.g. 1500.")
     nnpde.check_int(data_steps, "data_steps", minimum=1, fix="training steps of the forecaster, e.g. 3000.")
+    if test_workload not in WORKLOADS:
+        raise ValueError(
+            f"test_workload must be one of {sorted(WORKLOADS)}, got {test_workload!r}. Fix: e.g. 'normal' or 'busy'."
+        )
 
     def draw(split: str, index: int) -> dict:
         anomalies = n_anomalies if split == "test" else 0
@@ -288,7 +309,10 @@ def monitoring(
         if truth_from:
             with np.load(Path(truth_from) / f"{split}-{index}.npz") as f:
                 truth = dict(f)
-        return series(SPLIT_SEEDS[split] + index, n_steps=n_steps, n_anomalies=anomalies, noise=noise, truth=truth)
+        regime = test_workload if split == "test" else "normal"
+        return series(
+            SPLIT_SEEDS[split] + index, n_steps=n_steps, n_anomalies=anomalies, noise=noise, truth=truth, regime=regime
+        )
 
     detectors = dict(thermal_detectors.DETECTORS)
     detectors["hybrid"] = functools.partial(thermal_detectors.hybrid, steps=hybrid_steps)
@@ -310,6 +334,7 @@ def monitoring(
             "chip_power": list(CHIP_POWER),
             "noise": noise,
             "truth_from": truth_from,
+            "test_workload": test_workload,
             "sensors": [list(s) for s in SENSORS],
             "n_steps": n_steps,
             "n_anomalies": n_anomalies,

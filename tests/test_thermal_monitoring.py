@@ -437,3 +437,15 @@ def test_f1_intervals_are_a_paired_bootstrap_over_the_test_series():
         lo, hi = out[name]["f1_interval"]
         assert 0 < lo and lo - eps <= 1 + out[name]["minus_first"] <= hi + eps and hi < 1, out[name]
     assert _detect.f1_intervals(labels[:1], {"perfect": labels[:1]}) is None
+
+
+def test_a_busy_test_workload_loads_the_board_beyond_the_normal_series():
+    normal = thermal_monitoring.workload(np.random.default_rng(0), 60_000).mean(axis=1)
+    busy = thermal_monitoring.workload(np.random.default_rng(0), 60_000, "busy").mean(axis=1)
+    assert np.median(busy) > np.quantile(normal, 0.9), (np.median(busy), np.quantile(normal, 0.9))
+    assert busy.max() <= 1.0 and busy.min() >= 0.05
+    with pytest.raises(ValueError, match="test_workload must be one of"):
+        thermal_monitoring.monitoring(test_workload="heavy")
+    with pytest.raises(ValueError, match="regime must be one of"):
+        thermal_monitoring.series(0, n_steps=100, regime="heavy")
+    assert thermal_monitoring.monitoring(test_workload="busy").attrs["test_workload"] == "busy"
