@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 import types
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -18,6 +19,8 @@ import nnpde
 from nnpde.runs import _detect
 from nnpde.runs._cli import main
 from problems import thermal_detectors, thermal_monitoring
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_faults_are_disjoint_labelled_ranges_of_every_kind():
@@ -449,3 +452,16 @@ def test_a_busy_test_workload_loads_the_board_beyond_the_normal_series():
     with pytest.raises(ValueError, match="regime must be one of"):
         thermal_monitoring.series(0, n_steps=100, regime="heavy")
     assert thermal_monitoring.monitoring(test_workload="busy").attrs["test_workload"] == "busy"
+
+
+def test_the_f1_figure_is_drawn_from_the_committed_reports(tmp_path):
+    """``scripts/thermal_f1_plot.py`` reads every report the results page shows (each
+    with the bootstrap intervals ``nnpde detect`` writes) and draws the figure."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import thermal_f1_plot
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    out = tmp_path / "f1.png"
+    assert thermal_f1_plot.main(["--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
