@@ -187,6 +187,13 @@ class _OpenLoop(eqx.Module):
         return step
 
 
+def _model(physics: bool = True) -> _OpenLoop:
+    """The fixed parts of the hybrid (``physics``) or of the emulator (no physics step)."""
+    eq, chips, fields, (ix, iy) = _coarse_parts()
+    a, b_chips = _physics_matrices(eq, chips) if physics else (None, None)
+    return _OpenLoop(chips, fields, jnp.asarray(ix), jnp.asarray(iy), a, b_chips)
+
+
 @eqx.filter_jit
 def _open_loop_states(net, model: _OpenLoop, w_all):
     """``(n_series, T, 1, n, n)``: the open-loop states of every series of ``w_all``."""
@@ -251,9 +258,7 @@ def _fit_open_loop(
     """
     steps = nnpde.check_int(steps, "steps", fix="training steps, e.g. 1500.")
     refresh = nnpde.check_int(refresh, "refresh", fix=f"steps between open-loop state refreshes, e.g. {REFRESH}.")
-    eq, chips, fields, (ix, iy) = _coarse_parts()
-    a, b_chips = _physics_matrices(eq, chips) if physics else (None, None)
-    model = _OpenLoop(chips, fields, jnp.asarray(ix), jnp.asarray(iy), a, b_chips)
+    model = _model(physics)
     w_all = jnp.asarray(np.stack([s["workload"] for s in train]))
     y_all = jnp.asarray(np.stack([s["readings"] for s in train]))
     n_series, n_steps = y_all.shape[:2]
@@ -381,16 +386,10 @@ def _filter(train, net, model: _OpenLoop, process_noise: float):
     return score, {"process_noise": process_noise, "innovation_rms_over_noise": math.sqrt(mse) / tm.NOISE}
 
 
-def _physics_model() -> _OpenLoop:
-    eq, chips, fields, (ix, iy) = _coarse_parts()
-    a, b_chips = _physics_matrices(eq, chips)
-    return _OpenLoop(chips, fields, jnp.asarray(ix), jnp.asarray(iy), a, b_chips)
-
-
 def physics_filter(train, directory=None, *, process_noise: float = TRACKING):
     """The plain coarse physics as a Kalman filter of the readings: its standardised
     innovations (``_filter``)."""
-    score, info = _filter(train, None, _physics_model(), process_noise)
+    score, info = _filter(train, None, _model(), process_noise)
     return score, {"parameters": 0, **info}
 
 

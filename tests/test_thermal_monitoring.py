@@ -123,7 +123,7 @@ def test_the_kalman_filter_is_optimal_on_its_own_model():
     sensor map or update order breaks); with ``q -> 0`` the filter is the open loop."""
     import scipy.linalg
 
-    model = thermal_detectors._physics_model()
+    model = thermal_detectors._model()
     eq, chips, _, _ = thermal_detectors._coarse_parts()
     step = thermal_detectors.physics_step(eq, chips)
     n_cells = eq.grid.shape[0]
