@@ -219,7 +219,10 @@ TINY = {
         "config_sets": {"data.train_samples": 4, "data.eval_samples": 2},
         "skip_steps": 1,
         "timeout": 300,
-        "failures": [{"ranks": 2, "groups": 2, "rank": 1, "mode": "kill", "after_step": 2}],
+        "failures": [
+            {"ranks": 2, "groups": 2, "rank": 1, "mode": "kill", "after_step": 2},
+            {"ranks": 2, "groups": 2, "rank": 1, "mode": "raise", "after_step": 2},
+        ],
         "failure_timeout": 120,
     },
     "report": {
@@ -673,7 +676,9 @@ def worker_rank(s, argv):
         def injected(signum, frame):
             raise RuntimeError(f"injected failure on rank {rank} (scripts/scale_model.py --part functional)")
 
-        signal.signal(signal.SIGUSR1, injected)
+        # SIGUSR2: ``nnpde train`` takes SIGTERM and SIGUSR1 as a batch system's "stop soon"
+        # (checkpoint, exit 5), which would turn the injected failure into a clean stop.
+        signal.signal(signal.SIGUSR2, injected)
 
         def watch():
             while True:
@@ -684,7 +689,7 @@ def worker_rank(s, argv):
                         continue
                     if steps and max(steps) >= failure["after_step"]:
                         _write_json(out / "failure.json", {"rank": rank, "step_seen": max(steps), "time": time.time()})
-                        os.kill(os.getpid(), signal.SIGKILL if failure["mode"] == "kill" else signal.SIGUSR1)
+                        os.kill(os.getpid(), signal.SIGKILL if failure["mode"] == "kill" else signal.SIGUSR2)
                         return
                 time.sleep(0.05)
 

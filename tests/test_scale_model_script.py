@@ -75,6 +75,7 @@ def test_collectives_validate_and_report_tiny(tmp_path):
     for run in report["functional_runs"]:
         assert {"ranks", "groups", "finished", "seconds", "resident_mib_per_rank", "averages_completed"} <= set(run)
         assert run["finished"] and run["seconds"] > 0 and all(m > 50 for m in run["resident_mib_per_rank"]), run
+    assert {run["mode"] for run in report["failure_runs"]} == {"kill", "raise"}
     for run in report["failure_runs"]:
         assert run["bounded"] and run["all_ranks_exited_with_error"] and run["seconds_from_failure_to_exit"] > 0
     assert report["compute"]["runs"] and report["convergence"]["steps_to_target_fit"]["single_group_steps"] > 0
