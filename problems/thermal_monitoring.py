@@ -272,6 +272,16 @@ def sensor_cells(resolution: int = FINE // FACTOR):
 SPLIT_SEEDS = {"train": 0, "validation": 10_000, "test": 20_000}
 
 
+def _on_first(fit, samples: int):
+    """``fit`` given the first ``samples`` samples of each training series only."""
+
+    @functools.wraps(fit)
+    def cut(train, directory=None):
+        return fit([{key: value[:samples] for key, value in s.items()} for s in train], directory)
+
+    return cut
+
+
 def monitoring(
     *,
     n_steps: int = 20_000,
@@ -281,6 +291,7 @@ def monitoring(
     noise: float = NOISE,
     truth_from: str = "",
     test_workload: str = "normal",
+    train_samples: int = 0,
 ) -> nnpde.MonitoringTask:
     """The monitoring task for ``nnpde detect``: series of ``n_steps`` samples (test
     series with ``n_anomalies`` faults each, cycling through ``KINDS``), sensor noise
@@ -289,7 +300,10 @@ def monitoring(
     ``data_steps``). ``test_workload``: the test series' workload regime
     (``WORKLOADS``; ``"busy"``: a busy period the normal series, training and
     validation, rarely reach: do the detectors hold outside the data they were fitted
-    and thresholded on?). ``truth_from``: the ``data`` folder of an earlier run of the same
+    and thresholded on?). ``train_samples``: fit every detector on the first
+    ``train_samples`` samples of each training series only (0: all of them), to ask
+    what each needs of normal data; validation, thresholds and tests are unchanged.
+    ``truth_from``: the ``data`` folder of an earlier run of the same
     sizes, whose temperatures are reused (another sensor noise on the same physics,
     without solving again)."""
     from problems import thermal_detectors
@@ -298,6 +312,14 @@ def monitoring(
     nnpde.check_int(n_anomalies, "n_anomalies", minimum=1, fix="faults per test series, e.g. 8.")
     nnpde.check_int(hybrid_steps, "hybrid_steps", minimum=1, fix="training steps of the hybrid, e.g. 1500.")
     nnpde.check_int(data_steps, "data_steps", minimum=1, fix="training steps of the forecaster, e.g. 3000.")
+    nnpde.check_int(
+        train_samples, "train_samples", minimum=0, fix="samples of each training series to fit on, e.g. 2000 (0: all)."
+    )
+    if train_samples and train_samples > n_steps:
+        raise ValueError(
+            f"train_samples = {train_samples} exceeds the series' n_steps = {n_steps}. "
+            f"Fix: at most {n_steps}, or 0 for all of them."
+        )
     if test_workload not in WORKLOADS:
         raise ValueError(
             f"test_workload must be one of {sorted(WORKLOADS)}, got {test_workload!r}. Fix: e.g. 'normal' or 'busy'."
@@ -319,6 +341,8 @@ def monitoring(
     detectors["hybrid_filter"] = functools.partial(thermal_detectors.hybrid_filter, steps=hybrid_steps)
     detectors["emulator"] = functools.partial(thermal_detectors.emulator, steps=hybrid_steps)
     detectors["data"] = functools.partial(thermal_detectors.data, steps=data_steps)
+    if train_samples:
+        detectors = {name: _on_first(fit, train_samples) for name, fit in detectors.items()}
     return nnpde.MonitoringTask(
         name="thermal_monitoring",
         description=" ".join(__doc__.split("\n\n")[0:1]).replace("\n", " "),
@@ -335,6 +359,7 @@ def monitoring(
             "noise": noise,
             "truth_from": truth_from,
             "test_workload": test_workload,
+            "train_samples": train_samples,
             "sensors": [list(s) for s in SENSORS],
             "n_steps": n_steps,
             "n_anomalies": n_anomalies,

@@ -465,3 +465,28 @@ def test_the_f1_figure_is_drawn_from_the_committed_reports(tmp_path):
     out = tmp_path / "f1.png"
     assert thermal_f1_plot.main(["--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
+
+
+def test_train_samples_fits_every_detector_on_the_head_of_each_training_series():
+    rng = np.random.default_rng(0)
+    train = [
+        {
+            "workload": rng.random((300, 2)),
+            "readings": 40 + rng.standard_normal((300, 3)) * (1 + 9 * (np.arange(300) >= 100))[:, None],
+        }
+        for _ in range(2)
+    ]
+    probe = {"workload": np.zeros((5, 2)), "readings": np.full((5, 3), 41.0)}
+    task = thermal_monitoring.monitoring(n_steps=300, train_samples=100)
+    assert task.attrs["train_samples"] == 100 and set(task.detectors) == set(thermal_detectors.DETECTORS)
+    cut_score, _ = task.detectors["fixed"](train)
+    head_score, _ = thermal_detectors.fixed([{k: v[:100] for k, v in s.items()} for s in train])
+    full_score, _ = thermal_detectors.fixed(train)
+    np.testing.assert_array_equal(cut_score(probe), head_score(probe))
+    # the tail's spread is 10x the head's: fitted on all samples, the score would differ
+    assert not np.allclose(cut_score(probe), full_score(probe))
+    assert thermal_monitoring.monitoring().attrs["train_samples"] == 0
+    with pytest.raises(ValueError, match=r"train_samples = 400 exceeds the series' n_steps = 300"):
+        thermal_monitoring.monitoring(n_steps=300, train_samples=400)
+    with pytest.raises(ValueError, match="train_samples"):
+        thermal_monitoring.monitoring(train_samples=-5)
