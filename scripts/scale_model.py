@@ -122,7 +122,7 @@ if str(ROOT) not in sys.path:
 SCRIPT = Path(__file__).resolve()
 BENCH = ROOT / "scripts" / "benchmark_distributed.py"
 CONFIG = ROOT / "scripts" / "configs" / "scale_functional.toml"
-PARTS = ("collectives", "averager", "compute", "convergence", "functional", "validate", "report")
+PARTS = ("collectives", "averager", "compute", "sharing", "convergence", "functional", "validate", "report")
 KIB, MIB = 1024, 1024**2
 
 # The task: benchmark_distributed's hybrid Burgers correction (its defaults).
@@ -155,10 +155,17 @@ FULL = {
         "straggler_slowdown": 3.0,  # the straggling step takes this x the median step
         "timeout": 1800,
     },
+    "sharing": {
+        "ranks": [2, 4, 8, 16],  # the rank counts of the measured runs
+        "batch": 1,  # one sample per rank: the convergence and functional runs'
+        "steps": 400,
+        "warmup": 20,
+        "timeout": 1800,
+    },
     "convergence": {
         "ranks": 16,
         "groups": [1, 2, 4, 8, 16],
-        "every": [2, 4, 8],
+        "every": [2, 8],  # averaging periods: (1 + 4 group counts x 2 periods) x 3 seeds = 27 runs, ~80 min
         "staleness_factor": 2,  # max_staleness = this x every (wait-free)
         "seeds": [0, 1, 2],
         "total_batch": 16,
@@ -200,6 +207,7 @@ TINY = {
     "collectives": {"ranks": [2], "nbytes": [KIB, 16 * KIB, 256 * KIB], "repetitions": 5, "timeout": 120},
     "averager": {"steps": 20, "warmup": 2, "exchange_repeats": 10, "timeout": 300},
     "compute": {"batches": [1, 2], "main_batch": 2, "steps": 40, "short_steps": 15, "warmup": 3, "timeout": 300},
+    "sharing": {"ranks": [2], "batch": 1, "steps": 30, "warmup": 3, "timeout": 300},
     "convergence": {
         "ranks": 2,
         "groups": [1, 2],
@@ -562,9 +570,11 @@ def worker_exchange(s, result):
         )
 
 
-def worker_compute(s, result):
-    """One process: per-step compute of the task's train step at several batches, and at
-    the main batch with an injected straggler."""
+def _compute_measurer(s, comm=None):
+    """The compute part's measurement: ``measure(batch, steps, barrier=None, **straggler)``
+    times the task's train step in this process (``barrier``: called once all ranks have
+    compiled, so the timed steps of several processes overlap), and the parameters'
+    leaves and loss parts (for the message sizes)."""
     import jax
 
     import nnpde
@@ -577,8 +587,9 @@ def worker_compute(s, result):
         and an optional straggler: with ``probability`` a step sleeps ``extra`` seconds
         after its device work is done (so the sleep cannot overlap it)."""
 
-        def __init__(self, steps, *, probability=0.0, extra=0.0, seed=0):
-            super().__init__(steps)
+        def __init__(self, steps, *, probability=0.0, extra=0.0, seed=0, barrier=None):
+            super().__init__(steps, barrier=barrier)
+            self.align = barrier  # again once the warm-up steps are done: the timed steps start together
             self.probability, self.extra = probability, extra
             self.rng = np.random.default_rng(seed)
             self.injected = []
@@ -590,13 +601,16 @@ def worker_compute(s, result):
                 time.sleep(self.extra)
                 self.injected.append(len(self.stamps))  # index of the stamp this step ends at
             out = super().__call__(model)
+            if self.align is not None and self.step == s["warmup"] + 1:
+                self.align()
+                self.stamps[-1] = time.perf_counter()  # the first timed step starts here
             if self.step < self.steps:
                 t = os.times()
                 self.cpu.append(t.user + t.system)
             return out
 
     args = _bench_args(s)
-    topo = GroupTopology.create(groups=1, devices=jax.local_devices()[:1])
+    topo = GroupTopology.create(groups=1, comm=comm, devices=jax.local_devices()[:1])
     train, _ = bench._data(topo, args)
     model = bench.problem.model("correction", seed=0, hidden=args.hidden)
     params, _ = nnpde.partition(model)
@@ -604,8 +618,8 @@ def worker_compute(s, result):
     loss = nnpde.unrolled_loss(model, train[:1, : args.unroll + 1])
     parts = len(loss[1]) if isinstance(loss, tuple) else 0
 
-    def measure(batch, steps, **straggler):
-        hook = Hook(steps, **straggler)
+    def measure(batch, steps, barrier=None, **straggler):
+        hook = Hook(steps, barrier=barrier, **straggler)
         bench._fit(topo, train, args, batch=batch, steps=steps, averager=None, hook=hook)
         w = s["warmup"]
         times = np.diff(hook.stamps)[w:]
@@ -614,11 +628,21 @@ def worker_compute(s, result):
             "batch": batch,
             "steps": steps,
             "samples": times.tolist(),
+            "stamps": [hook.stamps[w], hook.stamps[-1]],
             "injected": [i - 1 - w for i in hook.injected if i - 1 >= w],
             "cpu_cores": (hook.cpu[-1] - hook.cpu[w]) / wall if wall > 0 else None,
             **_spread(times),
         }
 
+    return measure, leaves, parts
+
+
+def worker_compute(s, result):
+    """One process: per-step compute of the task's train step at several batches, and at
+    the main batch with an injected straggler."""
+    import jax
+
+    measure, leaves, parts = _compute_measurer(s)
     runs = []
     for batch in s["batches"]:
         runs.append(measure(batch, s["steps"] if batch == s["main_batch"] else s["short_steps"]))
@@ -637,6 +661,39 @@ def worker_compute(s, result):
             "devices": [str(d) for d in jax.devices()],
         },
     )
+
+
+def worker_sharing(s, result):
+    """``mpirun -n R``: every rank times the compute part's train step at batch
+    ``s["batch"]`` on its own (no communication but one barrier once all have compiled):
+    the per-step compute when R processes share this machine's cores. Rank 0 keeps each
+    rank's steps that fall where all R were stepping."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    measure, _, _ = _compute_measurer(s, comm=MPI.COMM_SELF)  # each rank a world of its own
+    run = measure(s["batch"], s["steps"], barrier=comm.Barrier)
+    runs = comm.gather(run, root=0)
+    if comm.Get_rank() == 0:
+        start = max(r["stamps"][0] for r in runs)  # CLOCK_MONOTONIC: one clock for the node
+        end = min(r["stamps"][1] for r in runs)
+        overlapping = []
+        for r in runs:
+            ends = r["stamps"][0] + np.cumsum(r["samples"])
+            overlapping.append([t for t, e in zip(r["samples"], ends, strict=True) if start < e <= end])
+        pooled = [t for o in overlapping for t in o]
+        _write_json(
+            Path(result),
+            {
+                "ranks": comm.Get_size(),
+                "batch": s["batch"],
+                "samples": pooled,
+                "steps_in_overlap_per_rank": [len(o) for o in overlapping],
+                "overlap_seconds": end - start,
+                "cpu_cores_per_rank": [r["cpu_cores"] for r in runs],
+                **_spread(pooled),
+            },
+        )
 
 
 def worker_rank(s, argv):
@@ -791,6 +848,22 @@ def part_compute(args, settings):
     s = dict(settings["compute"], model=settings["model"])
     runs = _launch_worker(args, 0, "compute", s, timeout=s["timeout"], extra=())
     return _fit_compute(runs, settings["compute"])
+
+
+def part_sharing(args, settings):
+    """The compute of one rank when R ranks share the cores (``worker_sharing``), for
+    each R: validation puts it in place of the sharing factor for runs of R ranks."""
+    s = dict(settings["sharing"], model=settings["model"])
+    runs = []
+    for ranks in s["ranks"]:
+        run = _launch_worker(args, ranks, "sharing", s, timeout=s["timeout"])
+        print(f"  {ranks} ranks: median {run['median'] * 1e3:.2f} ms per step", flush=True)
+        runs.append(run)
+    return {
+        "note": f"{os.cpu_count()} cores: R processes time the same train step at once, without communication; "
+        "each one's steps while all R were stepping, pooled",
+        "runs": runs,
+    }
 
 
 def _fit_compute(measured, s) -> dict:
@@ -1136,9 +1209,11 @@ class _Model:
     ``nnpde.distributed.simulate`` for one measured layout, with compute scaled by the
     CPU-sharing factor and without it; ``reasons`` says which known limit applies."""
 
-    def __init__(self, collectives, compute, averager):
+    def __init__(self, collectives, compute, averager, sharing=None):
         self.network, self.cross = _networks(collectives)
         self.compute = compute
+        # measured compute of one rank among R sharing the cores, by (R, batch)
+        self.shared = {(r["ranks"], r["batch"]): r for r in (sharing or {}).get("runs", [])}
         self.batch_scaling = _batch_scaling(compute["runs"])
         self.cores = os.cpu_count() or 1
         self.per_process = compute.get("cpu_cores_per_process") or 1.0
@@ -1170,6 +1245,19 @@ class _Model:
         model = ComputeModel.empirical(samples).with_batch_scaling(self.batch_scaling, batch=near)
         return model.at_batch(batch), near
 
+    def shared_compute(self, ranks, batch, *, averaging):
+        """One rank's ComputeModel when ``ranks`` ranks share the cores: the sharing
+        part's measurement at (ranks, batch) where there is one, else the compute alone
+        scaled by the sharing factor; and which of the two."""
+        from nnpde.distributed import ComputeModel
+
+        measured = self.shared.get((ranks, batch))
+        if measured is not None and ranks * self.per_process > self.cores:
+            samples = np.asarray(measured["samples"]) + (self.guard if averaging else 0.0)
+            return ComputeModel.empirical(samples), "measured"
+        model, _ = self.compute_at(batch, averaging=averaging)
+        return model.scaled(self.sharing(ranks)), "factor"
+
     def options(self, averaging):
         return dict(self.common, **(dict(averaging, **self.host) if averaging else {}))
 
@@ -1179,24 +1267,31 @@ class _Model:
         ranks = sharing_ranks or groups * ranks_per_group
         model, near = self.compute_at(batch, averaging=bool(averaging))
         factor = self.sharing(ranks)
+        contended, how = self.shared_compute(ranks, batch, averaging=bool(averaging))
         options = self.options(averaging)
-        shared = simulate(groups, ranks_per_group, steps, model.scaled(factor), self.network, **options)
+        shared = simulate(groups, ranks_per_group, steps, contended, self.network, **options)
         alone = simulate(groups, ranks_per_group, steps, model, self.network, **options)
-        return shared, alone, self.reasons(ranks, factor, batch, near, steps)
+        return shared, alone, self.reasons(ranks, factor, batch, near, steps, how)
 
     def time_to_target(self, steps_model, groups, ranks_per_group, batch, averaging=None):
         from nnpde.distributed import time_to_target
 
         model, _ = self.compute_at(batch, averaging=bool(averaging))
-        factor = self.sharing(groups * ranks_per_group)
+        contended, _ = self.shared_compute(groups * ranks_per_group, batch, averaging=bool(averaging))
         options = self.options(averaging)
-        shared = time_to_target(steps_model, groups, ranks_per_group, model.scaled(factor), self.network, **options)
+        shared = time_to_target(steps_model, groups, ranks_per_group, contended, self.network, **options)
         alone = time_to_target(steps_model, groups, ranks_per_group, model, self.network, **options)
         return shared, alone
 
-    def reasons(self, ranks, factor, batch, near, steps) -> list[str]:
+    def reasons(self, ranks, factor, batch, near, steps, how="factor") -> list[str]:
         out = []
-        if ranks * self.per_process > self.cores:
+        if ranks * self.per_process > self.cores and how == "measured":
+            out.append(
+                f"{ranks} ranks on {self.cores} cores: compute as measured with {ranks} processes sharing the cores "
+                "without communicating (--part sharing); a synchronous step also waits for every rank of the group "
+                "to be scheduled, which that measurement does not hold"
+            )
+        elif ranks * self.per_process > self.cores:
             out.append(
                 f"{ranks} ranks on {self.cores} cores: compute scaled by the CPU-sharing factor {factor:.2f}, which "
                 "leaves out the scheduler's time slices, the progress threads and MPI's polling between "
@@ -1229,7 +1324,7 @@ def part_validate(args, settings):
     if collectives is None or compute is None:
         raise SystemExit("validate needs the collectives and compute parts. Fix: run --part collectives and compute.")
     averager, convergence, functional = (_load(args, p) for p in ("averager", "convergence", "functional"))
-    model = _Model(collectives, compute, averager)
+    model = _Model(collectives, compute, averager, _load(args, "sharing"))
     flag = settings["validate"]["flag"]
     entries = []
 
@@ -1376,8 +1471,10 @@ def part_validate(args, settings):
     flagged = [e for e in entries if e["flagged"]]
     return {
         "flag_beyond": flag,
-        "sharing": "predicted: compute x max(1, ranks x cores-per-process / cores), cores-per-process "
-        f"{model.per_process:.2f} measured by --part compute; predicted_without_sharing leaves the factor out",
+        "sharing": "predicted with the compute of one rank among R sharing the cores as measured by --part sharing "
+        f"(R = {sorted({r for r, _ in model.shared}) or 'none'}); other oversubscribed layouts: compute x max(1, "
+        f"ranks x cores-per-process / cores), cores-per-process {model.per_process:.2f} measured by --part compute; "
+        "predicted_without_sharing: the compute of one process alone",
         "networks": {"group_allreduce": _describe(model.network), "cross_average": _describe(model.cross)},
         "host_seconds": dict(model.host, guard_per_step=model.guard),
         "entries": entries,
@@ -1412,6 +1509,11 @@ def part_report(args, settings):
         "collectives": _brief_collectives(parts["collectives"]),
         "compute": _brief_compute(parts["compute"]),
         "averager": _brief_averager(parts["averager"]),
+        "sharing": parts["sharing"]
+        and {
+            "note": parts["sharing"]["note"],
+            "runs": [{k: v for k, v in r.items() if k != "samples"} for r in parts["sharing"]["runs"]],
+        },
         "convergence": parts["convergence"],
     }
     if (
@@ -1612,6 +1714,7 @@ RUNNERS = {
     "collectives": part_collectives,
     "averager": part_averager,
     "compute": part_compute,
+    "sharing": part_sharing,
     "convergence": part_convergence,
     "functional": part_functional,
     "validate": part_validate,
@@ -1636,7 +1739,9 @@ def main():
     )
     parser.add_argument("--figure", default=None, help="report: the PNG (default docs/benchmarks/figures/...)")
     parser.add_argument("--mpirun", default=None, help="default: the mpirun beside this Python")
-    parser.add_argument("--worker", choices=("collectives", "exchange", "compute", "rank"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=("collectives", "exchange", "compute", "sharing", "rank"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1648,9 +1753,12 @@ def main():
         from nnpde.distributed import abort_on_error
 
         with abort_on_error():
-            {"collectives": worker_collectives, "exchange": worker_exchange, "compute": worker_compute}[args.worker](
-                settings, args.result
-            )
+            {
+                "collectives": worker_collectives,
+                "exchange": worker_exchange,
+                "compute": worker_compute,
+                "sharing": worker_sharing,
+            }[args.worker](settings, args.result)
         return
     if args.part is None:
         parser.error("--part is required (or --worker, for the launched runs)")

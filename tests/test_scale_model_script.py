@@ -2,7 +2,7 @@
 collectives part under ``mpirun -n 2`` (timed, fitted, cached), then validate and report
 on tiny outputs of the other parts.
 
-The averager, compute, convergence and functional parts train models under ``mpirun``
+The averager, compute, sharing, convergence and functional parts train models under ``mpirun``
 (a minute or more each, even tiny); their tiny outputs are kept in
 ``tests/data/scale_model_tiny/`` (made by ``python scripts/scale_model.py --part P
 --tiny`` and copied from ``runs/scale_model_tiny/``; remake them when a part's output
@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "data" / "scale_model_tiny"
@@ -56,12 +58,14 @@ def test_collectives_validate_and_report_tiny(tmp_path):
     # a part already done is read back, not redone
     assert "cached" in _script("--part", "collectives", out_dir=out)
 
-    for part in ("averager", "compute", "convergence", "functional"):
+    for part in ("averager", "compute", "sharing", "convergence", "functional"):
         shutil.copy(FIXTURES / f"{part}.json", out / f"{part}.json")
     _script("--part", "validate", out_dir=out)
     results, figure = tmp_path / "scale_model.json", tmp_path / "prediction.png"
     _script("--part", "report", "--results", str(results), "--figure", str(figure), out_dir=out)
     report = json.loads(results.read_text())
+    # the compute of ranks that share the cores is the sharing part's measurement
+    assert "R = [2]" in report["validation_summary"]["sharing"]
 
     validation = report["validation"]
     assert {"step_seconds", "staleness", "steps_to_target", "seconds_to_target", "averager_exchange_seconds"} <= {
@@ -87,3 +91,27 @@ def test_collectives_validate_and_report_tiny(tmp_path):
             for layout in ("synchronous", "asynchronous"):
                 assert point[layout]["seconds"] > 0 and 0 < point[layout]["parallel_efficiency"] <= 1.5, point
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_oversubscribed_layouts_take_the_measured_shared_compute():
+    from scripts import scale_model
+
+    load = {p: json.loads((FIXTURES / f"{p}.json").read_text()) for p in ("compute", "averager")}
+    collectives = {
+        "fits": {
+            op: {"best": "ring", "by_algorithm": {"ring": {"alpha": 1e-4, "beta": 1e-9, "algorithm": "ring"}}}
+            for op in ("Allreduce", "Iallreduce")
+        }
+    }
+    samples = [0.05, 0.06, 0.07, 0.3]
+    sharing = {"runs": [{"ranks": 64, "batch": 1, "samples": samples}]}
+    model = scale_model._Model(collectives, load["compute"], load["averager"], sharing)
+    shared, how = model.shared_compute(64, 1, averaging=False)
+    assert how == "measured" and math.isclose(shared.mean(), np.mean(samples), rel_tol=1e-9)
+    with_guard, _ = model.shared_compute(64, 1, averaging=True)
+    assert math.isclose(with_guard.mean(), np.mean(samples) + model.guard, rel_tol=1e-9)
+    # a rank count or batch that was not measured: the compute alone times the sharing factor
+    alone, _ = model.compute_at(1, averaging=False)
+    scaled, how = model.shared_compute(32, 1, averaging=False)
+    assert how == "factor" and math.isclose(scaled.mean(), alone.mean() * model.sharing(32), rel_tol=1e-6)
+    assert model.shared_compute(64, 2, averaging=False)[1] == "factor"
