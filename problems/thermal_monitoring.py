@@ -359,12 +359,13 @@ def monitoring(
             "noise": noise,
             "truth_from": truth_from,
             "test_workload": test_workload,
-            "train_samples": train_samples,
             "sensors": [list(s) for s in SENSORS],
             "n_steps": n_steps,
             "n_anomalies": n_anomalies,
             "hybrid_steps": hybrid_steps,
             "data_steps": data_steps,
             "durations": {k: list(v) for k, v in DURATIONS.items()},
+            # recorded only when set, so that residuals cached before the option existed stay valid
+            **({"train_samples": train_samples} if train_samples else {}),
         },
     )
