@@ -24,6 +24,7 @@ SETUPS = {
     "largest sensor (configured)": "thermal_monitoring.json",
     "Hotelling's T^2": "thermal_monitoring_hotelling.json",
     "busy period (largest sensor)": "thermal_monitoring_busy.json",
+    "little normal data: 1000 samples": "thermal_monitoring_little.json",
 }
 
 
