@@ -25,6 +25,7 @@ SETUPS = {
     "Hotelling's T^2": "thermal_monitoring_hotelling.json",
     "busy period (largest sensor)": "thermal_monitoring_busy.json",
     "little normal data: 1000 samples": "thermal_monitoring_little.json",
+    "little normal data, busy period": "thermal_monitoring_little_busy.json",
 }
 
 
