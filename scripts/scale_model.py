@@ -1245,15 +1245,18 @@ class _Model:
         model = ComputeModel.empirical(samples).with_batch_scaling(self.batch_scaling, batch=near)
         return model.at_batch(batch), near
 
+    def measured_sharing(self, ranks, batch) -> bool:
+        """Whether ``ranks`` oversubscribe the cores and the sharing part measured them at ``batch``."""
+        return (ranks, batch) in self.shared and ranks * self.per_process > self.cores
+
     def shared_compute(self, ranks, batch, *, averaging):
         """One rank's ComputeModel when ``ranks`` ranks share the cores: the sharing
         part's measurement at (ranks, batch) where there is one, else the compute alone
         scaled by the sharing factor; and which of the two."""
         from nnpde.distributed import ComputeModel
 
-        measured = self.shared.get((ranks, batch))
-        if measured is not None and ranks * self.per_process > self.cores:
-            samples = np.asarray(measured["samples"]) + (self.guard if averaging else 0.0)
+        if self.measured_sharing(ranks, batch):
+            samples = np.asarray(self.shared[ranks, batch]["samples"]) + (self.guard if averaging else 0.0)
             return ComputeModel.empirical(samples), "measured"
         model, _ = self.compute_at(batch, averaging=averaging)
         return model.scaled(self.sharing(ranks)), "factor"
@@ -1364,7 +1367,7 @@ def part_validate(args, settings):
         shared, alone, reasons = sim
         steps = shared.steps
         predicted_step = float(shared.end_of_steps[0]) / steps
-        how = "measured" if model.shared.get((ranks, rank_batch)) else "factor"
+        how = "measured" if model.measured_sharing(ranks, rank_batch) else "factor"
         entry(
             ranks,
             groups,
