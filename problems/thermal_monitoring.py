@@ -272,8 +272,9 @@ def sensor_cells(resolution: int = FINE // FACTOR):
 SPLIT_SEEDS = {"train": 0, "validation": 10_000, "test": 20_000}
 
 
-def _on_first(fit, samples: int):
-    """``fit`` given the first ``samples`` samples of each training series only."""
+def fit_on_first(fit, samples: int):
+    """``fit`` given the first ``samples`` samples of each training series only (the
+    ``train_samples`` option; public for scripts that build their own detectors)."""
 
     @functools.wraps(fit)
     def cut(train, directory=None):
@@ -342,7 +343,7 @@ def monitoring(
     detectors["emulator"] = functools.partial(thermal_detectors.emulator, steps=hybrid_steps)
     detectors["data"] = functools.partial(thermal_detectors.data, steps=data_steps)
     if train_samples:
-        detectors = {name: _on_first(fit, train_samples) for name, fit in detectors.items()}
+        detectors = {name: fit_on_first(fit, train_samples) for name, fit in detectors.items()}
     return nnpde.MonitoringTask(
         name="thermal_monitoring",
         description=" ".join(__doc__.split("\n\n")[0:1]).replace("\n", " "),

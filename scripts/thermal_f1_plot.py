@@ -1,8 +1,10 @@
 """The monitored board's detectors side by side: range-based F1 with its 90 % bootstrap
-interval over the test series, for each set-up measured on the anomaly-detection page.
+interval over the test series, for each set-up measured on the anomaly-detection page;
+and each detector's F1 against the amount of normal data it was fitted on.
 
 Reads the reports under ``benchmarks/results/`` (written by ``nnpde detect``, copied
-there) and writes ``docs/benchmarks/anomaly-detection/f1_intervals.png``::
+there) and writes ``docs/benchmarks/anomaly-detection/f1_intervals.png`` and
+``f1_vs_normal_data.png`` beside it::
 
     .venv/bin/python scripts/thermal_f1_plot.py
 """
@@ -27,13 +29,64 @@ SETUPS = {
     "little normal data: 1000 samples": "thermal_monitoring_little.json",
     "little normal data, busy period": "thermal_monitoring_little_busy.json",
 }
+# the same configuration fitted on less and less normal data (data.train series, each cut
+# to problem.options.train_samples): the x axis is read from each report's config
+AMOUNTS = (
+    "thermal_monitoring_little300.json",
+    "thermal_monitoring_little.json",
+    "thermal_monitoring_little3000.json",
+    "thermal_monitoring_one_series.json",
+    "thermal_monitoring.json",
+)
+AMOUNT_DETECTORS = {"hybrid": "o-", "hybrid_filter": "o--", "emulator": "s-", "data": "^-", "physics": "v-"}
+
+
+def normal_samples(report) -> int:
+    """Samples of normal operation every detector of ``report`` was fitted on."""
+    config = report["config"]
+    options = config["problem"]["options"]
+    per_series = options.get("train_samples") or options["n_steps"]
+    return int(config["data"]["train"]) * int(min(per_series, options["n_steps"]))
+
+
+def plot_amounts(results: Path, out: Path) -> list[str]:
+    """F1 (flat, 90 % interval) of each detector against the normal samples it was
+    fitted on, from the reports of ``AMOUNTS`` that exist; returns the ones drawn."""
+    found = [name for name in AMOUNTS if (results / name).exists()]
+    reports = sorted((json.loads((results / name).read_text()) for name in found), key=normal_samples)
+    x = np.array([normal_samples(r) for r in reports])
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for name, style in AMOUNT_DETECTORS.items():
+        flat = [r["detectors"][name]["flat"] for r in reports]
+        f1 = np.array([f["f1"] for f in flat])
+        lo, hi = (np.array([f["f1_interval"][i] for f in flat]) for i in (0, 1))
+        ax.errorbar(x, f1, yerr=[f1 - lo, hi - f1], fmt=style, capsize=3, lw=1, ms=5, label=name)
+    ax.axhline(0.8, color="grey", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("normal samples the detectors were fitted on (log)")
+    ax.set_ylabel("range-based F1 (flat, alpha 0)")
+    ax.set_ylim(0, 1)
+    ax.set_title("F1 against the amount of normal data (90 % bootstrap over the 6 test series)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    print(f"wrote {out}")
+    return found
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "anomaly-detection" / "f1_intervals.png"))
+    parser.add_argument(
+        "--amount-out",
+        default=str(ROOT / "docs" / "benchmarks" / "anomaly-detection" / "f1_vs_normal_data.png"),
+        help="the F1 against the amount of normal data",
+    )
     args = parser.parse_args(argv)
+    plot_amounts(Path(args.results), Path(args.amount_out))
     reports = {label: json.loads((Path(args.results) / name).read_text()) for label, name in SETUPS.items()}
     names = list(next(iter(reports.values()))["detectors"])
     fig, ax = plt.subplots(figsize=(11, 4.2))

@@ -462,9 +462,15 @@ def test_the_f1_figure_is_drawn_from_the_committed_reports(tmp_path):
         import thermal_f1_plot
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    out = tmp_path / "f1.png"
-    assert thermal_f1_plot.main(["--out", str(out)]) == 0
-    assert out.stat().st_size > 10_000
+    out, amount = tmp_path / "f1.png", tmp_path / "amount.png"
+    assert thermal_f1_plot.main(["--out", str(out), "--amount-out", str(amount)]) == 0
+    assert out.stat().st_size > 10_000 and amount.stat().st_size > 10_000
+    # the amount of normal data, read from each report's configuration
+    full = json.loads((ROOT / "benchmarks" / "results" / "thermal_monitoring.json").read_text())
+    little = json.loads((ROOT / "benchmarks" / "results" / "thermal_monitoring_little.json").read_text())
+    assert thermal_f1_plot.normal_samples(full) == 3 * 20_000
+    assert thermal_f1_plot.normal_samples(little) == 1000
+    assert len(thermal_f1_plot.plot_amounts(ROOT / "benchmarks" / "results", amount)) >= 2
 
 
 def test_train_samples_fits_every_detector_on_the_head_of_each_training_series():
@@ -490,3 +496,33 @@ def test_train_samples_fits_every_detector_on_the_head_of_each_training_series()
         thermal_monitoring.monitoring(n_steps=300, train_samples=400)
     with pytest.raises(ValueError, match="train_samples"):
         thermal_monitoring.monitoring(train_samples=-5)
+
+
+def test_baseline_sweep_scores_variants_of_a_detector_on_a_runs_series(tiny_board, tmp_path):
+    """``scripts/thermal_baseline_sweep.py`` fits each ``DETECTOR:key=value`` variant on
+    the series of an earlier run (hard links, the same thresholds protocol) with the
+    ``--set`` overrides ``nnpde detect`` takes; bad variants are refused."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import thermal_baseline_sweep as sweep
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    assert sweep.parse_variant("data:hidden=8,steps=20") == ("data_hidden8_steps20", "data", {"hidden": 8, "steps": 20})
+    assert sweep.parse_variant("fixed") == ("fixed", "fixed", {})
+    for bad, match in (("forecast:steps=2", "unknown detector"), ("data:steps", "expected key=value")):
+        with pytest.raises(SystemExit, match=match):
+            sweep.parse_variant(bad)
+    config = tmp_path / "tiny.toml"
+    config.write_text("[problem]\noptions = { n_steps = 2500, n_anomalies = 1 }\n[detect]\nfalse_alarm_rate = 0.001\n")
+    sets = ["data.train=1", "data.validation=1", "data.test=1", "problem.options.train_samples=400"]
+    argv = ["--config", str(config), "--data", str(tiny_board[0] / "run" / "data"), "--out", str(tmp_path / "sweep")]
+    argv += [f"--set={s}" for s in sets] + ["--variant", "data:hidden=8,steps=20", "--variant", "fixed"]
+    assert sweep.main(argv) == 0
+    report = json.loads((tmp_path / "sweep" / "report.json").read_text())
+    assert list(report["detectors"]) == ["data_hidden8_steps20", "fixed"]
+    assert report["attrs"]["train_samples"] == 400
+    assert (tmp_path / "sweep" / "data" / "test-0.npz").stat().st_nlink >= 2  # a hard link, not a copy
+    for r in report["detectors"].values():
+        assert 0 <= r["flat"]["f1"] <= 1
+    with pytest.raises(SystemExit, match="no series"):
+        sweep.main([*argv[:2], "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "x"), "--variant", "fixed"])
