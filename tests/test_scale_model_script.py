@@ -1,5 +1,5 @@
-"""``scripts/scale_model.py``, the scale-model campaign, in its ``--tiny`` form: the
-collectives part under ``mpirun -n 2`` (timed, fitted, cached), then validate and report
+"""``scripts/scale_model.py`` (its code in ``scripts/scale/``), the scale-model campaign,
+in its ``--tiny`` form: the collectives part under ``mpirun -n 2`` (timed, fitted, cached), then validate and report
 on tiny outputs of the other parts.
 
 The averager, compute, sharing, convergence and functional parts train models under ``mpirun``
@@ -94,7 +94,7 @@ def test_collectives_validate_and_report_tiny(tmp_path):
 
 
 def test_oversubscribed_layouts_take_the_measured_shared_compute():
-    from scripts import scale_model
+    from scripts.scale.validate import CampaignModel
 
     load = {p: json.loads((FIXTURES / f"{p}.json").read_text()) for p in ("compute", "averager")}
     collectives = {
@@ -105,7 +105,7 @@ def test_oversubscribed_layouts_take_the_measured_shared_compute():
     }
     samples = [0.05, 0.06, 0.07, 0.3]
     sharing = {"runs": [{"ranks": 64, "batch": 1, "samples": samples}]}
-    model = scale_model._Model(collectives, load["compute"], load["averager"], sharing)
+    model = CampaignModel(collectives, load["compute"], load["averager"], sharing)
     shared, how = model.shared_compute(64, 1, averaging=False)
     assert how == "measured" and math.isclose(shared.mean(), np.mean(samples), rel_tol=1e-9)
     with_guard, _ = model.shared_compute(64, 1, averaging=True)
