@@ -271,6 +271,34 @@ def test_a_slow_group_slows_the_others_only_when_they_wait_for_it():
     assert sync.wall_seconds / 200 == pytest.approx(3 * c + net.allreduce_seconds(1e5, 8), rel=1e-12)
 
 
+def test_group_compute_is_one_draw_per_group_not_the_slowest_of_its_ranks():
+    """``compute_per="group"``: the compute is the group's synchronised step (measured
+    with its ranks in step), so a group of R ranks takes its mean, where the slowest of
+    R independent draws of the same distribution takes more; a slow rank slows its group."""
+    samples = np.array([0.01, 0.01, 0.01, 0.05])  # a heavy tail: one step in 4 is 5x slower
+    compute, net = ComputeModel.empirical(samples), NetworkModel(1e-6, 1e-10)
+    args = dict(parameter_bytes=1e5, seed=3)
+    allreduce = net.allreduce_seconds(1e5, 8)
+    group = simulate(1, 8, 4000, compute, net, compute_per="group", **args)
+    ranks = simulate(1, 8, 4000, compute, net, **args)
+    assert group.wall_seconds / 4000 == pytest.approx(samples.mean() + allreduce, rel=0.03)
+    # the slowest of 8 independent draws: 0.05 unless all 8 are fast (probability 0.75^8)
+    slowest = 0.05 - 0.04 * 0.75**8
+    assert ranks.wall_seconds / 4000 == pytest.approx(slowest + allreduce, rel=0.03)
+    slow = np.ones((1, 8))
+    slow[0, 5] = 2.0
+    slowed = simulate(1, 8, 4000, compute, net, compute_per="group", rank_slowdown=slow, **args)
+    assert slowed.wall_seconds / 4000 == pytest.approx(2 * samples.mean() + allreduce, rel=0.03)
+    # one rank per group: both readings agree exactly (same draws)
+    one = [
+        simulate(4, 1, 300, compute, net, compute_per=c, every=2, max_staleness=4, wait_free=True, **args)
+        for c in ("rank", "group")
+    ]
+    np.testing.assert_array_equal(one[0].end_of_steps, one[1].end_of_steps)
+    with pytest.raises(ValueError, match="compute_per must be 'rank' or 'group'"):
+        simulate(1, 2, 10, compute, net, compute_per="node", parameter_bytes=1e5)
+
+
 # ---------------------------------------------------------------------- simulation against a plain reference
 
 

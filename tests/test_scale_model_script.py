@@ -94,6 +94,8 @@ def test_collectives_validate_and_report_tiny(tmp_path):
 
 
 def test_oversubscribed_layouts_take_the_measured_shared_compute():
+    """Ranks that oversubscribe the cores: the sharing part's synchronised groups where
+    measured, else its independent ranks, else the sharing factor."""
     from scripts.scale.validate import CampaignModel
 
     load = {p: json.loads((FIXTURES / f"{p}.json").read_text()) for p in ("compute", "averager")}
@@ -103,15 +105,31 @@ def test_oversubscribed_layouts_take_the_measured_shared_compute():
             for op in ("Allreduce", "Iallreduce")
         }
     }
-    samples = [0.05, 0.06, 0.07, 0.3]
-    sharing = {"runs": [{"ranks": 64, "batch": 1, "samples": samples}]}
+    samples, synchronised = [0.05, 0.06, 0.07, 0.3], [0.05, 0.05, 0.2]
+    sharing = {
+        "runs": [
+            {"ranks": 64, "batch": 1, "samples": samples},
+            {"ranks": 64, "ranks_per_group": 8, "batch": 1, "samples": synchronised},
+        ]
+    }
     model = CampaignModel(collectives, load["compute"], load["averager"], sharing)
-    shared, how = model.shared_compute(64, 1, averaging=False)
-    assert how == "measured" and math.isclose(shared.mean(), np.mean(samples), rel_tol=1e-9)
-    with_guard, _ = model.shared_compute(64, 1, averaging=True)
+    shared, how, per = model.shared_compute(64, 1, averaging=False)
+    assert (how, per) == ("measured", "rank") and math.isclose(shared.mean(), np.mean(samples), rel_tol=1e-9)
+    with_guard, _, _ = model.shared_compute(64, 1, averaging=True)
     assert math.isclose(with_guard.mean(), np.mean(samples) + model.guard, rel_tol=1e-9)
+    # groups of 8 among 64: the group's synchronised compute, one draw per group and step
+    group, how, per = model.shared_compute(64, 1, averaging=False, ranks_per_group=8)
+    assert (how, per) == ("measured_group", "group") and math.isclose(group.mean(), np.mean(synchronised))
+    sim, _, reasons = model.simulate(8, 8, 400, 1)
+    assert sim.wall_seconds / 400 > np.mean(synchronised) and "barrier after every step" in reasons[0]
+    # one draw per group and step (mean 0.1 s), not the slowest of 8 draws of it (about 0.19 s), nor of one
+    # rank's independent compute (about 0.28 s)
+    assert sim.wall_seconds / 400 < 0.15
+    # groups of a size that was not measured: one rank's measured compute, the slowest of the group
+    assert model.shared_compute(64, 1, averaging=False, ranks_per_group=4)[1:] == ("measured", "rank")
+    assert model.compute_source(2, 1, 2) == "factor"  # the cores are not oversubscribed
     # a rank count or batch that was not measured: the compute alone times the sharing factor
     alone, _ = model.compute_at(1, averaging=False)
-    scaled, how = model.shared_compute(32, 1, averaging=False)
+    scaled, how, _ = model.shared_compute(32, 1, averaging=False)
     assert how == "factor" and math.isclose(scaled.mean(), alone.mean() * model.sharing(32), rel_tol=1e-6)
     assert model.shared_compute(64, 2, averaging=False)[1] == "factor"

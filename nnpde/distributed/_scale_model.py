@@ -157,11 +157,24 @@ def _first_reaching(cumulative, rows, lo, hi, offset, per_step, target):
         lo = np.where(searching & ~reached, mid + 1, lo)
 
 
-def _draw_steps(compute, groups, ranks, steps, allreduce, overhead, slowdown, rng):
+def _draw_steps(compute, groups, ranks, steps, allreduce, overhead, slowdown, rng, per_group=False):
     """``(idle, busy)``: each group's step durations ``(groups, steps)`` without and with
-    an average in flight (the leader, rank 0, slowed by ``1 + overhead``)."""
+    an average in flight (the leader, rank 0, slowed by ``1 + overhead``). ``per_group``:
+    ``compute`` is the group's synchronised compute, one draw per group and step, slowed
+    by the group's slowest rank's factor (and by ``1 + overhead`` with an average in
+    flight)."""
     idle = np.empty((groups, steps))
     busy = np.empty((groups, steps)) if overhead > 0 else idle
+    if per_group:
+        group_slowdown = slowdown.max(axis=1)
+        chunk = max(1, _DRAW_CHUNK // groups)
+        for start in range(0, steps, chunk):
+            k = min(chunk, steps - start)
+            draws = compute.sample(rng, (k, groups)) * group_slowdown
+            idle[:, start : start + k] = (draws + allreduce).T
+            if overhead > 0:
+                busy[:, start : start + k] = (draws * (1 + overhead) + allreduce).T
+        return idle, busy
     chunk = max(1, _DRAW_CHUNK // (groups * ranks))
     for start in range(0, steps, chunk):
         k = min(chunk, steps - start)
@@ -191,6 +204,7 @@ def simulate(
     mix_seconds=0.0,
     progress_overhead=0.0,
     rank_slowdown=None,
+    compute_per="rank",
     seed=0,
 ) -> Simulation:
     """Simulate ``steps`` training steps of ``groups`` groups of ``ranks_per_group``
@@ -208,13 +222,21 @@ def simulate(
     ``mix_seconds``: host time to snapshot the parameters at a start / mix an average
     in. ``progress_overhead``: the leader's compute slowdown while an average is in
     flight. ``rank_slowdown``: fixed per-rank factors on compute, shape
-    ``(groups, ranks_per_group)`` (broadcast), e.g. a slower node. ``seed``: the draws'.
+    ``(groups, ranks_per_group)`` (broadcast), e.g. a slower node. ``compute_per``:
+    ``"rank"`` (default): ``compute`` is one rank's, drawn independently for every rank
+    and step, and a group waits for the slowest of its ``R`` draws; ``"group"``:
+    ``compute`` is already the group's step compute, measured with its ranks in step (a
+    barrier after every step), drawn once per group and step. Use ``"group"`` where the
+    ranks' slowdowns are correlated, e.g. ranks that share cores and are descheduled
+    together, which the slowest of independent draws overstates; a group is then slowed
+    by its slowest rank's ``rank_slowdown``. ``seed``: the draws'.
 
     The model follows the rule of ``AsyncAverager`` (``_async.py``) with ``progress="thread"``:
 
     - Within a group, step ``k`` ends when the slowest of its ``R`` ranks has computed and
       the group's gradient allreduces (``network``, each of ``gradient_bytes``, ``R``
-      ranks, one after the other) are done: ``d(k) = max_r c(r, k) + A``. Steps are
+      ranks, one after the other) are done: ``d(k) = max_r c(r, k) + A`` (with
+      ``compute_per="group"``: ``d(k) = c(k) + A``, one draw for the group). Steps are
       numbered from 1, as the training loop does.
     - After each step the group calls ``after_step(k)``: with an average in flight, the
       leader tests it (at the end of step ``k``'s compute), broadcasts its decision to the
@@ -262,6 +284,11 @@ def simulate(
     R = _count(ranks_per_group, "ranks_per_group", "e.g. ranks_per_group=8.")
     S = _count(steps, "steps", "e.g. steps=1000.")
     every, m, wait_free = check_averaging(every, max_staleness, wait_free)
+    if compute_per not in ("rank", "group"):
+        raise ValueError(
+            f"compute_per must be 'rank' or 'group', got {compute_per!r}. Fix: 'group' when compute is the "
+            "group's synchronised step compute, else 'rank'."
+        )
     if not isinstance(compute, ComputeModel):
         raise ValueError(
             f"compute must be a ComputeModel, got {type(compute).__name__}. Fix: e.g. ComputeModel.constant(0.05)."
@@ -301,7 +328,7 @@ def simulate(
     decision = network.broadcast_seconds(8, R) if R > 1 else 0.0  # the leader's verdict, one int64
     share = network.broadcast_seconds(parameter_bytes, R) if R > 1 else 0.0  # the average, to the group
     rng = np.random.default_rng(seed)
-    idle, busy = _draw_steps(compute, G, R, S, allreduce, overhead, slowdown, rng)
+    idle, busy = _draw_steps(compute, G, R, S, allreduce, overhead, slowdown, rng, per_group=compute_per == "group")
     zeros = np.zeros((G, 1))
     idle_cum = np.concatenate([zeros, np.cumsum(idle, axis=1)], axis=1)
     busy_cum = idle_cum if busy is idle else np.concatenate([zeros, np.cumsum(busy, axis=1)], axis=1)

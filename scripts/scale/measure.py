@@ -107,16 +107,24 @@ def part_compute(args, settings):
 
 def part_sharing(args, settings):
     """The compute of one rank when R ranks share the cores (``worker_sharing``), for
-    each R: validation puts it in place of the sharing factor for runs of R ranks."""
+    each R: validation puts it in place of the sharing factor for runs of R ranks. Then
+    the synchronised compute of groups of r ranks among R (``grouped``: [R, r] pairs; a
+    barrier after every step): validation takes it as the group's step compute for
+    layouts of R ranks in groups of r."""
     s = dict(settings["sharing"], model=settings["model"])
     runs = []
     for ranks in s["ranks"]:
-        run = _launch_worker(args, ranks, "sharing", s, timeout=s["timeout"])
+        run = _launch_worker(args, ranks, "sharing", {**s, "ranks_per_group": None}, timeout=s["timeout"])
         print(f"  {ranks} ranks: median {run['median'] * 1e3:.2f} ms per step", flush=True)
+        runs.append(run)
+    for ranks, per_group in s.get("grouped", []):
+        run = _launch_worker(args, ranks, "sharing", {**s, "ranks_per_group": per_group}, timeout=s["timeout"])
+        print(f"  {ranks} ranks in groups of {per_group}: median {run['median'] * 1e3:.2f} ms per step", flush=True)
         runs.append(run)
     return {
         "note": f"{os.cpu_count()} cores: R processes time the same train step at once, without communication; "
-        "each one's steps while all R were stepping, pooled",
+        "each one's steps while all R were stepping, pooled; with ranks_per_group r, groups of r ranks pass a "
+        "barrier after every step and each group leader's steps are pooled",
         "runs": runs,
     }
 

@@ -40,14 +40,20 @@ class CampaignModel:
     """The scale model as this campaign fits it: the collectives' fits (``Allreduce``
     for the group allreduce, ``Iallreduce`` for the average), the measured compute
     per rank and batch, and the averager's host costs. ``simulate`` runs
-    ``nnpde.distributed.simulate`` for one measured layout, with compute scaled by the
-    CPU-sharing factor and without it; ``reasons`` says which known limit applies."""
+    ``nnpde.distributed.simulate`` for one measured layout, with the compute of ranks
+    sharing the cores (``compute_source`` says which measurement) and without it;
+    ``reasons`` says which known limit applies."""
 
     def __init__(self, collectives, compute, averager, sharing=None):
         self.network, self.cross = _networks(collectives)
         self.compute = compute
-        # measured compute of one rank among R sharing the cores, by (R, batch)
-        self.shared = {(r["ranks"], r["batch"]): r for r in (sharing or {}).get("runs", [])}
+        # measured compute of one rank among R sharing the cores, by (R, batch), and the
+        # synchronised compute of groups of r ranks among R, by (R, r, batch)
+        runs = (sharing or {}).get("runs", [])
+        self.shared = {(r["ranks"], r["batch"]): r for r in runs if not r.get("ranks_per_group")}
+        self.grouped = {
+            (r["ranks"], r["ranks_per_group"], r["batch"]): r for r in runs if (r.get("ranks_per_group") or 1) > 1
+        }
         self.batch_scaling = _batch_scaling(compute["runs"])
         self.cores = os.cpu_count() or 1
         self.per_process = compute.get("cpu_cores_per_process") or 1.0
@@ -83,17 +89,36 @@ class CampaignModel:
         """Whether ``ranks`` oversubscribe the cores and the sharing part measured them at ``batch``."""
         return (ranks, batch) in self.shared and ranks * self.per_process > self.cores
 
-    def shared_compute(self, ranks, batch, *, averaging):
-        """One rank's ComputeModel when ``ranks`` ranks share the cores: the sharing
-        part's measurement at (ranks, batch) where there is one, else the compute alone
-        scaled by the sharing factor; and which of the two."""
+    def compute_source(self, ranks, batch, ranks_per_group=1) -> str:
+        """Which compute a layout of ``ranks`` ranks in groups of ``ranks_per_group`` at
+        ``batch`` is predicted with: ``"measured_group"`` (the sharing part's synchronised
+        groups), ``"measured"`` (its independent ranks), ``"factor"`` (the compute alone
+        times the sharing factor, also where the cores are not oversubscribed)."""
+        if ranks * self.per_process <= self.cores:
+            return "factor"
+        if ranks_per_group > 1 and (ranks, ranks_per_group, batch) in self.grouped:
+            return "measured_group"
+        return "measured" if self.measured_sharing(ranks, batch) else "factor"
+
+    def shared_compute(self, ranks, batch, *, averaging, ranks_per_group=1):
+        """The ComputeModel when ``ranks`` ranks share the cores, the measured source
+        (``compute_source``) and ``compute_per`` for ``simulate``: one group's
+        synchronised compute (``"group"``) where the sharing part measured groups of
+        ``ranks_per_group`` among ``ranks``; else one rank's (``"rank"``), as measured
+        with ``ranks`` ranks sharing the cores or the compute alone scaled by the
+        sharing factor."""
         from nnpde.distributed import ComputeModel
 
-        if self.measured_sharing(ranks, batch):
-            samples = np.asarray(self.shared[ranks, batch]["samples"]) + (self.guard if averaging else 0.0)
-            return ComputeModel.empirical(samples), "measured"
+        how = self.compute_source(ranks, batch, ranks_per_group)
+        guard = self.guard if averaging else 0.0
+        if how == "measured_group":
+            samples = np.asarray(self.grouped[ranks, ranks_per_group, batch]["samples"]) + guard
+            return ComputeModel.empirical(samples), how, "group"
+        if how == "measured":
+            samples = np.asarray(self.shared[ranks, batch]["samples"]) + guard
+            return ComputeModel.empirical(samples), how, "rank"
         model, _ = self.compute_at(batch, averaging=averaging)
-        return model.scaled(self.sharing(ranks)), "factor"
+        return model.scaled(self.sharing(ranks)), how, "rank"
 
     def options(self, averaging):
         return dict(self.common, **(dict(averaging, **self.host) if averaging else {}))
@@ -104,25 +129,37 @@ class CampaignModel:
         ranks = sharing_ranks or groups * ranks_per_group
         model, near = self.compute_at(batch, averaging=bool(averaging))
         factor = self.sharing(ranks)
-        contended, how = self.shared_compute(ranks, batch, averaging=bool(averaging))
+        per_group = ranks_per_group if sharing_ranks is None else 1
+        contended, how, per = self.shared_compute(ranks, batch, averaging=bool(averaging), ranks_per_group=per_group)
         options = self.options(averaging)
-        shared = simulate(groups, ranks_per_group, steps, contended, self.network, **options)
+        shared = simulate(groups, ranks_per_group, steps, contended, self.network, compute_per=per, **options)
         alone = simulate(groups, ranks_per_group, steps, model, self.network, **options)
-        return shared, alone, self.reasons(ranks, factor, batch, near, steps, how)
+        return shared, alone, self.reasons(ranks, factor, batch, near, steps, how, ranks_per_group)
 
     def time_to_target(self, steps_model, groups, ranks_per_group, batch, averaging=None):
         from nnpde.distributed import time_to_target
 
         model, _ = self.compute_at(batch, averaging=bool(averaging))
-        contended, _ = self.shared_compute(groups * ranks_per_group, batch, averaging=bool(averaging))
+        contended, _, per = self.shared_compute(
+            groups * ranks_per_group, batch, averaging=bool(averaging), ranks_per_group=ranks_per_group
+        )
         options = self.options(averaging)
-        shared = time_to_target(steps_model, groups, ranks_per_group, contended, self.network, **options)
+        shared = time_to_target(
+            steps_model, groups, ranks_per_group, contended, self.network, compute_per=per, **options
+        )
         alone = time_to_target(steps_model, groups, ranks_per_group, model, self.network, **options)
         return shared, alone
 
-    def reasons(self, ranks, factor, batch, near, steps, how="factor") -> list[str]:
+    def reasons(self, ranks, factor, batch, near, steps, how="factor", ranks_per_group=1) -> list[str]:
         out = []
-        if ranks * self.per_process > self.cores and how == "measured":
+        if how == "measured_group":
+            out.append(
+                f"{ranks} ranks on {self.cores} cores: each group's compute as measured with {ranks} ranks sharing "
+                f"the cores in groups of {ranks_per_group} that pass a barrier after every step (--part sharing); "
+                "the training step's allreduces (one per gradient leaf) each wait again for every rank of the group "
+                "to be scheduled, while the fitted allreduce comes from a tight loop in which all ranks sit in MPI"
+            )
+        elif ranks * self.per_process > self.cores and how == "measured":
             out.append(
                 f"{ranks} ranks on {self.cores} cores: compute as measured with {ranks} processes sharing the cores "
                 "without communicating (--part sharing); a synchronous step also waits for every rank of the group "
@@ -201,7 +238,7 @@ def part_validate(args, settings):
         shared, alone, reasons = sim
         steps = shared.steps
         predicted_step = float(shared.end_of_steps[0]) / steps
-        how = "measured" if model.measured_sharing(ranks, rank_batch) else "factor"
+        how = model.compute_source(ranks, rank_batch, ranks // groups)
         entry(
             ranks,
             groups,
@@ -210,6 +247,7 @@ def part_validate(args, settings):
             predicted_step,
             unshared=float(alone.end_of_steps[0]) / steps,
             reasons=_step_reasons(measured_step or 0.0, predicted_step, how, ranks // groups) + reasons,
+            compute_source=how,
             **tag,
         )
         if groups > 1 and measured_staleness is not None:
@@ -380,8 +418,10 @@ def part_validate(args, settings):
     flagged = [e for e in entries if e["flagged"]]
     return {
         "flag_beyond": flag,
-        "sharing": "predicted with the compute of one rank among R sharing the cores as measured by --part sharing "
-        f"(R = {sorted({r for r, _ in model.shared}) or 'none'}); other oversubscribed layouts: compute x max(1, "
+        "sharing": "predicted with the synchronised compute of groups of r ranks among R sharing the cores as "
+        f"measured by --part sharing ((R, r) = {sorted({(R, r) for R, r, _ in model.grouped}) or 'none'}; "
+        "compute_source 'measured_group'), else with the compute of one rank among R sharing the cores as measured "
+        f"there (R = {sorted({r for r, _ in model.shared}) or 'none'}); other oversubscribed layouts: compute x max(1, "
         f"ranks x cores-per-process / cores), cores-per-process {model.per_process:.2f} measured by --part compute; "
         "predicted_without_sharing: the compute of one process alone",
         "networks": {"group_allreduce": _describe(model.network), "cross_average": _describe(model.cross)},

@@ -143,10 +143,12 @@ def worker_exchange(s, result):
 
 
 def _compute_measurer(s, comm=None):
-    """The compute part's measurement: ``measure(batch, steps, barrier=None, **straggler)``
-    times the task's train step in this process (``barrier``: called once all ranks have
-    compiled, so the timed steps of several processes overlap), and the parameters'
-    leaves and loss parts (for the message sizes)."""
+    """The compute part's measurement: ``measure(batch, steps, barrier=None,
+    step_barrier=None, **straggler)`` times the task's train step in this process
+    (``barrier``: called once all ranks have compiled, so the timed steps of several
+    processes overlap; ``step_barrier``: called after every step, so a step ends when the
+    slowest rank of the barrier's group has done it), and the parameters' leaves and
+    loss parts (for the message sizes)."""
     import jax
 
     import nnpde
@@ -159,9 +161,10 @@ def _compute_measurer(s, comm=None):
         and an optional straggler: with ``probability`` a step sleeps ``extra`` seconds
         after its device work is done (so the sleep cannot overlap it)."""
 
-        def __init__(self, steps, *, probability=0.0, extra=0.0, seed=0, barrier=None):
+        def __init__(self, steps, *, probability=0.0, extra=0.0, seed=0, barrier=None, step_barrier=None):
             super().__init__(steps, barrier=barrier)
             self.align = barrier  # again once the warm-up steps are done: the timed steps start together
+            self.step_barrier = step_barrier
             self.probability, self.extra = probability, extra
             self.rng = np.random.default_rng(seed)
             self.injected = []
@@ -173,6 +176,9 @@ def _compute_measurer(s, comm=None):
                 time.sleep(self.extra)
                 self.injected.append(len(self.stamps))  # index of the stamp this step ends at
             out = super().__call__(model)
+            if self.step_barrier is not None and self.step < self.steps:
+                self.step_barrier()  # the group's slowest rank is done with this step
+                self.stamps[-1] = time.perf_counter()
             if self.align is not None and self.step == s["warmup"] + 1:
                 self.align()
                 self.stamps[-1] = time.perf_counter()  # the first timed step starts here
@@ -190,8 +196,8 @@ def _compute_measurer(s, comm=None):
     loss = nnpde.unrolled_loss(model, train[:1, : args.unroll + 1])
     parts = len(loss[1]) if isinstance(loss, tuple) else 0
 
-    def measure(batch, steps, barrier=None, **straggler):
-        hook = Hook(steps, barrier=barrier, **straggler)
+    def measure(batch, steps, barrier=None, step_barrier=None, **straggler):
+        hook = Hook(steps, barrier=barrier, step_barrier=step_barrier, **straggler)
         bench._fit(topo, train, args, batch=batch, steps=steps, averager=None, hook=hook)
         w = s["warmup"]
         times = np.diff(hook.stamps)[w:]
@@ -239,28 +245,37 @@ def worker_sharing(s, result):
     """``mpirun -n R``: every rank times the compute part's train step at batch
     ``s["batch"]`` on its own (no communication but one barrier once all have compiled):
     the per-step compute when R processes share this machine's cores. Rank 0 keeps each
-    rank's steps that fall where all R were stepping."""
+    rank's steps that fall where all R were stepping.
+
+    With ``s["ranks_per_group"] = r``: the ranks form groups of r consecutive ranks that
+    pass a barrier after every step (no gradient allreduce), so a group's step is its
+    slowest rank's compute as the scheduler really interleaves the group's ranks, plus
+    one barrier; each group leader's steps are kept (one sample per group and step)."""
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
+    per_group = s.get("ranks_per_group")
+    group = comm.Split(comm.Get_rank() // per_group, comm.Get_rank()) if per_group else None
     measure, _, _ = _compute_measurer(s, comm=MPI.COMM_SELF)  # each rank a world of its own
-    run = measure(s["batch"], s["steps"], barrier=comm.Barrier)
+    run = measure(s["batch"], s["steps"], barrier=comm.Barrier, step_barrier=group and group.Barrier)
+    run["leader"] = group is None or group.Get_rank() == 0
     runs = comm.gather(run, root=0)
     if comm.Get_rank() == 0:
         start = max(r["stamps"][0] for r in runs)  # CLOCK_MONOTONIC: one clock for the node
         end = min(r["stamps"][1] for r in runs)
         overlapping = []
-        for r in runs:
-            ends = r["stamps"][0] + np.cumsum(r["samples"])
-            overlapping.append([t for t, e in zip(r["samples"], ends, strict=True) if start < e <= end])
+        for run in (r for r in runs if r["leader"]):
+            ends = run["stamps"][0] + np.cumsum(run["samples"])
+            overlapping.append([t for t, e in zip(run["samples"], ends, strict=True) if start < e <= end])
         pooled = [t for o in overlapping for t in o]
         _write_json(
             Path(result),
             {
                 "ranks": comm.Get_size(),
+                "ranks_per_group": per_group or None,
                 "batch": s["batch"],
                 "samples": pooled,
-                "steps_in_overlap_per_rank": [len(o) for o in overlapping],
+                "steps_in_overlap_per_rank": [len(o) for o in overlapping],  # per group leader when grouped
                 "overlap_seconds": end - start,
                 "cpu_cores_per_rank": [r["cpu_cores"] for r in runs],
                 **_spread(pooled),
