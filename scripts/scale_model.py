@@ -25,10 +25,13 @@ peak memory on the 2-core, 23 GiB VM under other jobs' load (measured where stat
 
 A run that failed (say, out of memory) is recorded (``finished: false``) and cached like
 any other; delete its ``runs/scale_model/<part>/<run>.json`` to redo that run alone.
-``--tiny`` runs a cut-down version of a part (2 ranks, few sizes and steps, under a
-minute each) into ``runs/scale_model_tiny/``; ``--set part.key=JSON`` overrides one
-setting (``--set convergence.seeds=[0,1]``); ``--out-dir`` moves the cache. Settings:
-``FULL`` and ``TINY`` below. Every ``mpirun`` gets ``MPIR_CVAR_ENABLE_HEAVY_YIELD=1``
+``--from-report benchmarks/results/scale_model.json`` rebuilds the convergence and
+functional caches from a committed report (where absent), so that a fresh machine can
+measure the quick parts again and validate against those runs. ``--tiny`` runs a
+cut-down version of a part (2 ranks, few sizes and steps, under a minute each) into
+``runs/scale_model_tiny/``; ``--set part.key=JSON`` overrides one setting (``--set
+convergence.seeds=[0,1]``); ``--out-dir`` moves the cache. Settings: ``FULL`` and
+``TINY`` in ``scripts/scale/settings.py``. Every ``mpirun`` gets ``MPIR_CVAR_ENABLE_HEAVY_YIELD=1``
 (ranks beyond the core count yield instead of spinning), and unless set
 ``JAX_PLATFORMS=cpu`` and one persistent compilation cache,
 ``runs/scale_model_jax_cache`` (no timed step includes compilation either way).
@@ -120,7 +123,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.scale.common import _cached, _machine  # noqa: E402
+from scripts.scale.common import _cached, _machine, restore_from_report  # noqa: E402
 from scripts.scale.functional import part_functional  # noqa: E402
 from scripts.scale.measure import part_averager, part_collectives, part_compute, part_convergence, part_sharing  # noqa: E402
 from scripts.scale.report import part_report  # noqa: E402
@@ -158,6 +161,13 @@ def main():
     parser.add_argument("--figure", default=None, help="report: the PNG (default docs/benchmarks/figures/...)")
     parser.add_argument("--mpirun", default=None, help="default: the mpirun beside this Python")
     parser.add_argument(
+        "--from-report",
+        default=None,
+        metavar="JSON",
+        help="rebuild the convergence and functional caches from a report (e.g. benchmarks/results/"
+        "scale_model.json) where absent, to validate new measurements of the quick parts against its runs",
+    )
+    parser.add_argument(
         "--worker", choices=("collectives", "exchange", "compute", "sharing", "rank"), help=argparse.SUPPRESS
     )
     parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
@@ -182,6 +192,9 @@ def main():
         parser.error("--part is required (or --worker, for the launched runs)")
     args.out_dir = args.out_dir or str(ROOT / "runs" / ("scale_model_tiny" if args.tiny else "scale_model"))
     settings = _settings(args)
+    if args.from_report:
+        restored = restore_from_report(Path(args.from_report), Path(args.out_dir))
+        print(f"restored from {args.from_report}: {', '.join(restored) or 'nothing (caches present)'}", flush=True)
     for part in PARTS if args.part == "all" else (args.part,):
         print(f"[{part}]{' (tiny)' if args.tiny else ''}", flush=True)
 

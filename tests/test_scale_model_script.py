@@ -92,6 +92,22 @@ def test_collectives_validate_and_report_tiny(tmp_path):
                 assert point[layout]["seconds"] > 0 and 0 < point[layout]["parallel_efficiency"] <= 1.5, point
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # a fresh cache validated against the report's runs: convergence and functional rebuilt
+    # from it, the quick parts as measured; the same validation comes out
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for part in ("collectives", "averager", "compute", "sharing"):
+        shutil.copy(out / f"{part}.json", fresh / f"{part}.json")
+    assert "restored from" in _script("--part", "validate", "--from-report", str(results), out_dir=fresh)
+    assert (
+        json.loads((fresh / "validate.json").read_text())["entries"]
+        == json.loads((out / "validate.json").read_text())["entries"]
+    )
+    restored = json.loads((fresh / "convergence.json").read_text())
+    assert restored["rows"] == report["convergence"]["rows"] and restored["restored_from"] == str(results)
+    # a cache that is there is kept
+    assert "nothing (caches present)" in _script("--part", "validate", "--from-report", str(results), out_dir=fresh)
+
 
 def test_oversubscribed_layouts_take_the_measured_shared_compute():
     """Ranks that oversubscribe the cores: the sharing part's synchronised groups where

@@ -196,3 +196,37 @@ def _spread(values) -> dict:
         "p99": float(np.quantile(v, 0.99)),
         "std": float(v.std()),
     }
+
+
+# the parts a report holds in full, and how to rebuild each part's cache from it
+RESTORABLE = {
+    "convergence": lambda report: report["convergence"],
+    "functional": lambda report: {"runs": report["functional_runs"], "failures": report["failure_runs"]},
+}
+
+
+def restore_from_report(report_path: Path, out_dir: Path) -> list[str]:
+    """Rebuild the caches of the long measured parts (``RESTORABLE``: convergence,
+    functional; 100 minutes of runs) from a report this script wrote, so that the quick
+    parts can be measured again on a fresh machine and validated against the committed
+    runs. A cache that exists is never overwritten. Returns the parts restored."""
+    report = json.loads(Path(report_path).read_text())
+    done = []
+    for part, rebuild in RESTORABLE.items():
+        path = Path(out_dir) / f"{part}.json"
+        if path.exists():
+            continue
+        try:
+            result = rebuild(report)
+        except (KeyError, TypeError):
+            raise SystemExit(
+                f"--from-report {report_path}: it holds no {part} part. Fix: a report of --part report."
+            ) from None
+        if not result or (part == "functional" and not result["runs"]):
+            raise SystemExit(f"--from-report {report_path}: its {part} part is empty. Fix: a full campaign's report.")
+        result = dict(result, restored_from=str(report_path), restored_on=time.strftime("%Y-%m-%d %H:%M:%S"))
+        result.setdefault("settings", (report.get("settings") or {}).get(part))
+        result.setdefault("command", (report.get("part_commands") or {}).get(part))
+        _write_json(path, result)
+        done.append(part)
+    return done
