@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "data" / "scale_model_tiny"
@@ -149,3 +150,16 @@ def test_oversubscribed_layouts_take_the_measured_shared_compute():
     scaled, how, _ = model.shared_compute(32, 1, averaging=False)
     assert how == "factor" and math.isclose(scaled.mean(), alone.mean() * model.sharing(32), rel_tol=1e-6)
     assert model.shared_compute(64, 2, averaging=False)[1] == "factor"
+
+
+def test_validation_refuses_parts_timed_on_different_processors():
+    """A VM can land on other hardware between sessions: timings of two processors are
+    never combined (records from before the processor was kept pass, unknown)."""
+    from scripts.scale.common import _machine, machines_of
+
+    here = _machine()["cpu_model"]
+    assert here
+    parts = {"compute": {"machine": {"cpu_model": "A"}}, "convergence": {"machine": {}}, "sharing": None}
+    assert machines_of(parts) == {"compute": "A", "convergence": None}
+    with pytest.raises(SystemExit, match="different processors"):
+        machines_of({**parts, "collectives": {"machine": {"cpu_model": "B"}}})

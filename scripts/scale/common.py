@@ -52,12 +52,39 @@ def _machine() -> dict:
         pass
     return {
         "hostname": platform.node(),
+        "cpu_model": _cpu_model(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "memory_gib": memory,
         "load_average": os.getloadavg(),
         "software": versions,
     }
+
+
+def _cpu_model() -> str | None:
+    """The processor's model name (``/proc/cpuinfo``): a VM may land on other hardware
+    from one day to the next, and timings of different processors must not be mixed."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machines_of(parts: dict) -> dict:
+    """Each loaded part's processor (``None`` where its record predates ``cpu_model``);
+    a ``SystemExit`` when two known ones differ: the model must not combine timings of
+    different processors."""
+    models = {name: (part.get("machine") or {}).get("cpu_model") for name, part in parts.items() if part}
+    known = {m for m in models.values() if m}
+    if len(known) > 1:
+        raise SystemExit(
+            f"the parts were measured on different processors: {models}. Timings of different machines cannot be "
+            "combined. Fix: run the timed parts again on one machine (--part P --force)."
+        )
+    return models
 
 
 def _env() -> dict:

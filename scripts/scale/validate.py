@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.scale.common import _staleness_mean
+from scripts.scale.common import _staleness_mean, machines_of
 from scripts.scale.measure import _batch_scaling
 
 
@@ -215,7 +215,24 @@ def part_validate(args, settings):
     if collectives is None or compute is None:
         raise SystemExit("validate needs the collectives and compute parts. Fix: run --part collectives and compute.")
     averager, convergence, functional = (_load(args, p) for p in ("averager", "convergence", "functional"))
-    model = CampaignModel(collectives, compute, averager, _load(args, "sharing"))
+    sharing = _load(args, "sharing")
+    loaded = dict(
+        collectives=collectives,
+        compute=compute,
+        averager=averager,
+        sharing=sharing,
+        convergence=convergence,
+        functional=functional,
+    )
+    machines = machines_of(loaded)
+    unknown = sorted(name for name, m in machines.items() if m is None)
+    if unknown and len(unknown) < len(machines):
+        print(
+            f"  warning: {', '.join(unknown)} recorded no processor model; the others ran on "
+            f"{next(m for m in machines.values() if m)}: check they were measured on the same machine",
+            flush=True,
+        )
+    model = CampaignModel(collectives, compute, averager, sharing)
     flag = settings["validate"]["flag"]
     entries = []
 
@@ -424,6 +441,7 @@ def part_validate(args, settings):
         f"there (R = {sorted({r for r, _ in model.shared}) or 'none'}); other oversubscribed layouts: compute x max(1, "
         f"ranks x cores-per-process / cores), cores-per-process {model.per_process:.2f} measured by --part compute; "
         "predicted_without_sharing: the compute of one process alone",
+        "machines": machines,
         "networks": {"group_allreduce": _describe(model.network), "cross_average": _describe(model.cross)},
         "host_seconds": dict(model.host, guard_per_step=model.guard),
         "entries": entries,
