@@ -348,7 +348,10 @@ def test_bad_configurations_and_thresholds_are_refused(tmp_path):
     with pytest.raises(nnpde.ConfigError, match="thresholds need normal data"):
         _detect.load_detect_config(config)
     config.write_text('[detect]\nstatistic = "mean"\n')
-    with pytest.raises(nnpde.ConfigError, match=r"detect\.statistic must be 'max' or 'hotelling', got 'mean'"):
+    with pytest.raises(
+        nnpde.ConfigError,
+        match=r"detect\.statistic must be one of \['max', 'standardised_max', 'hotelling'\], got 'mean'",
+    ):
         _detect.load_detect_config(config)
     config.write_text("[detect]\nwarmup = -1\n")
     with pytest.raises(nnpde.ConfigError, match=r"detect\.warmup must be an int >= 0, got -1"):
@@ -406,6 +409,25 @@ def test_hotelling_statistic_weighs_sensors_by_their_normal_covariance():
     mx = [_detect.smoothed_score(z, window) for z in (together, apart)]
     assert mx[0][200] == mx[1][200] == 1.0
     assert np.all(_detect.hotelling_scores([normal], [normal], 20, warmup=50)[0][:50] == 0)
+
+
+def test_standardised_max_measures_each_sensor_in_its_normal_spread():
+    """A sensor whose residual spreads 10x wider on the normal series than its training
+    scale says dominates the plain maximum (the threshold follows it, a departure of the
+    tight sensor goes unseen); standardised on the normal series both count alike."""
+    rng = np.random.default_rng(1)
+    normal = rng.standard_normal((20_000, 2)) * [10.0, 1.0] + [3.0, 0.0]
+    departure = np.zeros((300, 2))
+    departure[100:, 1] = 5.0  # five normal spreads of the tight sensor
+    window = 10
+    z = _detect.standardised_max_scores([normal], [normal, departure], window, warmup=20)
+    limit = _detect.threshold([z[0]], 0.001)
+    assert z[1][200] > 3 * limit  # the tight sensor's departure stands out
+    plain = [_detect.smoothed_score(r, window, 20) for r in (normal, departure)]
+    assert plain[1][200] < _detect.threshold([plain[0]], 0.001)  # buried under the wide sensor's scale
+    assert np.all(z[0][:20] == 0) and np.std(np.concatenate([z[0][20:]])) > 0
+    with pytest.raises(ValueError, match=r"sensors \[1\] do not vary"):
+        _detect.standardised_max_scores([np.c_[normal[:, 0], np.zeros(20_000)]], [departure], window)
 
 
 def test_per_kind_precision_drops_alarms_on_other_kinds():

@@ -9,8 +9,11 @@ detectors. The command, for every detector:
 2. turns its standardised sensor residuals ``z (T, M)`` into one score from their
    causal moving averages over ``window`` samples, ``m_t = mean(z[t - window + 1 ..
    t])``: the largest over the sensors, ``s_t = max_m |m_{t,m}|`` (``statistic =
-   "max"``), or Hotelling's ``T^2`` (``"hotelling"``, ``s_t^2 = (m_t - mu)' S^-1 (m_t -
-   mu)``, ``mu`` and ``S`` from the normal validation series); 0 over the first ``warmup`` samples
+   "max"``: each sensor on the scale of its residual on the training series), the
+   largest once every sensor's moving average is standardised on the normal validation
+   series (``"standardised_max"``, ``s_t = max_m |m_{t,m} - mu_m| / sigma_m``), or
+   Hotelling's ``T^2`` (``"hotelling"``, ``s_t^2 = (m_t - mu)' S^-1 (m_t - mu)``,
+   ``mu`` and ``S`` from the normal validation series); 0 over the first ``warmup`` samples
    (and until a window is full) of every series, normal or test: every series starts
    from rest and a model's start-up transient is not a fault;
 3. sets the threshold at the ``1 - false_alarm_rate`` quantile of the scores on the
@@ -48,7 +51,7 @@ detectors = ["hybrid", "physics", "data"]
 false_alarm_rate = 0.001     # share of normal validation samples above the threshold
 window = 20                  # samples of the moving average
 warmup = 100                 # first samples of every series not scored (0: none)
-statistic = "max"            # or "hotelling": the sensors' moving averages combined by T^2
+statistic = "max"            # or "standardised_max", or "hotelling" (the moving averages combined by T^2)
 merge_gap = 100              # alarms closer than this are one range
 ```
 """
@@ -100,6 +103,8 @@ class MonitoringTask:
     sensors: tuple[str, ...]
     attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
+
+STATISTICS = ("max", "standardised_max", "hotelling")  # detect.statistic
 
 DEFAULTS = {
     "name": "monitoring",
@@ -166,10 +171,11 @@ def load_detect_config(path, overrides: Mapping[str, Any] = ()) -> dict:
             raise ConfigError(
                 f"detect.{key} must be an int >= {minimum}, got {v!r}. Fix: e.g. {DEFAULTS['detect'][key]}."
             )
-    if detect["statistic"] not in ("max", "hotelling"):
+    if detect["statistic"] not in STATISTICS:
         raise ConfigError(
-            f"detect.statistic must be 'max' or 'hotelling', got {detect['statistic']!r}. Fix: e.g. 'max' "
-            "(the largest sensor's moving average) or 'hotelling' (all sensors, weighed by their normal covariance)."
+            f"detect.statistic must be one of {list(STATISTICS)}, got {detect['statistic']!r}. Fix: e.g. 'max' "
+            "(the largest sensor's moving average), 'standardised_max' (the same, each sensor standardised on "
+            "the normal validation series) or 'hotelling' (all sensors, weighed by their normal covariance)."
         )
     if config["precision"] not in ("float32", "float64"):
         raise ConfigError(f"precision must be 'float32' or 'float64', got {config['precision']!r}.")
@@ -195,6 +201,30 @@ def window_means(residual, window: int, warmup: int = 0) -> np.ndarray:
 def smoothed_score(residual, window: int, warmup: int = 0) -> np.ndarray:
     """``s_t = max_m |mean(z[t - window + 1 .. t, m])|`` (``window_means``): ``(T, M) -> (T,)``."""
     return np.abs(window_means(residual, window, warmup)).max(axis=1)
+
+
+def standardised_max_scores(normal_residuals, residuals, window: int, warmup: int = 0) -> list[np.ndarray]:
+    """``s_t = max_m |m_{t,m} - mu_m| / sigma_m`` for every series of ``residuals``,
+    ``m_t`` its ``window_means``, ``mu_m`` and ``sigma_m`` each sensor's mean and
+    standard deviation over the scored samples of ``normal_residuals``: the largest
+    sensor once each is measured in its own normal spread (a residual standardised on
+    little training data, or a model that fits some sensors better than it predicts
+    them, leaves the sensors on unequal scales and the plain maximum to the widest);
+    0 where ``window_means`` is not scored."""
+    start = max(warmup, window - 1)
+    normal = np.concatenate([window_means(r, window, warmup)[start:] for r in normal_residuals])
+    mu, sigma = normal.mean(axis=0), normal.std(axis=0)
+    if not np.all(sigma > 0):
+        raise ValueError(
+            f"standardised_max: sensors {np.flatnonzero(~(sigma > 0)).tolist()} do not vary on the normal "
+            "series, so they cannot be standardised. Fix: statistic = 'max', or drop those sensors."
+        )
+    out = []
+    for r in residuals:
+        s = (np.abs(window_means(r, window, warmup) - mu) / sigma).max(axis=1)
+        s[:start] = 0.0
+        out.append(s)
+    return out
 
 
 def hotelling_scores(normal_residuals, residuals, window: int, warmup: int = 0) -> list[np.ndarray]:
@@ -414,9 +444,10 @@ def run_detection(task: MonitoringTask, config: dict, *, echo=print) -> dict:
         info = json.loads(info_path.read_text())
         scored = ("validation", "test")
         residuals = {split: [np.load(folder / f"{split}-{i}.npy") for i in range(data[split])] for split in scored}
-        if detect["statistic"] == "hotelling":
+        if detect["statistic"] in ("hotelling", "standardised_max"):
+            combine = hotelling_scores if detect["statistic"] == "hotelling" else standardised_max_scores
             scores = {
-                split: hotelling_scores(residuals["validation"], residuals[split], detect["window"], detect["warmup"])
+                split: combine(residuals["validation"], residuals[split], detect["window"], detect["warmup"])
                 for split in scored
             }
         else:
