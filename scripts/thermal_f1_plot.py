@@ -30,15 +30,37 @@ SETUPS = {
     "little normal data, busy period": "thermal_monitoring_little_busy.json",
 }
 # the same configuration fitted on less and less normal data (data.train series, each cut
-# to problem.options.train_samples): the x axis is read from each report's config
-AMOUNTS = (
-    "thermal_monitoring_little300.json",
-    "thermal_monitoring_little.json",
-    "thermal_monitoring_little3000.json",
-    "thermal_monitoring_one_series.json",
-    "thermal_monitoring.json",
-)
+# to problem.options.train_samples), scored with each statistic: the x axis is read from
+# each report's config
+AMOUNTS = {
+    "max": (
+        "thermal_monitoring_little300.json",
+        "thermal_monitoring_little.json",
+        "thermal_monitoring_little3000.json",
+        "thermal_monitoring.json",
+    ),
+    "standardised_max": (
+        "thermal_monitoring_little300_smax.json",
+        "thermal_monitoring_little_smax.json",
+        "thermal_monitoring_little3000_smax.json",
+    ),
+}
 AMOUNT_DETECTORS = {"hybrid": "o-", "hybrid_filter": "o--", "emulator": "s-", "data": "^-", "physics": "v-"}
+# the data forecaster at width 16, from the baseline sweeps (scripts/thermal_baseline_sweep.py)
+SWEEPS = {
+    "max": (
+        "thermal_baseline_sweep_300.json",
+        "thermal_baseline_sweep_1000.json",
+        "thermal_baseline_sweep_3000.json",
+        "thermal_baseline_sweep_full.json",
+    ),
+    "standardised_max": (
+        "thermal_baseline_sweep_300_smax.json",
+        "thermal_baseline_sweep_1000_smax.json",
+        "thermal_baseline_sweep_3000_smax.json",
+        "thermal_baseline_sweep_full_smax.json",
+    ),
+}
 
 
 def normal_samples(report) -> int:
@@ -51,29 +73,42 @@ def normal_samples(report) -> int:
 
 def plot_amounts(results: Path, out: Path) -> list[str]:
     """F1 (flat, 90 % interval) of each detector against the normal samples it was
-    fitted on, from the reports of ``AMOUNTS`` that exist; returns the ones drawn."""
-    found = [name for name in AMOUNTS if (results / name).exists()]
-    reports = sorted((json.loads((results / name).read_text()) for name in found), key=normal_samples)
-    x = np.array([normal_samples(r) for r in reports])
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for name, style in AMOUNT_DETECTORS.items():
-        flat = [r["detectors"][name]["flat"] for r in reports]
-        f1 = np.array([f["f1"] for f in flat])
-        lo, hi = (np.array([f["f1_interval"][i] for f in flat]) for i in (0, 1))
-        ax.errorbar(x, f1, yerr=[f1 - lo, hi - f1], fmt=style, capsize=3, lw=1, ms=5, label=name)
-    ax.axhline(0.8, color="grey", ls=":", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("normal samples the detectors were fitted on (log)")
-    ax.set_ylabel("range-based F1 (flat, alpha 0)")
-    ax.set_ylim(0, 1)
-    ax.set_title("F1 against the amount of normal data (90 % bootstrap over the 6 test series)", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    fitted on, one panel per statistic, from the reports of ``AMOUNTS`` that exist;
+    returns the ones drawn."""
+    found = {stat: [n for n in names if (results / n).exists()] for stat, names in AMOUNTS.items()}
+    found = {stat: names for stat, names in found.items() if names}
+    fig, axes = plt.subplots(1, len(found), figsize=(6.5 * len(found), 4.5), sharex=True, sharey=True, squeeze=False)
+    for ax, (stat, names) in zip(axes[0], found.items(), strict=True):
+        reports = sorted((json.loads((results / n).read_text()) for n in names), key=normal_samples)
+        for name, style in AMOUNT_DETECTORS.items():
+            having = [r for r in reports if name in r["detectors"]]  # a run may score some detectors only
+            x = np.array([normal_samples(r) for r in having])
+            flat = [r["detectors"][name]["flat"] for r in having]
+            f1 = np.array([f["f1"] for f in flat])
+            lo, hi = (np.array([f["f1_interval"][i] for f in flat]) for i in (0, 1))
+            ax.errorbar(x, f1, yerr=[f1 - lo, hi - f1], fmt=style, capsize=3, lw=1, ms=5, label=name)
+        sweeps = [json.loads((results / n).read_text()) for n in SWEEPS.get(stat, ()) if (results / n).exists()]
+        sweeps = sorted((r for r in sweeps if "data_hidden16" in r["detectors"]), key=normal_samples)
+        if sweeps:
+            flat = [r["detectors"]["data_hidden16"]["flat"] for r in sweeps]
+            f1 = np.array([f["f1"] for f in flat])
+            lo, hi = (np.array([f["f1_interval"][i] for f in flat]) for i in (0, 1))
+            x = np.array([normal_samples(r) for r in sweeps])
+            ax.errorbar(x, f1, yerr=[f1 - lo, hi - f1], fmt="^:", capsize=3, lw=1, ms=5, label="data, width 16")
+        ax.axhline(0.8, color="grey", ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("normal samples the detectors were fitted on (log)")
+        ax.set_title(f'statistic "{stat}"', fontsize=10)
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("range-based F1 (flat, alpha 0), 90 % interval")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    fig.suptitle("F1 against the amount of normal data (bootstrap over the 6 test series)", fontsize=11)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     print(f"wrote {out}")
-    return found
+    return [n for names in found.values() for n in names]
 
 
 def main(argv=None) -> int:
