@@ -108,7 +108,9 @@ from .runs._checkpoint import Checkpointer as Checkpointer
 from .runs._config import ConfigError as ConfigError
 from .runs._config import RunConfig as RunConfig
 from .runs._config import load_config as load_config
+from .runs._config import parse_overrides as parse_overrides
 from .runs._detect import MonitoringTask as MonitoringTask
+from .runs._detect import link_series as link_series
 from .runs._detect import load_detect_config as load_detect_config
 from .runs._detect import run_detection as run_detection
 from .runs._fit import FitResult as FitResult

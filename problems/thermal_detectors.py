@@ -30,6 +30,7 @@ mean and spread removed), ``info`` what to record (parameters, training loss).
   the hybrid.
 * ``data``: a data-only forecaster of about the same size: an MLP from the last
   ``LAGS`` readings and the workload to the next readings (one step ahead).
+* ``arx``: the forecaster linear (``data(depth=0)``), fitted by least squares.
 * ``fixed``: no model, the readings themselves standardised by their normal mean and
   spread: ``nnpde detect`` turns that into a fixed upper and lower temperature
   threshold per sensor (the faults are sized to stay inside normal readings).
@@ -145,6 +146,38 @@ def _cnn(seed: int, hidden: int, depth: int):
     )
 
 
+class LinearCorrection(nnx.Module):
+    """A correction linear in the state and the heat source: ``W [T, q] + b`` with
+    ``W`` dense over every cell (``(n^2, 2 n^2)``) and ``b`` one value per cell, zero
+    at the start. In the hybrid it learns the coarse step's coefficients,
+    ``T' = (A + dA) T + (B + dB) q + b``: the form of the fine board's physics (linear
+    in the temperatures and the powers), which extends to loads never seen in
+    training; the CNN's correction need not. The inputs ``(5, n, n)`` are the hybrid's
+    (the constant fields are not read: their part is ``b``)."""
+
+    def __init__(self, n: int):
+        cells = n * n
+        self.n = n
+        self.weight = nnx.Param(jnp.zeros((cells, 2 * cells)))
+        self.bias = nnx.Param(jnp.zeros(cells))
+
+    def __call__(self, inputs):
+        x = inputs[:2].reshape(-1)
+        return (self.weight @ x + self.bias).reshape(1, self.n, self.n)
+
+
+CORRECTIONS = ("cnn", "linear")
+
+
+def _correction(kind: str, seed: int, hidden: int, depth: int):
+    """The learned part of the hybrid and the emulator: ``kind`` one of ``CORRECTIONS``."""
+    if kind not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {CORRECTIONS}, got {kind!r}. Fix: e.g. 'cnn' (the default).")
+    if kind == "linear":
+        return nnpde.Network(LinearCorrection(tm.FINE // tm.FACTOR))
+    return _cnn(seed, hidden, depth)
+
+
 def _count(net) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_inexact_array))))
 
@@ -206,10 +239,10 @@ def _open_loop_sensors(net, model: _OpenLoop, w):
 
 
 @functools.cache
-def _optimiser(steps: int):
-    """Adam on a cosine schedule over ``steps``, gradients clipped (one object per
-    ``steps``: the compiled train step is reused)."""
-    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(LEARNING_RATE, steps)))
+def _optimiser(steps: int, learning_rate: float = LEARNING_RATE):
+    """Adam on a cosine schedule over ``steps`` from ``learning_rate``, gradients
+    clipped (one object per setting: the compiled train step is reused)."""
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(learning_rate, steps)))
 
 
 @eqx.filter_jit
@@ -239,6 +272,8 @@ def _fit_open_loop(
     batch: int = 16,
     hidden: int = 16,
     depth: int = 3,
+    correction: str = "cnn",
+    learning_rate: float = LEARNING_RATE,
     refresh: int = REFRESH,
     checkpoint_every: int = CHECKPOINT_EVERY,
     progress: bool = True,
@@ -252,6 +287,9 @@ def _fit_open_loop(
     With ``directory``, the training is resumable (``ResumableTraining``): checkpoints every
     ``checkpoint_every`` steps and on an interrupt, losses in ``metrics.jsonl``, and a
     finished training is the fitted model that a later call reuses without training.
+    ``correction``: the learned part, ``"cnn"`` (``hidden`` channels, ``depth``
+    layers) or ``"linear"`` (``LinearCorrection``; ``hidden`` and ``depth`` unused);
+    ``learning_rate``: Adam's, at the start of the cosine schedule.
     ``progress``: a tqdm bar with the loss. ``on_step(step, loss)``: called after each
     step is recorded (a ``KeyboardInterrupt`` raised there stops the training as Ctrl-C
     does).
@@ -262,8 +300,8 @@ def _fit_open_loop(
     w_all = jnp.asarray(np.stack([s["workload"] for s in train]))
     y_all = jnp.asarray(np.stack([s["readings"] for s in train]))
     n_series, n_steps = y_all.shape[:2]
-    optimiser = _optimiser(steps)
-    params, static = eqx.partition(_cnn(seed, hidden, depth), eqx.is_inexact_array)
+    optimiser = _optimiser(steps, float(learning_rate))
+    params, static = eqx.partition(_correction(correction, seed, hidden, depth), eqx.is_inexact_array)
     state = {"net": params, "anchor": params, "opt": optimiser.init(params), "losses": np.full(steps, np.nan)}
     cache = {}  # the open-loop states of the current anchor: (anchor's step, states)
 
@@ -297,9 +335,11 @@ def _fit_open_loop(
         "seed": seed,
         "window": WINDOW,
         "refresh": refresh,
-        "learning_rate": LEARNING_RATE,
+        "learning_rate": float(learning_rate),
         "dtype": jnp.dtype(y_all.dtype).name,
         "data": fingerprint(w_all, y_all),
+        # recorded only when not the default, so that trainings kept before the option stay valid
+        **({"correction": correction} if correction != "cnn" else {}),
     }
     name = "hybrid" if physics else "emulator"
     training = ResumableTraining(
@@ -330,15 +370,15 @@ def _open_loop(train, directory, **options):
 TRACKING = 1e4  # the filters' default process noise, in units of NOISE^2: the readings trusted over the model
 
 
-def _filter_gain(a, ix, iy, shape, q: float):
+def _filter_gain(f, ix, iy, shape, q: float):
     """The steady-state Kalman gain ``(n, M)`` of ``T_{n+1} = F T_n + e``, ``y = H T + v``,
-    ``F = exp(-h DT) A`` the physics step's linear part, ``H`` the sensors' cells,
+    ``F`` the model step's linear part ``(n, n)``, ``H`` the sensors' cells,
     ``cov(e) = q NOISE^2 I`` and ``cov(v) = NOISE^2 I`` (the sensor noise), from the
     discrete algebraic Riccati equation."""
     import scipy.linalg
 
     n = int(np.prod(shape))
-    f = np.asarray(a) * math.exp(-tm.H_FAN * tm.DT)
+    f = np.asarray(f)
     h = np.zeros((len(ix), n))
     h[np.arange(len(ix)), np.ravel_multi_index((np.zeros_like(ix), ix, iy), shape)] = 1.0
     r = tm.NOISE**2 * np.eye(len(ix))
@@ -363,15 +403,30 @@ def _innovations(net, model: _OpenLoop, gain, w, y, t0=None):
     return jax.lax.scan(body, jnp.zeros((1, n, n)) if t0 is None else t0, (w, y))[1]
 
 
+def _linear_part(net, model: _OpenLoop):
+    """``F (n, n)``, the model step's derivative in the temperatures: ``exp(-h DT) A``
+    for the physics; with a linear correction (``LinearCorrection``) the learned
+    ``exp(-h DT) A + DT SCALE dA`` (exact: the step is affine); the CNN's correction is
+    not linear and is left out (the physics' part)."""
+    if net is not None and isinstance(net.module, LinearCorrection):
+        n = tm.FINE // tm.FACTOR
+        step = model.step(net)
+        jac = jax.jacfwd(lambda t: step(t.reshape(1, n, n), jnp.zeros(model.chips.shape[0])).reshape(-1))
+        return np.asarray(jac(jnp.zeros(n * n)))
+    return np.asarray(model.a) * math.exp(-tm.H_FAN * tm.DT)
+
+
 def _filter(train, net, model: _OpenLoop, process_noise: float):
     """The Kalman-filter detector of the physics step (with ``net``: plus the hybrid's
-    correction), the gain from the physics' linear part and ``process_noise`` (``q``,
-    in units of ``NOISE^2``): ``(score, info)``, the standardised innovations. Small
-    ``q`` trusts the model (``q -> 0``: the open-loop detector), large ``q`` the
-    readings (a one-step-ahead prediction, as the ``data`` forecaster's)."""
+    correction), the gain from the step's linear part (``_linear_part``) and
+    ``process_noise`` (``q``, in units of ``NOISE^2``): ``(score, info)``, the
+    standardised innovations. Small ``q`` trusts the model (``q -> 0``: the open-loop
+    detector), large ``q`` the readings (a one-step-ahead prediction, as the ``data``
+    forecaster's)."""
     nnpde.check_positive(process_noise, "process_noise", fix=f"in units of NOISE^2, e.g. {TRACKING:g}.")
     n = tm.FINE // tm.FACTOR
-    gain = _filter_gain(model.a, np.asarray(model.ix), np.asarray(model.iy), (1, n, n), process_noise)
+    f = _linear_part(net, model)
+    gain = _filter_gain(f, np.asarray(model.ix), np.asarray(model.iy), (1, n, n), process_noise)
 
     def residual(s):
         return np.asarray(_innovations(net, model, gain, jnp.asarray(s["workload"]), jnp.asarray(s["readings"])))
@@ -416,10 +471,17 @@ def _features(s, lags: int, y_mean, y_std):
 def data(
     train, directory=None, *, seed: int = 0, steps: int = 3000, batch: int = 256, hidden: int = 72, depth: int = 2
 ):
+    """The data-only forecaster: the next readings from the last ``LAGS`` readings and
+    the workload, an MLP of ``depth`` hidden layers of ``hidden`` units trained for
+    ``steps`` Adam steps on batches of ``batch``; ``depth=0``: linear, fitted by least
+    squares (an ARX model: exact, no training)."""
+    nnpde.check_int(depth, "depth", minimum=0, fix="hidden layers of the forecaster, e.g. 2 (0: linear, ARX).")
     all_y = np.concatenate([s["readings"] for s in train])
     y_mean, y_std = all_y.mean(axis=0), all_y.std(axis=0)
     x, target = map(np.concatenate, zip(*[_features(s, LAGS, y_mean, y_std) for s in train]))
     d_std = target.std(axis=0)
+    if depth == 0:
+        return _arx(train, x, target, y_mean, y_std)
     net = nnpde.Network(
         nnpde.networks.MLP(x.shape[1], target.shape[1], hidden=hidden, depth=depth, rngs=nnx.Rngs(seed))
     )
@@ -455,6 +517,25 @@ def data(
     return score, {"parameters": _count(net), "loss_first": losses[0], "loss_last": float(np.mean(losses[-50:]))}
 
 
+def _arx(train, x, target, y_mean, y_std):
+    """The linear forecaster of ``data(depth=0)``: ``target ~ [x, 1] @ coef`` by least squares."""
+    design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+
+    def residual(s):
+        xs, t = _features(s, LAGS, y_mean, y_std)
+        r = (t - np.concatenate([xs, np.ones((len(xs), 1))], axis=1) @ coef) * y_std
+        return np.concatenate([np.zeros((LAGS, r.shape[1])), r])
+
+    mean, std = _standardise([residual(s)[LAGS:] for s in train])
+
+    def score(s):
+        return (residual(s) - mean) / std
+
+    loss = float(np.mean((design @ coef - target) ** 2 / target.var(axis=0)))
+    return score, {"parameters": int(coef.size), "loss_first": loss, "loss_last": loss}
+
+
 def fixed(train, directory=None, *, seed: int = 0):
     mean, std = _standardise([s["readings"] for s in train])
 
@@ -469,6 +550,7 @@ DETECTORS = {
     "physics": physics,
     "emulator": emulator,
     "data": data,
+    "arx": functools.partial(data, depth=0),
     "fixed": fixed,
     "hybrid_filter": hybrid_filter,
     "physics_filter": physics_filter,

@@ -283,6 +283,14 @@ def fit_on_first(fit, samples: int):
     return cut
 
 
+def detector_settings(*, hybrid_steps: int = 1500, data_steps: int = 3000, correction: str = "cnn") -> dict:
+    """The keyword arguments ``monitoring`` gives each detector of
+    ``thermal_detectors.DETECTORS`` that takes any, from its options of the same names
+    (public for scripts that fit variants of the configured detectors)."""
+    learned = {"steps": hybrid_steps, **({"correction": correction} if correction != "cnn" else {})}
+    return {"hybrid": learned, "hybrid_filter": learned, "emulator": learned, "data": {"steps": data_steps}}
+
+
 def monitoring(
     *,
     n_steps: int = 20_000,
@@ -293,6 +301,7 @@ def monitoring(
     truth_from: str = "",
     test_workload: str = "normal",
     train_samples: int = 0,
+    correction: str = "cnn",
 ) -> nnpde.MonitoringTask:
     """The monitoring task for ``nnpde detect``: series of ``n_steps`` samples (test
     series with ``n_anomalies`` faults each, cycling through ``KINDS``), sensor noise
@@ -304,6 +313,9 @@ def monitoring(
     and thresholded on?). ``train_samples``: fit every detector on the first
     ``train_samples`` samples of each training series only (0: all of them), to ask
     what each needs of normal data; validation, thresholds and tests are unchanged.
+    ``correction``: the learned part of the hybrid, its filter and the emulator
+    (``thermal_detectors.CORRECTIONS``: ``"cnn"``, or ``"linear"``, the coarse step's
+    coefficients learned, the form of the board's physics).
     ``truth_from``: the ``data`` folder of an earlier run of the same
     sizes, whose temperatures are reused (another sensor noise on the same physics,
     without solving again)."""
@@ -320,6 +332,10 @@ def monitoring(
         raise ValueError(
             f"train_samples = {train_samples} exceeds the series' n_steps = {n_steps}. "
             f"Fix: at most {n_steps}, or 0 for all of them."
+        )
+    if correction not in thermal_detectors.CORRECTIONS:
+        raise ValueError(
+            f"correction must be one of {thermal_detectors.CORRECTIONS}, got {correction!r}. Fix: e.g. 'linear'."
         )
     if test_workload not in WORKLOADS:
         raise ValueError(
@@ -338,10 +354,10 @@ def monitoring(
         )
 
     detectors = dict(thermal_detectors.DETECTORS)
-    detectors["hybrid"] = functools.partial(thermal_detectors.hybrid, steps=hybrid_steps)
-    detectors["hybrid_filter"] = functools.partial(thermal_detectors.hybrid_filter, steps=hybrid_steps)
-    detectors["emulator"] = functools.partial(thermal_detectors.emulator, steps=hybrid_steps)
-    detectors["data"] = functools.partial(thermal_detectors.data, steps=data_steps)
+    for name, settings in detector_settings(
+        hybrid_steps=hybrid_steps, data_steps=data_steps, correction=correction
+    ).items():
+        detectors[name] = functools.partial(thermal_detectors.DETECTORS[name], **settings)
     if train_samples:
         detectors = {name: fit_on_first(fit, train_samples) for name, fit in detectors.items()}
     return nnpde.MonitoringTask(
@@ -368,5 +384,6 @@ def monitoring(
             "durations": {k: list(v) for k, v in DURATIONS.items()},
             # recorded only when set, so that residuals cached before the option existed stay valid
             **({"train_samples": train_samples} if train_samples else {}),
+            **({"correction": correction} if correction != "cnn" else {}),
         },
     )

@@ -25,7 +25,6 @@ import argparse
 import ast
 import dataclasses
 import functools
-import os
 from pathlib import Path
 
 import jax
@@ -62,25 +61,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--variant", action="append", required=True, help="DETECTOR[:key=value,...]")
     args = parser.parse_args(argv)
-    overrides = {}
-    for pair in args.set:
-        key, eq, raw = pair.partition("=")
-        if not eq:
-            raise SystemExit(f"--set expects key=value, got {pair!r}. Example: --set data.train=1")
-        try:
-            overrides[key.strip()] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            overrides[key.strip()] = raw
-    config = nnpde.load_detect_config(args.config, overrides)
+    config = nnpde.load_detect_config(args.config, nnpde.parse_overrides(args.set, prog="thermal_baseline_sweep"))
     jax.config.update("jax_enable_x64", config["precision"] == "float64")
     options = config["problem"]["options"]
     task = thermal_monitoring.monitoring(**options)
-    defaults = {  # the settings monitoring() gives each detector
-        "hybrid": {"steps": options.get("hybrid_steps", 1500)},
-        "hybrid_filter": {"steps": options.get("hybrid_steps", 1500)},
-        "emulator": {"steps": options.get("hybrid_steps", 1500)},
-        "data": {"steps": options.get("data_steps", 3000)},
-    }
+    keys = ("hybrid_steps", "data_steps", "correction")
+    defaults = thermal_monitoring.detector_settings(**{k: options[k] for k in keys if k in options})
     detectors = {}
     for text in args.variant:
         name, detector, variant = parse_variant(text)
@@ -90,14 +76,10 @@ def main(argv=None) -> int:
     task = dataclasses.replace(task, detectors=detectors)
     config = {**config, "name": "thermal_baseline_sweep", "out": args.out}
     config["detect"] = {**config["detect"], "detectors": list(detectors)}
-    data = Path(args.out) / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    sources = sorted(Path(args.data).glob("*.npz"))
-    if not sources:
-        raise SystemExit(f"--data {args.data}: no series (*.npz) there. Fix: the data/ folder of an nnpde detect run.")
-    for path in sources:
-        if not (data / path.name).exists():
-            os.link(path, data / path.name)
+    try:
+        nnpde.link_series(args.data, args.out)
+    except ValueError as error:
+        raise SystemExit(f"--data {args.data}: {error}") from None
     report = nnpde.run_detection(task, config)
     print(f"report: {Path(args.out) / 'report.json'}; {len(report['detectors'])} detectors")
     return 0

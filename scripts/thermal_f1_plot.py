@@ -28,6 +28,7 @@ SETUPS = {
     "busy period (largest sensor)": "thermal_monitoring_busy.json",
     "little normal data: 1000 samples": "thermal_monitoring_little.json",
     "little normal data, busy period": "thermal_monitoring_little_busy.json",
+    "commissioning: the same, linear correction, standardised": "thermal_monitoring_commissioning.json",
 }
 # the same configuration fitted on less and less normal data (data.train series, each cut
 # to problem.options.train_samples), scored with each statistic: the x axis is read from

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import os
 from pathlib import Path
 
 import jax
@@ -49,11 +48,7 @@ def main(argv=None) -> int:
     task = dataclasses.replace(task, detectors=detectors)
     config = {**main_config, "name": "thermal_filter_sweep", "out": args.out}
     config["detect"] = {**config["detect"], "detectors": list(detectors)}
-    data = Path(args.out) / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    for path in (Path(main_config["out"]) / "data").glob("*.npz"):
-        if not (data / path.name).exists():
-            os.link(path, data / path.name)
+    nnpde.link_series(Path(main_config["out"]) / "data", args.out)
     report = nnpde.run_detection(task, config)
     print(f"report: {Path(args.out) / 'report.json'}; {len(report['detectors'])} detectors")
     return 0

@@ -503,3 +503,17 @@ def test_validate_runs_a_case_and_writes_the_report(tmp_path):
     assert "| taylor_green | yes |" in (tmp_path / "validation.md").read_text()
     with pytest.raises(SystemExit, match=r"unknown case\(s\) \['no_such_case'\]"):
         run_suite(problems.validation, out=tmp_path, only=["no_such_case"])
+
+
+def test_set_overrides_read_literals_and_refuse_a_pair_without_a_value():
+    import nnpde
+
+    assert nnpde.parse_overrides(["a=1", "b='busy'", "c=hello", "d=[1, 2]", " e = 0.5"]) == {
+        "a": 1,
+        "b": "busy",
+        "c": "hello",
+        "d": [1, 2],
+        "e": 0.5,
+    }
+    with pytest.raises(SystemExit, match=r"sweep: --set expects key=value, got 'steps'"):
+        nnpde.parse_overrides(["steps"], prog="sweep")

@@ -116,18 +116,26 @@ def test_learned_detectors_fit_and_score_a_short_normal_series(tiny_board):
     assert infos["hybrid"]["parameters"] == infos["emulator"]["parameters"] > 0, infos
 
 
-def test_the_kalman_filter_is_optimal_on_its_own_model():
-    """Readings of the coarse physics itself, driven by process noise of variance ``q
+@pytest.mark.parametrize("correction", [None, "linear"])
+def test_the_kalman_filter_is_optimal_on_its_own_model(correction):
+    """Readings of the model itself (the coarse physics; or the physics with a linear
+    correction of random coefficients), driven by process noise of variance ``q
     NOISE^2`` per cell and read with the sensor noise: the filter's innovations are
     white with the covariance ``H P H' + R`` of the Riccati solution (what a wrong gain,
-    sensor map or update order breaks); with ``q -> 0`` the filter is the open loop."""
+    linear part, sensor map or update order breaks); with ``q -> 0`` the filter is the
+    open loop."""
     import scipy.linalg
 
     model = thermal_detectors._model()
     eq, chips, _, _ = thermal_detectors._coarse_parts()
-    step = thermal_detectors.physics_step(eq, chips)
     n_cells = eq.grid.shape[0]
     rng = np.random.default_rng(0)
+    net = None
+    if correction:
+        net = thermal_detectors._correction(correction, 0, 16, 3)
+        params = jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(p.shape)) * 1e-2, net.params)
+        net = eqx.tree_at(lambda m: m.params, net, params)
+    step = model.step(net) if net is not None else thermal_detectors.physics_step(eq, chips)
     n, q = 4000, 1.0
     w = jnp.asarray(rng.uniform(0.2, 1.0, (n, chips.shape[0])))
     e = jnp.asarray(np.sqrt(q) * thermal_monitoring.NOISE * rng.standard_normal((n, 1, n_cells, n_cells)))
@@ -139,9 +147,15 @@ def test_the_kalman_filter_is_optimal_on_its_own_model():
     clean = jax.lax.scan(body, jnp.zeros((1, n_cells, n_cells)), (w, e))[1]
     y = clean + thermal_monitoring.NOISE * rng.standard_normal(clean.shape)
     shape = (1, n_cells, n_cells)
-    gain = thermal_detectors._filter_gain(model.a, np.asarray(model.ix), np.asarray(model.iy), shape, q)
-    nu = np.asarray(thermal_detectors._innovations(None, model, gain, w, y))[200:]
-    f = np.asarray(model.a) * np.exp(-thermal_monitoring.H_FAN * thermal_monitoring.DT)
+    f = thermal_detectors._linear_part(net, model)
+    physics_f = np.asarray(model.a) * np.exp(-thermal_monitoring.H_FAN * thermal_monitoring.DT)
+    if net is not None:  # the learned coefficients are in F: exp(-h DT) A + DT SCALE dA
+        d_a = np.asarray(net.module.weight[...])[:, : n_cells**2]
+        np.testing.assert_allclose(f, physics_f + thermal_monitoring.DT * thermal_detectors.SCALE * d_a, atol=1e-12)
+    else:
+        np.testing.assert_array_equal(f, physics_f)
+    gain = thermal_detectors._filter_gain(f, np.asarray(model.ix), np.asarray(model.iy), shape, q)
+    nu = np.asarray(thermal_detectors._innovations(net, model, gain, w, y))[200:]
     h = np.zeros((len(model.ix), n_cells**2))
     h[np.arange(len(model.ix)), np.asarray(model.ix) * n_cells + np.asarray(model.iy)] = 1.0
     r = thermal_monitoring.NOISE**2 * np.eye(len(model.ix))
@@ -152,9 +166,9 @@ def test_the_kalman_filter_is_optimal_on_its_own_model():
     lag1 = np.mean(nu[1:] * nu[:-1], axis=0) / np.mean(nu**2, axis=0)
     assert np.all(np.abs(lag1) < 0.08), lag1  # white: 5 standard errors
     # q -> 0: no correction, the innovations are the open-loop residuals
-    tiny = thermal_detectors._filter_gain(model.a, np.asarray(model.ix), np.asarray(model.iy), shape, 1e-10)
+    tiny = thermal_detectors._filter_gain(f, np.asarray(model.ix), np.asarray(model.iy), shape, 1e-10)
     open_loop = y - thermal_detectors._rollout(step, w, model.ix, model.iy)[1]
-    np.testing.assert_allclose(thermal_detectors._innovations(None, model, tiny, w, y), open_loop, atol=1e-6)
+    np.testing.assert_allclose(thermal_detectors._innovations(net, model, tiny, w, y), open_loop, atol=1e-6)
     with pytest.raises(ValueError, match="process_noise must be positive"):
         thermal_detectors.physics_filter([], process_noise=0.0)
 
@@ -548,3 +562,102 @@ def test_baseline_sweep_scores_variants_of_a_detector_on_a_runs_series(tiny_boar
         assert 0 <= r["flat"]["f1"] <= 1
     with pytest.raises(SystemExit, match="no series"):
         sweep.main([*argv[:2], "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "x"), "--variant", "fixed"])
+
+
+def test_a_linear_correction_starts_as_the_physics_and_stays_affine():
+    """``correction="linear"`` learns the coarse step's coefficients: zero at the start
+    (the hybrid is the plain physics, exactly), and with any weights the step stays
+    affine in the temperatures and the workload jointly, the form of the fine board's
+    physics (which is why it extends to loads the training never saw)."""
+    eq, chips, _, _ = thermal_detectors._coarse_parts()
+    physics = thermal_detectors.physics_step(eq, chips)
+    model = thermal_detectors._model(physics=True)
+    net = thermal_detectors._correction("linear", 0, 16, 3)
+    assert net.n_params == 64 * 128 + 64
+    rng = np.random.default_rng(1)
+    t1, t2 = (jnp.asarray(rng.random(eq.state_shape)) for _ in range(2))
+    w1, w2 = (jnp.asarray(rng.random(len(thermal_monitoring.CHIP_POWER))) for _ in range(2))
+    np.testing.assert_array_equal(np.asarray(model.step(net)(t1, w1)), np.asarray(physics(t1, w1)))
+    params = jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(p.shape)) * 0.01, net.params)
+    step = model.step(eqx.tree_at(lambda n: n.params, net, params))
+    zero_t, zero_w = jnp.zeros_like(t1), jnp.zeros_like(w1)
+    offset = step(zero_t, zero_w)
+    assert float(jnp.abs(offset).max()) > 0  # the learned bias
+    both = step(t1 + 2 * t2, w1 + 2 * w2) - offset
+    parts = (step(t1, w1) - offset) + 2 * (step(t2, w2) - offset)
+    np.testing.assert_allclose(np.asarray(both), np.asarray(parts), atol=1e-12)
+    # the CNN's correction is not affine: the same check fails for it
+    cnn = thermal_detectors._cnn(0, 8, 2)
+    cnn = eqx.tree_at(lambda n: n.params, cnn, jax.tree.map(lambda p: jnp.ones_like(p) * 0.1, cnn.params))
+    step = model.step(cnn)
+    offset = step(zero_t, zero_w)
+    both = step(t1 + 2 * t2, w1 + 2 * w2) - offset
+    parts = (step(t1, w1) - offset) + 2 * (step(t2, w2) - offset)
+    assert float(jnp.abs(both - parts).max()) > 1e-6
+    with pytest.raises(ValueError, match=r"correction must be one of \('cnn', 'linear'\), got 'quadratic'"):
+        thermal_detectors._correction("quadratic", 0, 16, 3)
+
+
+def test_the_linear_hybrid_learns_the_coarse_physics_error(tiny_board):
+    """Trained open loop on a short normal series, the linear correction removes most
+    of the coarse physics' sensor error (in units of the sensor noise's variance)."""
+    s = _short_series(tiny_board, 600)
+    options = {**SMALL, "steps": 300, "batch": 8, "refresh": 100}
+    _, info = thermal_detectors.hybrid([s], correction="linear", **options)
+    assert info["parameters"] == 64 * 128 + 64
+    assert info["loss_last"] < 0.2 * info["loss_first"], info
+
+
+def test_the_arx_forecaster_is_the_least_squares_fit_of_a_linear_system():
+    """``data(depth=0)``: readings of a stable linear system driven by the workload,
+    with noise of spread ``sigma``: the least-squares forecaster's one-step error is the
+    next reading's noise, nearly all of it (the rest is predictable), its standardised
+    residual stays standardised on a new series of the same system, and a step of 10
+    sigma on one sensor of that series stands out at once."""
+    rng = np.random.default_rng(0)
+    n_sensors, n_chips, sigma = 3, 2, 0.01
+    gain = rng.random((n_sensors, n_chips))
+
+    def draw(n):
+        w = rng.random((n, n_chips))
+        x = np.zeros((n, n_sensors))
+        for i in range(1, n):
+            x[i] = 0.9 * x[i - 1] + 0.1 * gain @ w[i]
+        return {"workload": w, "readings": x + sigma * rng.standard_normal(x.shape)}
+
+    train, new = draw(4000), draw(2000)
+    score, info = thermal_detectors.data([train], depth=0)
+    lags = thermal_detectors.LAGS
+    assert info["parameters"] == (lags * n_sensors + 2 * n_chips + 1) * n_sensors
+    target = np.diff(train["readings"], axis=0)[lags - 1 :]
+    # the next reading's noise is all that cannot be forecast (the last reading's is in
+    # the lags): the error's share of the target's variance is sigma^2 / var, within 20 %
+    floor = np.mean(sigma**2 / target.var(axis=0))
+    assert floor <= info["loss_last"] < 1.2 * floor, (info, floor)
+    z = score(new)[lags:]
+    assert abs(z.std() - 1) < 0.1 and abs(z.mean()) < 0.1, (z.mean(), z.std())
+    faulty = {**new, "readings": new["readings"] + 10 * sigma * (np.arange(2000) >= 1000)[:, None] * np.eye(3)[0]}
+    assert abs(score(faulty)[1000, 0]) > 5
+    with pytest.raises(ValueError, match="depth"):
+        thermal_detectors.data([train], depth=-1)
+
+
+def test_the_correction_option_reaches_every_learned_detector():
+    task = thermal_monitoring.monitoring(correction="linear", hybrid_steps=11)
+    for name in ("hybrid", "hybrid_filter", "emulator"):
+        assert task.detectors[name].keywords == {"steps": 11, "correction": "linear"}, name
+    assert task.attrs["correction"] == "linear"
+    default = thermal_monitoring.monitoring(hybrid_steps=11)
+    assert default.detectors["hybrid"].keywords == {"steps": 11} and "correction" not in default.attrs
+    assert thermal_detectors.DETECTORS["arx"].keywords == {"depth": 0}
+    # what the baseline sweep fits its variants from: the configured settings
+    assert thermal_monitoring.detector_settings(correction="linear", hybrid_steps=11)["emulator"] == {
+        "steps": 11,
+        "correction": "linear",
+    }
+    with pytest.raises(ValueError, match=r"correction must be one of \('cnn', 'linear'\), got 'mlp'"):
+        thermal_monitoring.monitoring(correction="mlp")
+    config = _detect.load_detect_config(ROOT / "scripts" / "configs" / "thermal_monitoring_commissioning.toml")
+    commissioning = thermal_monitoring.monitoring(**config["problem"]["options"])
+    assert commissioning.attrs["correction"] == "linear" and commissioning.attrs["test_workload"] == "busy"
+    assert set(config["detect"]["detectors"]) <= set(commissioning.detectors)

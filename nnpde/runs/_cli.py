@@ -30,30 +30,17 @@ system's time limit or preemption), a checkpoint written: the same command resum
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
 import sys
 from pathlib import Path
 
+from ._config import parse_overrides
+
 DEFAULT_PROBLEM = "problems.heat_board"
 DEFAULT_CONFIG = "scripts/configs/burgers.toml"
 DEFAULT_SUITE = "problems.validation"
-
-
-def _parse_overrides(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"nnpde: --set expects key=value, got {pair!r}. Example: --set resolution=64")
-        key, raw = pair.split("=", 1)
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        options[key.strip()] = value
-    return options
 
 
 def _simulate(args) -> int:
@@ -66,7 +53,7 @@ def _simulate(args) -> int:
     from ._simulation import Simulation, run_simulation
 
     module = import_problem(args.problem, "simulation", key="--problem")
-    sim = build(module, "simulation", _parse_overrides(args.set), key="--set", returns=Simulation)
+    sim = build(module, "simulation", parse_overrides(args.set), key="--set", returns=Simulation)
     out = args.out or f"runs/{sim.name}"
     print(f"nnpde simulate: {args.problem}\n{sim.description}")
     print("settings: " + json.dumps(sim.attrs, sort_keys=True))
@@ -221,7 +208,7 @@ def _detect(args) -> int:
     from ._detect import MonitoringTask, load_detect_config, run_detection
     from ._problem import build, import_problem
 
-    config = load_detect_config(args.config, _parse_overrides(args.set))
+    config = load_detect_config(args.config, parse_overrides(args.set))
     problem = _unwritable(Path(config["out"]))
     if problem:  # before any series is simulated or any detector fitted
         raise ConfigError(

@@ -48,6 +48,7 @@ seeds = [0, 1, 2, 3, 4]
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import math
@@ -499,3 +500,20 @@ def check_layout(config: RunConfig, world_size: int, devices_per_rank: int = 1) 
             f"train.batch_size = {config.train.batch_size} does not split over the {replicas} replicas of a group "
             f"({world_size // groups} ranks x {devices_per_rank} devices). Fix: a multiple of {replicas}."
         )
+
+
+def parse_overrides(pairs, *, prog: str = "nnpde") -> dict:
+    """``["key=value", ...]`` from ``--set`` options -> ``{key: value}``: each value a
+    Python literal where it reads as one (``64``, ``'busy'``, ``[1, 2]``), else the
+    text itself. A pair without ``=`` stops the program with a clear message."""
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"{prog}: --set expects key=value, got {pair!r}. Example: --set resolution=64")
+        key, raw = pair.split("=", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        options[key.strip()] = value
+    return options

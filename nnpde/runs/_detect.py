@@ -61,6 +61,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -384,6 +385,24 @@ def _joined(arrays):
     for a in arrays:
         parts += [np.asarray(a), np.zeros((1, *np.shape(a)[1:]), dtype=np.asarray(a).dtype)]
     return np.concatenate(parts[:-1])
+
+
+def link_series(source, out) -> int:
+    """Hard-link the cached series (``*.npz``) of the folder ``source`` (the ``data/``
+    folder of an earlier run of the same set-up) into ``out/data``, so that another
+    run scores the same series without solving them again; series already there are
+    kept. Returns how many were linked; a folder without series is refused."""
+    sources = sorted(Path(source).glob("*.npz"))
+    if not sources:
+        raise ValueError(f"no series (*.npz) in {str(source)!r}. Fix: the data/ folder of an nnpde detect run.")
+    data = Path(out) / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    linked = 0
+    for path in sources:
+        if not (data / path.name).exists():
+            os.link(path, data / path.name)
+            linked += 1
+    return linked
 
 
 def _cached_series(task, split, i, folder: Path) -> dict:
