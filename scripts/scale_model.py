@@ -12,7 +12,7 @@ peak memory on the 2-core, 23 GiB VM under other jobs' load (measured where stat
     .venv/bin/python scripts/scale_model.py --part collectives   # 92 s; 16 ranks x ~0.2 GB
     .venv/bin/python scripts/scale_model.py --part averager      # 77 s; 2 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part compute       # 36 s; ~0.7 GB
-    .venv/bin/python scripts/scale_model.py --part sharing       # 253 s; 16 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part sharing       # ~17 min; 16 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part convergence   # 57 min (27 runs); 16 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part functional    # 45 min (12 runs); 32 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part validate      # 4 s (needs the parts above)
@@ -67,7 +67,10 @@ Parts:
    rank times the train step at batch 1 on its own (``COMM_SELF``; barriers after
    compilation and warm-up), the steps that fall where all R were stepping pooled: one
    rank's compute when R ranks share the cores, which validation takes in place of the
-   sharing factor for the measured runs of R ranks.
+   sharing factor for the measured runs of R ranks. Then 16 ranks in groups of 16, 8,
+   4, 2 that pass a barrier after every step (``grouped``), and that run the
+   synchronous training step itself, its mpi4jax allreduces inside (``grouped_in_step``):
+   validation takes the latter as a group's whole step where measured.
 5. ``convergence``: ``mpirun -n 16`` of benchmark_distributed's convergence worker with
    1, 2, 4, 8, 16 groups (16 / G ranks each), averaging every 2 and 8 steps (wait-free,
    max staleness 2 x every), seeds 0, 1, 2 (one data set: ``--data-seed 0``), equal

@@ -152,6 +152,41 @@ def test_oversubscribed_layouts_take_the_measured_shared_compute():
     assert model.shared_compute(64, 2, averaging=False)[1] == "factor"
 
 
+def test_a_measured_group_step_is_not_charged_the_allreduce_again():
+    """Where the sharing part measured groups running the synchronous training step
+    itself (``group_collective = "in_step"``), that is the whole synchronous step:
+    preferred to the barrier measurement, and simulated with no group allreduce added."""
+    from scripts.scale.validate import CampaignModel
+
+    load = {p: json.loads((FIXTURES / f"{p}.json").read_text()) for p in ("compute", "averager")}
+    collectives = {
+        "fits": {
+            op: {"best": "ring", "by_algorithm": {"ring": {"alpha": 1e-2, "beta": 1e-9, "algorithm": "ring"}}}
+            for op in ("Allreduce", "Iallreduce")
+        }
+    }
+    barrier, allreduce = [0.05, 0.05, 0.06], [0.08, 0.09, 0.1]
+    sharing = {
+        "runs": [
+            {"ranks": 64, "ranks_per_group": 8, "batch": 1, "samples": barrier},
+            {"ranks": 64, "ranks_per_group": 8, "batch": 1, "samples": allreduce, "group_collective": "in_step"},
+            {"ranks": 64, "ranks_per_group": 4, "batch": 1, "samples": barrier, "group_collective": "barrier"},
+        ]
+    }
+    model = CampaignModel(collectives, load["compute"], load["averager"], sharing)
+    step, how, per = model.shared_compute(64, 1, averaging=False, ranks_per_group=8)
+    assert (how, per) == ("measured_group_step", "group") and math.isclose(step.mean(), np.mean(allreduce))
+    assert model.compute_source(64, 1, 4) == "measured_group"  # only the barrier was measured there
+    sim, _, reasons = model.simulate(8, 8, 400, 1)
+    # the measured step alone: the fitted allreduce (alpha 10 ms x 14 latency terms of a ring of 8) not added
+    assert math.isclose(sim.wall_seconds / 400, np.mean(allreduce), rel_tol=0.1), sim.wall_seconds / 400
+    assert "running the training step itself" in reasons[0]
+    barrier_sim, _, _ = model.simulate(16, 4, 400, 1)
+    assert barrier_sim.wall_seconds / 400 > np.mean(barrier) + 0.1  # there the fitted allreduce is added
+    assert model.group_network("measured_group") is model.network
+    assert model.group_network("measured_group_step").alpha == 0.0
+
+
 def test_validation_refuses_parts_timed_on_different_processors():
     """A VM can land on other hardware between sessions: timings of two processors are
     never combined (records from before the processor was kept pass, unknown)."""
@@ -163,3 +198,15 @@ def test_validation_refuses_parts_timed_on_different_processors():
     assert machines_of(parts) == {"compute": "A", "convergence": None}
     with pytest.raises(SystemExit, match="different processors"):
         machines_of({**parts, "collectives": {"machine": {"cpu_model": "B"}}})
+
+
+def test_sharing_times_a_group_running_the_synchronous_training_step(tmp_path):
+    """``--part sharing`` with ``grouped_in_step``: a group of 2 ranks runs the task's
+    synchronous train step itself (mpi4jax allreduces inside), one sample per step of
+    the group's leader, recorded as ``group_collective = "in_step"``."""
+    sets = ["sharing.ranks=[]", "sharing.grouped=[]", "sharing.grouped_in_step=[[2,2]]"]
+    _script("--part", "sharing", *[f"--set={s}" for s in sets], out_dir=tmp_path)
+    (run,) = json.loads((tmp_path / "sharing.json").read_text())["runs"]
+    assert (run["ranks"], run["ranks_per_group"], run["group_collective"]) == (2, 2, "in_step"), run
+    assert run["steps_in_overlap_per_rank"] == [len(run["samples"])] and len(run["samples"]) >= 20, run
+    assert 0 < run["median"] < 1, run

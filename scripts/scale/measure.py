@@ -110,21 +110,34 @@ def part_sharing(args, settings):
     each R: validation puts it in place of the sharing factor for runs of R ranks. Then
     the synchronised compute of groups of r ranks among R (``grouped``: [R, r] pairs; a
     barrier after every step): validation takes it as the group's step compute for
-    layouts of R ranks in groups of r."""
+    layouts of R ranks in groups of r; and the same groups running the synchronous
+    training step itself (``grouped_in_step``: its mpi4jax allreduces inside the step):
+    validation takes that, where measured, as the group's whole synchronous step.
+    (``grouped_allreduce``, not in ``FULL``: one mpi4py ``Allreduce`` per gradient leaf
+    after the step in place of the barrier, the diagnostic that put the missing cost in
+    the allreduces' place inside the step rather than in their number.)"""
     s = dict(settings["sharing"], model=settings["model"])
     runs = []
     for ranks in s["ranks"]:
         run = _launch_worker(args, ranks, "sharing", {**s, "ranks_per_group": None}, timeout=s["timeout"])
         print(f"  {ranks} ranks: median {run['median'] * 1e3:.2f} ms per step", flush=True)
         runs.append(run)
-    for ranks, per_group in s.get("grouped", []):
-        run = _launch_worker(args, ranks, "sharing", {**s, "ranks_per_group": per_group}, timeout=s["timeout"])
-        print(f"  {ranks} ranks in groups of {per_group}: median {run['median'] * 1e3:.2f} ms per step", flush=True)
-        runs.append(run)
+    for key, collective in (("grouped", "barrier"), ("grouped_allreduce", "allreduce"), ("grouped_in_step", "in_step")):
+        for ranks, per_group in s.get(key, []):
+            options = {**s, "ranks_per_group": per_group, "group_collective": collective}
+            run = _launch_worker(args, ranks, "sharing", options, timeout=s["timeout"])
+            print(
+                f"  {ranks} ranks in groups of {per_group} "
+                f"({'the training step itself' if collective == 'in_step' else collective + ' after every step'}): "
+                f"median {run['median'] * 1e3:.2f} ms per step",
+                flush=True,
+            )
+            runs.append(run)
     return {
         "note": f"{os.cpu_count()} cores: R processes time the same train step at once, without communication; "
         "each one's steps while all R were stepping, pooled; with ranks_per_group r, groups of r ranks pass a "
-        "barrier after every step and each group leader's steps are pooled",
+        "barrier after every step (group_collective 'barrier'), or run the synchronous training step itself "
+        "('in_step'), and each group leader's steps are pooled",
         "runs": runs,
     }
 

@@ -47,6 +47,8 @@ FULL = {
     "sharing": {
         "ranks": [2, 4, 8, 16],  # the rank counts of the measured runs
         "grouped": [[16, 16], [16, 8], [16, 4], [16, 2]],  # [ranks, ranks per group] of the 16-rank layouts
+        # the same groups running the synchronous training step itself (mpi4jax allreduces inside)
+        "grouped_in_step": [[16, 16], [16, 8], [16, 4], [16, 2]],
         "batch": 1,  # one sample per rank: the convergence and functional runs'
         "steps": 400,
         "warmup": 20,
@@ -98,7 +100,15 @@ TINY = {
     "collectives": {"ranks": [2], "nbytes": [KIB, 16 * KIB, 256 * KIB], "repetitions": 5, "timeout": 120},
     "averager": {"steps": 20, "warmup": 2, "exchange_repeats": 10, "timeout": 300},
     "compute": {"batches": [1, 2], "main_batch": 2, "steps": 40, "short_steps": 15, "warmup": 3, "timeout": 300},
-    "sharing": {"ranks": [2], "grouped": [[2, 2]], "batch": 1, "steps": 30, "warmup": 3, "timeout": 300},
+    "sharing": {
+        "ranks": [2],
+        "grouped": [[2, 2]],
+        "grouped_in_step": [[2, 2]],
+        "batch": 1,
+        "steps": 30,
+        "warmup": 3,
+        "timeout": 300,
+    },
     "convergence": {
         "ranks": 2,
         "groups": [1, 2],

@@ -4,6 +4,7 @@ flagged beyond 25 % with the reasons that apply."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -51,8 +52,15 @@ class CampaignModel:
         # synchronised compute of groups of r ranks among R, by (R, r, batch)
         runs = (sharing or {}).get("runs", [])
         self.shared = {(r["ranks"], r["batch"]): r for r in runs if not r.get("ranks_per_group")}
+        grouped = [r for r in runs if (r.get("ranks_per_group") or 1) > 1]
         self.grouped = {
-            (r["ranks"], r["ranks_per_group"], r["batch"]): r for r in runs if (r.get("ranks_per_group") or 1) > 1
+            (r["ranks"], r["ranks_per_group"], r["batch"]): r
+            for r in grouped
+            if r.get("group_collective", "barrier") == "barrier"
+        }
+        # ... and the group's own synchronous training step (its mpi4jax allreduces inside the step)
+        self.grouped_step = {
+            (r["ranks"], r["ranks_per_group"], r["batch"]): r for r in grouped if r.get("group_collective") == "in_step"
         }
         self.batch_scaling = _batch_scaling(compute["runs"])
         self.cores = os.cpu_count() or 1
@@ -91,11 +99,15 @@ class CampaignModel:
 
     def compute_source(self, ranks, batch, ranks_per_group=1) -> str:
         """Which compute a layout of ``ranks`` ranks in groups of ``ranks_per_group`` at
-        ``batch`` is predicted with: ``"measured_group"`` (the sharing part's synchronised
-        groups), ``"measured"`` (its independent ranks), ``"factor"`` (the compute alone
-        times the sharing factor, also where the cores are not oversubscribed)."""
+        ``batch`` is predicted with: ``"measured_group_step"`` (the sharing part's
+        groups running the synchronous training step itself, its allreduces inside: the
+        whole step), ``"measured_group"`` (its groups passing a barrier: the group's compute),
+        ``"measured"`` (its independent ranks), ``"factor"`` (the compute alone times the
+        sharing factor, also where the cores are not oversubscribed)."""
         if ranks * self.per_process <= self.cores:
             return "factor"
+        if ranks_per_group > 1 and (ranks, ranks_per_group, batch) in self.grouped_step:
+            return "measured_group_step"
         if ranks_per_group > 1 and (ranks, ranks_per_group, batch) in self.grouped:
             return "measured_group"
         return "measured" if self.measured_sharing(ranks, batch) else "factor"
@@ -111,6 +123,9 @@ class CampaignModel:
 
         how = self.compute_source(ranks, batch, ranks_per_group)
         guard = self.guard if averaging else 0.0
+        if how == "measured_group_step":
+            samples = np.asarray(self.grouped_step[ranks, ranks_per_group, batch]["samples"]) + guard
+            return ComputeModel.empirical(samples), how, "group"
         if how == "measured_group":
             samples = np.asarray(self.grouped[ranks, ranks_per_group, batch]["samples"]) + guard
             return ComputeModel.empirical(samples), how, "group"
@@ -119,6 +134,15 @@ class CampaignModel:
             return ComputeModel.empirical(samples), how, "rank"
         model, _ = self.compute_at(batch, averaging=averaging)
         return model.scaled(self.sharing(ranks)), how, "rank"
+
+    def group_network(self, how):
+        """The group allreduce's network for a layout predicted with ``how``: the fit,
+        or none (zero cost) where the measured group step already holds the allreduces."""
+        if how == "measured_group_step":
+            return dataclasses.replace(
+                self.network, alpha=0.0, beta=0.0, name="in the measured group step (--part sharing)"
+            )
+        return self.network
 
     def options(self, averaging):
         return dict(self.common, **(dict(averaging, **self.host) if averaging else {}))
@@ -132,7 +156,8 @@ class CampaignModel:
         per_group = ranks_per_group if sharing_ranks is None else 1
         contended, how, per = self.shared_compute(ranks, batch, averaging=bool(averaging), ranks_per_group=per_group)
         options = self.options(averaging)
-        shared = simulate(groups, ranks_per_group, steps, contended, self.network, compute_per=per, **options)
+        network = self.group_network(how)
+        shared = simulate(groups, ranks_per_group, steps, contended, network, compute_per=per, **options)
         alone = simulate(groups, ranks_per_group, steps, model, self.network, **options)
         return shared, alone, self.reasons(ranks, factor, batch, near, steps, how, ranks_per_group)
 
@@ -140,19 +165,24 @@ class CampaignModel:
         from nnpde.distributed import time_to_target
 
         model, _ = self.compute_at(batch, averaging=bool(averaging))
-        contended, _, per = self.shared_compute(
+        contended, how, per = self.shared_compute(
             groups * ranks_per_group, batch, averaging=bool(averaging), ranks_per_group=ranks_per_group
         )
         options = self.options(averaging)
-        shared = time_to_target(
-            steps_model, groups, ranks_per_group, contended, self.network, compute_per=per, **options
-        )
+        network = self.group_network(how)
+        shared = time_to_target(steps_model, groups, ranks_per_group, contended, network, compute_per=per, **options)
         alone = time_to_target(steps_model, groups, ranks_per_group, model, self.network, **options)
         return shared, alone
 
     def reasons(self, ranks, factor, batch, near, steps, how="factor", ranks_per_group=1) -> list[str]:
         out = []
-        if how == "measured_group":
+        if how == "measured_group_step":
+            out.append(
+                f"{ranks} ranks on {self.cores} cores: each group's synchronous step as measured with {ranks} ranks "
+                f"sharing the cores in groups of {ranks_per_group} running the training step itself, its "
+                "allreduces inside (--part sharing), without the averager and the evaluations"
+            )
+        elif how == "measured_group":
             out.append(
                 f"{ranks} ranks on {self.cores} cores: each group's compute as measured with {ranks} ranks sharing "
                 f"the cores in groups of {ranks_per_group} that pass a barrier after every step (--part sharing); "
@@ -435,8 +465,11 @@ def part_validate(args, settings):
     flagged = [e for e in entries if e["flagged"]]
     return {
         "flag_beyond": flag,
-        "sharing": "predicted with the synchronised compute of groups of r ranks among R sharing the cores as "
-        f"measured by --part sharing ((R, r) = {sorted({(R, r) for R, r, _ in model.grouped}) or 'none'}; "
+        "sharing": "predicted with the synchronous training step of groups of r ranks among R sharing the cores "
+        f"as measured by --part sharing ((R, r) = {sorted({(R, r) for R, r, _ in model.grouped_step}) or 'none'}; "
+        "compute_source 'measured_group_step': the group allreduce is in the measurement, not added again), "
+        "else with their synchronised compute passing a barrier "
+        f"((R, r) = {sorted({(R, r) for R, r, _ in model.grouped}) or 'none'}; "
         "compute_source 'measured_group'), else with the compute of one rank among R sharing the cores as measured "
         f"there (R = {sorted({r for r, _ in model.shared}) or 'none'}); other oversubscribed layouts: compute x max(1, "
         f"ranks x cores-per-process / cores), cores-per-process {model.per_process:.2f} measured by --part compute; "

@@ -248,16 +248,36 @@ def worker_sharing(s, result):
     rank's steps that fall where all R were stepping.
 
     With ``s["ranks_per_group"] = r``: the ranks form groups of r consecutive ranks that
-    pass a barrier after every step (no gradient allreduce), so a group's step is its
-    slowest rank's compute as the scheduler really interleaves the group's ranks, plus
-    one barrier; each group leader's steps are kept (one sample per group and step)."""
+    synchronise after every step, so a group's step is its slowest rank's compute as the
+    scheduler really interleaves the group's ranks, plus the synchronisation; each group
+    leader's steps are kept (one sample per group and step). ``s["group_collective"]``:
+    ``"barrier"`` (one ``Barrier``, the default) or ``"allreduce"`` (one ``Allreduce``
+    per gradient leaf and loss part, of their sizes, as the synchronous training step
+    makes them: each waits again for every rank of the group to be scheduled)."""
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
     per_group = s.get("ranks_per_group")
+    collective = s.get("group_collective") or "barrier"
+    if collective not in ("barrier", "allreduce", "in_step"):
+        raise ValueError(f"group_collective must be 'barrier', 'allreduce' or 'in_step', got {collective!r}.")
     group = comm.Split(comm.Get_rank() // per_group, comm.Get_rank()) if per_group else None
-    measure, _, _ = _compute_measurer(s, comm=MPI.COMM_SELF)  # each rank a world of its own
-    run = measure(s["batch"], s["steps"], barrier=comm.Barrier, step_barrier=group and group.Barrier)
+    if group is not None and collective == "in_step":
+        # the group is one synchronous group of the training: its step's mpi4jax allreduces inside jit
+        measure, leaves, parts = _compute_measurer(s, comm=group)
+    else:
+        measure, leaves, parts = _compute_measurer(s, comm=MPI.COMM_SELF)  # each rank a world of its own
+    step_sync = group.Barrier if group is not None and collective == "barrier" else None
+    if group is not None and collective == "allreduce":
+        buffers = [np.zeros(leaf.size, np.float32) for leaf in leaves] + [np.zeros(1, np.float32)] * (1 + parts)
+
+        def step_sync():
+            for buffer in buffers:
+                group.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+
+    in_step = group is not None and collective == "in_step"
+    batch = s["batch"] * per_group if in_step else s["batch"]  # fit's batch is the group's: s["batch"] per rank
+    run = measure(batch, s["steps"], barrier=comm.Barrier, step_barrier=step_sync)
     run["leader"] = group is None or group.Get_rank() == 0
     runs = comm.gather(run, root=0)
     if comm.Get_rank() == 0:
@@ -273,6 +293,7 @@ def worker_sharing(s, result):
             {
                 "ranks": comm.Get_size(),
                 "ranks_per_group": per_group or None,
+                **({"group_collective": collective} if per_group else {}),
                 "batch": s["batch"],
                 "samples": pooled,
                 "steps_in_overlap_per_rank": [len(o) for o in overlapping],  # per group leader when grouped
