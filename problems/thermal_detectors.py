@@ -9,7 +9,8 @@ mean and spread removed), ``info`` what to record (parameters, training loss).
 
 * ``hybrid``: the coarse physics (``thermal_monitoring.coarse_equation``, Crank-Nicolson
   on 8 x 8 cells) plus a learned correction ``DT * SCALE * N(T, q, log k, x, y)`` (a
-  CNN) after every step, trained with the solver in the loop: windows of ``WINDOW``
+  CNN; with ``correction="linear"`` the ``LinearCorrection`` of the coarse step's
+  coefficients) after every step, trained with the solver in the loop: windows of ``WINDOW``
   steps start from the model's own open-loop states (recomputed every ``REFRESH``
   steps) and the loss is the mean squared error of the predicted sensors. The
   prediction runs open loop from the workload alone, so a fault cannot leak into it.
