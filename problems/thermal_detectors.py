@@ -170,11 +170,18 @@ class LinearCorrection(nnx.Module):
 CORRECTIONS = ("cnn", "linear")
 
 
+def check_correction(kind: str) -> str:
+    """``kind`` if it is one of ``CORRECTIONS``; a clear error otherwise."""
+    if kind not in CORRECTIONS:
+        raise ValueError(
+            f"correction must be one of {CORRECTIONS}, got {kind!r}. Fix: 'cnn' (the default) or 'linear'."
+        )
+    return kind
+
+
 def _correction(kind: str, seed: int, hidden: int, depth: int):
     """The learned part of the hybrid and the emulator: ``kind`` one of ``CORRECTIONS``."""
-    if kind not in CORRECTIONS:
-        raise ValueError(f"correction must be one of {CORRECTIONS}, got {kind!r}. Fix: e.g. 'cnn' (the default).")
-    if kind == "linear":
+    if check_correction(kind) == "linear":
         return nnpde.Network(LinearCorrection(tm.FINE // tm.FACTOR))
     return _cnn(seed, hidden, depth)
 
@@ -480,9 +487,27 @@ def data(
     all_y = np.concatenate([s["readings"] for s in train])
     y_mean, y_std = all_y.mean(axis=0), all_y.std(axis=0)
     x, target = map(np.concatenate, zip(*[_features(s, LAGS, y_mean, y_std) for s in train]))
-    d_std = target.std(axis=0)
     if depth == 0:
-        return _arx(train, x, target, y_mean, y_std)
+        forecast, info = _fit_arx(x, target)
+    else:
+        forecast, info = _fit_mlp(x, target, seed=seed, steps=steps, batch=batch, hidden=hidden, depth=depth)
+
+    def residual(s):
+        xs, t = _features(s, LAGS, y_mean, y_std)
+        r = (t - forecast(xs)) * y_std
+        return np.concatenate([np.zeros((LAGS, r.shape[1])), r])
+
+    mean, std = _standardise([residual(s)[LAGS:] for s in train])
+
+    def score(s):
+        return (residual(s) - mean) / std
+
+    return score, info
+
+
+def _fit_mlp(x, target, *, seed, steps, batch, hidden, depth):
+    """``data``'s MLP on ``(x, target)``: ``(forecast(xs) -> target, info)``."""
+    d_std = target.std(axis=0)
     net = nnpde.Network(
         nnpde.networks.MLP(x.shape[1], target.shape[1], hidden=hidden, depth=depth, rngs=nnx.Rngs(seed))
     )
@@ -505,36 +530,22 @@ def data(
         losses.append(float(loss))
     predict = eqx.filter_jit(lambda net, xs: jax.vmap(net)(xs))
 
-    def residual(s):
-        xs, t = _features(s, LAGS, y_mean, y_std)
-        r = (t - np.asarray(predict(net, jnp.asarray(xs))) * d_std) * y_std
-        return np.concatenate([np.zeros((LAGS, r.shape[1])), r])
+    def forecast(xs):
+        return np.asarray(predict(net, jnp.asarray(xs))) * d_std
 
-    mean, std = _standardise([residual(s)[LAGS:] for s in train])
-
-    def score(s):
-        return (residual(s) - mean) / std
-
-    return score, {"parameters": _count(net), "loss_first": losses[0], "loss_last": float(np.mean(losses[-50:]))}
+    return forecast, {"parameters": _count(net), "loss_first": losses[0], "loss_last": float(np.mean(losses[-50:]))}
 
 
-def _arx(train, x, target, y_mean, y_std):
-    """The linear forecaster of ``data(depth=0)``: ``target ~ [x, 1] @ coef`` by least squares."""
+def _fit_arx(x, target):
+    """``data(depth=0)``: ``target ~ [x, 1] @ coef`` by least squares; ``(forecast, info)``."""
     design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
     coef, *_ = np.linalg.lstsq(design, target, rcond=None)
 
-    def residual(s):
-        xs, t = _features(s, LAGS, y_mean, y_std)
-        r = (t - np.concatenate([xs, np.ones((len(xs), 1))], axis=1) @ coef) * y_std
-        return np.concatenate([np.zeros((LAGS, r.shape[1])), r])
-
-    mean, std = _standardise([residual(s)[LAGS:] for s in train])
-
-    def score(s):
-        return (residual(s) - mean) / std
+    def forecast(xs):
+        return np.concatenate([xs, np.ones((len(xs), 1))], axis=1) @ coef
 
     loss = float(np.mean((design @ coef - target) ** 2 / target.var(axis=0)))
-    return score, {"parameters": int(coef.size), "loss_first": loss, "loss_last": loss}
+    return forecast, {"parameters": int(coef.size), "loss_first": loss, "loss_last": loss}
 
 
 def fixed(train, directory=None, *, seed: int = 0):

@@ -333,10 +333,7 @@ def monitoring(
             f"train_samples = {train_samples} exceeds the series' n_steps = {n_steps}. "
             f"Fix: at most {n_steps}, or 0 for all of them."
         )
-    if correction not in thermal_detectors.CORRECTIONS:
-        raise ValueError(
-            f"correction must be one of {thermal_detectors.CORRECTIONS}, got {correction!r}. Fix: e.g. 'linear'."
-        )
+    thermal_detectors.check_correction(correction)
     if test_workload not in WORKLOADS:
         raise ValueError(
             f"test_workload must be one of {sorted(WORKLOADS)}, got {test_workload!r}. Fix: e.g. 'normal' or 'busy'."

@@ -123,11 +123,9 @@ class CampaignModel:
 
         how = self.compute_source(ranks, batch, ranks_per_group)
         guard = self.guard if averaging else 0.0
-        if how == "measured_group_step":
-            samples = np.asarray(self.grouped_step[ranks, ranks_per_group, batch]["samples"]) + guard
-            return ComputeModel.empirical(samples), how, "group"
-        if how == "measured_group":
-            samples = np.asarray(self.grouped[ranks, ranks_per_group, batch]["samples"]) + guard
+        if how in ("measured_group_step", "measured_group"):
+            runs = self.grouped_step if how == "measured_group_step" else self.grouped
+            samples = np.asarray(runs[ranks, ranks_per_group, batch]["samples"]) + guard
             return ComputeModel.empirical(samples), how, "group"
         if how == "measured":
             samples = np.asarray(self.shared[ranks, batch]["samples"]) + guard
