@@ -13,15 +13,17 @@ peak memory on the 2-core, 23 GiB VM under other jobs' load (measured where stat
     .venv/bin/python scripts/scale_model.py --part averager      # 77 s; 2 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part compute       # 36 s; ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part sharing       # ~17 min; 16 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part rounds        # ~3 min (4 runs); 16 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part convergence   # 57 min (27 runs); 16 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part functional    # 45 min (12 runs); 32 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part validate      # 4 s (needs the parts above)
     .venv/bin/python scripts/scale_model.py --part report        # ~20 s: benchmarks/results/scale_model.json
+    .venv/bin/python scripts/scale_model.py --part tables        # the page's Markdown tables from that JSON
     .venv/bin/python scripts/scale_model.py --part all           # all of them, in this order
 
 (durations of the 2026-12-04/05 campaign on the idle VM; the code of each part lives in
 ``scripts/scale/``: ``settings``, ``common``, ``workers``, ``measure``, ``functional``,
-``validate``, ``report``)
+``validate``, ``report``, ``tables``)
 
 A run that failed (say, out of memory) is recorded (``finished: false``) and cached like
 any other; delete its ``runs/scale_model/<part>/<run>.json`` to redo that run alone.
@@ -128,9 +130,17 @@ if str(ROOT) not in sys.path:
 
 from scripts.scale.common import _cached, _machine, restore_from_report  # noqa: E402
 from scripts.scale.functional import part_functional  # noqa: E402
-from scripts.scale.measure import part_averager, part_collectives, part_compute, part_convergence, part_sharing  # noqa: E402
+from scripts.scale.measure import (  # noqa: E402
+    part_averager,
+    part_collectives,
+    part_compute,
+    part_convergence,
+    part_rounds,
+    part_sharing,
+)
 from scripts.scale.report import part_report  # noqa: E402
 from scripts.scale.settings import PARTS, _settings  # noqa: E402
+from scripts.scale.tables import part_tables  # noqa: E402
 from scripts.scale.validate import part_validate  # noqa: E402
 from scripts.scale.workers import worker_collectives, worker_compute, worker_exchange, worker_rank, worker_sharing  # noqa: E402
 
@@ -139,10 +149,12 @@ RUNNERS = {
     "averager": part_averager,
     "compute": part_compute,
     "sharing": part_sharing,
+    "rounds": part_rounds,
     "convergence": part_convergence,
     "functional": part_functional,
     "validate": part_validate,
     "report": part_report,
+    "tables": part_tables,
 }
 
 
@@ -215,7 +227,7 @@ def main():
             )
             return result
 
-        if part == "report":  # always rebuilt from the cached parts
+        if part in ("report", "tables"):  # always rebuilt from the cached parts
             make()
         else:
             result = _cached(Path(args.out_dir) / f"{part}.json", args.force, make)

@@ -10,6 +10,7 @@ test parses (lines printed by several ranks would interleave).
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +82,7 @@ def run(averager, steps, *, sleep=0.0, nan_at=None):
     full = world.allreduce(float(loss(final.params, x, y)), op=MPI.SUM) / world.Get_size()
     flat = flatten(final.params)[0]
     return dict(times=times, digests=digests, final=digest(final.params), finite=bool(np.isfinite(flat).all()),
-                loss=full, stats=averager.stats())
+                loss=full, stats=averager.stats(), rounds=averager.rounds())
 
 me = dict(rank=topo.world_rank, group=topo.group)
 if mode == "consistency":
@@ -141,6 +142,13 @@ def test_groups_stay_identical_and_averages_complete():
         stats = members[0]["stats"]
         assert stats["completed"] > 0, stats
         assert stats["started"] == 10 and stats["rollbacks"] == 0, stats
+        # the leader times every resolved average's round (start to completion seen); members do not
+        rounds = members[0]["rounds"]
+        assert len(rounds["seconds"]) == stats["staleness_count"] and len(rounds["starts"]) == stats["started"]
+        assert all(0 < s < 60 for s in rounds["seconds"]) and rounds["starts"] == sorted(rounds["starts"]), rounds
+        assert stats["round_seconds_median"] == statistics.median(rounds["seconds"]), stats
+        assert members[1]["rounds"] == {"starts": [], "seconds": []}
+        assert members[1]["stats"]["round_seconds_median"] is None
     # The two groups fit different targets, so without averaging they would differ;
     # after finish every rank holds the same (averaged) parameters.
     assert rows[0]["digests"][-1] != rows[2]["digests"][-1]
@@ -167,6 +175,10 @@ def test_wait_free_straggler_does_not_slow_the_fast_group():
     assert stats["waits"] == 0, stats
     assert stats["staleness_count"] > 0 and stats["staleness_max"] > 5, stats
     assert stats["discarded_stale"] > 0, stats
+    # A round completes only once the straggler posts its part, 5 of its 10 ms steps after
+    # its previous one, while the fast group starts its next round within a few of its
+    # sub-millisecond steps of the last completion: its rounds take over 10 ms each.
+    assert stats["round_seconds_median"] > 0.01, fast["straggler"]["rounds"]
     assert fast["straggler"]["final"] == slow["straggler"]["final"] and fast["straggler"]["finite"]
 
 

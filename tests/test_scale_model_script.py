@@ -93,6 +93,30 @@ def test_collectives_validate_and_report_tiny(tmp_path):
                 assert point[layout]["seconds"] > 0 and 0 < point[layout]["parallel_efficiency"] <= 1.5, point
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # the page's tables come from the report: a row per functional run and per convergence layout
+    _script("--part", "tables", "--results", str(results), out_dir=out)
+    tables = (out / "tables.md").read_text()
+    sections = dict(part.split("\n", 1) for part in tables.split("\n### ")[1:])
+    assert set(sections) == {"collectives", "compute", "sharing", "averager", "convergence", "functional"} | {
+        "validation",
+        "predictions",
+    }
+
+    def rows(section):  # the tables' body rows (not their header and separator lines)
+        lines = sections[section].splitlines()
+        return [
+            line
+            for line, after in zip(lines, [*lines[1:], ""], strict=True)
+            if line.startswith("| ") and "---:" not in line and "---:" not in after
+        ]
+
+    assert len(rows("functional")) == len(report["functional_runs"])
+    layouts = {(r["groups"], r["every"]) for r in report["convergence"]["rows"]}
+    assert len(rows("convergence")) == len(layouts)
+    within = report["validation_summary"]["within"]
+    assert f"{within} of {len(validation)} points within 25 %" in sections["validation"]
+    assert len(rows("predictions")) == sum(len({p["nodes"] for p in n["points"]}) for n in networks.values())
+
     # a fresh cache validated against the report's runs: convergence and functional rebuilt
     # from it, the quick parts as measured; the same validation comes out
     fresh = tmp_path / "fresh"
@@ -210,3 +234,59 @@ def test_sharing_times_a_group_running_the_synchronous_training_step(tmp_path):
     assert (run["ranks"], run["ranks_per_group"], run["group_collective"]) == (2, 2, "in_step"), run
     assert run["steps_in_overlap_per_rank"] == [len(run["samples"])] and len(run["samples"]) >= 20, run
     assert 0 < run["median"] < 1, run
+
+
+def test_round_times_split_a_round_at_the_last_leaders_start():
+    """The n-th starts of all leaders are one collective: the time a leader waits for
+    the last start is the groups' skew (which the simulation produces itself), the rest
+    is what the model charges to the network."""
+    from scripts.scale.measure import _round_times
+
+    a = {"rounds": {"starts": [0.0, 10.0], "seconds": [5.0, 3.0]}}
+    b = {"rounds": {"starts": [2.0, 11.0, 20.0], "seconds": [3.5, 2.5]}}  # its third start abandoned at finish
+    times = _round_times([a, b])
+    assert times["round_seconds_median"] == np.median([5.0, 3.0, 3.5, 2.5])
+    # round 0: last start 2, seen complete at 5 and 5.5; round 1: last start 11, seen at 13 and 13.5
+    assert times["round_after_last_start_median"] == np.median([3.0, 3.5, 2.0, 2.5])
+    assert _round_times([{"rounds": None}]) == {"round_seconds_median": None, "round_after_last_start_median": None}
+
+
+def test_oversubscribed_layouts_take_the_measured_rounds():
+    """Where the rounds part measured a layout that oversubscribes the cores, the
+    cross-group average takes its measured time after the last start, in place of the
+    Iallreduce fit, and the staleness follows from it; elsewhere the fit stays."""
+    from scripts.scale.validate import CampaignModel
+
+    load = {p: json.loads((FIXTURES / f"{p}.json").read_text()) for p in ("compute", "averager")}
+    collectives = {
+        "fits": {
+            op: {"best": "ring", "by_algorithm": {"ring": {"alpha": 1e-5, "beta": 1e-10, "algorithm": "ring"}}}
+            for op in ("Allreduce", "Iallreduce")
+        }
+    }
+    sharing = {"runs": [{"ranks": 64, "batch": 1, "samples": [0.01, 0.011, 0.012]}]}
+    rounds = {"runs": [{"ranks": 64, "groups": 64, "round_after_last_start_median": 0.2}]}
+    averaging = dict(every=2, max_staleness=4, wait_free=True)
+    fitted = CampaignModel(collectives, load["compute"], load["averager"], sharing)
+    measured = CampaignModel(collectives, load["compute"], load["averager"], sharing, rounds)
+    network, how = measured.cross_network(64, 64)
+    assert how == "measured_rounds" and network.allreduce_seconds(5968, 64) == 0.2
+    assert measured.cross_network(64, 32) == (measured.cross, "fit")  # not measured
+    assert measured.cross_network(2, 2) == (measured.cross, "fit")  # not oversubscribed
+    slow, _, reasons = measured.simulate(64, 1, 400, 1, averaging)
+    fast, _, _ = fitted.simulate(64, 1, 400, 1, averaging)
+    # a 200 ms round is about 18 steps of ~11 ms: every average arrives too stale (> 4) and is discarded
+    assert slow.summary()["staleness_mean"] > 10 > fast.summary()["staleness_mean"], (slow.summary(), fast.summary())
+    assert any("--part rounds" in r for r in reasons)
+    replay, _, _ = fitted.simulate(64, 1, 400, 1, averaging, round_seconds=0.2)
+    assert replay.summary()["staleness_mean"] == slow.summary()["staleness_mean"]
+
+
+def test_rounds_part_times_the_cross_group_rounds(tmp_path):
+    """``--part rounds`` (tiny: 2 ranks, 2 groups, an average every 2 steps, 10 steps):
+    the convergence worker without evaluations; each leader's rounds timed."""
+    _script("--part", "rounds", out_dir=tmp_path)
+    (run,) = json.loads((tmp_path / "rounds.json").read_text())["runs"]
+    assert (run["ranks"], run["groups"], run["every"]) == (2, 2, 2), run
+    assert len(run["rounds_per_leader"]) == 2 and min(run["rounds_per_leader"]) >= 2, run
+    assert 0 < run["round_after_last_start_median"] <= run["round_seconds_median"] + 1e-3 < 60, run

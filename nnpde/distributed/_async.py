@@ -104,6 +104,8 @@ class _Progress:
     ``thread=True``: a daemon thread calls ``Test`` every ``interval`` seconds (under a
     lock: MPI forbids two threads using one request at once) and stops once complete.
     ``thread=False``: ``test`` calls ``Test`` from the caller's thread.
+    ``seconds``: from the start to the first ``Test`` (or ``Wait``) that found the
+    request complete, ``None`` before.
     """
 
     def __init__(self, request, *, thread: bool, interval: float = 5e-4):
@@ -111,6 +113,8 @@ class _Progress:
         self._interval = interval
         self._lock = threading.Lock()
         self._done = False
+        self.started = time.perf_counter()
+        self.seconds = None
         self._error = None
         self._stop = threading.Event()
         self._thread = None
@@ -123,7 +127,7 @@ class _Progress:
             while not self._stop.is_set():
                 with self._lock:
                     if self._done or self.request.Test():
-                        self._done = True
+                        self._complete()
                         return
                 time.sleep(self._interval)
         except Exception as error:  # surfaced on the main thread by test()/wait()
@@ -138,8 +142,8 @@ class _Progress:
         self._check()
         if self._thread is None:
             with self._lock:
-                if not self._done:
-                    self._done = bool(self.request.Test())
+                if not self._done and self.request.Test():
+                    self._complete()
         return self._done
 
     def wait(self):
@@ -148,8 +152,13 @@ class _Progress:
         with self._lock:
             if not self._done:
                 self.request.Wait()
-                self._done = True
+                self._complete()
         self.close()
+
+    def _complete(self):
+        if not self._done:
+            self._done = True
+            self.seconds = time.perf_counter() - self.started
 
     def close(self):
         """Stop the thread (the request is left as it is)."""
@@ -283,6 +292,8 @@ class AsyncAverager:
         self._rollbacks = 0
         self._rollbacks_in_row = 0
         self._staleness: list[int] = []
+        self._round_seconds: list[float] = []
+        self._round_starts: list[float] = []
         self._mpi_seconds = 0.0
         self._finish_seconds = 0.0
 
@@ -400,8 +411,10 @@ class AsyncAverager:
         (bounded-staleness waits), the staleness of every completed average
         (count/max/mean), ``rollbacks`` and ``events``; ``mpi_seconds``: main-thread time
         in MPI calls during ``after_step``; ``finish_seconds``: time in ``finish``'s
-        MPI calls (including waiting for slower groups to finish)."""
-        staleness = self._staleness
+        MPI calls (including waiting for slower groups to finish);
+        ``round_seconds_median`` / ``_max``: of the rounds' latencies (``rounds``; the
+        leader's, ``None`` elsewhere)."""
+        staleness, rounds = self._staleness, self._round_seconds
         return {
             "groups": int(self.topology.n_groups),
             "group": int(self.topology.group),
@@ -417,9 +430,20 @@ class AsyncAverager:
             "staleness_mean": float(np.mean(staleness)) if staleness else None,
             "rollbacks": self._rollbacks,
             "mpi_seconds": self._mpi_seconds,
+            "round_seconds_median": float(np.median(rounds)) if rounds else None,
+            "round_seconds_max": max(rounds) if rounds else None,
             "finish_seconds": self._finish_seconds,
             "events": [dict(e) for e in self.events],
         }
+
+    def rounds(self) -> dict:
+        """Every round's timing on this rank (the leader's; empty elsewhere): ``starts``,
+        each started average's start on ``time.perf_counter``'s clock (one clock for the
+        processes of a node, so leaders' starts of the same round compare there), and
+        ``seconds``, for each resolved one (applied or discarded, in order), the time from
+        its ``Iallreduce``'s start to the first test that found it complete (the progress
+        thread tests every 0.5 ms): the round's latency as this leader saw it."""
+        return {"starts": list(self._round_starts), "seconds": list(self._round_seconds)}
 
     # ------------------------------------------------------------------ internals
 
@@ -471,6 +495,7 @@ class AsyncAverager:
             request = self.topology.cross_comm.Iallreduce(inflight.send, inflight.recv, op=self._MPI.SUM)
             self._mpi_seconds += time.perf_counter() - t0
             inflight.progress = _Progress(request, thread=self.progress == "thread")
+            self._round_starts.append(inflight.progress.started)
         self._counts["started"] += 1
         self._inflight = inflight
 
@@ -487,6 +512,7 @@ class AsyncAverager:
         if not done:
             return _PENDING
         inflight.progress.close()
+        self._round_seconds.append(inflight.progress.seconds)
         inflight.average = average_from(inflight.recv)
         if inflight.average is None or staleness > self.max_staleness:
             return _DISCARD

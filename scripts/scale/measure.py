@@ -241,6 +241,98 @@ def part_convergence(args, settings):
     return _analyse_convergence(runs, s)
 
 
+def part_rounds(args, settings):
+    """The cross-group average's rounds when the ranks share the cores: ``ranks`` ranks
+    in each of ``groups`` groups train the convergence runs' task with the averager
+    (wait-free, every ``every`` steps, max staleness ``staleness_factor x every``) but
+    without evaluations, for ``steps`` steps; each leader times every round
+    (``AsyncAverager.rounds``). What the model takes from it, for oversubscribed layouts
+    of these rank and group counts: the time from the last leader's start of a round to
+    its completion (``round_after_last_start_median``), which the fitted ``Iallreduce``
+    (a tight loop in which every rank sits in MPI) does not hold while busy ranks
+    share the cores with the leaders' progress threads. ``every`` is none of the
+    convergence part's periods, so the validation's layouts are not the measured ones."""
+    s, model = settings["rounds"], settings["model"]
+    runs = []
+    for groups in s["groups"]:
+        if s["ranks"] % groups or s["total_batch"] % groups:
+            continue
+        options = _options(
+            groups=groups,
+            batch=s["total_batch"] // groups,
+            steps=s["steps"],
+            eval_every=0,
+            every=s["every"],
+            max_staleness=s["staleness_factor"] * s["every"],
+            straggler=0,
+            seed=0,
+            warmup=s["warmup"],
+        )
+        worker = ["--worker", "convergence", *options, *_bench_shared(model)]
+
+        def make(worker=worker, groups=groups):
+            run = _launch_worker(args, s["ranks"], worker, None, timeout=s["timeout"])
+            return dict(run, groups=groups)
+
+        label = f"g{groups}_e{s['every']}"
+        print(f"[rounds] {label}: {s['ranks']} ranks, {groups} groups", flush=True)
+        run = _cached(Path(args.out_dir) / "rounds" / f"{label}.json", args.force, make)
+        leaders = sorted((r for r in run["ranks"] if r["leader"]), key=lambda r: r["group"])
+        averaging = [r["averaging"] for r in leaders if r["averaging"]]
+        runs.append(
+            {
+                "ranks": run["parallel"]["ranks"],
+                "groups": groups,
+                "ranks_per_group": run["parallel"]["ranks_per_group"],
+                "every": s["every"],
+                "steps": s["steps"],
+                **_round_times(leaders),
+                "rounds_per_leader": [len(r["rounds"]["seconds"]) for r in leaders if r.get("rounds")],
+                "mean_staleness": _staleness_mean(averaging),
+                "leaders_mean_step_seconds": [r["mean_step_seconds"] for r in leaders],
+                "command": run["launch"]["command"],
+            }
+        )
+    return {
+        "note": f"{s['ranks']} ranks on {os.cpu_count()} cores"
+        + (" (OVERSUBSCRIBED: the rounds measure CPU sharing)" if s["ranks"] > (os.cpu_count() or 1) else ""),
+        "runs": runs,
+    }
+
+
+def _mean_training_step(leader, warmup) -> float | None:
+    """A leader's mean training seconds per step from its first evaluation at or after
+    ``warmup`` steps to its last (evaluations' time excluded): the statistic the model
+    predicts (a mean: a run's seconds are its steps times it), where the median over
+    evaluation intervals (``group0_steady_step_seconds``) drops the scheduler's long
+    time slices that oversubscribed one-rank groups take."""
+    evals = [e for e in leader["evals"] if e["step"] >= warmup]
+    if len(evals) < 2:
+        return None
+    first, last = evals[0], evals[-1]
+    return (last["seconds"] - first["seconds"]) / (last["step"] - first["step"])
+
+
+def _round_times(leaders) -> dict:
+    """The rounds of the cross-group average as the leaders timed them (``rounds``):
+    ``round_seconds_median``, each leader's start of a round to its seeing it complete;
+    ``round_after_last_start_median``, from the last leader's start of that round (the
+    n-th start of every leader: one collective) to each leader's seeing it complete, the
+    part of a round that the model charges to the network (``C_n = max_g s(g, n) + X``)."""
+    timed = [r["rounds"] for r in leaders if r.get("rounds")]
+    if not timed or not any(t["seconds"] for t in timed):
+        return {"round_seconds_median": None, "round_after_last_start_median": None}
+    seconds = [x for t in timed for x in t["seconds"]]
+    after = []
+    for n in range(min(len(t["starts"]) for t in timed)):
+        last = max(t["starts"][n] for t in timed)
+        after += [t["starts"][n] + t["seconds"][n] - last for t in timed if n < len(t["seconds"])]
+    return {
+        "round_seconds_median": float(np.median(seconds)),
+        "round_after_last_start_median": float(np.median(after)) if after else None,
+    }
+
+
 def _analyse_convergence(runs, s) -> dict:
     from nnpde.distributed import fit_steps_to_target
 
@@ -249,7 +341,8 @@ def _analyse_convergence(runs, s) -> dict:
     rows = []
     for run in runs:
         reached = bench._to_target(run, target)
-        leaders = [r for r in run["ranks"] if r["leader"]]
+        leaders = sorted((r for r in run["ranks"] if r["leader"]), key=lambda r: r["group"])
+        leader0 = leaders[0]
         averaging = [r["averaging"] for r in leaders if r["averaging"]]
         staleness = _staleness_mean(averaging)
         rows.append(
@@ -265,11 +358,14 @@ def _analyse_convergence(runs, s) -> dict:
                 "steps_to_target": None if reached is None else reached[0],
                 "seconds_to_target": None if reached is None else reached[1],
                 "group0_steady_step_seconds": bench._steady_step_seconds(run),
+                "group0_mean_step_seconds": _mean_training_step(leader0, s["warmup"]),
+                "leaders_mean_step_seconds": [_mean_training_step(r, s["warmup"]) for r in leaders],
                 "mean_step_seconds": float(np.mean([r["mean_step_seconds"] for r in run["ranks"]])),
                 "mean_staleness": staleness,
                 "averages_completed": int(sum(a["completed"] for a in averaging)),
                 "averages_discarded": int(sum(a["discarded_stale"] for a in averaging)),
                 "mpi_seconds": [a["mpi_seconds"] for a in averaging],
+                **_round_times(leaders),
                 "final_averaged_error": run["final_averaged_error"],
                 "command": run["launch"]["command"],
                 "launch_seconds": run["launch"]["seconds"],

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from scripts.scale.common import _machine, _write_json
 from scripts.scale.measure import _batch_scaling, _batch_scaling_record
-from scripts.scale.settings import PARTS, ROOT
+from scripts.scale.settings import MEASURED, ROOT
 from scripts.scale.validate import CampaignModel, _describe, _load, _networks
 
 
 def part_report(args, settings):
     s = settings["report"]
-    parts = {p: _load(args, p) for p in PARTS[:-1]}
+    parts = {p: _load(args, p) for p in MEASURED}
     missing = [p for p, v in parts.items() if v is None]
     report = {
         "issue": "22: scale model of hybrid synchronous/asynchronous training (Kurth et al., SC'17)",
@@ -37,6 +37,7 @@ def part_report(args, settings):
             "note": parts["sharing"]["note"],
             "runs": [{k: v for k, v in r.items() if k != "samples"} for r in parts["sharing"]["runs"]],
         },
+        "rounds": parts["rounds"],
         "convergence": parts["convergence"],
     }
     if (

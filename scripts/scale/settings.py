@@ -10,7 +10,19 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "scale_model.py"  # the launcher: parts run its workers
 BENCH = ROOT / "scripts" / "benchmark_distributed.py"
 CONFIG = ROOT / "scripts" / "configs" / "scale_functional.toml"
-PARTS = ("collectives", "averager", "compute", "sharing", "convergence", "functional", "validate", "report")
+PARTS = (
+    "collectives",
+    "averager",
+    "compute",
+    "sharing",
+    "rounds",
+    "convergence",
+    "functional",
+    "validate",
+    "report",
+    "tables",
+)
+MEASURED = PARTS[: PARTS.index("report")]  # the parts whose results are cached
 KIB, MIB = 1024, 1024**2
 
 # The task: benchmark_distributed's hybrid Burgers correction (its defaults).
@@ -51,6 +63,16 @@ FULL = {
         "grouped_in_step": [[16, 16], [16, 8], [16, 4], [16, 2]],
         "batch": 1,  # one sample per rank: the convergence and functional runs'
         "steps": 400,
+        "warmup": 20,
+        "timeout": 1800,
+    },
+    "rounds": {
+        "ranks": 16,
+        "groups": [2, 4, 8, 16],
+        "every": 4,  # none of the convergence part's periods (2, 8)
+        "staleness_factor": 2,
+        "total_batch": 16,
+        "steps": 200,
         "warmup": 20,
         "timeout": 1800,
     },
@@ -109,6 +131,7 @@ TINY = {
         "warmup": 3,
         "timeout": 300,
     },
+    "rounds": {"ranks": 2, "groups": [2], "every": 2, "steps": 10, "warmup": 2, "total_batch": 2, "timeout": 300},
     "convergence": {
         "ranks": 2,
         "groups": [1, 2],

@@ -37,6 +37,21 @@ def _networks(collectives):
     return _network(group, "this machine, Allreduce fit"), _network(cross, "this machine, Iallreduce fit")
 
 
+class _FixedLatency:
+    """A cross-group "network" whose every allreduce takes ``seconds`` (a measured round
+    time), for the diagnostic that replays the staleness rule with it."""
+
+    def __init__(self, seconds):
+        self.seconds = float(seconds)
+        self.name = f"measured round, {seconds * 1e3:.3g} ms after the last start"
+
+    def allreduce_seconds(self, nbytes, ranks):
+        return self.seconds + 0.0 * np.asarray(nbytes, dtype=float)
+
+    def broadcast_seconds(self, nbytes, ranks):
+        return 0.0 * np.asarray(nbytes, dtype=float)
+
+
 class CampaignModel:
     """The scale model as this campaign fits it: the collectives' fits (``Allreduce``
     for the group allreduce, ``Iallreduce`` for the average), the measured compute
@@ -45,8 +60,15 @@ class CampaignModel:
     sharing the cores (``compute_source`` says which measurement) and without it;
     ``reasons`` says which known limit applies."""
 
-    def __init__(self, collectives, compute, averager, sharing=None):
+    def __init__(self, collectives, compute, averager, sharing=None, rounds=None):
         self.network, self.cross = _networks(collectives)
+        # the cross-group rounds' time after the last leader's start, measured with the
+        # ranks sharing the cores (--part rounds), by (ranks, groups)
+        self.rounds = {
+            (r["ranks"], r["groups"]): r["round_after_last_start_median"]
+            for r in (rounds or {}).get("runs", [])
+            if r.get("round_after_last_start_median") is not None
+        }
         self.compute = compute
         # measured compute of one rank among R sharing the cores, by (R, batch), and the
         # synchronised compute of groups of r ranks among R, by (R, r, batch)
@@ -133,6 +155,15 @@ class CampaignModel:
         model, _ = self.compute_at(batch, averaging=averaging)
         return model.scaled(self.sharing(ranks)), how, "rank"
 
+    def cross_network(self, ranks, groups):
+        """The cross-group average's network and its source: the rounds measured with
+        ``ranks`` ranks in ``groups`` groups sharing the cores (``"measured_rounds"``)
+        where they oversubscribe them and the rounds part measured that layout, else the
+        ``Iallreduce`` fit (``"fit"``)."""
+        if ranks * self.per_process > self.cores and (ranks, groups) in self.rounds:
+            return _FixedLatency(self.rounds[ranks, groups]), "measured_rounds"
+        return self.cross, "fit"
+
     def group_network(self, how):
         """The group allreduce's network for a layout predicted with ``how``: the fit,
         or none (zero cost) where the measured group step already holds the allreduces."""
@@ -145,7 +176,11 @@ class CampaignModel:
     def options(self, averaging):
         return dict(self.common, **(dict(averaging, **self.host) if averaging else {}))
 
-    def simulate(self, groups, ranks_per_group, steps, batch, averaging=None, *, sharing_ranks=None):
+    def simulate(
+        self, groups, ranks_per_group, steps, batch, averaging=None, *, sharing_ranks=None, round_seconds=None
+    ):
+        """``round_seconds``: the cross-group average's time from the last leader's start
+        to completion as measured (a diagnostic), in place of the fitted network's."""
         from nnpde.distributed import simulate
 
         ranks = sharing_ranks or groups * ranks_per_group
@@ -154,10 +189,22 @@ class CampaignModel:
         per_group = ranks_per_group if sharing_ranks is None else 1
         contended, how, per = self.shared_compute(ranks, batch, averaging=bool(averaging), ranks_per_group=per_group)
         options = self.options(averaging)
+        cross, cross_how = self.cross_network(ranks, groups)
+        if round_seconds is not None:
+            cross, cross_how = _FixedLatency(round_seconds), "replayed"
         network = self.group_network(how)
-        shared = simulate(groups, ranks_per_group, steps, contended, network, compute_per=per, **options)
+        shared = simulate(
+            groups, ranks_per_group, steps, contended, network, compute_per=per, **dict(options, cross_network=cross)
+        )
         alone = simulate(groups, ranks_per_group, steps, model, self.network, **options)
-        return shared, alone, self.reasons(ranks, factor, batch, near, steps, how, ranks_per_group)
+        reasons = self.reasons(ranks, factor, batch, near, steps, how, ranks_per_group)
+        if averaging and cross_how == "measured_rounds":
+            reasons.append(
+                f"the cross-group rounds take {self.rounds[ranks, groups] * 1e3:.3g} ms after the last leader's start, "
+                f"as measured with {ranks} ranks in {groups} groups sharing the cores (--part rounds), in place of "
+                "the Iallreduce fit"
+            )
+        return shared, alone, reasons
 
     def time_to_target(self, steps_model, groups, ranks_per_group, batch, averaging=None):
         from nnpde.distributed import time_to_target
@@ -167,8 +214,17 @@ class CampaignModel:
             groups * ranks_per_group, batch, averaging=bool(averaging), ranks_per_group=ranks_per_group
         )
         options = self.options(averaging)
+        cross, _ = self.cross_network(groups * ranks_per_group, groups)
         network = self.group_network(how)
-        shared = time_to_target(steps_model, groups, ranks_per_group, contended, network, compute_per=per, **options)
+        shared = time_to_target(
+            steps_model,
+            groups,
+            ranks_per_group,
+            contended,
+            network,
+            compute_per=per,
+            **dict(options, cross_network=cross),
+        )
         alone = time_to_target(steps_model, groups, ranks_per_group, model, self.network, **options)
         return shared, alone
 
@@ -243,8 +299,9 @@ def part_validate(args, settings):
     if collectives is None or compute is None:
         raise SystemExit("validate needs the collectives and compute parts. Fix: run --part collectives and compute.")
     averager, convergence, functional = (_load(args, p) for p in ("averager", "convergence", "functional"))
-    sharing = _load(args, "sharing")
+    sharing, rounds = _load(args, "sharing"), _load(args, "rounds")
     loaded = dict(
+        rounds=rounds,
         collectives=collectives,
         compute=compute,
         averager=averager,
@@ -260,7 +317,7 @@ def part_validate(args, settings):
             f"{next(m for m in machines.values() if m)}: check they were measured on the same machine",
             flush=True,
         )
-    model = CampaignModel(collectives, compute, averager, sharing)
+    model = CampaignModel(collectives, compute, averager, sharing, rounds)
     flag = settings["validate"]["flag"]
     entries = []
 
@@ -278,7 +335,17 @@ def part_validate(args, settings):
         entries.append(e)
 
     def step_and_staleness(
-        ranks, groups, measured_step, measured_staleness, sim, *, rank_batch=None, staleness_reasons=(), **tag
+        ranks,
+        groups,
+        measured_step,
+        measured_staleness,
+        sim,
+        *,
+        rank_batch=None,
+        staleness_reasons=(),
+        step_extra=None,
+        staleness_extra=None,
+        **tag,
     ):
         shared, alone, reasons = sim
         steps = shared.steps
@@ -293,13 +360,16 @@ def part_validate(args, settings):
             unshared=float(alone.end_of_steps[0]) / steps,
             reasons=_step_reasons(measured_step or 0.0, predicted_step, how, ranks // groups) + reasons,
             compute_source=how,
+            **(step_extra or {}),
             **tag,
         )
         if groups > 1 and measured_staleness is not None:
             predicted = shared.summary()["staleness_mean"]
             oversubscribed = ranks * model.per_process > model.cores
             why = [*_staleness_reasons(measured_staleness, predicted, oversubscribed), *staleness_reasons, *reasons]
-            entry(ranks, groups, "staleness", measured_staleness, predicted, reasons=why, **tag)
+            entry(
+                ranks, groups, "staleness", measured_staleness, predicted, reasons=why, **(staleness_extra or {}), **tag
+            )
 
     # 1. compute alone: one rank, each batch, and the straggler run (the fits' own data)
     for run in compute["runs"]:
@@ -382,9 +452,30 @@ def part_validate(args, settings):
             batch = batch_per_group // R
             seeds = [r["seed"] for r in rows]
             sim = model.simulate(G, R, steps, batch, averaging)
-            step, per_seed = mean_of(rows, "group0_steady_step_seconds")
+            # the mean step (what the model predicts) where the run recorded it; older
+            # caches hold only the median over evaluation intervals
+            statistic = "group0_mean_step_seconds" if rows[0].get("group0_mean_step_seconds") else None
+            step, per_seed = mean_of(rows, statistic or "group0_steady_step_seconds")
+            median_step, _ = mean_of(rows, "group0_steady_step_seconds")
+            leaders = [x for r in rows for x in r.get("leaders_mean_step_seconds") or [] if x is not None]
             staleness, per_seed_staleness = mean_of(rows, "mean_staleness")
             tag = dict(source="convergence", every=every, seeds=seeds)
+            # diagnostic: the staleness rule replayed with the rounds' measured time after the
+            # last leader's start (what the model charges to the network), not a prediction
+            measured_rounds, _ = (
+                mean_of(rows, "round_after_last_start_median")
+                if "round_after_last_start_median" in rows[0]
+                else (None, None)
+            )
+            replay = None
+            if G > 1 and measured_rounds is not None:
+                replayed = model.simulate(G, R, steps, batch, averaging, round_seconds=measured_rounds)[0]
+                cross, _ = model.cross_network(G * R, G)
+                replay = dict(
+                    round_after_last_start_seconds=measured_rounds,
+                    round_after_last_start_predicted=float(cross.allreduce_seconds(model.common["parameter_bytes"], G)),
+                    staleness_with_measured_rounds=replayed.summary()["staleness_mean"],
+                )
             step_and_staleness(
                 G * R,
                 G,
@@ -393,6 +484,12 @@ def part_validate(args, settings):
                 sim,
                 rank_batch=batch,
                 per_seed=dict(step_seconds=per_seed, staleness=per_seed_staleness),
+                staleness_extra=replay,
+                step_extra=dict(
+                    step_statistic=statistic or "group0_steady_step_seconds",
+                    median_step_seconds=median_step,
+                    leaders_mean_step_range=[min(leaders), max(leaders)] if leaders else None,
+                ),
                 **tag,
             )
             reached = [r for r in rows if r["steps_to_target"] is not None]
@@ -472,6 +569,12 @@ def part_validate(args, settings):
         f"there (R = {sorted({r for r, _ in model.shared}) or 'none'}); other oversubscribed layouts: compute x max(1, "
         f"ranks x cores-per-process / cores), cores-per-process {model.per_process:.2f} measured by --part compute; "
         "predicted_without_sharing: the compute of one process alone",
+        "cross_rounds": "the cross-group average's time after the last leader's start, where the ranks "
+        "oversubscribe the cores: as measured by --part rounds ((R, G) = "
+        f"{sorted(model.rounds) or 'none'}, compute of those runs without evaluations, every "
+        f"{(rounds or {}).get('settings', {}).get('every', '-')}); elsewhere the Iallreduce fit. The convergence "
+        "staleness entries also carry staleness_with_measured_rounds: the rule replayed with their own runs' "
+        "measured rounds (a diagnostic, not a prediction)",
         "machines": machines,
         "networks": {"group_allreduce": _describe(model.network), "cross_average": _describe(model.cross)},
         "host_seconds": dict(model.host, guard_per_step=model.guard),
