@@ -1,6 +1,6 @@
 """``scripts/scale_model.py`` (its code in ``scripts/scale/``), the scale-model campaign,
-in its ``--tiny`` form: the collectives part under ``mpirun -n 2`` (timed, fitted, cached), then validate and report
-on tiny outputs of the other parts.
+in its ``--tiny`` form: the collectives part under ``mpirun -n 2`` (timed, fitted, cached), then validate, report
+and tables on tiny outputs of the other parts; the rounds part and one sharing layout run tiny too.
 
 The averager, compute, sharing, convergence and functional parts train models under ``mpirun``
 (a minute or more each, even tiny); their tiny outputs are kept in

@@ -313,6 +313,18 @@ def _mean_training_step(leader, warmup) -> float | None:
     return (last["seconds"] - first["seconds"]) / (last["step"] - first["step"])
 
 
+def _startup_excess(leader, warmup) -> float | None:
+    """A leader's training seconds up to its first evaluation at or after ``warmup``
+    steps beyond what its mean step from there on (``_mean_training_step``) would take:
+    the one-off costs of the first steps (the averager's first average compiles its mix
+    and guard while 16 ranks share the cores), which a steady step time leaves out."""
+    mean = _mean_training_step(leader, warmup)
+    first = next((e for e in leader["evals"] if e["step"] >= warmup), None)
+    if mean is None or first is None:
+        return None
+    return first["seconds"] - (first["step"] - 1) * mean
+
+
 def _round_times(leaders) -> dict:
     """The rounds of the cross-group average as the leaders timed them (``rounds``):
     ``round_seconds_median``, each leader's start of a round to its seeing it complete;
@@ -360,6 +372,7 @@ def _analyse_convergence(runs, s) -> dict:
                 "group0_steady_step_seconds": bench._steady_step_seconds(run),
                 "group0_mean_step_seconds": _mean_training_step(leader0, s["warmup"]),
                 "leaders_mean_step_seconds": [_mean_training_step(r, s["warmup"]) for r in leaders],
+                "group0_startup_excess_seconds": _startup_excess(leader0, s["warmup"]),
                 "mean_step_seconds": float(np.mean([r["mean_step_seconds"] for r in run["ranks"]])),
                 "mean_staleness": staleness,
                 "averages_completed": int(sum(a["completed"] for a in averaging)),

@@ -516,15 +516,33 @@ def part_validate(args, settings):
                 **tag,
             )
             measured_seconds, seconds_per_seed = mean_of(rows, "seconds_to_target")
+            predicted_seconds = shared["steps"] * shared["seconds_per_step"]
+            startup, _ = (
+                mean_of(rows, "group0_startup_excess_seconds")
+                if "group0_startup_excess_seconds" in rows[0]
+                else (None, None)
+            )
+            extra, seconds_why = {}, []
+            if startup is not None:
+                # diagnostic: the first steps' one-off costs, as these runs measured them
+                extra = dict(startup_excess_seconds=startup, predicted_plus_startup=predicted_seconds + startup)
+                if startup > 0.1 * measured_seconds:
+                    seconds_why = [
+                        f"the first {convergence['settings']['warmup']} steps took {startup:.2f} s more than the "
+                        "steady step (the first average's one-off costs: its mix and guard compile while the ranks "
+                        "share the cores); the model's steps x steady step leaves that out (with it: "
+                        f"{predicted_seconds + startup:.2f} s)"
+                    ]
             entry(
                 G * R,
                 G,
                 "seconds_to_target",
                 measured_seconds,
-                shared["steps"] * shared["seconds_per_step"],
+                predicted_seconds,
                 unshared=alone["steps"] * alone["seconds_per_step"],
-                reasons=why + sim[2],
+                reasons=seconds_why + why + sim[2],
                 per_seed=seconds_per_seed,
+                **extra,
                 **tag,
             )
 
