@@ -308,7 +308,8 @@ def _prediction_table(points) -> str:
     rows = []
     for nodes, p in sorted(by.items()):
         clean, slow = p.get(False), p.get(True)
-        row = [nodes, f"{clean['local_batch']:.3g}"]
+        batch = clean["local_batch"]
+        row = [nodes, f"{batch:.0f}" if batch >= 10 else f"{batch:.3g}"]
         for q in (clean, slow):
             hybrid = q["hybrid"]
             row += [

@@ -262,11 +262,18 @@ class CampaignModel:
         return out
 
 
-def _staleness_reasons(measured, predicted, oversubscribed=False) -> list[str]:
+def _staleness_reasons(measured, predicted, oversubscribed=False, rounds_measured=False) -> list[str]:
     if abs(measured - predicted) <= 1:
         return [
             f"staleness is counted in whole steps: measured {measured:.2f} and predicted {predicted:.2f} are less "
             "than one step apart"
+        ]
+    if oversubscribed and measured > predicted and rounds_measured:
+        return [
+            "the rounds' time after the last start is taken as measured (--part rounds); what the simulation also "
+            "leaves out is the groups' uneven progress: the scheduler runs some groups persistently faster than "
+            "others, while every group's steps are drawn from one distribution, so the leaders' starts of a round "
+            "lie closer together than measured"
         ]
     if oversubscribed and measured > predicted:
         return [
@@ -366,7 +373,12 @@ def part_validate(args, settings):
         if groups > 1 and measured_staleness is not None:
             predicted = shared.summary()["staleness_mean"]
             oversubscribed = ranks * model.per_process > model.cores
-            why = [*_staleness_reasons(measured_staleness, predicted, oversubscribed), *staleness_reasons, *reasons]
+            rounds_measured = model.cross_network(ranks, groups)[1] == "measured_rounds"
+            why = [
+                *_staleness_reasons(measured_staleness, predicted, oversubscribed, rounds_measured),
+                *staleness_reasons,
+                *reasons,
+            ]
             entry(
                 ranks, groups, "staleness", measured_staleness, predicted, reasons=why, **(staleness_extra or {}), **tag
             )
@@ -485,6 +497,12 @@ def part_validate(args, settings):
                 rank_batch=batch,
                 per_seed=dict(step_seconds=per_seed, staleness=per_seed_staleness),
                 staleness_extra=replay,
+                staleness_reasons=[
+                    f"the leaders' mean training steps in these runs span {1e3 * min(leaders):.3g} to "
+                    f"{1e3 * max(leaders):.3g} ms"
+                ]
+                if leaders and G > 1
+                else [],
                 step_extra=dict(
                     step_statistic=statistic or "group0_steady_step_seconds",
                     median_step_seconds=median_step,
