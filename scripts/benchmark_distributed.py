@@ -245,6 +245,10 @@ def worker_convergence(args):
         "straggler": straggler,
         "evals": hook.evals,
         "mean_step_seconds": float(np.mean(np.diff(hook.stamps)[args.warmup :])),
+        # steps 2 .. warmup + 1 (after compilation): the first average's one-off costs are in them
+        "first_steps_seconds": float(hook.stamps[args.warmup] - hook.stamps[0])
+        if len(hook.stamps) > args.warmup
+        else None,
         "fit_seconds": seconds,
         "averaging": None
         if averager is None

@@ -13,7 +13,7 @@ peak memory on the 2-core, 23 GiB VM under other jobs' load (measured where stat
     .venv/bin/python scripts/scale_model.py --part averager      # 77 s; 2 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part compute       # 36 s; ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part sharing       # ~17 min; 16 ranks x ~0.7 GB
-    .venv/bin/python scripts/scale_model.py --part rounds        # ~3 min (4 runs); 16 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part rounds        # ~10 min (4 runs); 16 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part convergence   # 57 min (27 runs); 16 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part functional    # 45 min (12 runs); 32 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part validate      # 4 s (needs the parts above)

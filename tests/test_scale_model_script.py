@@ -265,7 +265,9 @@ def test_oversubscribed_layouts_take_the_measured_rounds():
         }
     }
     sharing = {"runs": [{"ranks": 64, "batch": 1, "samples": [0.01, 0.011, 0.012]}]}
-    rounds = {"runs": [{"ranks": 64, "groups": 64, "round_after_last_start_median": 0.2}]}
+    rounds = {
+        "runs": [{"ranks": 64, "groups": 64, "round_after_last_start_median": 0.2, "startup_excess_seconds": 1.5}]
+    }
     averaging = dict(every=2, max_staleness=4, wait_free=True)
     fitted = CampaignModel(collectives, load["compute"], load["averager"], sharing)
     measured = CampaignModel(collectives, load["compute"], load["averager"], sharing, rounds)
@@ -273,6 +275,9 @@ def test_oversubscribed_layouts_take_the_measured_rounds():
     assert how == "measured_rounds" and network.allreduce_seconds(5968, 64) == 0.2
     assert measured.cross_network(64, 32) == (measured.cross, "fit")  # not measured
     assert measured.cross_network(2, 2) == (measured.cross, "fit")  # not oversubscribed
+    # the first steps' one-off seconds: added to time to target where measured
+    assert measured.startup_seconds(64, 64) == 1.5
+    assert measured.startup_seconds(64, 32) == measured.startup_seconds(2, 2) == fitted.startup_seconds(64, 64) == 0
     slow, _, reasons = measured.simulate(64, 1, 400, 1, averaging)
     fast, _, _ = fitted.simulate(64, 1, 400, 1, averaging)
     # a 200 ms round is about 18 steps of ~11 ms: every average arrives too stale (> 4) and is discarded
@@ -290,3 +295,4 @@ def test_rounds_part_times_the_cross_group_rounds(tmp_path):
     assert (run["ranks"], run["groups"], run["every"]) == (2, 2, 2), run
     assert len(run["rounds_per_leader"]) == 2 and min(run["rounds_per_leader"]) >= 2, run
     assert 0 < run["round_after_last_start_median"] <= run["round_seconds_median"] + 1e-3 < 60, run
+    assert math.isfinite(run["startup_excess_seconds"]), run

@@ -290,6 +290,7 @@ def part_rounds(args, settings):
                 "rounds_per_leader": [len(r["rounds"]["seconds"]) for r in leaders if r.get("rounds")],
                 "mean_staleness": _staleness_mean(averaging),
                 "leaders_mean_step_seconds": [r["mean_step_seconds"] for r in leaders],
+                "startup_excess_seconds": _first_steps_excess(leaders, s["warmup"]),
                 "command": run["launch"]["command"],
             }
         )
@@ -298,6 +299,18 @@ def part_rounds(args, settings):
         + (" (OVERSUBSCRIBED: the rounds measure CPU sharing)" if s["ranks"] > (os.cpu_count() or 1) else ""),
         "runs": runs,
     }
+
+
+def _first_steps_excess(leaders, warmup) -> float | None:
+    """The leaders' mean time for steps 2 .. ``warmup + 1`` beyond ``warmup`` steady
+    steps: the one-off costs of a run's first steps after compilation (the first
+    average compiles its mix and guard), which steps x the steady step leaves out."""
+    excess = [
+        r["first_steps_seconds"] - warmup * r["mean_step_seconds"]
+        for r in leaders
+        if r.get("first_steps_seconds") is not None
+    ]
+    return float(np.mean(excess)) if excess else None
 
 
 def _mean_training_step(leader, warmup) -> float | None:

@@ -72,7 +72,7 @@ FULL = {
         "every": 4,  # none of the convergence part's periods (2, 8)
         "staleness_factor": 2,
         "total_batch": 16,
-        "steps": 200,
+        "steps": 400,  # 16 groups complete a round every ~100 steps here
         "warmup": 20,
         "timeout": 1800,
     },

@@ -133,6 +133,7 @@ def rounds(report) -> str:
             f"{min(r['rounds_per_leader'])}-{max(r['rounds_per_leader'])}" if r["rounds_per_leader"] else "-",
             "-" if r["mean_staleness"] is None else f"{r['mean_staleness']:.1f}",
             _ms(float(np.mean(r["leaders_mean_step_seconds"]))),
+            "-" if r.get("startup_excess_seconds") is None else f"{r['startup_excess_seconds']:.2f}",
         ]
         for r in report["rounds"]["runs"]
     ]
@@ -145,6 +146,7 @@ def rounds(report) -> str:
         "rounds per leader",
         "mean staleness",
         "leaders' mean step ms",
+        "first steps' excess s",
     ]
     return _table(header, rows)
 

@@ -69,6 +69,12 @@ class CampaignModel:
             for r in (rounds or {}).get("runs", [])
             if r.get("round_after_last_start_median") is not None
         }
+        # ... and the one-off seconds of a run's first steps beyond the steady step
+        self.startup = {
+            (r["ranks"], r["groups"]): r["startup_excess_seconds"]
+            for r in (rounds or {}).get("runs", [])
+            if r.get("startup_excess_seconds") is not None
+        }
         self.compute = compute
         # measured compute of one rank among R sharing the cores, by (R, batch), and the
         # synchronised compute of groups of r ranks among R, by (R, r, batch)
@@ -163,6 +169,13 @@ class CampaignModel:
         if ranks * self.per_process > self.cores and (ranks, groups) in self.rounds:
             return _FixedLatency(self.rounds[ranks, groups]), "measured_rounds"
         return self.cross, "fit"
+
+    def startup_seconds(self, ranks, groups) -> float:
+        """The one-off seconds of a run's first steps beyond its steady steps, where the
+        rounds part measured the layout with the cores oversubscribed (else 0)."""
+        if ranks * self.per_process > self.cores:
+            return max(0.0, self.startup.get((ranks, groups), 0.0))
+        return 0.0
 
     def group_network(self, how):
         """The group allreduce's network for a layout predicted with ``how``: the fit,
@@ -534,7 +547,9 @@ def part_validate(args, settings):
                 **tag,
             )
             measured_seconds, seconds_per_seed = mean_of(rows, "seconds_to_target")
-            predicted_seconds = shared["steps"] * shared["seconds_per_step"]
+            # steps x the steady step, plus the first steps' one-off seconds where measured (--part rounds)
+            startup_model = model.startup_seconds(G * R, G)
+            predicted_seconds = shared["steps"] * shared["seconds_per_step"] + startup_model
             startup, _ = (
                 mean_of(rows, "group0_startup_excess_seconds")
                 if "group0_startup_excess_seconds" in rows[0]
@@ -543,8 +558,11 @@ def part_validate(args, settings):
             extra, seconds_why = {}, []
             if startup is not None:
                 # diagnostic: the first steps' one-off costs, as these runs measured them
-                extra = dict(startup_excess_seconds=startup, predicted_plus_startup=predicted_seconds + startup)
-                if startup > 0.1 * measured_seconds:
+                extra = dict(
+                    startup_excess_seconds=startup,
+                    predicted_plus_startup=predicted_seconds - startup_model + startup,
+                )
+                if startup > 0.1 * measured_seconds and not startup_model:
                     seconds_why = [
                         f"the first {convergence['settings']['warmup']} steps took {startup:.2f} s more than the "
                         "steady step (the first average's one-off costs: its mix and guard compile while the ranks "
@@ -560,6 +578,7 @@ def part_validate(args, settings):
                 unshared=alone["steps"] * alone["seconds_per_step"],
                 reasons=seconds_why + why + sim[2],
                 per_seed=seconds_per_seed,
+                startup_seconds_predicted=startup_model,
                 **extra,
                 **tag,
             )
