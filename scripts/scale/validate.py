@@ -339,7 +339,7 @@ def part_validate(args, settings):
         )
     model = CampaignModel(collectives, compute, averager, sharing, rounds)
     flag = settings["validate"]["flag"]
-    entries = []
+    entries, unpredicted = [], []
 
     def entry(ranks, groups, what, measured, predicted, *, unshared=None, reasons=(), **extra):
         if measured is None or predicted is None:
@@ -385,6 +385,11 @@ def part_validate(args, settings):
         )
         if groups > 1 and measured_staleness is not None:
             predicted = shared.summary()["staleness_mean"]
+            if predicted is None:  # no average completes in the simulated run
+                unpredicted.append(
+                    dict(ranks=ranks, groups=groups, what="staleness", measured=measured_staleness, **tag)
+                )
+                return
             oversubscribed = ranks * model.per_process > model.cores
             rounds_measured = model.cross_network(ranks, groups)[1] == "measured_rounds"
             why = [
@@ -642,6 +647,8 @@ def part_validate(args, settings):
         "networks": {"group_allreduce": _describe(model.network), "cross_average": _describe(model.cross)},
         "host_seconds": dict(model.host, guard_per_step=model.guard),
         "entries": entries,
+        # measured points the model has no value for (e.g. no simulated average completes)
+        "unpredicted": unpredicted,
         "flagged": len(flagged),
         "within": len(entries) - len(flagged),
     }
