@@ -131,7 +131,7 @@ TINY = {
         "warmup": 3,
         "timeout": 300,
     },
-    "rounds": {"ranks": 2, "groups": [2], "every": 2, "steps": 10, "warmup": 2, "total_batch": 2, "timeout": 300},
+    "rounds": {"ranks": 2, "groups": [2], "every": 2, "steps": 40, "warmup": 2, "total_batch": 2, "timeout": 300},
     "convergence": {
         "ranks": 2,
         "groups": [1, 2],
