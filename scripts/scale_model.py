@@ -9,19 +9,19 @@ Every result records its settings, command, machine and date.
 Launch (from the repository root; ``nice -n 19`` on a shared machine). Durations and
 peak memory on the 2-core, 23 GiB VM under other jobs' load (measured where stated):
 
-    .venv/bin/python scripts/scale_model.py --part collectives   # 92 s; 16 ranks x ~0.2 GB
-    .venv/bin/python scripts/scale_model.py --part averager      # 77 s; 2 ranks x ~0.7 GB
-    .venv/bin/python scripts/scale_model.py --part compute       # 36 s; ~0.7 GB
-    .venv/bin/python scripts/scale_model.py --part sharing       # ~17 min; 16 ranks x ~0.7 GB
-    .venv/bin/python scripts/scale_model.py --part rounds        # ~10 min (4 runs); 16 ranks x ~0.7 GB
-    .venv/bin/python scripts/scale_model.py --part convergence   # 57 min (27 runs); 16 ranks x ~0.7 GB
-    .venv/bin/python scripts/scale_model.py --part functional    # 45 min (12 runs); 32 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part collectives   # 64 s; 16 ranks x ~0.2 GB
+    .venv/bin/python scripts/scale_model.py --part averager      # 48 s; 2 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part compute       # 21 s; ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part sharing       # 17 min; 16 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part rounds        # 8 min (4 runs); 16 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part convergence   # 54 min (27 runs); 16 ranks x ~0.7 GB
+    .venv/bin/python scripts/scale_model.py --part functional    # 30 min (12 runs); 32 ranks x ~0.7 GB
     .venv/bin/python scripts/scale_model.py --part validate      # 4 s (needs the parts above)
     .venv/bin/python scripts/scale_model.py --part report        # ~20 s: benchmarks/results/scale_model.json
     .venv/bin/python scripts/scale_model.py --part tables        # the page's Markdown tables from that JSON
     .venv/bin/python scripts/scale_model.py --part all           # all of them, in this order
 
-(durations of the 2026-12-04/05 campaign on the idle VM; the code of each part lives in
+(durations of the 2026-12-05 campaign on the idle Intel VM; the code of each part lives in
 ``scripts/scale/``: ``settings``, ``common``, ``workers``, ``measure``, ``functional``,
 ``validate``, ``report``, ``tables``)
 
