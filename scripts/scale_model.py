@@ -7,7 +7,7 @@ interrupted campaign resumes; the long parts also cache each run (``<part>/<run>
 Every result records its settings, command, machine and date.
 
 Launch (from the repository root; ``nice -n 19`` on a shared machine). Durations and
-peak memory on the 2-core, 23 GiB VM under other jobs' load (measured where stated):
+peak memory on the 2-core, 23 GiB VM with nothing else running:
 
     .venv/bin/python scripts/scale_model.py --part collectives   # 64 s; 16 ranks x ~0.2 GB
     .venv/bin/python scripts/scale_model.py --part averager      # 48 s; 2 ranks x ~0.7 GB
