@@ -209,6 +209,24 @@ def _batch_scaling_record(runs, main_batch) -> dict:
     )
 
 
+def _convergence_worker(s, model, *, groups, every, seed, eval_every) -> list[str]:
+    """benchmark_distributed's convergence worker for ``groups`` groups of ``s["ranks"]``
+    ranks at the global batch ``s["total_batch"]``, averaging wait-free every ``every``
+    steps (max staleness ``s["staleness_factor"] x every``)."""
+    options = _options(
+        groups=groups,
+        batch=s["total_batch"] // groups,
+        steps=s["steps"],
+        eval_every=eval_every,
+        every=every,
+        max_staleness=s["staleness_factor"] * every,
+        straggler=0,
+        seed=seed,
+        warmup=s["warmup"],
+    )
+    return ["--worker", "convergence", *options, *_bench_shared(model)]
+
+
 def part_convergence(args, settings):
     s, model = settings["convergence"], settings["model"]
     layouts = [(1, None)] + [(g, e) for g in s["groups"] if g > 1 for e in s["every"]]
@@ -218,19 +236,9 @@ def part_convergence(args, settings):
             continue
         for seed in s["seeds"]:
             label = f"g{groups}_e{every or 0}_s{seed}"
-            every_ = every or s["every"][0]
-            options = _options(
-                groups=groups,
-                batch=s["total_batch"] // groups,
-                steps=s["steps"],
-                eval_every=s["eval_every"],
-                every=every_,
-                max_staleness=s["staleness_factor"] * every_,
-                straggler=0,
-                seed=seed,
-                warmup=s["warmup"],
+            worker = _convergence_worker(
+                s, model, groups=groups, every=every or s["every"][0], seed=seed, eval_every=s["eval_every"]
             )
-            worker = ["--worker", "convergence", *options, *_bench_shared(model)]
 
             def make(worker=worker, groups=groups, every=every, seed=seed):
                 run = _launch_worker(args, s["ranks"], worker, None, timeout=s["timeout"])
@@ -257,18 +265,7 @@ def part_rounds(args, settings):
     for groups in s["groups"]:
         if s["ranks"] % groups or s["total_batch"] % groups:
             continue
-        options = _options(
-            groups=groups,
-            batch=s["total_batch"] // groups,
-            steps=s["steps"],
-            eval_every=0,
-            every=s["every"],
-            max_staleness=s["staleness_factor"] * s["every"],
-            straggler=0,
-            seed=0,
-            warmup=s["warmup"],
-        )
-        worker = ["--worker", "convergence", *options, *_bench_shared(model)]
+        worker = _convergence_worker(s, model, groups=groups, every=s["every"], seed=0, eval_every=0)
 
         def make(worker=worker, groups=groups):
             run = _launch_worker(args, s["ranks"], worker, None, timeout=s["timeout"])
@@ -295,10 +292,15 @@ def part_rounds(args, settings):
             }
         )
     return {
-        "note": f"{s['ranks']} ranks on {os.cpu_count()} cores"
-        + (" (OVERSUBSCRIBED: the rounds measure CPU sharing)" if s["ranks"] > (os.cpu_count() or 1) else ""),
+        "note": _cores_note(s["ranks"], "the rounds measure CPU sharing"),
         "runs": runs,
     }
+
+
+def _cores_note(ranks, what) -> str:
+    """``"R ranks on C cores"``, flagged with ``what`` where the ranks oversubscribe the cores."""
+    over = ranks > (os.cpu_count() or 1)
+    return f"{ranks} ranks on {os.cpu_count()} cores" + (f" (OVERSUBSCRIBED: {what})" if over else "")
 
 
 def _first_steps_excess(leaders, warmup) -> float | None:
@@ -410,8 +412,7 @@ def _analyse_convergence(runs, s) -> dict:
     else:
         reason = "no run with one group, or none with several, reached the target"
     return {
-        "note": f"{s['ranks']} ranks on {os.cpu_count()} cores"
-        + (" (OVERSUBSCRIBED: wall times measure CPU sharing)" if s["ranks"] > (os.cpu_count() or 1) else ""),
+        "note": _cores_note(s["ranks"], "wall times measure CPU sharing"),
         "target_error": target,
         "plain_coarse_error": runs[0]["plain_coarse_error"],
         "rows": rows,

@@ -13,6 +13,15 @@ from scripts.scale.settings import MEASURED, ROOT
 from scripts.scale.validate import CampaignModel, _describe, _load, _networks
 
 
+def results_path(args) -> Path:
+    """The report's JSON: ``--results``, else the tiny cache's or the committed one."""
+    if args.results:
+        return Path(args.results)
+    if args.tiny:
+        return Path(args.out_dir) / "scale_model.json"
+    return ROOT / "benchmarks" / "results" / "scale_model.json"
+
+
 def part_report(args, settings):
     s = settings["report"]
     parts = {p: _load(args, p) for p in MEASURED}
@@ -60,14 +69,7 @@ def part_report(args, settings):
     else:
         report["predictions"] = None
         report["predictions_refused"] = "needs collectives, compute and a steps-to-target fit (convergence)"
-    results = Path(
-        args.results
-        or (
-            Path(args.out_dir) / "scale_model.json"
-            if args.tiny
-            else ROOT / "benchmarks" / "results" / "scale_model.json"
-        )
-    )
+    results = results_path(args)
     _write_json(results, report)
     print(f"wrote {results}")
     return {"results": str(results), "figure": report.get("figure"), "missing_parts": missing}

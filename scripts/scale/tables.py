@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.scale.settings import KIB, MIB, ROOT
+from scripts.scale.report import results_path
+from scripts.scale.settings import KIB, MIB
 
 
 def _ms(seconds, digits=3) -> str:
@@ -362,14 +363,7 @@ def markdown(report) -> str:
 
 
 def part_tables(args, settings):
-    results = Path(
-        args.results
-        or (
-            Path(args.out_dir) / "scale_model.json"
-            if args.tiny
-            else ROOT / "benchmarks" / "results" / "scale_model.json"
-        )
-    )
+    results = results_path(args)
     text = markdown(json.loads(results.read_text()))
     out = Path(args.out_dir) / "tables.md"
     out.parent.mkdir(parents=True, exist_ok=True)
