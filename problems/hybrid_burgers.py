@@ -44,14 +44,23 @@ def equation(resolution: int = COARSE) -> Burgers:
     return Burgers(grid(resolution), nnpde.BoundaryConditions.periodic(1), viscosity=VISCOSITY, scheme="van_leer")
 
 
-def coarse_stepper(dt: float = DT) -> nnpde.ExplicitRK:
+def coarse_stepper(dt: float = DT, resolution: int = COARSE) -> nnpde.ExplicitRK:
     """The plain solver on the coarse grid, one step of ``dt``."""
-    return nnpde.ExplicitRK(equation(COARSE), dt=dt, method="ssprk3")
+    return nnpde.ExplicitRK(equation(resolution), dt=dt, method="ssprk3")
 
 
-def reference_stepper(dt: float = DT) -> nnpde.ExplicitRK:
-    """The fine-grid solver, one sub-step of ``dt / SUBSTEPS``."""
-    return nnpde.ExplicitRK(equation(COARSE * FACTOR), dt=dt / SUBSTEPS, method="ssprk3")
+def substeps(resolution: int, dt: float = DT, *, at_least: int = 1) -> int:
+    """Steps of the plain solver on ``resolution`` cells per interval ``dt``: enough that
+    each is at most half its stable step at ``max |u| = 1`` (SSP-RK3; on fine grids the
+    viscous limit ``~ dx^2 / nu`` sets it), and at least ``at_least``."""
+    limit = nnpde.max_stable_dt(equation(resolution), "ssprk3", u=jnp.ones((1, resolution)))
+    return max(at_least, math.ceil(dt / (0.5 * float(limit))))
+
+
+def reference_stepper(dt: float = DT, resolution: int = COARSE * FACTOR) -> nnpde.ExplicitRK:
+    """The fine-grid solver, one sub-step of ``dt / substeps(resolution, dt, at_least=SUBSTEPS)``
+    (``SUBSTEPS`` on the default 256 cells)."""
+    return nnpde.ExplicitRK(equation(resolution), dt=dt / substeps(resolution, dt, at_least=SUBSTEPS), method="ssprk3")
 
 
 def initial_states(key, n_samples: int, resolution: int = COARSE * FACTOR):
@@ -87,31 +96,66 @@ TARGET_ERROR = 0.008
 STENCIL = 4  # cells of the learned interpolation's stencil (Bar-Sinai et al. 2019 use 4-6)
 
 
-def task(*, hidden: int = 32, depth: int = 4, horizon: int = HORIZON, dt: float = DT) -> nnpde.Task:
-    """The Burgers hybrid task for ``nnpde train``: the 64-cell solver with step
-    ``dt``, its learned correction / closure / emulator (a CNN of ``hidden`` channels
-    and ``depth`` layers), fine-grid reference data and the declared target
-    ``TARGET_ERROR`` (stated for the default ``dt`` and ``horizon``)."""
-    for name, value in (("hidden", hidden), ("depth", depth), ("horizon", horizon)):
-        nnpde.check_int(value, name, fix=f"e.g. {name} = {dict(hidden=32, depth=4, horizon=HORIZON)[name]}.")
+def task(
+    *,
+    hidden: int = 32,
+    depth: int = 4,
+    horizon: int = HORIZON,
+    dt: float = DT,
+    coarse: int = COARSE,
+    factor: int = FACTOR,
+    stencils: str = "stage",
+    stencil: int = STENCIL,
+    bounded: bool = True,
+) -> nnpde.Task:
+    """The Burgers hybrid task for ``nnpde train``: the ``coarse``-cell solver with step
+    ``dt``, its learned correction / closure / emulator / learned interpolation (a CNN of
+    ``hidden`` channels and ``depth`` layers), reference data from the same solver on
+    ``coarse * factor`` cells (``substeps(coarse * factor, dt, at_least=SUBSTEPS)`` steps
+    per coarse step) and the declared target ``TARGET_ERROR`` (stated for the default
+    ``dt``, ``horizon``, ``coarse`` and ``factor``). ``stencils``: the learned
+    interpolation's network runs at every RK stage (``"stage"``) or once per step, its
+    stencils held over the stages (``"step"``, ``nnpde.PerStepInterpolation``: a third of
+    the network's cost); ``stencil``: its cells per face; ``bounded``: each face value
+    clipped to its two neighbours' range (``nnpde.learned_interpolation``)."""
+    defaults = dict(hidden=32, depth=4, horizon=HORIZON, coarse=COARSE, factor=FACTOR)
+    for name, value in (("hidden", hidden), ("depth", depth), ("horizon", horizon), ("coarse", coarse)):
+        nnpde.check_int(value, name, fix=f"e.g. {name} = {defaults[name]}.")
+    if coarse < 8:
+        raise ValueError(f"coarse must be at least 8 cells, got {coarse}. Fix: e.g. coarse = {COARSE}.")
+    nnpde.check_int(factor, "factor", fix=f"e.g. factor = {FACTOR} (the reference has coarse * factor cells).")
+    nnpde.check_int(stencil, "stencil", minimum=3, fix=f"e.g. stencil = {STENCIL} (Bar-Sinai et al. use 4-6).")
+    if not isinstance(bounded, bool):
+        raise ValueError(f"bounded must be true or false, got {bounded!r}. Fix: e.g. bounded = false.")
+    if stencils not in ("stage", "step"):
+        raise ValueError(f"stencils must be 'stage' or 'step', got {stencils!r}. Fix: e.g. stencils = 'step'.")
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive finite time step, got {dt!r}. Fix: e.g. dt = {DT}.")
     # Both the coarse and the fine solver must be stable at this dt (u0 has max |u| = 1).
-    limit = float(nnpde.max_stable_dt(equation(COARSE), "ssprk3", u=jnp.ones((1, COARSE))))
+    limit = float(nnpde.max_stable_dt(equation(coarse), "ssprk3", u=jnp.ones((1, coarse))))
     if dt > limit:
         raise ValueError(
-            f"dt = {dt} exceeds the coarse solver's stable step {limit:.4g} (SSP-RK3, max |u| = 1). "
+            f"dt = {dt} exceeds the {coarse}-cell solver's stable step {limit:.4g} (SSP-RK3, max |u| = 1). "
             f"Fix: dt <= {0.9 * limit:.3g}, e.g. the default {DT}."
         )
-    coarse, fine = coarse_stepper(dt), reference_stepper(dt)
+    coarse_step, fine = coarse_stepper(dt, coarse), reference_stepper(dt, coarse * factor)
+    n_sub = substeps(coarse * factor, dt, at_least=SUBSTEPS)
 
     def net(seed: int):  # a periodic CNN on the coarse state
         return cnn(seed, 1, 1, periodic=(True,), hidden=hidden, depth=depth, kernel_size=5)
 
     def interpolation_net(seed: int):  # the flux's face-stencil coefficients (nnpde.learned_interpolation)
-        targets, sides = coarse.equation.reconstruction_targets
-        outputs = targets * sides * nnpde.correction_size(STENCIL, 1)
+        targets, sides = coarse_step.equation.reconstruction_targets
+        outputs = targets * sides * nnpde.correction_size(stencil, 1)
         return cnn(seed, 1, outputs, periodic=(True,), hidden=hidden, depth=depth, kernel_size=5)
+
+    def interpolation(seed: int):
+        learned = nnpde.ExplicitRK(
+            nnpde.learned_interpolation(coarse_step.equation, interpolation_net(seed), size=stencil, bounded=bounded),
+            dt=dt,
+            method="ssprk3",
+        )
+        return nnpde.PerStepInterpolation(learned) if stencils == "step" else learned
 
     def split(d):  # the fine solver on this rank's block
         local = Burgers(d.local_grid, d.boundary_conditions, viscosity=VISCOSITY, scheme="van_leer")
@@ -120,37 +164,43 @@ def task(*, hidden: int = 32, depth: int = 4, horizon: int = HORIZON, dt: float 
     return nnpde.Task.from_solvers(
         name="hybrid_burgers",
         description=" ".join(__doc__.split("\n\n")[0:2]),
-        baseline=coarse,
+        baseline=coarse_step,
         models={
-            "correction": lambda seed: nnpde.CorrectedStepper(coarse, net(seed), scale=dt),
+            "correction": lambda seed: nnpde.CorrectedStepper(coarse_step, net(seed), scale=dt),
             "closure": lambda seed: nnpde.ExplicitRK(
-                nnpde.ClosureEquation(coarse.equation, net(seed)), dt=dt, method="ssprk3"
+                nnpde.ClosureEquation(coarse_step.equation, net(seed)), dt=dt, method="ssprk3"
             ),
-            "emulator": lambda seed: nnpde.Emulator(net(seed), equation=coarse.equation, dt=dt, scale=dt),
-            "interpolation": lambda seed: nnpde.ExplicitRK(
-                nnpde.learned_interpolation(coarse.equation, interpolation_net(seed), size=STENCIL),
-                dt=dt,
-                method="ssprk3",
-            ),
+            "emulator": lambda seed: nnpde.Emulator(net(seed), equation=coarse_step.equation, dt=dt, scale=dt),
+            "interpolation": interpolation,
         },
         fine=fine,
-        substeps=SUBSTEPS,
-        factor=FACTOR,
-        initial_states=lambda seed, n_samples, run: initial_states(jax.random.key(seed), n_samples),
+        substeps=n_sub,
+        factor=factor,
+        initial_states=lambda seed, n_samples, run: initial_states(jax.random.key(seed), n_samples, coarse * factor),
         split=split,
         reference_bc=nnpde.BoundaryConditions.periodic(1),
         parameters={
             "problem": "hybrid_burgers",
             "viscosity": VISCOSITY,
-            "coarse": COARSE,
-            "factor": FACTOR,
+            "coarse": coarse,
+            "factor": factor,
             "dt": dt,
-            "substeps": SUBSTEPS,
+            "substeps": n_sub,
             "modes": MODES,
         },
         horizon=horizon,
         target=TARGET_ERROR,
         channels=("u",),
         units={"time": "1", "u": "1"},
-        attrs={"viscosity": VISCOSITY, "coarse": COARSE, "factor": FACTOR, "dt": dt, "hidden": hidden, "depth": depth},
+        attrs={
+            "viscosity": VISCOSITY,
+            "coarse": coarse,
+            "factor": factor,
+            "dt": dt,
+            "hidden": hidden,
+            "depth": depth,
+            "stencils": stencils,
+            "stencil": stencil,
+            "bounded": bounded,
+        },
     )

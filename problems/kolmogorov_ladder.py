@@ -35,7 +35,6 @@ import json
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -434,19 +433,8 @@ def ladder_runs(folder, starts, *, resolutions=LADDER, score_resolution: int = C
 
 
 def seconds_per_time_unit(step, states, *, duration: float = 0.32, repeats: int = 2) -> float:
-    """Wall time per simulated time unit and per trajectory of ``step`` run batched over
-    ``states`` (``(B, *state)``), compiled, best of ``repeats``: the cost that the
-    accuracy-per-cost comparison divides by."""
-    n = max(1, round(duration / step.dt))
-    run = jax.jit(jax.vmap(lambda u: nnpde.rollout(step, u, n, trajectory=False)))
-    u0 = jnp.asarray(states)
-    run(u0).block_until_ready()
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(u0).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return best / (n * step.dt) / len(states)
+    """``nnpde.metrics.seconds_per_time_unit`` over 0.32 time units by default."""
+    return nnpde.metrics.seconds_per_time_unit(step, states, duration=duration, repeats=repeats)
 
 
 def score_table(step, runs, reference) -> dict:

@@ -22,7 +22,10 @@ ruler that ends too early can never pass for a measurement.
 from __future__ import annotations
 
 import math
+import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -163,3 +166,26 @@ def speedup_at_equal_accuracy(equivalent: dict, resolutions, costs, model_cost: 
     out["censored"] = equivalent.get("censored")
     out["model_cost"] = float(model_cost)
     return out
+
+
+def seconds_per_time_unit(step, states, *, duration: float, repeats: int = 2) -> float:
+    """Wall time per simulated time unit and per trajectory of ``step`` (a stepper with
+    ``dt``) run batched over ``states`` (``(B, *state)``) for about ``duration`` time units,
+    compiled, best of ``repeats`` runs after a compiling one: the cost that
+    ``speedup_at_equal_accuracy`` divides by. Time every rung and the model in one process."""
+    from ..numerics._rollout import rollout
+
+    if not duration > 0:
+        raise ValueError(f"duration must be positive, got {duration!r}. Fix: e.g. duration=10 * step.dt.")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int, got {repeats!r}. Fix: e.g. repeats=2.")
+    n = max(1, round(duration / step.dt))
+    run = jax.jit(jax.vmap(lambda u: rollout(step, u, n, trajectory=False)))
+    u0 = jnp.asarray(states)
+    run(u0).block_until_ready()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(u0).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return best / (n * step.dt) / len(u0)

@@ -9,7 +9,9 @@ last ``ndim + 1``) and keep every leading axis. The trajectory metrics
 (``rollout_error``, ``correlation_time``) read the first axis as
 time and reduce over the rest. ``equivalent_resolution``, ``cost_at_resolution`` and
 ``speedup_at_equal_accuracy`` read a model's scores off a ladder of plain solvers at
-increasing resolution, with a bootstrap interval over the held-out states.
+increasing resolution, with a bootstrap interval over the held-out states;
+``seconds_per_time_unit`` measures the cost they divide by (a timing, the one function
+here that is not pure).
 
 Anomaly labels over time (1-D 0/1 series; NumPy, on the host): ``range_recall``,
 ``range_precision`` and ``range_f_score`` (Tatbul et al., NeurIPS 2018), ``nab_score``
@@ -35,6 +37,7 @@ from .._checks import is_concrete
 from ..numerics._grid import Grid
 from ._ladder import cost_at_resolution as cost_at_resolution
 from ._ladder import equivalent_resolution as equivalent_resolution
+from ._ladder import seconds_per_time_unit as seconds_per_time_unit
 from ._ladder import speedup_at_equal_accuracy as speedup_at_equal_accuracy
 from ._range_metrics import label_ranges as label_ranges
 from ._range_metrics import nab_score as nab_score

@@ -253,7 +253,8 @@ def part_rounds(args, settings):
     """The cross-group average's rounds when the ranks share the cores: ``ranks`` ranks
     in each of ``groups`` groups train the convergence runs' task with the averager
     (wait-free, every ``every`` steps, max staleness ``staleness_factor x every``) but
-    without evaluations, for ``steps`` steps; each leader times every round
+    without evaluations, for ``steps`` steps (``steps_by_groups``: more for a group count
+    whose rounds are too slow for a few hundred steps to time several); each leader times every round
     (``AsyncAverager.rounds``). What the model takes from it, for oversubscribed layouts
     of these rank and group counts: the time from the last leader's start of a round to
     its completion (``round_after_last_start_median``), which the fitted ``Iallreduce``
@@ -265,13 +266,14 @@ def part_rounds(args, settings):
     for groups in s["groups"]:
         if s["ranks"] % groups or s["total_batch"] % groups:
             continue
-        worker = _convergence_worker(s, model, groups=groups, every=s["every"], seed=0, eval_every=0)
+        steps = int(s.get("steps_by_groups", {}).get(str(groups), s["steps"]))
+        worker = _convergence_worker(dict(s, steps=steps), model, groups=groups, every=s["every"], seed=0, eval_every=0)
 
         def make(worker=worker, groups=groups):
             run = _launch_worker(args, s["ranks"], worker, None, timeout=s["timeout"])
             return dict(run, groups=groups)
 
-        label = f"g{groups}_e{s['every']}"
+        label = f"g{groups}_e{s['every']}" + ("" if steps == s["steps"] else f"_s{steps}")
         print(f"[rounds] {label}: {s['ranks']} ranks, {groups} groups", flush=True)
         run = _cached(Path(args.out_dir) / "rounds" / f"{label}.json", args.force, make)
         leaders = sorted((r for r in run["ranks"] if r["leader"]), key=lambda r: r["group"])
@@ -282,7 +284,7 @@ def part_rounds(args, settings):
                 "groups": groups,
                 "ranks_per_group": run["parallel"]["ranks_per_group"],
                 "every": s["every"],
-                "steps": s["steps"],
+                "steps": steps,
                 **_round_times(leaders),
                 "rounds_per_leader": [len(r["rounds"]["seconds"]) for r in leaders if r.get("rounds")],
                 "mean_staleness": _staleness_mean(averaging),

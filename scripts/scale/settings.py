@@ -72,7 +72,10 @@ FULL = {
         "every": 4,  # none of the convergence part's periods (2, 8)
         "staleness_factor": 2,
         "total_batch": 16,
-        "steps": 400,  # 16 groups complete a round every ~100 steps here
+        "steps": 400,
+        # 16 groups resolved one round per leader in 400 steps (2.8 s after the last start; 405 ms in
+        # a 200-step check): one round is not a rate, so they train long enough for several
+        "steps_by_groups": {"16": 2000},
         "warmup": 20,
         "timeout": 1800,
     },

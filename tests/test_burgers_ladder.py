@@ -1,0 +1,107 @@
+"""The 1-D Burgers ladder (``problems.burgers_ladder``, ``scripts/burgers_ladder.py``):
+the task's grid options, a ruler that converges at the scheme's order, and the
+benchmark's scoring end to end at toy size."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nnpde
+from problems import burgers_ladder as ladder
+from problems import hybrid_burgers as hb
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_task_grid_options_keep_the_default_data_and_refuse_bad_values():
+    default = hb.task().dataset_config(0, 8, 32)  # the cache key of the default data is unchanged
+    assert (default["substeps"], default["coarse"], default["factor"]) == (16, 64, 4)
+    t = hb.task(coarse=32, factor=32, stencils="step")
+    limit = nnpde.max_stable_dt(hb.equation(1024), "ssprk3", u=jnp.ones((1, 1024)))
+    substeps = t.dataset_config(0, 8, 32)["substeps"]
+    assert substeps == hb.substeps(1024) > hb.SUBSTEPS  # the viscous limit sets it
+    assert hb.DT / substeps <= 0.5 * limit
+    assert isinstance(t.model("interpolation", seed=0), nnpde.PerStepInterpolation)
+    assert not isinstance(hb.task(coarse=32, factor=2).model("interpolation", seed=0), nnpde.PerStepInterpolation)
+    for bad, match in (
+        (dict(coarse=4), "coarse must be at least 8"),
+        (dict(factor=0), "factor must be a positive integer"),
+        (dict(stencils="stages"), "stencils must be 'stage' or 'step'"),
+        (dict(stencil=2), "stencil must be an integer >= 3"),
+        (dict(bounded="no"), "bounded must be true or false"),
+        (dict(coarse=8, dt=2.0), "exceeds the 8-cell solver's stable step"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            hb.task(**bad)
+
+
+def test_ladder_rungs_converge_at_the_schemes_order():
+    """The ruler: the plain rungs approach the truth at about second order (van Leer on
+    these fronts, scored on the coarse grid), so each rung is a distinct accuracy."""
+    starts = ladder.starts((2000,), 4, 512)
+    truth = ladder.rung(512, starts, horizon=16)
+    score = lambda run: ladder.scores(run, truth, times=(0.64,))[ladder.PRIMARY].mean()  # noqa: E731
+    errors = [score(ladder.rung(n, starts, horizon=16)) for n in (32, 64, 128)]
+    orders = np.log2(np.asarray(errors[:-1]) / np.asarray(errors[1:]))
+    assert np.all(orders > 1.5), (errors, orders)
+    same = ladder.scores(truth, truth, times=(0.64,))
+    assert set(same) == {ladder.PRIMARY, "error_0.64"} and np.all(same[ladder.PRIMARY] == 0.0)
+    with pytest.raises(ValueError, match="outside the scored run"):
+        ladder.scores(truth, truth, times=(2.56,))
+    with pytest.raises(ValueError, match="do not restrict"):
+        ladder.restrict(starts, 48)
+
+
+def test_seconds_per_time_unit_times_a_batched_stepper_and_refuses_bad_input():
+    step = ladder.stepper(32)
+    seconds = nnpde.metrics.seconds_per_time_unit(step, ladder.restrict(ladder.starts((0,), 2, 64), 32), duration=0.4)
+    assert 0 < seconds < 1
+    with pytest.raises(ValueError, match="duration must be positive"):
+        nnpde.metrics.seconds_per_time_unit(step, jnp.zeros((1, 1, 32)), duration=0.0)
+    with pytest.raises(ValueError, match="repeats must be a positive int"):
+        nnpde.metrics.seconds_per_time_unit(step, jnp.zeros((1, 1, 32)), duration=0.4, repeats=0)
+
+
+def test_burgers_ladder_scores_a_trained_run_end_to_end(tmp_path):
+    run = tmp_path / "run"
+    env = {"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "PATH": str(Path(sys.executable).parent)}
+    sets = [
+        f"out={run}",
+        f"data.cache_dir={tmp_path / 'data'}",
+        "problem.options.factor=4",
+        "problem.options.horizon=16",
+        "problem.options.hidden=4",
+        "problem.options.depth=2",
+        "data.train_samples=4",
+        "data.eval_samples=2",
+        "train.steps=4",
+        "train.warmup_steps=1",
+        "train.batch_size=2",
+        "train.unroll=4",
+        "train.eval_every=4",
+        "train.checkpoint_every=4",
+    ]
+    train = [sys.executable, "-m", "nnpde", "train", str(ROOT / "scripts/configs/burgers_ladder.toml")]
+    for s in sets:
+        train += ["--set", s]
+    subprocess.run(train, check=True, env=env, cwd=tmp_path, capture_output=True)
+    results, figure = tmp_path / "r.json", tmp_path / "f.png"
+    score = [sys.executable, str(ROOT / "scripts/burgers_ladder.py"), "--run", str(run), "--truth", "256"]
+    score += ["--ladder", "32", "64", "128", "--seeds", "2000", "--per-seed", "3", "--horizon", "16", "--repeats", "1"]
+    score += ["--results", str(results), "--figure", str(figure)]
+    subprocess.run(score, check=True, env=env, cwd=tmp_path, capture_output=True)
+    out = json.loads(results.read_text())
+    eq = out["equivalent_resolution"]
+    assert out["held_out_states"] == 3 and out["coarse"] == 32 and out["truth"] == 256
+    assert out["ladder"] == [32, 64, 128] and out["training_resolution"] == 128
+    assert eq["lower_90"] <= eq["estimate"] <= eq["upper_90"] and eq["estimate"] >= 1.0
+    assert set(out["seconds_per_time_unit_per_trajectory"]) >= {"plain_32", "plain_128", "plain_256"}
+    assert out["mean_scores"]["plain_256"]["mean_error"] == 0.0  # the truth scored against itself
+    assert figure.stat().st_size > 10_000
+    bad = subprocess.run([*score[:2], "--run", str(tmp_path)], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "no config.toml there" in bad.stderr
