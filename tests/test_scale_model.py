@@ -271,6 +271,29 @@ def test_a_slow_group_slows_the_others_only_when_they_wait_for_it():
     assert sync.wall_seconds / 200 == pytest.approx(3 * c + net.allreduce_seconds(1e5, 8), rel=1e-12)
 
 
+def test_a_late_group_holds_up_the_first_round_by_its_start():
+    """Two groups of one rank, every 4, wait-free, a cross average of half a step:
+    group 1 starts 10.5 steps late. The first round completes at group 1's first start
+    (its step 4, at 14.5 steps of group 0's clock) plus X, which group 0 sees at its
+    step 15: staleness 11 (> 8: discarded); group 1 sees it in its next step
+    (staleness 1). Later rounds pair group 0's newer starts with group 1's at its own
+    pace. Without the skew every average lands one step after its start."""
+    c = 0.01
+    net = NetworkModel(0.25 * c, 0.0, "ring")  # two leaders: X = 2 alpha = half a step
+    args = dict(parameter_bytes=8, every=4, max_staleness=8, wait_free=True)
+    together = simulate(2, 1, 40, ComputeModel.constant(c), net, **args)
+    assert set(together.staleness) == {1}
+    late = simulate(2, 1, 40, ComputeModel.constant(c), net, start_seconds=[0.0, 10.5 * c], **args)
+    assert late.staleness[0] == 11 and late.staleness[1] == 1  # round 1: group 0, then group 1
+    assert late.discarded_stale[0] >= 1 and late.discarded_stale[1] == 0
+    assert late.end_of_steps[1] == pytest.approx(late.end_of_steps[0] + 10.5 * c, abs=2 * c)
+    np.testing.assert_allclose(together.step_seconds, c)  # wait-free: the skew changes staleness, not steps
+    np.testing.assert_allclose(late.step_seconds.sum(axis=1) + np.array([0.0, 10.5 * c]), late.end_of_steps, rtol=1e-12)
+    assert late.mean_staleness > together.mean_staleness
+    with pytest.raises(ValueError, match="start_seconds must be 2 finite times >= 0"):
+        simulate(2, 1, 40, ComputeModel.constant(c), net, start_seconds=[0.0, -1.0], **args)
+
+
 def test_group_compute_is_one_draw_per_group_not_the_slowest_of_its_ranks():
     """``compute_per="group"``: the compute is the group's synchronised step (measured
     with its ranks in step), so a group of R ranks takes its mean, where the slowest of

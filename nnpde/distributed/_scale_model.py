@@ -62,7 +62,8 @@ def _check_network(network, name):
 
 @dataclasses.dataclass(frozen=True)
 class Simulation:
-    """The outcome of ``simulate``. Times are seconds from the start of step 1.
+    """The outcome of ``simulate``. Times are seconds from the start of step 1 (of the
+    earliest group, with ``start_seconds``).
 
     ``step_seconds`` ``(groups, steps)``: each step's duration, from the end of the
     previous ``after_step`` to the end of this one (compute, group allreduce, the
@@ -205,6 +206,7 @@ def simulate(
     progress_overhead=0.0,
     rank_slowdown=None,
     compute_per="rank",
+    start_seconds=None,
     seed=0,
 ) -> Simulation:
     """Simulate ``steps`` training steps of ``groups`` groups of ``ranks_per_group``
@@ -229,7 +231,10 @@ def simulate(
     barrier after every step), drawn once per group and step. Use ``"group"`` where the
     ranks' slowdowns are correlated, e.g. ranks that share cores and are descheduled
     together, which the slowest of independent draws overstates; a group is then slowed
-    by its slowest rank's ``rank_slowdown``. ``seed``: the draws'.
+    by its slowest rank's ``rank_slowdown``. ``start_seconds``: when each group starts
+    its first step, ``(groups,)`` (default all 0), e.g. the measured skew of groups
+    that compile and load their data one after another: a late group holds up every
+    round until it has posted its part. ``seed``: the draws'.
 
     The model follows the rule of ``AsyncAverager`` (``_async.py``) with ``progress="thread"``:
 
@@ -323,6 +328,13 @@ def simulate(
     if not np.all(np.isfinite(slowdown)) or (slowdown <= 0).any():
         raise ValueError(f"rank_slowdown must be finite and > 0, got {slowdown!r}. Fix: 1 for a normal rank.")
 
+    start = np.zeros(G) if start_seconds is None else np.asarray(start_seconds, dtype=np.float64).reshape(-1)
+    if start.shape != (G,) or not np.all(np.isfinite(start)) or (start < 0).any():
+        raise ValueError(
+            f"start_seconds must be {G} finite times >= 0, one per group, got {start_seconds!r}. Fix: e.g. each "
+            "group's first-step time less the earliest group's."
+        )
+
     allreduce = float(np.sum(network.allreduce_seconds(messages, R))) if R > 1 else 0.0
     cross_seconds = cross.allreduce_seconds(parameter_bytes, G) if G > 1 else 0.0
     decision = network.broadcast_seconds(8, R) if R > 1 else 0.0  # the leader's verdict, one int64
@@ -335,11 +347,11 @@ def simulate(
 
     started, completed, discarded, abandoned, waits = (np.zeros(G, np.int64) for _ in range(5))
     wait_seconds, end = np.zeros(G), np.zeros(G)
-    clock, pos, previous = np.zeros(G), np.zeros(G, np.int64), np.zeros(G, np.int64)
+    clock, pos, previous = start.copy(), np.zeros(G, np.int64), np.zeros(G, np.int64)
     active = np.ones(G, bool)
     if G == 1:  # one group: AsyncAverager makes no MPI call, nothing is averaged
         active[:] = False
-        end[:] = idle_cum[:, S]
+        end[:] = start + idle_cum[:, S]
     # events, one array per round: in flight (group, start step, last step), extra seconds
     # at a step (group, step, seconds), applied averages (group, snapshot step, step)
     flights, extras, applied, stale_all, stale_applied = [], [], [], [], []

@@ -24,9 +24,8 @@ def part_functional(args, settings):
                 continue
             label = f"n{ranks}_g{groups}"
             print(f"[functional] {label}", flush=True)
-            runs.append(
-                _cached(base / f"{label}.json", args.force, lambda r=ranks, g=groups: _functional_run(args, s, r, g))
-            )
+            run = _cached(base / f"{label}.json", args.force, lambda r=ranks, g=groups: _functional_run(args, s, r, g))
+            runs.append(dict(run, group_start_seconds=_group_starts(base / label / "run", groups)))
     failures = []
     for case in s["failures"]:
         label = f"fail_{case['mode']}_n{case['ranks']}_g{case['groups']}"
@@ -129,6 +128,24 @@ def _steady_from_metrics(run_dir: Path, skip: int) -> dict | None:
             group = path.parent.name if path.parent.name.startswith("group") else "group0"
             per_group[group] = float(np.median(np.diff(times) / np.diff(steps)))
     return per_group or None
+
+
+def _group_starts(run_dir: Path, groups: int) -> list | None:
+    """Each group's first logged step (its leader's metrics.jsonl), in seconds after the
+    earliest group's: the skew of groups that compile and stage their data one after
+    another on the shared cores. ``None`` without every group's log."""
+    first = {}
+    for path in run_dir.rglob("metrics.jsonl"):
+        group = int(path.parent.name[5:]) if path.parent.name.startswith("group") else 0
+        for line in path.read_text().splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if "step" in record and "time" in record and "loss" in record:
+                first[group] = float(record["time"])
+                break
+    if sorted(first) != list(range(groups)):
+        return None
+    earliest = min(first.values())
+    return [first[g] - earliest for g in range(groups)]
 
 
 def _failure_run(args, s, case) -> dict:
