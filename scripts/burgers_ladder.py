@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     from problems import burgers_ladder as ladder
 
     began = time.perf_counter()
-    models, trained_steps, coarse = {}, {}, None
+    models, trained_steps, labels, coarse = {}, {}, {}, None
     for run in args.run:
         config = load_config(run / "config.toml", [f'out="{run}"'])
         task = load_task(config)
@@ -111,12 +111,13 @@ def main(argv=None) -> int:
             raise SystemExit(f"{run}: a {grid}-cell model with dt {model.dt}; every run must share the ladder's step.")
         coarse = grid
         a = task.attrs
-        name = f"{config.model.kind} {a['hidden']}x{a['depth']}"
+        name = short = f"{config.model.kind} {a['hidden']}x{a['depth']}"
         if config.model.kind == "interpolation":
             clip = "clipped" if a["bounded"] else "unclipped"
             name += f", {a['stencil']}-cell stencil per {a['stencils']}, {clip}"
+            short = f"LI {a['hidden']}x{a['depth']}, {a['stencil']} cells, per {a['stencils']}, {clip}"
         name += f" ({run.name}, {step} steps)"
-        models[name], trained_steps[name] = model, step
+        models[name], trained_steps[name], labels[name] = model, step, f"{short}, {step} steps"
     if coarse not in args.ladder:
         raise SystemExit(f"the models' grid ({coarse} cells) must be the ladder's first rung; got {args.ladder}.")
 
@@ -181,7 +182,10 @@ def main(argv=None) -> int:
         "ladder": rungs,
         "headline_model": head,
         "finest_rung_over_model_error": float(finest / table[head][ladder.PRIMARY].mean()),
-        "models": {name: {"trained_steps": trained_steps[name], "metrics": results[name]} for name in models},
+        "models": {
+            name: {"label": labels[name], "trained_steps": trained_steps[name], "metrics": results[name]}
+            for name in models
+        },
         "mean_scores": {name: {k: float(np.mean(v)) for k, v in t.items()} for name, t in table.items()},
         "per_state_scores": {name: {k: np.asarray(v).tolist() for k, v in t.items()} for name, t in table.items()},
         "seconds_per_time_unit_per_trajectory": costs,
@@ -200,24 +204,25 @@ def main(argv=None) -> int:
     print(json.dumps(summary, indent=2, default=str))
     print(markdown(out, metrics))
 
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, ax = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1.25, 1, 1]})
     xs = [costs[f"plain_{n}"] for n in rungs]
     ys = [table[f"plain_{n}"][ladder.PRIMARY].mean() for n in rungs]
     ax[0].plot(xs, ys, "o-", color="k", label="plain solver (van Leer, SSP-RK3)")
     for n, x, y in zip(rungs, xs, ys):
         ax[0].annotate(str(n), (x, y), textcoords="offset points", xytext=(4, 4))
     for name in models:
-        ax[0].plot(costs[name], table[name][ladder.PRIMARY].mean(), "s", label=f"learned, {coarse} cells: {name}")
+        ax[0].plot(costs[name], table[name][ladder.PRIMARY].mean(), "s", label=f"{coarse} cells: {labels[name]}")
     ax[0].set(xscale="log", yscale="log", xlabel="wall time per time unit per trajectory [s] (this CPU)")
     ax[0].set_ylabel(f"relative L2 error, mean over t <= {duration:g}")
-    ax[0].legend(fontsize=7)
+    ax[0].legend(fontsize=6, loc="lower left")
     t = np.arange(args.horizon + 1) * ladder.DT
     reference = jnp.asarray(truth)
-    for label, r in [*((f"plain {n}", runs[n]) for n in rungs), *((name, runs[name]) for name in models)]:
+    shown = list(models)[:2]  # the headline and the next model; the rest are in the left panel
+    for label, r in [*((f"plain {n}", runs[n]) for n in rungs), *((labels[name], runs[name]) for name in shown)]:
         err = np.mean([np.asarray(nnpde.metrics.rollout_error(a, b)) for a, b in zip(r, reference)], axis=0)
-        ax[1].plot(t[1:], err[1:], "--" if label in models else "-", label=label)
+        ax[1].plot(t[1:], err[1:], "-" if label.startswith("plain") else "--", label=label)
     ax[1].set(yscale="log", xlabel="time", ylabel=f"relative L2 error against the truth ({coarse} cells)")
-    ax[1].legend(fontsize=7)
+    ax[1].legend(fontsize=6, loc="lower right", ncol=2)
     x = np.linspace(0, 2 * np.pi, coarse, endpoint=False) + np.pi / coarse
     xf = np.linspace(0, 2 * np.pi, args.truth, endpoint=False) + np.pi / args.truth
     k = args.horizon // 2
