@@ -135,7 +135,7 @@ def task(
     limit = float(nnpde.max_stable_dt(equation(coarse), "ssprk3", u=jnp.ones((1, coarse))))
     if dt > limit:
         raise ValueError(
-            f"dt = {dt} exceeds the {coarse}-cell solver's stable step {limit:.4g} (SSP-RK3, max |u| = 1). "
+            f"dt = {dt} exceeds the coarse solver's stable step {limit:.4g} on {coarse} cells (SSP-RK3, max |u| = 1). "
             f"Fix: dt <= {0.9 * limit:.3g}, e.g. the default {DT}."
         )
     coarse_step, fine = coarse_stepper(dt, coarse), reference_stepper(dt, coarse * factor)
