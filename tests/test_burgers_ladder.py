@@ -94,11 +94,12 @@ def test_burgers_ladder_scores_a_trained_run_end_to_end(tmp_path):
     results, figure = tmp_path / "r.json", tmp_path / "f.png"
     score = [sys.executable, str(ROOT / "scripts/burgers_ladder.py"), "--run", str(run), "--truth", "256"]
     score += ["--ladder", "32", "64", "128", "--seeds", "2000", "--per-seed", "3", "--horizon", "16", "--repeats", "1"]
+    score += ["--timing-states", "4"]  # the 3 held-out states repeated
     score += ["--results", str(results), "--figure", str(figure)]
     subprocess.run(score, check=True, env=env, cwd=tmp_path, capture_output=True)
     out = json.loads(results.read_text())
     eq = out["equivalent_resolution"]
-    assert out["held_out_states"] == 3 and out["coarse"] == 32 and out["truth"] == 256
+    assert out["held_out_states"] == 3 and out["coarse"] == 32 and out["truth"] == 256 and out["timing_states"] == 4
     assert out["ladder"] == [32, 64, 128] and out["training_resolution"] == 128
     assert eq["lower_90"] <= eq["estimate"] <= eq["upper_90"] and eq["estimate"] >= 1.0
     assert set(out["seconds_per_time_unit_per_trajectory"]) == {"plain_32", "plain_64", "plain_128", *out["models"]}
