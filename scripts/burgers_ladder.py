@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     from problems import burgers_ladder as ladder
 
     began = time.perf_counter()
-    models, trained_steps, labels, coarse = {}, {}, {}, None
+    models, trained_steps, labels, training, coarse = {}, {}, {}, {}, None
     for run in args.run:
         config = load_config(run / "config.toml", [f'out="{run}"'])
         task = load_task(config)
@@ -124,6 +124,7 @@ def main(argv=None) -> int:
             short = f"LI {a['hidden']}x{a['depth']}, {a['stencil']} cells, per {a['stencils']}, {clip}"
         name += f" ({run.name}, {step} steps)"
         models[name], trained_steps[name], labels[name] = model, step, f"{short}, {step} steps"
+        training[name] = grid * a["factor"]
     if coarse not in args.ladder:
         raise SystemExit(f"the models' grid ({coarse} cells) must be the ladder's first rung; got {args.ladder}.")
 
@@ -186,14 +187,19 @@ def main(argv=None) -> int:
         "speedup_at_equal_accuracy": headline["speedup_at_equal_accuracy"],
         "coarse": coarse,
         "truth": args.truth,
-        "training_resolution": coarse * task.attrs["factor"],
+        "training_resolution": training[head],
         "held_out_states": states,
         "held_out_seeds": args.seeds,
         "ladder": rungs,
         "headline_model": head,
         "finest_rung_over_model_error": float(finest / table[head][ladder.PRIMARY].mean()),
         "models": {
-            name: {"label": labels[name], "trained_steps": trained_steps[name], "metrics": results[name]}
+            name: {
+                "label": labels[name],
+                "trained_steps": trained_steps[name],
+                "training_resolution": training[name],
+                "metrics": results[name],
+            }
             for name in models
         },
         "mean_scores": {name: {k: float(np.mean(v)) for k, v in t.items()} for name, t in table.items()},
