@@ -34,6 +34,7 @@ from .hybrid._coupling import CorrectedStepper as CorrectedStepper
 from .hybrid._coupling import Emulator as Emulator
 from .hybrid._coupling import LearnedCoefficient as LearnedCoefficient
 from .hybrid._coupling import NeuralSource as NeuralSource
+from .hybrid._coupling import ProjectedClosureEquation as ProjectedClosureEquation
 from .hybrid._coupling import stop_physics_gradient as stop_physics_gradient
 from .hybrid._data import cached_dataset as cached_dataset
 from .hybrid._data import cached_trajectories as cached_trajectories

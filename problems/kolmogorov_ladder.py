@@ -64,7 +64,7 @@ EVAL_INTERVAL = 0.08
 STAGGER = (0, 1)  # u on the x-faces, v on the y-faces
 VALIDATION_SEEDS = 4  # the last training seeds, kept out of training for model selection
 STENCIL = 4  # Kochkov et al.'s 4 x 4 learned-interpolation stencil
-KINDS = ("interpolation", "correction", "interpolation_unclipped")
+KINDS = ("interpolation", "correction", "interpolation_unclipped", "closure")
 THRESHOLD = 0.95  # Kochkov et al.'s vorticity correlation threshold
 
 
@@ -272,7 +272,10 @@ def model(
     safeguard); ``"interpolation_unclipped"``: the same without the clip (in the 1-D
     Burgers ladder the clip held learned interpolation at 3.2x against 4.5x without it,
     ``docs/benchmarks/burgers.md``). ``"correction"``: the plain step plus a projected
-    CNN correction (``nnpde.CorrectedStepper``), the model class of the 16^2 task."""
+    CNN correction (``nnpde.CorrectedStepper``), the model class of the 16^2 task;
+    ``"closure"``: a learned momentum flux inside the projected right-hand side
+    (``nnpde.ProjectedClosureEquation``, flux form: conservative), the network run at
+    every RK stage."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")
@@ -281,6 +284,10 @@ def model(
     if kind == "correction":
         net = cnn(seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth)
         return nnpde.CorrectedStepper(plain, net, scale=plain.dt, project=True)
+    if kind == "closure":  # a learned momentum flux (sub-grid stress) in the right-hand side, projected
+        net = cnn(seed, 2, 4, periodic=(True, True), hidden=hidden, depth=depth)
+        closure = nnpde.ProjectedClosureEquation(plain.equation, net, form="flux", periodic=(True, True))
+        return nnpde.ProjectedRK(closure, dt=plain.dt, method="rk4", check_stability=check_stability)
     targets, sides = plain.equation.reconstruction_targets
     outputs = targets * sides * nnpde.correction_size(STENCIL, 2)
     net = cnn(seed, 2, outputs, periodic=(True, True), hidden=hidden, depth=depth)

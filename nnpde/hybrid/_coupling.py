@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from .._custom_types import State
-from ..numerics._equation import AbstractEquation
+from ..numerics._equation import AbstractEquation, AbstractProjectedEquation
 from ..numerics._grid import Grid
 from ..numerics._stepper import AbstractStepper, _check_dt
 
@@ -294,6 +294,33 @@ class ClosureEquation(_WrappedEquation):
         if not self.physics_gradient:
             physics = jax.lax.stop_gradient(physics)
         return physics + self.closure(u)
+
+
+class ProjectedClosureEquation(ClosureEquation, AbstractProjectedEquation):
+    r"""``ClosureEquation`` of a projected (incompressible) equation, for
+    ``nnpde.ProjectedRK``: the learned rate joins the unconstrained right-hand side and
+    every stage is projected as before, so the step stays divergence-free; ``project``,
+    ``advective_radius`` and the stability bounds are the physics'. With
+    ``form="flux"`` the closure is a learned momentum flux (a sub-grid stress),
+    conservative by construction. Arguments as ``ClosureEquation``'s.
+    """
+
+    def __init__(self, equation: AbstractProjectedEquation, network: Callable, **options):
+        if not isinstance(equation, AbstractProjectedEquation):
+            raise TypeError(
+                f"ProjectedClosureEquation wraps a projected equation, got {type(equation).__name__}. Fix: "
+                "nnpde.ClosureEquation for equations without a projection."
+            )
+        super().__init__(equation, network, **options)
+
+    def project(self, u, t=0.0):
+        return self.equation.project(u, t)
+
+    def advective_radius(self, t, u):
+        return self.equation.advective_radius(t, u)
+
+    def forward_euler_rate(self, t, u):
+        return self.equation.forward_euler_rate(t, u)
 
 
 class NeuralSource(_WrappedEquation):
