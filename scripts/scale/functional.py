@@ -115,18 +115,26 @@ def _resident(rank_dir: Path, ranks: int) -> list:
     return out
 
 
+def _leader_steps(run_dir: Path) -> dict:
+    """``{group index: the training-step records (step, time, loss) of its leader's
+    metrics.jsonl}`` (group 0's file is the run's own)."""
+    out = {}
+    for path in sorted(run_dir.rglob("metrics.jsonl")):
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        group = int(path.parent.name[5:]) if path.parent.name.startswith("group") else 0
+        out[group] = [r for r in records if "step" in r and "time" in r and "loss" in r]
+    return out
+
+
 def _steady_from_metrics(run_dir: Path, skip: int) -> dict | None:
     """Median seconds per step of each group leader's metrics.jsonl (logged every step),
     the first ``skip`` logged steps left out."""
     per_group = {}
-    for path in sorted(run_dir.rglob("metrics.jsonl")):
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        records = [r for r in records if "step" in r and "time" in r and "loss" in r]
+    for group, records in sorted(_leader_steps(run_dir).items(), key=lambda item: f"group{item[0]}"):
         steps = np.array([r["step"] for r in records])[skip:]
         times = np.array([r["time"] for r in records])[skip:]
         if steps.size >= 2:
-            group = path.parent.name if path.parent.name.startswith("group") else "group0"
-            per_group[group] = float(np.median(np.diff(times) / np.diff(steps)))
+            per_group[f"group{group}"] = float(np.median(np.diff(times) / np.diff(steps)))
     return per_group or None
 
 
@@ -134,14 +142,7 @@ def _group_starts(run_dir: Path, groups: int) -> list | None:
     """Each group's first logged step (its leader's metrics.jsonl), in seconds after the
     earliest group's: the skew of groups that compile and stage their data one after
     another on the shared cores. ``None`` without every group's log."""
-    first = {}
-    for path in run_dir.rglob("metrics.jsonl"):
-        group = int(path.parent.name[5:]) if path.parent.name.startswith("group") else 0
-        for line in path.read_text().splitlines():
-            record = json.loads(line) if line.strip() else {}
-            if "step" in record and "time" in record and "loss" in record:
-                first[group] = float(record["time"])
-                break
+    first = {g: float(records[0]["time"]) for g, records in _leader_steps(run_dir).items() if records}
     if sorted(first) != list(range(groups)):
         return None
     earliest = min(first.values())
