@@ -111,6 +111,10 @@ class DampedNavierStokes2D(AbstractProjectedEquation):
     def reconstruction_targets(self):
         return self.flow.reconstruction_targets
 
+    @property
+    def advecting_targets(self):
+        return self.flow.advecting_targets
+
     def with_reconstruction(self, reconstruction):
         """This damped flow with ``reconstruction`` in its momentum fluxes."""
         return eqx.tree_at(lambda e: e.flow, self, self.flow.with_reconstruction(reconstruction))

@@ -39,7 +39,8 @@ def flux_divergence(padded, shape, spacing, w: int, scheme):
     unpadded grid shape; ``scheme``: ``"central"`` (``w >= 1``) or ``"van_leer"`` (``w >=
     2``), or a prepared ``nnpde.AbstractReconstruction`` (``reconstruction.prepare(u)``),
     which carries component ``c`` through the faces normal to ``a`` as reconstructed
-    quantity ``d c + a``.
+    quantity ``d c + a`` (and may correct that flux's advecting velocity,
+    ``advecting_velocity``: a learned interpolation of both, as Kochkov et al.'s).
     """
     ndim = len(shape)
 
@@ -65,7 +66,9 @@ def flux_divergence(padded, shape, spacing, w: int, scheme):
         velocity = advecting(c, a)
         if isinstance(scheme, str):
             return fd.advective_flux(padded[c], velocity, a, ndim=ndim, width=w, scheme=scheme)
-        return velocity * scheme.upwind(padded[c], velocity, a, ndim=ndim, width=w, target=ndim * c + a)
+        target = ndim * c + a
+        velocity = scheme.advecting_velocity(velocity, padded[a], c, a, ndim=ndim, width=w, target=target)
+        return velocity * scheme.upwind(padded[c], velocity, a, ndim=ndim, width=w, target=target)
 
     return jnp.stack([fd.face_divergence([flux(c, a) for a in range(ndim)], spacing) for c in range(ndim)])
 

@@ -307,6 +307,13 @@ class NavierStokes2D(AbstractProjectedIMEXEquation):
         normal to axis ``a`` is quantity ``2 c + a``; one carried value per face."""
         return 4, 1
 
+    @property
+    def advecting_targets(self) -> int:
+        """Advecting velocities a learned interpolation may also correct
+        (``nnpde.learned_interpolation(..., velocities=True)``): that of component ``c``'s
+        flux through the faces normal to axis ``a`` is number ``2 c + a``."""
+        return 4
+
     def with_reconstruction(self, reconstruction: nnpde.AbstractReconstruction):
         """This equation with ``reconstruction`` carrying the advected quantities to the faces."""
         return eqx.tree_at(lambda e: e.reconstruction, self, reconstruction)

@@ -157,7 +157,7 @@ def test_gradient_through_the_learned_stencil_matches_finite_differences():
 
 def test_learned_interpolation_refuses_what_it_cannot_couple():
     eq = _burgers(1)
-    with pytest.raises(ValueError, match=r"4 output channels.*1 reconstructed quantities x 2 state"):
+    with pytest.raises(ValueError, match=r"4 output channels.*1 reconstructed quantities x 2 state.*0 advecting"):
         nnpde.learned_interpolation(eq, _network(3, zero_init=True))
     heat = solvers.HeatEquation(nnpde.Grid((16,)), nnpde.BoundaryConditions.periodic(1))
     with pytest.raises(TypeError, match="no pluggable face reconstruction"):
@@ -289,3 +289,102 @@ def test_stencils_held_over_a_step_run_the_network_once_and_differ_from_per_stag
     assert held.dt == 0.05 and held.equation is held.stepper.equation
     with pytest.raises(TypeError, match="learned interpolation"):
         nnpde.PerStepInterpolation(plain)
+
+
+@pytest.mark.parametrize("along, normal", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_learned_advecting_velocity_interpolates_linear_velocities_exactly(along, normal):
+    """The advecting velocity of the staggered momentum flux (component ``along``'s flux
+    through its faces normal to ``normal``): any consistent stencil correction leaves
+    the two-point mean of a field linear in space unchanged, and that mean is its exact
+    value at the faces; a curved field is changed."""
+    shape, width = (9, 9), 3
+    rng = np.random.default_rng(along * 2 + normal)
+    coefficients = rng.normal(size=2)
+    v_pad = _linear_field(shape, width, coefficients)
+    m = nnpde.correction_size(4, 2)
+    corrected = nnpde.CorrectedReconstruction(
+        "van_leer",
+        jnp.zeros((4, 1, m, *shape)),
+        size=4,
+        periodic=(False, False),
+        velocity_weights=jnp.asarray(rng.normal(size=(4, m, *shape))),
+    )
+    assert corrected.width == 3  # one row further across the face than the face states' stencil
+
+    def mean(field):  # the solver's own value: u_normal averaged over its two neighbours along `along`
+        lengths = [n + (1 if b == normal else 0) for b, n in enumerate(shape)]
+        windows = []
+        for offset in (-1, 0):
+            index = tuple(
+                slice(width + (offset if b == along else 0), width + (offset if b == along else 0) + lengths[b])
+                for b in range(2)
+            )
+            windows.append(field[index])
+        return 0.5 * (windows[0] + windows[1])
+
+    target = 2 * along + normal
+    got = corrected.advecting_velocity(mean(v_pad), v_pad, along, normal, ndim=2, width=width, target=target)
+    np.testing.assert_allclose(got, mean(v_pad), rtol=0, atol=1e-12)
+    # the mean of a linear field is its value at the faces: i - 1/2 along `along`, rows j along the others
+    faces = np.meshgrid(
+        *[np.arange(len_) - (0.5 if b == along else 0.0) for b, len_ in enumerate(mean(v_pad).shape)], indexing="ij"
+    )
+    np.testing.assert_allclose(mean(v_pad), 0.3 + sum(c * g for c, g in zip(coefficients, faces)), atol=1e-12)
+    curved = v_pad**2
+    assert not np.allclose(
+        corrected.advecting_velocity(mean(curved), curved, along, normal, ndim=2, width=width, target=target),
+        mean(curved),
+    )
+    plain = nnpde.VanLeer()  # a base scheme leaves the solver's velocity as it is
+    assert plain.advecting_velocity(mean(curved), curved, along, normal, ndim=2, width=width) is not None
+
+
+def test_learned_advecting_velocities_in_navier_stokes():
+    """``velocities=True`` (Kochkov et al. interpolate the advecting velocity too): 52
+    more outputs; a zero network is the plain solver bitwise; a random one changes
+    the flow, conserves momentum, stays divergence-free under the projection, and its
+    gradient reaches the velocity stencils' outputs; equations without an advecting
+    velocity are refused."""
+    grid = nnpde.Grid((16, 16), extent=((0.0, 2 * np.pi),) * 2)
+    eq = solvers.NavierStokes2D(grid, viscosity=0.01, advection="van_leer")
+    m = nnpde.correction_size(4, 2)
+    out = (4 + eq.advecting_targets) * m
+    x, y = grid.cell_centres()
+    u0 = eq.project(jnp.stack([jnp.sin(y) + 0.3 * jnp.cos(2 * x), jnp.sin(x) * jnp.cos(y)]))
+    plain = nnpde.ProjectedRK(eq, dt=0.05)
+    with pytest.raises(ValueError, match=rf"{out} output channels.*4 advecting velocities"):
+        nnpde.learned_interpolation(eq, _network(4 * m, 2, zero_init=True), velocities=True)
+    zero = nnpde.learned_interpolation(eq, _network(out, 2, zero_init=True), velocities=True)
+    assert zero.reconstruction.width == 3
+    np.testing.assert_array_equal(nnpde.rollout(nnpde.ProjectedRK(zero, dt=0.05), u0, 3), nnpde.rollout(plain, u0, 3))
+    net = _network(out, 2, zero_init=False)
+    both = nnpde.learned_interpolation(eq, net, scale=0.1, velocities=True, bounded=False)
+    faces_only = nnpde.learned_interpolation(eq, lambda u: net(u)[: 4 * m], scale=0.1, bounded=False)
+    rate = both(0.0, u0)
+    assert float(jnp.max(jnp.abs(rate - faces_only(0.0, u0)))) > 1e-4  # the velocity stencils act
+    for c in range(2):  # a flux divergence: each component's total momentum rate is zero
+        assert abs(float(jnp.sum(both.momentum_flux_divergence(u0)[c]))) < 1e-12
+    step = nnpde.PerStepInterpolation(nnpde.ProjectedRK(both, dt=0.05))
+    u3 = nnpde.rollout(step, u0, 3)[-1]
+    assert float(jnp.max(jnp.abs(eq.divergence(u3)))) < 1e-10
+
+    def velocity_part(u):  # the network's velocity-stencil outputs alone moved
+        return jnp.sum(both.reconstruction.prepare(u).velocity_weights ** 2)
+
+    assert float(velocity_part(u0)) > 0
+    params, static = eqx.partition(step, nnpde.trainable(step))
+    grad = jax.grad(lambda p: jnp.sum(nnpde.rollout(eqx.combine(p, static), u0, 2) ** 2))(params)
+    norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grad)]
+    assert all(np.isfinite(norms)) and max(norms) > 0
+    # the gradient of the flow with respect to the velocity stencils alone is not zero
+    weights = both.reconstruction.prepare(u0)
+
+    def rate_of(vw):
+        prepared = eqx.tree_at(lambda r: r.velocity_weights, weights, vw)
+        return jnp.sum(eq.with_reconstruction(prepared).momentum_flux_divergence(u0) ** 2)
+
+    assert float(jnp.linalg.norm(jax.grad(rate_of)(weights.velocity_weights))) > 0
+    with pytest.raises(ValueError, match="no advecting velocity"):
+        nnpde.learned_interpolation(_burgers(2), _network(8 * m, 2, zero_init=True), velocities=True)
+    with pytest.raises(TypeError, match="velocities"):  # the suite's type checker, or the coupling's own check
+        nnpde.learned_interpolation(eq, _network(out, 2, zero_init=True), velocities=1)

@@ -40,7 +40,10 @@ class LearnedInterpolation(AbstractReconstruction):
     for each of the equation's ``targets`` reconstructed quantities and ``sides`` states
     per face, ``m = size^ndim - 1 - ndim`` coefficients per cell (cell ``i`` carries the
     stencil of its face ``i + 1/2``), ``scale`` times that being the correction's
-    coefficients on ``nnpde.consistent_corrections``.
+    coefficients on ``nnpde.consistent_corrections``. With ``velocities`` (the
+    equation's ``advecting_targets``, else 0) the network gives ``velocities * m``
+    more channels after those: the stencils of the fluxes' advecting velocities
+    (``nnpde.CorrectedReconstruction``'s ``velocity_weights``).
     """
 
     network: Callable
@@ -51,17 +54,27 @@ class LearnedInterpolation(AbstractReconstruction):
     periodic: tuple[bool, ...] = eqx.field(static=True)
     bounded: bool = eqx.field(static=True)
     scale: float = eqx.field(static=True)
+    velocities: int = eqx.field(static=True, default=0)
 
     @property
     def width(self) -> int:
-        return max(self.base.width, -(-self.size // 2))
+        return max(self.base.width, -(-self.size // 2) + (1 if self.velocities else 0))
 
     def prepare(self, u) -> CorrectedReconstruction:
         """The reconstruction at state ``u``: the base plus the network's stencil correction."""
         out = self.scale * self.network(u)
         m = correction_size(self.size, len(self.periodic))
-        weights = out.reshape(self.targets, self.sides, m, *out.shape[1:])
-        return CorrectedReconstruction(self.base, weights, size=self.size, periodic=self.periodic, bounded=self.bounded)
+        carried = self.targets * self.sides * m
+        weights = out[:carried].reshape(self.targets, self.sides, m, *out.shape[1:])
+        velocity_weights = out[carried:].reshape(self.velocities, m, *out.shape[1:]) if self.velocities else None
+        return CorrectedReconstruction(
+            self.base,
+            weights,
+            size=self.size,
+            periodic=self.periodic,
+            bounded=self.bounded,
+            velocity_weights=velocity_weights,
+        )
 
     def states(self, c_pad, axis: int, *, ndim: int, width: int, target: int = 0):
         raise TypeError(
@@ -79,6 +92,7 @@ def learned_interpolation(
     bounded: bool = True,
     scale: float = 1.0,
     sides: int | None = None,
+    velocities: bool = False,
 ):
     r"""``equation`` with its advective face reconstruction chosen by ``network``.
 
@@ -90,7 +104,10 @@ def learned_interpolation(
     ``size``: stencil cells per axis (4: Kochkov's 4x4 in 2-D); ``sides``: states per
     face to predict (the equation's default: 2 for a Riemann flux's left and right
     states, 1 for a carried value); ``bounded``: clip each face value to its two
-    neighbours; ``scale``: multiplies the network's output.
+    neighbours; ``scale``: multiplies the network's output; ``velocities``: also learn
+    the stencils of the advecting velocities in the momentum fluxes (Kochkov et al.
+    interpolate both the advected component and the velocity that carries it;
+    ``solvers.NavierStokes2D``: ``advecting_targets`` more quantities, never clipped).
 
     The result is the same kind of equation (steppers, projections, stability checks and
     ``nnpde.trainable`` see it as before); a zero network reproduces it exactly.
@@ -112,19 +129,29 @@ def learned_interpolation(
     sides = default_sides if sides is None else sides
     if sides not in (1, 2):
         raise ValueError(f"sides must be 1 or 2 states per face, got {sides!r}. Fix: leave it unset (the default).")
+    if not isinstance(velocities, bool):
+        raise TypeError(f"velocities must be True or False, got {velocities!r}.")
+    advecting = int(getattr(equation, "advecting_targets", 0)) if velocities else 0
+    if velocities and not advecting:
+        raise ValueError(
+            f"{type(equation).__name__} has no advecting velocity to learn (no `advecting_targets`): its flux joins "
+            "the reconstructed states itself. Fix: velocities=False (learn the face states only), or "
+            "solvers.NavierStokes2D, whose momentum flux carries each component with an interpolated velocity."
+        )
     ndim = equation.grid.ndim
     m = correction_size(size, ndim)
     periodic = _periodic_axes(equation)
     shape = equation.state_shape
-    out = (targets * sides * m, *shape[1:])
+    out = ((targets * sides + advecting) * m, *shape[1:])
     _check_fits(
         network,
         shape,
         out,
         _dtype(),
         "learned interpolation",
-        f"give the network {out[0]} output channels: {targets} reconstructed quantities x {sides} state(s) per "
-        f"face x {m} stencil coefficients ({size}^{ndim} cells less {1 + ndim} consistency constraints).",
+        f"give the network {out[0]} output channels: ({targets} reconstructed quantities x {sides} state(s) per "
+        f"face + {advecting} advecting velocities) x {m} stencil coefficients ({size}^{ndim} cells less {1 + ndim} "
+        "consistency constraints).",
     )
     learned = LearnedInterpolation(
         network=network,
@@ -135,6 +162,7 @@ def learned_interpolation(
         periodic=periodic,
         bounded=bool(bounded),
         scale=_check_scale(scale),
+        velocities=advecting,
     )
     if min(equation.grid.shape) < 2 * learned.width + 1:
         raise ValueError(

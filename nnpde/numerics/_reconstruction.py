@@ -98,6 +98,13 @@ class AbstractReconstruction(eqx.Module):
         left, right = self.states(c_pad, axis, ndim=ndim, width=width, target=target)
         return jnp.where(face_velocity > 0, left, right)
 
+    def advecting_velocity(self, velocity, v_pad, along: int, normal: int, *, ndim: int, width: int, target: int = 0):
+        """The advecting velocity of a staggered momentum flux (``solvers._momentum_flux``):
+        ``velocity`` is the solver's own value, the two-point mean of ``v_pad`` (the
+        velocity component normal to the faces, ``u_normal``, padded by ``width``) along
+        axis ``along``; only a learned correction changes it."""
+        return velocity
+
 
 class _AbstractCellStates(AbstractReconstruction):
     """Piecewise constant states: the two cells beside each face (one ghost cell)."""
@@ -217,15 +224,35 @@ class CorrectedReconstruction(AbstractReconstruction):
     ``bounded``: clip each corrected state to the range of the two cells beside the face
     (no new extrema at faces; the built-in bases already satisfy it, so zero weights
     still give the base exactly).
+
+    ``velocity_weights`` (optional): ``(targets, m, *grid.shape)``, a consistent
+    correction of the advecting velocity of a staggered momentum flux as well
+    (``advecting_velocity``): Kochkov et al. interpolate both the advected component
+    and the velocity that advects it with learned stencils. Target ``t`` is the face
+    velocity of the flux with the same target number; the stencil is the ``size^ndim``
+    block around that face (``size`` cells across it along the interpolation axis), on
+    the basis of ``consistent_corrections``, so a linear velocity is still interpolated
+    exactly; never clipped. It reads one more ghost layer across the face
+    (``width``).
     """
 
     base: AbstractReconstruction
     weights: jax.Array
+    velocity_weights: jax.Array | None
     size: int = eqx.field(static=True)
     periodic: tuple[bool, ...] = eqx.field(static=True)
     bounded: bool = eqx.field(static=True)
 
-    def __init__(self, base: AbstractReconstruction | str, weights, *, size: int = 4, periodic, bounded: bool = True):
+    def __init__(
+        self,
+        base: AbstractReconstruction | str,
+        weights,
+        *,
+        size: int = 4,
+        periodic,
+        bounded: bool = True,
+        velocity_weights=None,
+    ):
         self.base = reconstruction(base)
         self.periodic = tuple(bool(p) for p in periodic)
         ndim = len(self.periodic)
@@ -236,11 +263,19 @@ class CorrectedReconstruction(AbstractReconstruction):
                 f"weights must be (targets, sides in (1, 2), {m}, *grid) for a {size}^{ndim} stencil, got "
                 f"{weights.shape}. Fix: m = size^ndim - 1 - ndim free weights per face (nnpde.correction_size)."
             )
-        self.weights, self.size, self.bounded = weights, size, bool(bounded)
+        if velocity_weights is not None:
+            velocity_weights = jnp.asarray(velocity_weights)
+            if velocity_weights.shape[1:] != (m, *weights.shape[3:]) or velocity_weights.ndim != 2 + ndim:
+                raise ValueError(
+                    f"velocity_weights must be (targets, {m}, *grid) with the grid of weights {weights.shape[3:]}, "
+                    f"got {velocity_weights.shape}. Fix: one set of {m} coefficients per cell and advecting velocity."
+                )
+        self.weights, self.velocity_weights, self.size, self.bounded = weights, velocity_weights, size, bool(bounded)
 
     @property
     def width(self) -> int:
-        return max(self.base.width, -(-self.size // 2))
+        across = 1 if self.velocity_weights is not None else 0  # the advecting velocity's rows reach one further
+        return max(self.base.width, -(-self.size // 2) + across)
 
     def _face_weights(self, axis: int, target: int, side: int, ndim: int):
         """``(m, *faces)``: cell ``i``'s coefficients on face ``i + 1/2``, as the face array."""
@@ -262,6 +297,57 @@ class CorrectedReconstruction(AbstractReconstruction):
         # dw = basis @ coefficients, per face; applied to the stencil's cells
         dw = jnp.moveaxis(jnp.tensordot(basis, coefficients, axes=(1, 0)), 0, -1)
         return jnp.sum(dw * stencil, axis=-1)
+
+    def advecting_velocity(self, velocity, v_pad, along: int, normal: int, *, ndim: int, width: int, target: int = 0):
+        """``velocity`` (the mean of ``u_normal`` over its two neighbours along ``along``, at
+        the ``normal`` faces of the control volumes staggered along ``along``) plus the
+        consistent stencil correction of ``velocity_weights[target]``.
+
+        The faces: ``i - 1/2`` along ``along`` (``n + 1`` of them if ``along ==
+        normal``, else ``n``: ``i = 0 .. n - 1``) and the ``n + 1`` rows ``0 .. n`` of
+        ``u_normal`` along ``normal`` (row ``n`` from the ghost layer); each takes the
+        coefficients of the cell that carries it (cell ``i - 1`` along ``along``, row ``j
+        mod n`` along ``normal`` on a periodic axis; zero on the boundary faces of an
+        axis that is not periodic).
+        """
+        if self.velocity_weights is None:
+            return velocity
+        shape = tuple(v_pad.shape[b] - 2 * width for b in range(ndim))
+        lengths = [n + (1 if b == normal else 0) for b, n in enumerate(shape)]
+
+        def window(offset):
+            index = []
+            for b in range(ndim):
+                start = width + offset[b]
+                if start < 0 or start + lengths[b] > v_pad.shape[b]:
+                    raise ValueError(
+                        f"The advecting velocity's stencil reads cells {offset[b]:+d} along axis {b}, beyond the "
+                        f"{width} ghost cells of the padded state. Fix: pad with the reconstruction's `width`."
+                    )
+                index.append(slice(start, start + lengths[b]))
+            return v_pad[tuple(index)]
+
+        w = self.velocity_weights[target]
+        for b in range(ndim):  # coefficients on the face array: cell i - 1 along `along`, row j mod n along `normal`
+            ax = 1 + b
+            n = w.shape[ax]
+            if b == along:
+                last = jax.lax.slice_in_dim(w, n - 1, n, axis=ax)
+                if not self.periodic[b]:
+                    last = jnp.zeros_like(last)
+                end = n if b == normal else n - 1
+                w = jnp.concatenate([last, jax.lax.slice_in_dim(w, 0, end, axis=ax)], axis=ax)
+                if b == normal and not self.periodic[b]:
+                    w = w.at[(slice(None),) * ax + (n,)].set(0.0)
+            elif b == normal:
+                first = jax.lax.slice_in_dim(w, 0, 1, axis=ax)
+                w = jnp.concatenate([w, first], axis=ax)
+                if not self.periodic[b]:
+                    w = w.at[(slice(None),) * ax + (0,)].set(0.0).at[(slice(None),) * ax + (n,)].set(0.0)
+        basis = jnp.asarray(consistent_corrections(self.size, ndim, along), dtype=v_pad.dtype)
+        stencil = jnp.stack([window(o) for o in stencil_offsets(self.size, ndim, along)], axis=-1)
+        dw = jnp.moveaxis(jnp.tensordot(basis, w, axes=(1, 0)), 0, -1)
+        return velocity + jnp.sum(dw * stencil, axis=-1)
 
     def _bound(self, value, c_pad, axis, *, ndim, width):
         if not self.bounded:
