@@ -61,6 +61,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--results", type=Path, default=Path("benchmarks/results/kolmogorov_equivalent_resolution.json")
     )
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=Path("docs/benchmarks/figures/kolmogorov_ladder_accuracy_cost.png"),
+        help="--part evaluate: the accuracy-cost figure",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
     parser.add_argument("--estimate", action="store_true", help="print the plan and its expected cost, run nothing")
     args = parser.parse_args(argv)
@@ -256,13 +262,14 @@ def evaluate(args) -> int:
         "command": "python " + " ".join(sys.argv),
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(out, indent=2, default=str))
+    partial = args.results.with_name(args.results.name + ".partial")  # written whole or not at all
+    partial.write_text(json.dumps(out, indent=2, default=str))
+    partial.replace(args.results)
     print(
         json.dumps({k: out[k] for k in ("equivalent_resolution", "speedup_at_equal_accuracy")}, indent=2, default=str)
     )
 
-    figure_dir = Path("docs/benchmarks/figures")
-    figure_dir.mkdir(parents=True, exist_ok=True)
+    args.figure.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
     xs = [costs[f"plain_{n}"] for n in resolutions]
     ys = [table[f"plain_{n}"]["correlation_time"].mean() for n in resolutions]
@@ -298,7 +305,7 @@ def evaluate(args) -> int:
     ax[1].set_ylabel("vorticity correlation with the truth (mean over states)")
     ax[1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(figure_dir / "kolmogorov_ladder_accuracy_cost.png", dpi=120)
+    fig.savefig(args.figure, dpi=120)
     return 0
 
 
