@@ -209,6 +209,13 @@ def correction_size(size: int, ndim: int) -> int:
     return size**ndim - 1 - ndim
 
 
+def _apply_correction(basis, coefficients, stencil):
+    """``sum_k dw_k c_k`` per face: ``dw = basis @ coefficients`` (``coefficients``: ``(m,
+    *faces)``) applied to the stencil's cells (``stencil``: ``(*faces, size^ndim)``)."""
+    dw = jnp.moveaxis(jnp.tensordot(basis, coefficients, axes=(1, 0)), 0, -1)
+    return jnp.sum(dw * stencil, axis=-1)
+
+
 class CorrectedReconstruction(AbstractReconstruction):
     r"""``base`` plus a consistent stencil correction ``sum_k dw_k c_{i + o_k}`` per face.
 
@@ -294,9 +301,7 @@ class CorrectedReconstruction(AbstractReconstruction):
         stencil = jnp.stack(
             [_window(c_pad, axis, o, ndim=ndim, width=width) for o in stencil_offsets(self.size, ndim, axis)], axis=-1
         )
-        # dw = basis @ coefficients, per face; applied to the stencil's cells
-        dw = jnp.moveaxis(jnp.tensordot(basis, coefficients, axes=(1, 0)), 0, -1)
-        return jnp.sum(dw * stencil, axis=-1)
+        return _apply_correction(basis, coefficients, stencil)
 
     def advecting_velocity(self, velocity, v_pad, along: int, normal: int, *, ndim: int, width: int, target: int = 0):
         """``velocity`` (the mean of ``u_normal`` over its two neighbours along ``along``, at
@@ -346,8 +351,7 @@ class CorrectedReconstruction(AbstractReconstruction):
                     w = w.at[(slice(None),) * ax + (0,)].set(0.0).at[(slice(None),) * ax + (n,)].set(0.0)
         basis = jnp.asarray(consistent_corrections(self.size, ndim, along), dtype=v_pad.dtype)
         stencil = jnp.stack([window(o) for o in stencil_offsets(self.size, ndim, along)], axis=-1)
-        dw = jnp.moveaxis(jnp.tensordot(basis, w, axes=(1, 0)), 0, -1)
-        return velocity + jnp.sum(dw * stencil, axis=-1)
+        return velocity + _apply_correction(basis, w, stencil)
 
     def _bound(self, value, c_pad, axis, *, ndim, width):
         if not self.bounded:
