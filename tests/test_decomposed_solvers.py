@@ -256,3 +256,37 @@ def test_flagship_references_split_over_two_ranks_equal_one_process(two_ranks):
         assert row["shape"] == [2, 3, *(([2] if case["problem"] == "kolmogorov" else [1]) + [4, 4])], row
         assert row["scale"] > 0.1, row  # a non-trivial state
         assert row["difference"] < 1e-10, (case["problem"], row)
+
+
+def test_couplings_refuse_a_split_domain_and_accept_a_whole_one():
+    """A network that reads the state sees only its rank's block on a split domain (its
+    convolution pads the block's own cells where the neighbour's belong): every coupling
+    of such a network refuses the block's equation, naming the split axes, and accepts
+    the same equation on a one-rank decomposition (no halo faces)."""
+    from flax import nnx
+
+    grid, bc = _split_conditions(periodic=True)
+    eq = solvers.NavierStokes2D(grid, viscosity=0.1, bc=bc)
+
+    def net(out):
+        conv = nnpde.networks.ConvNet(2, out, ndim=2, hidden=4, depth=1, periodic=(True, True), rngs=nnx.Rngs(0))
+        return nnpde.Network(conv)
+
+    m = nnpde.correction_size(4, 2)
+    split = r"network reads the state, but NavierStokes2D runs on one block of a split domain "
+    split += r"\(halo faces on axes \[0\]"
+    with pytest.raises(ValueError, match=split + r".*Fix: couple the network to the equation on the whole grid"):
+        nnpde.learned_interpolation(eq, net(4 * m))
+    with pytest.raises(ValueError, match=r"The closure \(term form\) " + split):
+        nnpde.ClosureEquation(eq, net(2))
+    with pytest.raises(ValueError, match=r"The correction " + split):
+        nnpde.CorrectedStepper(nnpde.ProjectedRK(eq, dt=0.01), net(2))
+    with pytest.raises(ValueError, match=r"The emulator " + split):
+        nnpde.Emulator(net(2), equation=eq, dt=0.01)
+    # one rank holding the whole periodic domain: no halo faces, the couplings build
+    d = Decomposition.create(nnpde.Grid((8, 8)), nnpde.BoundaryConditions.periodic(2), comm=MPI.COMM_SELF)
+    whole = solvers.NavierStokes2D(d.local_grid, viscosity=0.1, bc=d.boundary_conditions)
+    assert not any(d.boundary_conditions.has_halo(a) for a in range(2))
+    learned = nnpde.learned_interpolation(whole, net(4 * m))
+    assert learned.reconstruction.periodic == (True, True)
+    nnpde.ClosureEquation(whole, net(2))

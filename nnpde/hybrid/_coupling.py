@@ -63,6 +63,27 @@ def _check_fits(network, input_shape, expected, dtype, what: str, fix: str) -> N
         )
 
 
+def _refuse_split_domain(equation, what: str) -> None:
+    """Refuse an equation that runs on one rank's block of a split domain (halo faces):
+    a network that reads the state (a convolution) would see the block alone, without its
+    neighbours' cells, and the model would differ from the same model run whole."""
+    bc = getattr(equation, "bc", None)
+    if isinstance(bc, (tuple, list)) and bc:
+        bc = bc[0]
+    has_halo = getattr(bc, "has_halo", None)
+    if not callable(has_halo):
+        return
+    split = [a for a in range(equation.grid.ndim) if has_halo(a)]
+    if split:
+        raise ValueError(
+            f"The {what} network reads the state, but {type(equation).__name__} runs on one block of a split domain "
+            f"(halo faces on axes {split}, block {tuple(equation.grid.shape)}): the network would see the block "
+            "alone and the model would differ from the same model run whole. Fix: couple the network to the "
+            "equation on the whole grid (nnpde splits the reference solver's domain for data, "
+            "`distributed.domain`; hybrid models train data-parallel)."
+        )
+
+
 def _dtype():
     return jnp.zeros(()).dtype
 
@@ -115,6 +136,7 @@ class CorrectedStepper(AbstractStepper):
                 f"project=True needs an equation with a projection, got {type(stepper.equation).__name__}. "
                 "Fix: use project=True only with a projected equation (nnpde.AbstractProjectedEquation)."
             )
+        _refuse_split_domain(stepper.equation, "correction")
         shape = stepper.equation.state_shape
         _check_fits(
             network,
@@ -159,6 +181,7 @@ class Emulator(AbstractStepper):
     scale: float = eqx.field(static=True)
 
     def __init__(self, network: Callable, *, equation: AbstractEquation, dt: float, scale: float = 1.0):
+        _refuse_split_domain(equation, "emulator")
         shape = equation.state_shape
         _check_fits(
             network,
@@ -236,6 +259,7 @@ class ClosureEquation(_WrappedEquation):
             raise TypeError(f"ClosureEquation wraps an nnpde equation, got {type(equation).__name__}.")
         if form not in ("term", "flux"):
             raise ValueError(f"form must be 'term' or 'flux', got {form!r}.")
+        _refuse_split_domain(equation, f"closure ({form} form)")
         shape, ndim = equation.state_shape, equation.grid.ndim
         if periodic is None:
             bc = getattr(equation, "bc", None)
@@ -420,6 +444,7 @@ class LearnedCoefficient(_WrappedEquation):
                 f"use a pointwise network with {grid.ndim} inputs (the coordinates) and 1 output.",
             )
         else:
+            _refuse_split_domain(equation, "coefficient (inputs='state')")
             shape = equation.state_shape
             _check_fits(
                 network,

@@ -28,7 +28,7 @@ import equinox as eqx
 from ..numerics._equation import AbstractEquation
 from ..numerics._reconstruction import AbstractReconstruction, CorrectedReconstruction, correction_size
 from ..numerics._stepper import AbstractStepper
-from ._coupling import _check_fits, _check_scale, _dtype
+from ._coupling import _check_fits, _check_scale, _dtype, _refuse_split_domain
 
 
 class LearnedInterpolation(AbstractReconstruction):
@@ -138,6 +138,7 @@ def learned_interpolation(
             "the reconstructed states itself. Fix: velocities=False (learn the face states only), or "
             "solvers.NavierStokes2D, whose momentum flux carries each component with an interpolated velocity."
         )
+    _refuse_split_domain(equation, "learned interpolation")
     ndim = equation.grid.ndim
     m = correction_size(size, ndim)
     periodic = _periodic_axes(equation)
