@@ -62,6 +62,14 @@ def main(argv=None) -> int:
         help="--part evaluate: trained models KIND:HIDDEN:DEPTH[:TAG] (TAG: a run trained elsewhere, e.g. accel)",
     )
     parser.add_argument(
+        "--long",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="--part evaluate: what runs the 50-unit rollouts, models named in --models or plain_N rungs of the "
+        "ladder (default: the first model and plain_32)",
+    )
+    parser.add_argument(
         "--results", type=Path, default=Path("benchmarks/results/kolmogorov_equivalent_resolution.json")
     )
     parser.add_argument(
@@ -152,12 +160,27 @@ def _cached(path: Path, key: str, compute):
     return arrays
 
 
+def _long_names(args) -> list[str]:
+    """What runs the long rollouts (``--long``), checked before any work: models named in
+    ``--models`` or plain rungs of the ladder."""
+    names = args.long if args.long is not None else [args.models[0], f"plain_{ladder.COARSE}"]
+    rungs = [f"plain_{n}" for n in ladder.LADDER]
+    unknown = [name for name in names if name not in args.models and name not in rungs]
+    if unknown:
+        raise SystemExit(
+            f"--long {' '.join(unknown)}: not a model of --models {args.models} nor a rung of the ladder {rungs}. "
+            "Fix: name models exactly as in --models, or plain_N."
+        )
+    return list(dict.fromkeys(names))
+
+
 def evaluate(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    long_names = _long_names(args)
     runs, starts = ladder.truth(args.out)
     held = ladder.held_out(runs)
     reference = ladder.coarse_trajectories(held)
@@ -213,14 +236,20 @@ def evaluate(args) -> int:
     truth_stats = ladder.statistics(ladder.coarse_trajectories(runs))
     settle = round(10.0 / ladder.EVAL_INTERVAL)
     long_stats = {"truth": truth_stats}
-    for name, step in ((head, _load(args, head)[0]), (f"plain_{ladder.COARSE}", coarse_step)):
+    for name in long_names:
         done = trained_steps.get(name, 0)
+        if name.startswith("plain_"):  # a rung: from the held-out starts at its resolution, kept at the coarse grid
+            n = int(name.removeprefix("plain_"))
+            step, long_starts = ladder.stepper(n), ladder.held_out_starts(starts, n)
+        else:
+            step, long_starts = _load(args, name)[0], coarse_starts
 
-        def run_long(step=step):
+        def run_long(step=step, long_starts=long_starts, name=name):
             out = {}
-            for i, u in enumerate(coarse_starts):
+            for i, u in enumerate(tqdm(long_starts, desc=f"{name}: {duration:g}-unit rollouts", file=sys.stdout)):
                 kept, reached = ladder.long_rollout(step, u, duration)
-                out[f"kept{i}"], out[f"reached{i}"] = kept, np.asarray(reached)
+                out[f"kept{i}"] = ladder.coarse_trajectories(kept[None])[0]
+                out[f"reached{i}"] = np.asarray(reached)
             return out
 
         stored = _cached(

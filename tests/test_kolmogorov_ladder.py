@@ -103,3 +103,39 @@ def _unprojected():
     from solvers.burgers import Burgers
 
     return Burgers(nnpde.Grid((16,), extent=((0.0, 1.0),)), nnpde.BoundaryConditions.periodic(1), viscosity=0.1)
+
+
+def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path):
+    """``--long`` names what runs the 50-unit rollouts: a name that is neither a model of
+    ``--models`` nor a rung of the ladder stops the evaluation at once (no data read:
+    ``--out`` is empty), with both lists and the fix."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "kolmogorov_ladder.py"),
+            "--part",
+            "evaluate",
+            "--models",
+            "interpolation:16:3",
+            "--long",
+            "interpolation:16:3",
+            "plain_48",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), "JAX_PLATFORMS": "cpu"},
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "--long plain_48: not a model of --models ['interpolation:16:3'] nor a rung" in result.stderr
+    assert "plain_256" in result.stderr and "Fix: name models exactly as in --models, or plain_N." in result.stderr
+    assert not any(tmp_path.iterdir())
