@@ -107,6 +107,7 @@ def task(
     stencils: str = "stage",
     stencil: int = STENCIL,
     bounded: bool = True,
+    target: float | None = None,
 ) -> nnpde.Task:
     """The Burgers hybrid task for ``nnpde train``: the ``coarse``-cell solver with step
     ``dt``, its learned correction / closure / emulator / learned interpolation (a CNN of
@@ -117,7 +118,10 @@ def task(
     interpolation's network runs at every RK stage (``"stage"``) or once per step, its
     stencils held over the stages (``"step"``, ``nnpde.PerStepInterpolation``: a third of
     the network's cost); ``stencil``: its cells per face; ``bounded``: each face value
-    clipped to its two neighbours' range (``nnpde.learned_interpolation``)."""
+    clipped to its two neighbours' range (``nnpde.learned_interpolation``); ``target``:
+    the declared horizon error for another set-up (``None``: ``TARGET_ERROR``, which is
+    meaningful for the defaults only; ``scripts/configs/burgers_ladder.toml`` declares
+    its own)."""
     defaults = dict(hidden=32, depth=4, horizon=HORIZON, coarse=COARSE, factor=FACTOR)
     for name, value in (("hidden", hidden), ("depth", depth), ("horizon", horizon), ("coarse", coarse)):
         nnpde.check_int(value, name, fix=f"e.g. {name} = {defaults[name]}.")
@@ -131,6 +135,13 @@ def task(
         raise ValueError(f"stencils must be 'stage' or 'step', got {stencils!r}. Fix: e.g. stencils = 'step'.")
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive finite time step, got {dt!r}. Fix: e.g. dt = {DT}.")
+    if target is not None and (
+        isinstance(target, bool) or not isinstance(target, (int, float)) or not (0 < target < math.inf)
+    ):
+        raise ValueError(
+            f"target must be a positive relative error at the horizon, got {target!r}. Fix: e.g. target = "
+            f"{TARGET_ERROR} (the default set-up's), or leave it out."
+        )
     # Both the coarse and the fine solver must be stable at this dt (u0 has max |u| = 1).
     limit = float(nnpde.max_stable_dt(equation(coarse), "ssprk3", u=jnp.ones((1, coarse))))
     if dt > limit:
@@ -189,7 +200,7 @@ def task(
             "modes": MODES,
         },
         horizon=horizon,
-        target=TARGET_ERROR,
+        target=TARGET_ERROR if target is None else float(target),
         channels=("u",),
         units={"time": "1", "u": "1"},
         attrs={

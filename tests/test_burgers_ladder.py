@@ -34,11 +34,20 @@ def test_task_grid_options_keep_the_default_data_and_refuse_bad_values():
         (dict(stencils="stages"), "stencils must be 'stage' or 'step'"),
         (dict(stencil=2), "stencil must be an integer >= 3"),
         (dict(coarse=8, dt=2.0), "exceeds the coarse solver's stable step .* on 8 cells"),
+        (dict(target=0.0), r"target must be a positive relative error at the horizon, got 0.0. Fix: e.g. target ="),
+        (dict(target=float("inf")), "target must be a positive relative error"),
     ):
         with pytest.raises(ValueError, match=match):
             hb.task(**bad)
     with pytest.raises((ValueError, TypeError)):  # the suite's type checker refuses it first
         hb.task(bounded="no")
+    # the declared target: the default set-up's unless an option declares another; the
+    # ladder config declares its own (the plain solver's horizon error on 4x the cells)
+    assert hb.task().target == hb.TARGET_ERROR and hb.task(coarse=32, factor=32, target=0.0053).target == 0.0053
+    from nnpde.runs._config import load_config
+
+    options = load_config(ROOT / "scripts/configs/burgers_ladder.toml").problem.options
+    assert options["target"] != hb.TARGET_ERROR and hb.task(**options).target == options["target"]
 
 
 def test_ladder_rungs_converge_at_the_schemes_order():
