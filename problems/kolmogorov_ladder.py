@@ -359,6 +359,7 @@ def train(
     checkpoint_every: int = 50,
     stop_when=None,
     check_stability: bool = True,
+    noise: float = 0.0,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -371,7 +372,12 @@ def train(
     over ``validation_steps`` coarse steps (4 time units) is logged; ``stop_when(figures)``
     (``nnpde.fit``), checked then, can end the run early (a wall-time budget, say);
     ``check_stability=False`` trains without the solvers' runtime CFL check (a
-    diverging model is then caught by its non-finite loss)."""
+    diverging model is then caught by its non-finite loss). ``noise``: Gaussian noise of
+    ``noise`` times each sampled state's rms added to it (``nnpde.unrolled_loss``): the
+    unrolled model learns to pull perturbed states back, for long-rollout stability
+    (Sanchez-Gonzalez et al. 2020; Stachenfeld et al. 2021)."""
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
     net = model(
         kind, seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], check_stability=check_stability
     )
@@ -385,6 +391,8 @@ def train(
         return {"val_correlation_time": float(np.mean(corr)), "val_error_0.64": float(np.mean(errors[:, at]))}
 
     def loss(m, batch, key):
+        if noise:
+            return nnpde.unrolled_loss(m, batch, noise=noise, key=key)
         return nnpde.unrolled_loss(m, batch)
 
     optimizer = _optimizer(learning_rate, steps)
@@ -392,6 +400,8 @@ def train(
     config = dict(kind=kind, hidden=hidden, depth=depth, steps=steps, window=window, batch_size=batch_size)
     config.update(learning_rate=learning_rate, seed=seed, data=list(trajectories.shape))
     config.update(eval_every=eval_every, validation_steps=validation_steps)
+    if noise:  # only when set: runs trained before the option resume with their own settings
+        config.update(noise=float(noise))
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from

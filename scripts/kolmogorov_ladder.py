@@ -53,6 +53,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=6, help="--part model: samples per step")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="--part model: peak learning rate")
     parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="--part model: Gaussian noise (times each sampled state's rms) added to the unrolled starts",
+    )
+    parser.add_argument(
         "--tag", default="", help="--part model: a further run of this kind and size (other settings): KIND:H:D:TAG"
     )
     parser.add_argument(
@@ -132,6 +138,7 @@ def train_model(args) -> int:
         window=args.window,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        noise=args.noise,
         tag=args.tag,
     )
     print(f"trained {int(result.state.step)} steps; last figures {result.history[-1] if result.history else {}}")
