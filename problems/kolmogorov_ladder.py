@@ -470,6 +470,7 @@ def score_table(step, runs, reference) -> dict:
     at t = 0.64 and 2.56 of ``runs`` against ``reference`` (both ``(states, saves + 1,
     2, c, c)``, ``EVAL_INTERVAL`` apart; ``step``: a solver on the ``c``^2 grid)."""
     corr, errors = scores(step, runs, reference, interval=EVAL_INTERVAL)
+    errors = np.where(np.isfinite(errors), errors, np.inf)  # a run that blew up: unboundedly wrong
     return {
         "correlation_time": corr,
         "error_0.64": errors[:, round(0.64 / EVAL_INTERVAL)],
@@ -500,11 +501,15 @@ def _optimizer(learning_rate: float, steps: int):
     )
 
 
-def trained(folder, *, kind: str, hidden: int, depth: int, tag: str = "", resolution: int = COARSE):
+def trained(
+    folder, *, kind: str, hidden: int, depth: int, tag: str = "", resolution: int = COARSE, check_stability=True
+):
     """``(model, step, settings)``: the model that ``train`` left in ``folder``, restored
     read-only from its newest intact checkpoint (a run stopped early, or trained on
     another machine, is read as it is: nothing trains here), the step it reached and
-    the run's settings."""
+    the run's settings. ``check_stability=False``: without the runtime CFL check, so
+    that a run that blows up goes on (to inf and NaN) instead of raising, and is scored
+    as decorrelated from there."""
     run_dir = model_dir(folder, kind, hidden, depth, tag)
     settings = run_dir / "settings.json"
     if not settings.exists():
@@ -513,7 +518,9 @@ def trained(folder, *, kind: str, hidden: int, depth: int, tag: str = "", resolu
             "Fix: train it first (scripts/kolmogorov_ladder.py --part model)."
         )
     config = json.loads(settings.read_text())
-    net = model(kind, seed=config["seed"], hidden=hidden, depth=depth, resolution=resolution)
+    net = model(
+        kind, seed=config["seed"], hidden=hidden, depth=depth, resolution=resolution, check_stability=check_stability
+    )
     state, static = nnpde.init_train_state(
         net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]
     )

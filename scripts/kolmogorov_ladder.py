@@ -145,10 +145,12 @@ def train_model(args) -> int:
     return 0
 
 
-def _load(args, spec: str):
+def _load(args, spec: str, *, check_stability: bool = True):
     """``(model, step)`` of a trained run ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out``."""
     kind, hidden, depth, *tag = spec.split(":")
-    m, step, _ = ladder.trained(args.out, kind=kind, hidden=int(hidden), depth=int(depth), tag="".join(tag))
+    m, step, _ = ladder.trained(
+        args.out, kind=kind, hidden=int(hidden), depth=int(depth), tag="".join(tag), check_stability=check_stability
+    )
     return m, step
 
 
@@ -202,17 +204,22 @@ def evaluate(args) -> int:
         corr = table[f"plain_{n}"]["correlation_time"].mean()
         print(f"plain {n}^2: correlation time {corr:.3f}, cost {costs[f'plain_{n}']:.4g} s")
     coarse_starts = ladder.held_out_starts(starts, ladder.COARSE)
-    model_runs, trained_steps = {}, {}
+    model_runs, trained_steps, blown = {}, {}, {}
     for spec in args.models:
         m, done = _load(args, spec)
+        unchecked = _load(args, spec, check_stability=False)[0]  # a run that blows up goes on, scored from there
         save_every = round(ladder.EVAL_INTERVAL / m.dt)
         model_runs[spec] = _cached(
             args.out / f"evaluation_{spec.replace(':', '_')}.npz",
             f"step {done}, {len(coarse_starts)} states, {reference.shape[1]} saves",
-            lambda m=m, save_every=save_every: {
-                "runs": ladder.rollouts(m, coarse_starts, reference.shape[1] - 1, save_every)
+            lambda unchecked=unchecked, save_every=save_every: {
+                "runs": ladder.rollouts(unchecked, coarse_starts, reference.shape[1] - 1, save_every)
             },
         )["runs"]
+        peak = np.max(np.abs(np.nan_to_num(model_runs[spec], nan=np.inf)), axis=tuple(range(1, model_runs[spec].ndim)))
+        blown[spec] = int(np.sum(peak > 10 * np.max(np.abs(reference))))  # inf, NaN or 10x the truth's fastest
+        if blown[spec]:
+            print(f"{spec}: {blown[spec]} of {len(coarse_starts)} runs blew up within the scored horizon")
         table[spec] = ladder.score_table(coarse_step, model_runs[spec], reference)
         costs[spec] = ladder.seconds_per_time_unit(m, coarse_starts)
         trained_steps[spec] = done
@@ -225,6 +232,11 @@ def evaluate(args) -> int:
         per_metric = {}
         for metric, better in (("correlation_time", True), ("error_0.64", False), ("error_2.56", False)):
             ladder_scores = np.stack([table[f"plain_{n}"][metric] for n in resolutions])
+            diverged = int(np.sum(~np.isfinite(table[spec][metric])))
+            if diverged:  # an error with no bound: no resolution of the ladder matches it
+                per_metric[metric] = {"factor": None, "diverged_states": diverged}
+                print(f"{spec}: {metric} unbounded on {diverged} states (blown up by then); no equivalent resolution")
+                continue
             eq = nnpde.metrics.equivalent_resolution(
                 table[spec][metric], ladder_scores, resolutions, coarse=ladder.COARSE, higher_is_better=better
             )
@@ -292,7 +304,14 @@ def evaluate(args) -> int:
         "ladder": resolutions,
         "headline_model": head,
         "plain_finest_over_model_correlation_time": ratio_256,
-        "models": {spec: {"trained_steps": trained_steps[spec], "metrics": results[spec]} for spec in args.models},
+        "models": {
+            spec: {
+                "trained_steps": trained_steps[spec],
+                "blown_up_in_scored_horizon": blown[spec],
+                "metrics": results[spec],
+            }
+            for spec in args.models
+        },
         "mean_scores": {name: {k: float(np.mean(v)) for k, v in t.items()} for name, t in table.items()},
         "per_state_scores": {name: {k: np.asarray(v).tolist() for k, v in t.items()} for name, t in table.items()},
         "seconds_per_time_unit_per_trajectory": costs,

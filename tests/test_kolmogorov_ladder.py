@@ -59,6 +59,11 @@ def test_ladder_training_resumes_and_scores_like_the_benchmark(tmp_path):
     assert all(np.array_equal(a, b) for a, b in leaves)
     with pytest.raises(FileNotFoundError, match="Fix: train it first"):
         ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=2, resolution=16)
+    # read back without the runtime CFL check (the evaluation's rollouts): the same weights
+    free, _, _ = ladder.trained(tmp_path, kind="correction", hidden=4, depth=2, resolution=16, check_stability=False)
+    assert again.stepper.check_stability and not free.stepper.check_stability
+    leaves = zip(jax.tree.leaves(nnpde.trainable(free)), jax.tree.leaves(nnpde.trainable(again)))
+    assert all(np.array_equal(a, b) for a, b in leaves)
 
     # scored as the benchmark scores: the truth against itself never decorrelates
     reference = ladder.coarse_trajectories(_runs(16, [0, 1], 40), 8)  # past t = 2.56 at EVAL_INTERVAL
@@ -66,6 +71,14 @@ def test_ladder_training_resumes_and_scores_like_the_benchmark(tmp_path):
     assert table["correlation_time"].shape == (2,)
     np.testing.assert_allclose(table["correlation_time"], (reference.shape[1] - 1) * ladder.EVAL_INTERVAL)
     assert np.all(table["error_0.64"] == 0)
+    # a run that blows up at save 10 (inf, then NaN) is decorrelated from its last finite
+    # save and unboundedly wrong after it, not scored as the whole horizon
+    blown = np.array(reference)
+    blown[:, 10] = np.inf
+    blown[:, 11:] = np.nan
+    table = ladder.score_table(ladder.stepper(8), blown, reference)
+    np.testing.assert_allclose(table["correlation_time"], 9 * ladder.EVAL_INTERVAL)
+    assert np.all(table["error_0.64"] == 0) and np.all(table["error_2.56"] == np.inf)
     stats = ladder.statistics(reference, 8, k_max=3)
     assert len(stats["spectrum"]) == 3 and stats["kinetic_energy"] > 0
 

@@ -76,6 +76,13 @@ def test_correlation_time_of_a_rotating_mode_matches_the_analytic_crossing():
     assert float(metrics.correlation_time(-reference, reference, dt=dt)) == 0.0
     jitted = jax.jit(lambda p, r: metrics.correlation_time(p, r, dt=dt))(prediction, reference)
     assert abs(float(jitted) - analytic) < 0.01 * dt
+    # a prediction that blows up (inf, then NaN) at step 30, still well correlated at
+    # step 29: decorrelated there, the crossing at the last finite step, not the horizon
+    blown = np.array(reference)
+    blown[30] = np.inf
+    blown[31:] = np.nan
+    assert float(metrics.correlation_time(blown, reference, dt=dt)) == pytest.approx(29 * dt)
+    assert float(metrics.correlation_time(blown, reference, dt=dt, threshold=0.8)) == pytest.approx(29 * dt)
 
 
 def test_energy_spectrum_of_a_single_mode_1d_and_2d():

@@ -168,7 +168,10 @@ def correlation_time(prediction, reference, *, dt, threshold: float = 0.8):
     crossing is interpolated linearly between steps ``i - 1`` and ``i``:
     ``t = (i - 1 + (rho[i-1] - threshold) / (rho[i-1] - rho[i])) * dt``, so it is accurate to
     a fraction of a step. It is ``0`` when ``rho[0] < threshold``, and the whole horizon
-    ``(T - 1) * dt`` when the correlation never falls below the threshold.
+    ``(T - 1) * dt`` when the correlation never falls below the threshold. A step whose
+    correlation is not finite (a prediction that blew up to inf or NaN) counts as below
+    the threshold, and a crossing at such a step is put at the last finite step before
+    it, ``(i - 1) * dt``: a diverged run never scores the whole horizon.
     """
     p, r = _pair(prediction, reference, "correlation_time", 3, "(T, C, *spatial)")
     if isinstance(dt, (int, float)) and not (math.isfinite(dt) and dt > 0):
@@ -183,11 +186,13 @@ def correlation_time(prediction, reference, *, dt, threshold: float = 0.8):
 
 @jax.jit
 def _first_crossing(rho, threshold, dt):
-    below = rho < threshold
+    finite = jnp.isfinite(rho)
+    below = ~(finite & (rho >= threshold))  # NaN or inf: the prediction blew up
     i = jnp.argmax(below)
     previous = rho[jnp.maximum(i - 1, 0)]
-    drop = jnp.where(i == 0, 1.0, previous - rho[i])
-    t_cross = jnp.where(i == 0, 0.0, (i - 1 + (previous - threshold) / drop) * dt)
+    drop = jnp.where((i == 0) | ~finite[i], 1.0, previous - rho[i])
+    fraction = jnp.where(finite[i], (previous - threshold) / drop, 0.0)
+    t_cross = jnp.where(i == 0, 0.0, (i - 1 + fraction) * dt)
     return jnp.where(jnp.any(below), t_cross, (rho.shape[0] - 1) * dt)
 
 
