@@ -59,6 +59,16 @@ def test_ladder_training_resumes_and_scores_like_the_benchmark(tmp_path):
     assert all(np.array_equal(a, b) for a, b in leaves)
     with pytest.raises(FileNotFoundError, match="Fix: train it first"):
         ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=2, resolution=16)
+    # noise on the unrolled starts: another loss from the same seed, recorded in the
+    # settings (only when set), a negative value refused
+    common = dict(kind="correction", hidden=4, depth=2, steps=2, window=2, batch_size=2, eval_every=1)
+    noisy = ladder.train(tmp_path, data, noise=0.1, tag="noise", validation_steps=4, progress=False, **common)
+    losses = [[row["loss"] for row in r.history if "loss" in row] for r in (first, noisy)]
+    assert losses[0] and len(losses[0]) == len(losses[1]) and losses[0] != losses[1]
+    assert ladder.trained(tmp_path, kind="correction", hidden=4, depth=2, tag="noise", resolution=16)[2]["noise"] == 0.1
+    assert "noise" not in settings
+    with pytest.raises(ValueError, match=r"noise must be a finite number >= 0, got -0.1"):
+        ladder.train(tmp_path, data, noise=-0.1, tag="bad", **common)
     # read back without the runtime CFL check (the evaluation's rollouts): the same weights
     free, _, _ = ladder.trained(tmp_path, kind="correction", hidden=4, depth=2, resolution=16, check_stability=False)
     assert again.stepper.check_stability and not free.stepper.check_stability
@@ -152,20 +162,3 @@ def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path):
     assert "--long plain_48: not a model of --models ['interpolation:16:3'] nor a rung" in result.stderr
     assert "plain_256" in result.stderr and "Fix: name models exactly as in --models, or plain_N." in result.stderr
     assert not any(tmp_path.iterdir())
-
-
-def test_training_with_noise_perturbs_the_starts_and_records_it(tmp_path):
-    """``noise``: the unrolled starts are perturbed (the same run without it has another
-    loss), the setting is recorded for the read-back, and a negative value is refused."""
-    data = _runs(16, range(6), 12)
-    common = dict(kind="correction", hidden=4, depth=2, steps=2, window=2, batch_size=2, eval_every=2)
-    common.update(validation_steps=4, progress=False)
-    plain = ladder.train(tmp_path, data, **common)
-    noisy = ladder.train(tmp_path, data, noise=0.1, tag="noise", **common)
-    losses = [[row["loss"] for row in r.history if "loss" in row] for r in (plain, noisy)]
-    assert losses[0] and len(losses[0]) == len(losses[1]) and losses[0] != losses[1]
-    _, _, settings = ladder.trained(tmp_path, kind="correction", hidden=4, depth=2, tag="noise", resolution=16)
-    assert settings["noise"] == 0.1
-    assert "noise" not in ladder.trained(tmp_path, kind="correction", hidden=4, depth=2, resolution=16)[2]
-    with pytest.raises(ValueError, match=r"noise must be a finite number >= 0, got -0.1"):
-        ladder.train(tmp_path, data, noise=-0.1, tag="bad", **common)
