@@ -63,14 +63,19 @@ def _check_fits(network, input_shape, expected, dtype, what: str, fix: str) -> N
         )
 
 
+def _boundary_conditions(equation):
+    """The equation's ``bc`` (the first set where there is one per component), or ``None``."""
+    bc = getattr(equation, "bc", None)
+    if isinstance(bc, (tuple, list)) and bc:  # one set per component: the first tells the axes
+        bc = bc[0]
+    return bc
+
+
 def _refuse_split_domain(equation, what: str) -> None:
     """Refuse an equation that runs on one rank's block of a split domain (halo faces):
     a network that reads the state (a convolution) would see the block alone, without its
     neighbours' cells, and the model would differ from the same model run whole."""
-    bc = getattr(equation, "bc", None)
-    if isinstance(bc, (tuple, list)) and bc:
-        bc = bc[0]
-    has_halo = getattr(bc, "has_halo", None)
+    has_halo = getattr(_boundary_conditions(equation), "has_halo", None)
     if not callable(has_halo):
         return
     split = [a for a in range(equation.grid.ndim) if has_halo(a)]
@@ -262,9 +267,7 @@ class ClosureEquation(_WrappedEquation):
         _refuse_split_domain(equation, f"closure ({form} form)")
         shape, ndim = equation.state_shape, equation.grid.ndim
         if periodic is None:
-            bc = getattr(equation, "bc", None)
-            if isinstance(bc, (tuple, list)) and bc:  # one set per component: the first tells the axes
-                bc = bc[0]
+            bc = _boundary_conditions(equation)
             if not hasattr(bc, "is_periodic"):
                 bc = None
             if bc is None and form == "flux":

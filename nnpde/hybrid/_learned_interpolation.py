@@ -28,7 +28,7 @@ import equinox as eqx
 from ..numerics._equation import AbstractEquation
 from ..numerics._reconstruction import AbstractReconstruction, CorrectedReconstruction, correction_size
 from ..numerics._stepper import AbstractStepper
-from ._coupling import _check_fits, _check_scale, _dtype, _refuse_split_domain
+from ._coupling import _boundary_conditions, _check_fits, _check_scale, _dtype, _refuse_split_domain
 
 
 class LearnedInterpolation(AbstractReconstruction):
@@ -174,9 +174,7 @@ def learned_interpolation(
 
 
 def _periodic_axes(equation) -> tuple[bool, ...]:
-    bc = getattr(equation, "bc", None)
-    if isinstance(bc, (tuple, list)) and bc:
-        bc = bc[0]
+    bc = _boundary_conditions(equation)
     ndim = equation.grid.ndim
     if not hasattr(bc, "is_periodic"):
         return (True,) * ndim
