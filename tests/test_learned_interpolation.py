@@ -218,7 +218,9 @@ def test_reconstruction_pads_are_checked():
 def test_learned_interpolation_in_navier_stokes_keeps_the_flow_divergence_free():
     """On the MAC Navier-Stokes solver: a zero network is the plain van Leer solver
     bitwise (which still takes the hand-written adjoint); a random one changes the
-    flow, which the projection keeps divergence-free; gradients reach the network."""
+    flow, which the projection keeps divergence-free. (The gradient through the Navier-
+    Stokes stencils: ``test_learned_advecting_velocities_in_navier_stokes``, whose
+    network chooses these face stencils too; its compilation is most of either test.)"""
     grid = nnpde.Grid((16, 16), extent=((0.0, 2 * np.pi),) * 2)
     eq = solvers.NavierStokes2D(grid, viscosity=0.01, advection="van_leer")
     targets, sides = eq.reconstruction_targets
@@ -233,10 +235,6 @@ def test_learned_interpolation_in_navier_stokes_keeps_the_flow_divergence_free()
     u3 = nnpde.rollout(learned, u0, 3)[-1]
     assert float(jnp.max(jnp.abs(u3 - plain_rollout[-1]))) > 1e-4
     assert float(jnp.max(jnp.abs(eq.divergence(u3)))) < 1e-10
-    params, static = eqx.partition(learned, nnpde.trainable(learned))
-    grad = jax.grad(lambda p: jnp.sum(nnpde.rollout(eqx.combine(p, static), u0, 2) ** 2))(params)
-    norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grad)]
-    assert all(np.isfinite(norms)) and max(norms) > 0
 
 
 def test_kolmogorov_task_offers_learned_interpolation_that_starts_as_its_solver():
@@ -361,8 +359,8 @@ def test_learned_advecting_velocities_in_navier_stokes():
     net = _network(out, 2, zero_init=False)
     both = nnpde.learned_interpolation(eq, net, scale=0.1, velocities=True, bounded=False)
     faces_only = nnpde.learned_interpolation(eq, lambda u: net(u)[: 4 * m], scale=0.1, bounded=False)
-    rate = both(0.0, u0)
-    assert float(jnp.max(jnp.abs(rate - faces_only(0.0, u0)))) > 1e-4  # the velocity stencils act
+    rate = eqx.filter_jit(both)(0.0, u0)  # compiled: op by op, this right-hand side takes longer
+    assert float(jnp.max(jnp.abs(rate - eqx.filter_jit(faces_only)(0.0, u0)))) > 1e-4  # the velocity stencils act
     for c in range(2):  # a flux divergence: each component's total momentum rate is zero
         assert abs(float(jnp.sum(both.momentum_flux_divergence(u0)[c]))) < 1e-12
     step = nnpde.PerStepInterpolation(nnpde.ProjectedRK(both, dt=0.05))
@@ -374,9 +372,9 @@ def test_learned_advecting_velocities_in_navier_stokes():
 
     assert float(velocity_part(u0)) > 0
     params, static = eqx.partition(step, nnpde.trainable(step))
-    grad = jax.grad(lambda p: jnp.sum(nnpde.rollout(eqx.combine(p, static), u0, 2) ** 2))(params)
+    grad = jax.grad(lambda p: jnp.sum(nnpde.rollout(eqx.combine(p, static), u0, 1) ** 2))(params)
     norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grad)]
-    assert all(np.isfinite(norms)) and max(norms) > 0
+    assert all(np.isfinite(norms)) and min(norms) > 0  # every weight and bias of the network
     # the gradient of the flow with respect to the velocity stencils alone is not zero
     weights = both.reconstruction.prepare(u0)
 
@@ -384,7 +382,7 @@ def test_learned_advecting_velocities_in_navier_stokes():
         prepared = eqx.tree_at(lambda r: r.velocity_weights, weights, vw)
         return jnp.sum(eq.with_reconstruction(prepared).momentum_flux_divergence(u0) ** 2)
 
-    assert float(jnp.linalg.norm(jax.grad(rate_of)(weights.velocity_weights))) > 0
+    assert float(jnp.linalg.norm(jax.jit(jax.grad(rate_of))(weights.velocity_weights))) > 0
     with pytest.raises(ValueError, match="no advecting velocity"):
         nnpde.learned_interpolation(_burgers(2), _network(8 * m, 2, zero_init=True), velocities=True)
     with pytest.raises(TypeError, match="velocities"):  # the suite's type checker, or the coupling's own check
