@@ -21,6 +21,7 @@ and the figures.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -154,19 +155,51 @@ def _load(args, spec: str, *, check_stability: bool = True):
     return m, step
 
 
-def _cached(path: Path, key: str, compute):
-    """``compute()``'s arrays (a dict), kept in ``path`` (``.npz``) under ``key``: the
-    rollouts of a trained model are computed once, so that the evaluation can be run
-    again (say on an idle machine, for the timings alone) without repeating them."""
+def _stored(path: Path, key: str) -> dict:
+    """The arrays kept in ``path`` under ``key``; none if the file is missing or was
+    written for another key."""
     if path.exists():
         with np.load(path) as stored:
             if str(stored["key"]) == key:
                 return {k: stored[k] for k in stored.files if k != "key"}
-    arrays = compute()
+    return {}
+
+
+def _store(path: Path, key: str, arrays: dict) -> None:
+    """``arrays`` into ``path`` under ``key``, atomically (a partial file, then a rename)."""
     partial = path.with_name(path.name + ".partial.npz")
     np.savez(partial, key=np.asarray(key), **arrays)
     partial.replace(path)
+
+
+def _cached(path: Path, key: str, compute):
+    """``compute()``'s arrays (a dict), kept in ``path`` (``.npz``) under ``key``: the
+    rollouts of a trained model are computed once, so that the evaluation can be run
+    again (say on an idle machine, for the timings alone) without repeating them."""
+    arrays = _stored(path, key)
+    if arrays:
+        return arrays
+    arrays = compute()
+    _store(path, key, arrays)
     return arrays
+
+
+def _long_rollouts(step, starts, duration: float, name: str, path: Path, key: str) -> dict:
+    """``kept{i}`` (restricted to the coarse grid) and ``reached{i}`` of
+    ``ladder.long_rollout`` from every state of ``starts``, one state at a time, each
+    finished state kept on disk at once (``<path>.progress.npz``, under ``key``): a
+    stopped call resumes at the next state (a plain 256^2 rung takes about an hour)."""
+    progress = path.with_name(path.name.removesuffix(".npz") + ".progress.npz")
+    out = _stored(progress, key)
+    for i, u in enumerate(tqdm(starts, desc=f"{name}: {duration:g}-unit rollouts", file=sys.stdout)):
+        if f"reached{i}" in out:
+            continue
+        kept, reached = ladder.long_rollout(step, u, duration)
+        out[f"kept{i}"] = ladder.coarse_trajectories(kept[None])[0]
+        out[f"reached{i}"] = np.asarray(reached)
+        _store(progress, key, out)
+    progress.unlink(missing_ok=True)
+    return out
 
 
 def _long_names(args) -> list[str]:
@@ -263,19 +296,10 @@ def evaluate(args) -> int:
         else:
             step, long_starts = _load(args, name)[0], coarse_starts
 
-        def run_long(step=step, long_starts=long_starts, name=name):
-            out = {}
-            for i, u in enumerate(tqdm(long_starts, desc=f"{name}: {duration:g}-unit rollouts", file=sys.stdout)):
-                kept, reached = ladder.long_rollout(step, u, duration)
-                out[f"kept{i}"] = ladder.coarse_trajectories(kept[None])[0]
-                out[f"reached{i}"] = np.asarray(reached)
-            return out
+        path = args.out / f"long_{name.replace(':', '_')}.npz"
+        key = f"step {done}, {len(coarse_starts)} states, {duration:g} units"
 
-        stored = _cached(
-            args.out / f"long_{name.replace(':', '_')}.npz",
-            f"step {done}, {len(coarse_starts)} states, {duration:g} units",
-            run_long,
-        )
+        stored = _cached(path, key, functools.partial(_long_rollouts, step, long_starts, duration, name, path, key))
         pieces = [(stored[f"kept{i}"], float(stored[f"reached{i}"])) for i in range(len(coarse_starts))]
         reached = [r for _, r in pieces]
         stable = [p for p, r in pieces if r >= duration - 1e-9]

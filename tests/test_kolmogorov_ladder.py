@@ -2,6 +2,8 @@
 its learned models start as the plain solver, train with the solver in the loop,
 resume from their checkpoints, and are scored the way the benchmark scores them."""
 
+from pathlib import Path
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,8 @@ import nnpde
 from problems import kolmogorov
 from problems import kolmogorov_ladder as ladder
 from problems._hybrid import cnn
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _runs(resolution, seeds, steps):
@@ -105,6 +109,44 @@ def test_long_rollout_stops_where_the_solver_check_fails():
     assert reached == 0.0 and kept.shape == (1, 2, 16, 16)
 
 
+def test_long_rollouts_resume_at_the_next_state(tmp_path, monkeypatch):
+    """The evaluation's 50-unit rollouts keep each finished state on disk at once: a
+    call stopped after the first state resumes at the second, and the result is the
+    uninterrupted one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kl_script", ROOT / "scripts" / "kolmogorov_ladder.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    starts = np.arange(3 * 2 * 32 * 32, dtype=np.float32).reshape(3, 2, 32, 32)
+    ran = []
+
+    def fake(step, u, duration):  # a stand-in for ladder.long_rollout: cheap, distinct per state
+        ran.append(int(u[0, 0, 0]))
+        if len(ran) == 2 and stop:
+            raise KeyboardInterrupt
+        return np.stack([u, u + 1.0]), duration / (1 + len(ran))
+
+    monkeypatch.setattr(script.ladder, "long_rollout", fake)
+    path = tmp_path / "long_x.npz"
+    stop = True
+    with pytest.raises(KeyboardInterrupt):
+        script._long_rollouts(None, starts, 50.0, "x", path, "key")
+    assert ran == [0, 2048] and (tmp_path / "long_x.progress.npz").exists()
+    stop = False
+    out = script._long_rollouts(None, starts, 50.0, "x", path, "key")
+    assert ran == [0, 2048, 2048, 4096]  # the first state was not run again
+    assert not (tmp_path / "long_x.progress.npz").exists()
+    np.testing.assert_array_equal(out["kept0"], np.stack([starts[0], starts[0] + 1]))
+    np.testing.assert_array_equal(out["kept2"], np.stack([starts[2], starts[2] + 1]))
+    assert float(out["reached0"]) == 25.0
+    # another key (a model trained further) starts afresh
+    script._store(tmp_path / "long_y.progress.npz", "old key", {"kept0": starts[:1], "reached0": np.asarray(1.0)})
+    ran.clear()
+    script._long_rollouts(None, starts, 50.0, "y", tmp_path / "long_y.npz", "new key")
+    assert ran == [0, 2048, 4096]
+
+
 def test_projected_closure_keeps_the_step_divergence_free_and_conserves_momentum():
     plain = ladder.stepper(16)
     u0 = jnp.asarray(_runs(16, [3], 1)[0, 0])
@@ -135,9 +177,8 @@ def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     result = subprocess.run(
         [
             sys.executable,
