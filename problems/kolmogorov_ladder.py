@@ -531,11 +531,23 @@ def trained(
     return nnpde.combine(state.params, static), int(step), config
 
 
-def long_rollout(step, start, duration: float, *, interval: float = EVAL_INTERVAL, chunk: float = 2.56):
+def courant_ratio(step, states):
+    """``dt`` over the step's advective-viscous limit at each of ``states`` (its runtime
+    CFL check raises above 1; a frozen-coefficient, conservative estimate)."""
+    limit = jax.jit(jax.vmap(lambda u: nnpde.max_stable_dt_advective(step.equation, step.tableau, u=u)))
+    states = np.asarray(states)
+    pieces = [np.asarray(limit(jnp.asarray(states[i : i + 64]))) for i in range(0, len(states), 64)]
+    return step.dt / np.concatenate(pieces)
+
+
+def long_rollout(
+    step, start, duration: float, *, interval: float = EVAL_INTERVAL, chunk: float = 2.56, bound: float = np.inf
+):
     """``(kept, reached)``: one state run for ``duration`` time units, kept every
     ``interval``, in pieces of ``chunk`` time units; a piece in which the solver's own
-    stability check fails (a state too fast for the step: the model diverged) ends the
-    run, and ``reached`` is the time of the last piece that finished."""
+    stability check fails (a state too fast for the step), that is not finite, or whose
+    fastest velocity passes ``bound`` (a stepper run without the check: the run blew up)
+    ends the run, and ``reached`` is the time of the last piece that finished."""
     every = round(interval / step.dt)
     per_chunk = round(chunk / interval)
     one = jax.jit(lambda u: jnp.concatenate([u[None], nnpde.rollout(step, u, per_chunk * every)])[every::every])
@@ -547,7 +559,7 @@ def long_rollout(step, start, duration: float, *, interval: float = EVAL_INTERVA
             if "stability limit" not in str(error):
                 raise
             break
-        if not np.all(np.isfinite(piece)):
+        if not np.all(np.isfinite(piece)) or np.max(np.abs(piece)) > bound:
             break
         kept.append(piece)
         u, reached = jnp.asarray(piece[-1]), reached + per_chunk * interval

@@ -184,19 +184,38 @@ def _cached(path: Path, key: str, compute):
     return arrays
 
 
-def _long_rollouts(step, starts, duration: float, name: str, path: Path, key: str) -> dict:
-    """``kept{i}`` (restricted to the coarse grid) and ``reached{i}`` of
-    ``ladder.long_rollout`` from every state of ``starts``, one state at a time, each
-    finished state kept on disk at once (``<path>.progress.npz``, under ``key``): a
-    stopped call resumes at the next state (a plain 256^2 rung takes about an hour)."""
+def _long_rollouts(
+    step, starts, duration: float, name: str, path: Path, key: str, *, bound: float = np.inf, reuse: dict | None = None
+) -> dict:
+    """From every state of ``starts``, ``ladder.long_rollout(step, u, duration,
+    bound=bound)``: ``kept{i}`` (restricted to the coarse grid), ``reached{i}``, and
+    ``courant{i}``, ``exceeded{i}``: the largest ``ladder.courant_ratio`` along the run and
+    the first kept time at which it passed 1 (the runtime CFL check would have stopped
+    the run there; -1: never). One state at a time, each finished state kept on disk at
+    once (``<path>.progress.npz``, under ``key``): a stopped call resumes at the next
+    state (a plain 256^2 rung takes about an hour).
+
+    ``reuse``: an earlier call's arrays, its runs made with the runtime check on; a run
+    that the check never stopped (``reached{i} >= duration``) is the same computation
+    (the check only raises) and is taken as it is, its ratio not known (NaN, never
+    above 1)."""
     progress = path.with_name(path.name.removesuffix(".npz") + ".progress.npz")
     out = _stored(progress, key)
+    reuse = reuse or {}
     for i, u in enumerate(tqdm(starts, desc=f"{name}: {duration:g}-unit rollouts", file=sys.stdout)):
         if f"reached{i}" in out:
             continue
-        kept, reached = ladder.long_rollout(step, u, duration)
+        if f"reached{i}" in reuse and float(reuse[f"reached{i}"]) >= duration - 1e-9:
+            out[f"kept{i}"], out[f"reached{i}"] = reuse[f"kept{i}"], reuse[f"reached{i}"]
+            out[f"courant{i}"], out[f"exceeded{i}"] = np.asarray(np.nan), np.asarray(-1.0)
+            continue
+        kept, reached = ladder.long_rollout(step, u, duration, bound=bound)
+        ratio = ladder.courant_ratio(step, kept)
+        over = np.flatnonzero(ratio > 1.0)
         out[f"kept{i}"] = ladder.coarse_trajectories(kept[None])[0]
         out[f"reached{i}"] = np.asarray(reached)
+        out[f"courant{i}"] = np.asarray(np.max(ratio))
+        out[f"exceeded{i}"] = np.asarray(over[0] * ladder.EVAL_INTERVAL if len(over) else -1.0)
         _store(progress, key, out)
     progress.unlink(missing_ok=True)
     return out
@@ -285,32 +304,61 @@ def evaluate(args) -> int:
     )
     # long rollouts (50 time units) from every held-out state: stable? the statistics of the attractor?
     duration = 50.0
+    long_bound = float(10 * np.max(np.abs(reference)))
     truth_stats = ladder.statistics(ladder.coarse_trajectories(runs))
     settle = round(10.0 / ladder.EVAL_INTERVAL)
     long_stats = {"truth": truth_stats}
     for name in long_names:
         done = trained_steps.get(name, 0)
+        # without the runtime CFL check: that check is a conservative, frozen-coefficient
+        # estimate, and it stopped bounded runs (2 of 16 plain 256^2 runs, at the truth's
+        # own peak speeds). A run is unstable when it is not finite or passes `bound`.
         if name.startswith("plain_"):  # a rung: from the held-out starts at its resolution, kept at the coarse grid
             n = int(name.removeprefix("plain_"))
-            step, long_starts = ladder.stepper(n), ladder.held_out_starts(starts, n)
+            step, long_starts = ladder.stepper(n, check_stability=False), ladder.held_out_starts(starts, n)
         else:
-            step, long_starts = _load(args, name)[0], coarse_starts
+            step, long_starts = _load(args, name, check_stability=False)[0], coarse_starts
 
         path = args.out / f"long_{name.replace(':', '_')}.npz"
-        key = f"step {done}, {len(coarse_starts)} states, {duration:g} units"
-
-        stored = _cached(path, key, functools.partial(_long_rollouts, step, long_starts, duration, name, path, key))
+        checked_key = f"step {done}, {len(coarse_starts)} states, {duration:g} units"
+        key = f"{checked_key}, unchecked, bounded by {long_bound:.6g}"
+        stored = _cached(
+            path,
+            key,
+            functools.partial(
+                _long_rollouts,
+                step,
+                long_starts,
+                duration,
+                name,
+                path,
+                key,
+                bound=long_bound,
+                reuse=_stored(path, checked_key),
+            ),
+        )
         pieces = [(stored[f"kept{i}"], float(stored[f"reached{i}"])) for i in range(len(coarse_starts))]
         reached = [r for _, r in pieces]
         stable = [p for p, r in pieces if r >= duration - 1e-9]
-        entry = {"reached": reached, "stable_runs": len(stable), "runs": len(pieces)}
+        exceeded = [float(stored[f"exceeded{i}"]) for i in range(len(pieces))]
+        entry = {
+            "reached": reached,
+            "stable_runs": len(stable),
+            "runs": len(pieces),
+            "unstable_means": f"not finite, or a velocity above {long_bound:.6g} (10x the truth's fastest)",
+            "cfl_check_exceeded_at": [None if e < 0 else e for e in exceeded],
+            "cfl_check_would_have_stopped": int(sum(e >= 0 for e in exceeded)),
+        }
         if stable:
             entry.update(ladder.statistics(np.stack([p[settle:] for p in stable])))
             entry["kinetic_energy_ratio"] = entry["kinetic_energy"] / truth_stats["kinetic_energy"]
             ratio = np.asarray(entry["spectrum"]) / np.asarray(truth_stats["spectrum"])
             entry["max_spectrum_deviation"] = float(np.max(np.abs(ratio - 1)))
         long_stats[name] = entry
-        print(f"{name}: {len(stable)} of {len(pieces)} runs stable for {duration:g} time units; reached {reached}")
+        print(
+            f"{name}: {len(stable)} of {len(pieces)} runs stable for {duration:g} time units; reached {reached}; "
+            f"the runtime CFL check would have stopped {entry['cfl_check_would_have_stopped']}"
+        )
     out = {
         "equivalent_resolution": {
             "estimate": headline["factor"],

@@ -107,6 +107,13 @@ def test_long_rollout_stops_where_the_solver_check_fails():
     too_fast = step.equation.project(kolmogorov.initial_velocity(grid, 0, max_velocity=200.0))
     kept, reached = ladder.long_rollout(step, too_fast, 1.0, chunk=0.16)
     assert reached == 0.0 and kept.shape == (1, 2, 16, 16)
+    # without the check, a bound on the velocity ends a run that passes it
+    unchecked = ladder.stepper(16, check_stability=False)
+    kept, reached = ladder.long_rollout(unchecked, calm, 0.48, chunk=0.16, bound=0.5 * float(jnp.max(jnp.abs(calm))))
+    assert reached == 0.0 and kept.shape == (1, 2, 16, 16)
+    # the ratio the runtime check compares with 1, at the state and at a state 200x faster
+    ratio = ladder.courant_ratio(step, np.stack([calm, too_fast]))
+    assert ratio[0] < 1 < ratio[1]
 
 
 def test_long_rollouts_resume_at_the_next_state(tmp_path, monkeypatch):
@@ -121,13 +128,14 @@ def test_long_rollouts_resume_at_the_next_state(tmp_path, monkeypatch):
     starts = np.arange(3 * 2 * 32 * 32, dtype=np.float32).reshape(3, 2, 32, 32)
     ran = []
 
-    def fake(step, u, duration):  # a stand-in for ladder.long_rollout: cheap, distinct per state
+    def fake(step, u, duration, bound):  # a stand-in for ladder.long_rollout: cheap, distinct per state
         ran.append(int(u[0, 0, 0]))
         if len(ran) == 2 and stop:
             raise KeyboardInterrupt
         return np.stack([u, u + 1.0]), duration / (1 + len(ran))
 
     monkeypatch.setattr(script.ladder, "long_rollout", fake)
+    monkeypatch.setattr(script.ladder, "courant_ratio", lambda step, kept: np.array([0.5, 1.5]))
     path = tmp_path / "long_x.npz"
     stop = True
     with pytest.raises(KeyboardInterrupt):
@@ -140,11 +148,20 @@ def test_long_rollouts_resume_at_the_next_state(tmp_path, monkeypatch):
     np.testing.assert_array_equal(out["kept0"], np.stack([starts[0], starts[0] + 1]))
     np.testing.assert_array_equal(out["kept2"], np.stack([starts[2], starts[2] + 1]))
     assert float(out["reached0"]) == 25.0
+    assert float(out["courant0"]) == 1.5 and float(out["exceeded0"]) == ladder.EVAL_INTERVAL
     # another key (a model trained further) starts afresh
     script._store(tmp_path / "long_y.progress.npz", "old key", {"kept0": starts[:1], "reached0": np.asarray(1.0)})
     ran.clear()
     script._long_rollouts(None, starts, 50.0, "y", tmp_path / "long_y.npz", "new key")
     assert ran == [0, 2048, 4096]
+    # runs made earlier with the runtime check: one that the check never stopped is
+    # taken as it is; one it stopped runs again
+    earlier = {"kept0": starts[:2], "reached0": np.asarray(50.0), "kept1": starts[:1], "reached1": np.asarray(7.0)}
+    ran.clear()
+    out = script._long_rollouts(None, starts[:2], 50.0, "z", tmp_path / "long_z.npz", "k", reuse=earlier)
+    assert ran == [2048]
+    np.testing.assert_array_equal(out["kept0"], starts[:2])
+    assert np.isnan(out["courant0"]) and float(out["exceeded0"]) == -1.0 and float(out["courant1"]) == 1.5
 
 
 def test_projected_closure_keeps_the_step_divergence_free_and_conserves_momentum():
