@@ -297,6 +297,19 @@ def test_cfl_violation_is_refused_with_the_limit_and_the_fix():
     # inside a rollout (traced): refused at run time, with the admissible velocity
     with raises(RUNTIME_ERRORS, "CFL", "Fix"):
         jax.block_until_ready(nnpde.rollout(stepper, u, 3))
+    # the admissible velocity it names is the check's own boundary, also with van Leer
+    # fluxes (their upwind dissipation adds 2 B to the real spectral radius; the
+    # message once left it out and named about 3x the admissible value)
+    for advection in ("central", "van_leer"):
+        flow = NavierStokes2D(grid, viscosity=0.01, advection=advection)
+        checked = ProjectedRK(flow, dt=0.2)
+        with raises(RUNTIME_ERRORS, "must have") as error:
+            jax.block_until_ready(jax.jit(lambda v, s=checked: s(v))(u))
+        bound = float(re.search(r"max\|u_a\|/h_a <= ([0-9.e+]+)", str(error.value)).group(1))
+        scale = bound / float(flow.advective_radius(0.0, u))
+        jax.block_until_ready(jax.jit(lambda v, s=checked: s(v))(0.999 * scale * u))  # admitted
+        with raises(RUNTIME_ERRORS, "must have"):
+            jax.block_until_ready(jax.jit(lambda v, s=checked: s(v))(1.001 * scale * u))
     # the viscous part alone at construction
     viscous = NavierStokes2D(grid, viscosity=10.0)
     with raises(ValueError, "viscous limit", "Fix"):

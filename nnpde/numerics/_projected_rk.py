@@ -16,6 +16,8 @@ Its time-step limit (``nnpde.max_stable_dt_advective``) is derived in ``_stabili
 from __future__ import annotations
 
 import equinox as eqx
+import jax
+import numpy as np
 
 from .._checks import is_concrete
 from .._custom_types import State
@@ -111,9 +113,9 @@ class ProjectedRK(AbstractStepper):
             name = type(self.equation).__name__
             admissible = f" (the total-variation-diminishing limit 1 / {name}.forward_euler_rate)"
         elif is_concrete(viscous):
-            admissible = (
-                f" (at this dt the state must have sum_a max|u_a|/h_a <= {i * (1.0 / self.dt - float(viscous)):.6g})"
-            )
+            bound = self._admissible_advective_radius(t, float(viscous) * r, r, i)
+            if bound is not None:
+                admissible = f" (at this dt the state must have sum_a max|u_a|/h_a <= {bound:.6g})"
         return eqx.error_if(
             u,
             self.dt > limit,
@@ -121,6 +123,21 @@ class ProjectedRK(AbstractStepper):
             f"{self.tableau.name} for this {type(self.equation).__name__}{admissible}. Fix: reduce dt "
             f"(nnpde.stable_dt(equation, u=u) for the fastest expected state u).",
         )
+
+    def _admissible_advective_radius(self, t, viscous: float, r: float, i: float):
+        """The largest ``B = sum_a max|u_a|/h_a`` this ``dt`` admits, for the message of
+        the run-time check: ``dt (A(u) / R + B / I) <= 1`` with ``A(u) = A_0 + s B``
+        (upwind-limited fluxes add their dissipation, ``s = 2`` for van Leer), ``s``
+        read off a probe state; None where the equation's radii cannot be evaluated
+        outside the trace."""
+        try:
+            with jax.ensure_compile_time_eval():  # concrete values inside the trace
+                probe = np.ones(self.equation.state_shape)
+                b = float(self.equation.advective_radius(t, probe))
+                slope = (float(self.equation.spectral_radius(t, probe)) - viscous) / b
+        except Exception:  # a traced time or a radius that needs the traced state
+            return None
+        return (1.0 / self.dt - viscous / r) / (slope / r + 1.0 / i)
 
     def __call__(self, u: State, t=0.0) -> State:
         u = self._check_stable(u, t)
