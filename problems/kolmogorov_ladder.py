@@ -534,7 +534,10 @@ def trained(
 def courant_ratio(step, states):
     """``dt`` over the step's advective-viscous limit at each of ``states`` (its runtime
     CFL check raises above 1; a frozen-coefficient, conservative estimate)."""
-    limit = jax.jit(jax.vmap(lambda u: nnpde.max_stable_dt_advective(step.equation, step.tableau, u=u)))
+    inner = step
+    while not hasattr(inner, "tableau"):  # a wrapped stepper (nnpde.PerStepInterpolation): its Runge-Kutta step
+        inner = inner.stepper
+    limit = jax.jit(jax.vmap(lambda u: nnpde.max_stable_dt_advective(inner.equation, inner.tableau, u=u)))
     states = np.asarray(states)
     pieces = [np.asarray(limit(jnp.asarray(states[i : i + 64]))) for i in range(0, len(states), 64)]
     return step.dt / np.concatenate(pieces)

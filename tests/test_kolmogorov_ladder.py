@@ -34,6 +34,8 @@ def test_ladder_models_start_as_the_plain_solver(kind):
         np.testing.assert_allclose(nnpde.rollout(model, u0, 3), nnpde.rollout(plain, u0, 3), rtol=0, atol=1e-12)
     else:
         np.testing.assert_array_equal(nnpde.rollout(model, u0, 3), nnpde.rollout(plain, u0, 3))
+    # the long rollouts' ratio to the CFL limit reads every model (wrapped steppers too)
+    np.testing.assert_allclose(ladder.courant_ratio(model, u0[None]), ladder.courant_ratio(plain, u0[None]))
     with pytest.raises(ValueError, match="kind must be one of"):
         ladder.model("emulator")
 
