@@ -221,6 +221,17 @@ def _long_rollouts(
     return out
 
 
+def _paired(scores: dict, head: dict) -> dict:
+    """Each metric's ``nnpde.metrics.paired_ratio`` of a model over the headline model on
+    the same held-out states (none for a metric with a diverged run)."""
+    out = {}
+    for metric in scores:
+        a, b = np.asarray(scores[metric], dtype=float), np.asarray(head[metric], dtype=float)
+        finite = np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(a > 0) and np.all(b > 0)
+        out[metric] = nnpde.metrics.paired_ratio(a, b) if finite else None
+    return out
+
+
 def _long_names(args) -> list[str]:
     """What runs the long rollouts (``--long``), checked before any work: models named in
     ``--models`` or plain rungs of the ladder."""
@@ -381,6 +392,7 @@ def evaluate(args) -> int:
                 "trained_steps": trained_steps[spec],
                 "blown_up_in_scored_horizon": blown[spec],
                 "metrics": results[spec],
+                f"paired_with_{head}": _paired(table[spec], table[head]) if spec != head else None,
             }
             for spec in args.models
         },

@@ -224,3 +224,24 @@ def test_speedup_at_equal_accuracy_interpolates_cost_and_refuses_to_extrapolate(
     assert speedup["upper"] is None  # 512 lies beyond the timed rungs: no number invented
     with pytest.raises(ValueError, match="extrapolated"):
         metrics.cost_at_resolution(600.0, resolutions, costs)
+
+
+def test_paired_ratio_is_the_ratio_of_means_with_a_paired_interval():
+    """Two models on the same states: the ratio of their means; the pairing matters
+    (scores that move together state by state give a narrow interval, the same scores
+    shuffled a wide one), and the interval holds the estimate."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(1.0, 3.0, 16)  # states differ a lot
+    better = 1.1 * base * rng.uniform(0.98, 1.02, 16)
+    paired = metrics.paired_ratio(better, base)
+    assert paired["estimate"] == pytest.approx(better.mean() / base.mean())
+    assert paired["lower"] < paired["estimate"] < paired["upper"]
+    assert 1.0 < paired["lower"] and paired["upper"] < 1.2 and paired["larger_on"] == 16 and paired["states"] == 16
+    unpaired = metrics.paired_ratio(rng.permutation(better), base)
+    assert unpaired["upper"] - unpaired["lower"] > 5 * (paired["upper"] - paired["lower"])
+    with pytest.raises(ValueError, match="same states"):
+        metrics.paired_ratio(better, base[:8])
+    with pytest.raises(ValueError, match="finite and positive"):
+        metrics.paired_ratio(np.append(better[:-1], np.inf), base)
+    with pytest.raises(ValueError, match="level"):
+        metrics.paired_ratio(better, base, level=90.0)

@@ -151,6 +151,37 @@ def cost_at_resolution(resolution, resolutions, costs) -> float:
     return float(np.exp(np.interp(np.log(resolution), np.log(n), np.log(c))))
 
 
+def paired_ratio(scores, baseline_scores, *, resamples: int = 2000, seed: int = 0, level: float = 0.9) -> dict:
+    """How two models compare on the same held-out states: the ratio of their mean
+    scores, ``mean(scores) / mean(baseline_scores)``, with a paired percentile-bootstrap
+    interval (one resample of the states applies to both) at ``level``, and on how many
+    states ``scores`` is the larger (``larger_on``) of ``states``. Finite positive scores
+    (a correlation time, an error)."""
+    a, b = np.asarray(scores, dtype=float), np.asarray(baseline_scores, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or a.size < 2:
+        raise ValueError(
+            f"scores and baseline_scores must be one score per held-out state, the same states, at least 2; "
+            f"got shapes {a.shape} and {b.shape}. Fix: score both models on each held-out state."
+        )
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(a > 0) and np.all(b > 0)):
+        raise ValueError("Scores must be finite and positive. Fix: a diverged run has no ratio; count it apart.")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
+        raise ValueError(f"resamples must be an int >= 100, got {resamples!r}. Fix: e.g. resamples=2000.")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}. Fix: e.g. level=0.9.")
+    draws = np.random.default_rng(seed).integers(0, a.size, size=(resamples, a.size))
+    boot = a[draws].mean(axis=1) / b[draws].mean(axis=1)
+    tail = 50 * (1 - level)
+    return {
+        "estimate": float(a.mean() / b.mean()),
+        "lower": float(np.percentile(boot, tail)),
+        "upper": float(np.percentile(boot, 100 - tail)),
+        "level": level,
+        "larger_on": int(np.sum(a > b)),
+        "states": int(a.size),
+    }
+
+
 def speedup_at_equal_accuracy(equivalent: dict, resolutions, costs, model_cost: float) -> dict:
     """Plain cost at the equivalent resolution over ``model_cost``, for the estimate and
     both ends of its interval (``equivalent`` from ``equivalent_resolution``). A censored

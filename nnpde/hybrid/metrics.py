@@ -10,6 +10,7 @@ last ``ndim + 1``) and keep every leading axis. The trajectory metrics
 time and reduce over the rest. ``equivalent_resolution``, ``cost_at_resolution`` and
 ``speedup_at_equal_accuracy`` read a model's scores off a ladder of plain solvers at
 increasing resolution, with a bootstrap interval over the held-out states;
+``paired_ratio`` compares two models on the same states (ratio of means, paired bootstrap);
 ``seconds_per_time_unit`` measures the cost they divide by (a timing, the one function
 here that is not pure).
 
@@ -37,6 +38,7 @@ from .._checks import is_concrete
 from ..numerics._grid import Grid
 from ._ladder import cost_at_resolution as cost_at_resolution
 from ._ladder import equivalent_resolution as equivalent_resolution
+from ._ladder import paired_ratio as paired_ratio
 from ._ladder import seconds_per_time_unit as seconds_per_time_unit
 from ._ladder import speedup_at_equal_accuracy as speedup_at_equal_accuracy
 from ._range_metrics import label_ranges as label_ranges
