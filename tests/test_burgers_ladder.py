@@ -14,6 +14,7 @@ import pytest
 import nnpde
 from problems import burgers_ladder as ladder
 from problems import hybrid_burgers as hb
+from tests._mpirun import TEST_XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +81,7 @@ def test_seconds_per_time_unit_times_a_batched_stepper_and_refuses_bad_input():
 def test_burgers_ladder_scores_a_trained_run_end_to_end(tmp_path):
     run = tmp_path / "run"
     env = {"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "PATH": str(Path(sys.executable).parent)}
+    env["XLA_FLAGS"] = TEST_XLA_FLAGS  # the suite's compile flags: this test is mostly compilation
     sets = [
         f"out={run}",
         f"data.cache_dir={tmp_path / 'data'}",

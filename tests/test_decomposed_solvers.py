@@ -170,14 +170,16 @@ FLAGSHIP_CASES = [
 def two_ranks():
     """Every 2-rank case of this module in one launch (one start-up of the ranks): the
     solvers' rows, then the flagship references'."""
-    cases = [["flow", [16, 16], [2, 1], "central"], ["flow", [16, 16], [1, 2], "van_leer"], ["heat", [16, 12], [2, 1]]]
+    cases = [["flow", [16, 16], [1, 2], "van_leer"], ["heat", [16, 12], [2, 1]]]
     cases += [["flagship", c["problem"], c["dims"], c["options"]] for c in FLAGSHIP_CASES]
     return _mpirun(2, cases)
 
 
 def test_two_ranks_navier_stokes_and_implicit_heat_equal_one_process(two_ranks):
-    rows = two_ranks[:3]
-    assert [row["case"] for row in rows] == ["navier_stokes central rk4", "navier_stokes van_leer rk4", "heat theta cg"]
+    rows = two_ranks[:2]
+    # van Leer only: its limited stencil reaches further into the ghost cells than the
+    # central flux's (the exchange, the CG sums and the CFL maximum are the same code)
+    assert [row["case"] for row in rows] == ["navier_stokes van_leer rk4", "heat theta cg"]
     # CG (rtol 1e-12) against the FFT pressure solve / lineax CG: agreement at the
     # solver tolerance, for the state and both gradients
     for row in rows:
@@ -250,7 +252,7 @@ def test_flagship_references_split_over_two_ranks_equal_one_process(two_ranks):
     each against the same reference run whole, float64. The problem-specific parts are
     what is tested here: the block's forcing, conductivity and source, and the spun-up
     initial states."""
-    rows = two_ranks[3:]
+    rows = two_ranks[2:]
     assert [row["case"] for row in rows] == [f"flagship {case['problem']}" for case in FLAGSHIP_CASES]
     for case, row in zip(FLAGSHIP_CASES, rows):
         assert row["shape"] == [2, 3, *(([2] if case["problem"] == "kolmogorov" else [1]) + [4, 4])], row

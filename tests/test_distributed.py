@@ -102,10 +102,12 @@ def _mpirun(n, *args, timeout=300):
     )
 
 
-@pytest.mark.parametrize("ranks", [2, 4])
+@pytest.mark.parametrize("ranks", [4])
 def test_one_group_of_ranks_reproduces_single_process_training(ranks):
-    """mpirun -n 2 / -n 4, one group: the ranks' parameters are bitwise identical after
-    every step, and the trained parameters equal one process's on the whole batch."""
+    """mpirun -n 4, one group: the ranks' parameters are bitwise identical after every
+    step, and the trained parameters equal one process's on the whole batch. (Two ranks
+    run the same gradient all-reduce with fewer members; the two-group test below and
+    the CLI's ``mpirun -n 2`` tests launch 2 and 4 ranks too.)"""
     result = _mpirun(ranks, str(ROOT / "tests" / "_group_fit_script.py"), "4", "4")
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
