@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -182,6 +183,19 @@ def _cached(path: Path, key: str, compute):
     arrays = compute()
     _store(path, key, arrays)
     return arrays
+
+
+def _json_safe(value):
+    """``value`` with every non-finite float as ``None``: a run that blew up has an
+    infinite error, which JSON cannot hold (Python would write ``Infinity``, which
+    strict readers refuse)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def _long_rollouts(
@@ -406,7 +420,7 @@ def evaluate(args) -> int:
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     partial = args.results.with_name(args.results.name + ".partial")  # written whole or not at all
-    partial.write_text(json.dumps(out, indent=2, default=str))
+    partial.write_text(json.dumps(_json_safe(out), indent=2, default=str, allow_nan=False))
     partial.replace(args.results)
     print(
         json.dumps({k: out[k] for k in ("equivalent_resolution", "speedup_at_equal_accuracy")}, indent=2, default=str)

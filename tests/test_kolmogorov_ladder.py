@@ -222,3 +222,17 @@ def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path):
     assert "--long plain_48: not a model of --models ['interpolation:16:3'] nor a rung" in result.stderr
     assert "plain_256" in result.stderr and "Fix: name models exactly as in --models, or plain_N." in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_results_json_holds_no_infinity():
+    """A model that blew up has infinite errors: the results file writes them as null
+    (strict JSON), not as ``Infinity``."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("kl_script", ROOT / "scripts" / "kolmogorov_ladder.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = {"a": [1.0, np.inf, np.float32(-np.inf), np.nan], "b": {"c": (np.float64(2.5), "x", 3)}}
+    text = json.dumps(script._json_safe(out), allow_nan=False)
+    assert json.loads(text) == {"a": [1.0, None, None, None], "b": {"c": [2.5, "x", 3]}}
