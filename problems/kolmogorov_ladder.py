@@ -73,12 +73,14 @@ def dt(resolution: int) -> float:
     return 0.04 * 16 / resolution
 
 
-def stepper(resolution: int, *, check_stability: bool = True) -> nnpde.ProjectedRK:
+def stepper(resolution: int, *, check_stability: bool = True, substeps: int = 1) -> nnpde.ProjectedRK:
     """The plain solver on ``resolution``^2 cells (van Leer fluxes, projected RK4;
-    ``check_stability``: ``nnpde.ProjectedRK``'s runtime CFL check)."""
+    ``check_stability``: ``nnpde.ProjectedRK``'s runtime CFL check), with the step
+    ``dt(resolution) / substeps`` (``substeps > 1``: the ladder's time-step error test)."""
+    check_option("substeps", substeps, 1, "e.g. 1 (the ladder's step) or 2.")
     return nnpde.ProjectedRK(
         kolmogorov.make_equation(kolmogorov.make_grid(resolution)),
-        dt=dt(resolution),
+        dt=dt(resolution) / substeps,
         method="rk4",
         check_stability=check_stability,
     )
@@ -437,22 +439,26 @@ def held_out_starts(starts, resolution: int):
     return np.stack([np.asarray(restrict(u, resolution)) for u in rows])
 
 
-def ladder_runs(folder, starts, *, resolutions=LADDER, score_resolution: int = COARSE, progress=None):
+def ladder_runs(
+    folder, starts, *, resolutions=LADDER, score_resolution: int = COARSE, substeps: int = 1, progress=None
+):
     """``{n: (states, saves + 1, 2, c, c)}``: the plain solver at each rung ``n`` from the
     held-out starts (restricted to ``n``^2), ``EVAL_HORIZON`` time units kept every
     ``EVAL_INTERVAL``, restricted to ``score_resolution``^2 (``c``). Cached and
-    resumable per rung in ``folder``."""
+    resumable per rung in ``folder``. ``substeps``: each step of the ladder split in
+    that many (``stepper``), to measure the ladder's time-step error."""
     out = {}
     for n in resolutions:
-        step = stepper(n)
+        step = stepper(n, substeps=substeps)
         u0 = held_out_starts(starts, n)
+        sub = f"_substeps{substeps}" if substeps > 1 else ""
         out[n] = nnpde.resumable_rollout(
             step,
             u0,
             _saves(EVAL_HORIZON, EVAL_INTERVAL),
-            save_every=_steps(EVAL_INTERVAL, n),
+            save_every=_steps(EVAL_INTERVAL, n) * substeps,
             path=Path(folder)
-            / f"rung{n}_keep{score_resolution}_states{len(u0)}_{EVAL_HORIZON:g}every{EVAL_INTERVAL:g}.npz",
+            / f"rung{n}{sub}_keep{score_resolution}_states{len(u0)}_{EVAL_HORIZON:g}every{EVAL_INTERVAL:g}.npz",
             chunk=5,
             transform=lambda u: restrict(u, score_resolution),
             progress=progress,
