@@ -324,11 +324,20 @@ def scores(step, predicted, reference, *, interval: float, threshold: float = TH
     return np.asarray(corr), errors
 
 
-def rollouts(step, starts, saves: int, save_every: int):
+def rollouts(step, starts, saves: int, save_every: int, *, allow_non_finite: bool = False):
     """``(batch, saves + 1, 2, n, n)``: ``step`` run from each start, kept every
-    ``save_every`` steps (``nnpde.generate_trajectories``: one compiled, batched scan)."""
+    ``save_every`` steps (``nnpde.generate_trajectories``: one compiled, batched scan).
+    A run that becomes non-finite raises, unless ``allow_non_finite`` (the evaluation
+    scores a model's blow-up from its last finite state)."""
     return np.asarray(
-        nnpde.generate_trajectories(step, jnp.asarray(starts), saves * save_every, save_every=save_every, ndim=2)
+        nnpde.generate_trajectories(
+            step,
+            jnp.asarray(starts),
+            saves * save_every,
+            save_every=save_every,
+            ndim=2,
+            allow_non_finite=allow_non_finite,
+        )
     )
 
 

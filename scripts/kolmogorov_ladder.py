@@ -333,7 +333,9 @@ def evaluate(args) -> int:
             args.out / f"evaluation_{spec.replace(':', '_')}.npz",
             f"step {done}, {len(coarse_starts)} states, {reference.shape[1]} saves",
             lambda unchecked=unchecked, save_every=save_every: {
-                "runs": ladder.rollouts(unchecked, coarse_starts, reference.shape[1] - 1, save_every)
+                "runs": ladder.rollouts(
+                    unchecked, coarse_starts, reference.shape[1] - 1, save_every, allow_non_finite=True
+                )
             },
         )["runs"]
         peak = np.max(np.abs(np.nan_to_num(model_runs[spec], nan=np.inf)), axis=tuple(range(1, model_runs[spec].ndim)))

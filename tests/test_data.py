@@ -161,6 +161,12 @@ def test_generate_trajectories_rejects_bad_input():
         _data.generate_trajectories(_diffusion_step, u0, 2, factor=3, ndim=1)
     with pytest.raises(ValueError, match="became non-finite"):
         _data.generate_trajectories(lambda u: u / 0.0 * 0.0, u0, 2, ndim=1)
+    # scoring a model that may blow up: the run comes back as it is, finite up to its blow-up
+    ones = jnp.ones((2, 1, 8))
+    blown = _data.generate_trajectories(lambda u: u * 1e300, ones, 2, ndim=1, allow_non_finite=True)
+    assert np.all(blown[:, 1] == 1e300) and np.all(np.isinf(blown[:, 2]))
+    with pytest.raises(ValueError, match="non-finite"):  # the initial states must be finite still
+        _data.generate_trajectories(_diffusion_step, u0.at[1, 0, 3].set(jnp.nan), 2, ndim=1, allow_non_finite=True)
 
 
 def test_trajectory_dataset_labels_dims_and_coordinates():

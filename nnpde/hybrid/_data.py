@@ -158,7 +158,15 @@ def upsample(u, factor: int, *, ndim: int, stagger=None):
 
 
 def generate_trajectories(
-    step: Callable, initial_states, n_steps: int, *, save_every: int = 1, factor: int = 1, ndim: int, stagger=None
+    step: Callable,
+    initial_states,
+    n_steps: int,
+    *,
+    save_every: int = 1,
+    factor: int = 1,
+    ndim: int,
+    stagger=None,
+    allow_non_finite: bool = False,
 ):
     """Run ``step`` from each initial state and keep every ``save_every``-th state.
 
@@ -170,7 +178,9 @@ def generate_trajectories(
     ``downsample``-d by ``factor`` as it is stored, so the fine trajectory is never
     held in memory. Returns ``(N, n_saved, C, *coarse_spatial)`` with
     ``coarse_spatial = spatial // factor``. Saved state ``i`` is at time
-    ``i * save_every * dt``. A non-finite result raises, naming the sample.
+    ``i * save_every * dt``. A non-finite result raises, naming the sample, unless
+    ``allow_non_finite`` (scoring a model that may blow up: its trajectory is returned
+    as it is, for the caller to score from its last finite state).
     ``stagger``: per-channel face axes of a staggered state (see ``downsample``).
     """
     try:
@@ -221,7 +231,7 @@ def generate_trajectories(
         return jnp.concatenate([downsample(u, factor, ndim=ndim, stagger=stagger)[None], saved])
 
     trajectories = jax.jit(jax.vmap(one))(u0)
-    if is_concrete(trajectories):
+    if is_concrete(trajectories) and not allow_non_finite:
         bad = ~np.isfinite(np.asarray(trajectories)).all(axis=tuple(range(1, trajectories.ndim)))
         if bad.any():
             raise ValueError(
