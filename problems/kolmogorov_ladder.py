@@ -73,14 +73,18 @@ def dt(resolution: int) -> float:
     return 0.04 * 16 / resolution
 
 
-def stepper(resolution: int, *, check_stability: bool = True, substeps: int = 1) -> nnpde.ProjectedRK:
+def stepper(
+    resolution: int, *, check_stability: bool = True, substeps: int = 1, multiple: int = 1
+) -> nnpde.ProjectedRK:
     """The plain solver on ``resolution``^2 cells (van Leer fluxes, projected RK4;
     ``check_stability``: ``nnpde.ProjectedRK``'s runtime CFL check), with the step
-    ``dt(resolution) / substeps`` (``substeps > 1``: the ladder's time-step error test)."""
+    ``dt(resolution) * multiple / substeps`` (the ladder's time-step error test: a
+    step split in ``substeps``, or ``multiple`` steps taken as one)."""
     check_option("substeps", substeps, 1, "e.g. 1 (the ladder's step) or 2.")
+    check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     return nnpde.ProjectedRK(
         kolmogorov.make_equation(kolmogorov.make_grid(resolution)),
-        dt=dt(resolution) / substeps,
+        dt=dt(resolution) * multiple / substeps,
         method="rk4",
         check_stability=check_stability,
     )
@@ -449,23 +453,37 @@ def held_out_starts(starts, resolution: int):
 
 
 def ladder_runs(
-    folder, starts, *, resolutions=LADDER, score_resolution: int = COARSE, substeps: int = 1, progress=None
+    folder,
+    starts,
+    *,
+    resolutions=LADDER,
+    score_resolution: int = COARSE,
+    substeps: int = 1,
+    multiple: int = 1,
+    progress=None,
 ):
     """``{n: (states, saves + 1, 2, c, c)}``: the plain solver at each rung ``n`` from the
     held-out starts (restricted to ``n``^2), ``EVAL_HORIZON`` time units kept every
     ``EVAL_INTERVAL``, restricted to ``score_resolution``^2 (``c``). Cached and
-    resumable per rung in ``folder``. ``substeps``: each step of the ladder split in
-    that many (``stepper``), to measure the ladder's time-step error."""
+    resumable per rung in ``folder``. ``substeps``, ``multiple``: the ladder's step split
+    in that many, or that many steps taken as one (``stepper``; without the runtime CFL
+    check, which is a sufficient condition only), to measure the time-step error."""
     out = {}
     for n in resolutions:
-        step = stepper(n, substeps=substeps)
+        per_save = _steps(EVAL_INTERVAL, n) * substeps
+        if per_save % multiple:
+            raise ValueError(
+                f"multiple={multiple} steps of dt({n}) do not divide the save interval {EVAL_INTERVAL}. "
+                f"Fix: a multiple dividing {per_save}."
+            )
+        step = stepper(n, substeps=substeps, multiple=multiple, check_stability=multiple == 1)
         u0 = held_out_starts(starts, n)
-        sub = f"_substeps{substeps}" if substeps > 1 else ""
+        sub = (f"_substeps{substeps}" if substeps > 1 else "") + (f"_multiple{multiple}" if multiple > 1 else "")
         out[n] = nnpde.resumable_rollout(
             step,
             u0,
             _saves(EVAL_HORIZON, EVAL_INTERVAL),
-            save_every=_steps(EVAL_INTERVAL, n) * substeps,
+            save_every=per_save // multiple,
             path=Path(folder)
             / f"rung{n}{sub}_keep{score_resolution}_states{len(u0)}_{EVAL_HORIZON:g}every{EVAL_INTERVAL:g}.npz",
             chunk=5,

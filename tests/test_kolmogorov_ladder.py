@@ -240,8 +240,8 @@ def test_results_json_holds_no_infinity():
 
 def test_ladder_runs_with_split_steps_measure_the_time_step_error(tmp_path):
     """``substeps``: the same rung with its step split (``--part time-step``): kept at the
-    same times, cached apart; at the ladder's step the time-step error is a small part of
-    the grid's (the rung at twice the resolution)."""
+    same times, cached apart; at the ladder's step, and at twice it, the time-step error
+    is a small part of the grid's (the rung at twice the resolution)."""
     step = ladder.stepper(32)
     u = step.equation.project(kolmogorov.initial_velocity(step.equation.grid, 0, max_velocity=1.0))
     starts = np.asarray(u)[None, None].repeat(ladder.STATES_PER_SEED, axis=1)  # (1 seed, 4 states, 2, 32, 32)
@@ -249,11 +249,18 @@ def test_ladder_runs_with_split_steps_measure_the_time_step_error(tmp_path):
     two = ladder.ladder_runs(tmp_path, starts, resolutions=(16,), score_resolution=8, substeps=2)[16]
     assert ladder.stepper(16, substeps=2).dt == pytest.approx(ladder.dt(16) / 2)
     assert one.shape == two.shape == (4, round(ladder.EVAL_HORIZON / ladder.EVAL_INTERVAL) + 1, 2, 8, 8)
-    assert len(list(tmp_path.glob("rung16*.npz"))) == 2  # cached apart
+    doubled = ladder.ladder_runs(tmp_path, starts, resolutions=(16,), score_resolution=8, multiple=2)[16]
+    assert doubled.shape == one.shape and ladder.stepper(16, multiple=2).dt == pytest.approx(2 * ladder.dt(16))
+    assert len(list(tmp_path.glob("rung16*.npz"))) == 3  # cached apart
     finer = ladder.ladder_runs(tmp_path, starts, resolutions=(32,), score_resolution=8)[32]
     at = 4  # t = 0.32, before the chaotic growth of differences
-    in_time, in_space = (np.max(np.abs(one[:, at] - other[:, at])) for other in (two, finer))
-    print(f"at t = 0.32: halving the step changes the state by {in_time:.3g}, doubling the grid by {in_space:.3g}")
-    assert 0 < in_time < 0.01 * in_space
+    in_time, longer, in_space = (np.max(np.abs(one[:, at] - other[:, at])) for other in (two, doubled, finer))
+    print(
+        f"at t = 0.32: halving the step changes the state by {in_time:.3g}, doubling it by {longer:.3g}, "
+        f"doubling the grid by {in_space:.3g}"
+    )
+    assert 0 < in_time < longer < 0.05 * in_space
+    with pytest.raises(ValueError, match="do not divide the save interval"):
+        ladder.ladder_runs(tmp_path, starts, resolutions=(16,), score_resolution=8, multiple=3)
     with pytest.raises(ValueError, match="substeps must be an int >= 1, got 0"):
         ladder.stepper(16, substeps=0)
