@@ -466,8 +466,9 @@ def ladder_runs(
     held-out starts (restricted to ``n``^2), ``EVAL_HORIZON`` time units kept every
     ``EVAL_INTERVAL``, restricted to ``score_resolution``^2 (``c``). Cached and
     resumable per rung in ``folder``. ``substeps``, ``multiple``: the ladder's step split
-    in that many, or that many steps taken as one (``stepper``; without the runtime CFL
-    check, which is a sufficient condition only), to measure the time-step error."""
+    in that many, or that many steps taken as one (``stepper``), to measure the time-step
+    error; a longer step runs without the runtime CFL check (a sufficient condition only,
+    which the ladder's own step already nearly meets)."""
     out = {}
     for n in resolutions:
         per_save = _steps(EVAL_INTERVAL, n) * substeps

@@ -204,6 +204,15 @@ def _json_safe(value):
     return value
 
 
+def _write_results(path: Path, out: dict) -> None:
+    """``out`` as strict JSON (``_json_safe``) in ``path``, written whole or not at all
+    (a partial file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(_json_safe(out), indent=2, default=str, allow_nan=False))
+    partial.replace(path)
+
+
 def _long_rollouts(
     step, starts, duration: float, name: str, path: Path, key: str, *, bound: float = np.inf, reuse: dict | None = None
 ) -> dict:
@@ -265,21 +274,18 @@ def time_step_error(args, *, resolutions=(32, 64, 128), substeps=(1, 2, 4), mult
     table = {}
     cases = [(n, k, 1) for k in substeps for n in resolutions] + [(ladder.COARSE, 1, m) for m in multiples]
     for n, k, m in cases:
-        for r in ladder.ladder_runs(args.out, starts, resolutions=(n,), substeps=k, multiple=m).values():
-            scores = ladder.score_table(coarse_step, r, reference)
-            name = f"plain_{n}_dt/{k}" if m == 1 else f"plain_{n}_dt*{m}"
-            table[name] = {
-                "dt": ladder.dt(n) * m / k,
-                "finite_runs": int(np.sum(np.isfinite(r).all(axis=tuple(range(1, r.ndim))))),
-                **{metric: float(np.mean(v)) for metric, v in scores.items()},
-                "per_state_correlation_time": np.asarray(scores["correlation_time"]).tolist(),
-            }
-            row = table[name]
-            print(
-                f"plain {n}^2, dt {row['dt']:.5g}: correlation time {row['correlation_time']:.4f}, "
-                f"error at 0.64 {row['error_0.64']:.5f}, at 2.56 {row['error_2.56']:.5f}"
-            )
-    results = args.results or Path("benchmarks/results/kolmogorov_time_step.json")
+        r = ladder.ladder_runs(args.out, starts, resolutions=(n,), substeps=k, multiple=m)[n]
+        scores = ladder.score_table(coarse_step, r, reference)
+        row = table[f"plain_{n}_dt/{k}" if m == 1 else f"plain_{n}_dt*{m}"] = {
+            "dt": ladder.stepper(n, substeps=k, multiple=m).dt,
+            "finite_runs": int(np.sum(np.isfinite(r).all(axis=tuple(range(1, r.ndim))))),
+            **{metric: float(np.mean(v)) for metric, v in scores.items()},
+            "per_state_correlation_time": np.asarray(scores["correlation_time"]).tolist(),
+        }
+        print(
+            f"plain {n}^2, dt {row['dt']:.5g}: correlation time {row['correlation_time']:.4f}, "
+            f"error at 0.64 {row['error_0.64']:.5f}, at 2.56 {row['error_2.56']:.5f}"
+        )
     out = {
         "rungs": table,
         "held_out_states": len(reference),
@@ -287,10 +293,7 @@ def time_step_error(args, *, resolutions=(32, 64, 128), substeps=(1, 2, 4), mult
         "date": time.strftime("%Y-%m-%d"),
         "command": "python " + " ".join(sys.argv),
     }
-    results.parent.mkdir(parents=True, exist_ok=True)
-    partial = results.with_name(results.name + ".partial")
-    partial.write_text(json.dumps(_json_safe(out), indent=2, allow_nan=False))
-    partial.replace(results)
+    _write_results(args.results or Path("benchmarks/results/kolmogorov_time_step.json"), out)
     return 0
 
 
@@ -468,11 +471,7 @@ def evaluate(args) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "command": "python " + " ".join(sys.argv),
     }
-    results = args.results or Path("benchmarks/results/kolmogorov_equivalent_resolution.json")
-    results.parent.mkdir(parents=True, exist_ok=True)
-    partial = results.with_name(results.name + ".partial")  # written whole or not at all
-    partial.write_text(json.dumps(_json_safe(out), indent=2, default=str, allow_nan=False))
-    partial.replace(results)
+    _write_results(args.results or Path("benchmarks/results/kolmogorov_equivalent_resolution.json"), out)
     print(
         json.dumps({k: out[k] for k in ("equivalent_resolution", "speedup_at_equal_accuracy")}, indent=2, default=str)
     )
