@@ -18,6 +18,16 @@ from problems._hybrid import cnn
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _script():
+    """``scripts/kolmogorov_ladder.py`` as a module (it is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kl_script", ROOT / "scripts" / "kolmogorov_ladder.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def _runs(resolution, seeds, steps):
     step = ladder.stepper(resolution)
     grid = step.equation.grid
@@ -122,11 +132,7 @@ def test_long_rollouts_resume_at_the_next_state(tmp_path, monkeypatch):
     """The evaluation's 50-unit rollouts keep each finished state on disk at once: a
     call stopped after the first state resumes at the second, and the result is the
     uninterrupted one."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("kl_script", ROOT / "scripts" / "kolmogorov_ladder.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script()
     starts = np.arange(3 * 2 * 32 * 32, dtype=np.float32).reshape(3, 2, 32, 32)
     ran = []
 
@@ -227,12 +233,9 @@ def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path):
 def test_results_json_holds_no_infinity():
     """A model that blew up has infinite errors: the results file writes them as null
     (strict JSON), not as ``Infinity``."""
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("kl_script", ROOT / "scripts" / "kolmogorov_ladder.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script()
     out = {"a": [1.0, np.inf, np.float32(-np.inf), np.nan], "b": {"c": (np.float64(2.5), "x", 3)}}
     text = json.dumps(script._json_safe(out), allow_nan=False)
     assert json.loads(text) == {"a": [1.0, None, None, None], "b": {"c": [2.5, "x", 3]}}
