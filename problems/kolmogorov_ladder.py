@@ -267,9 +267,14 @@ def model(
     depth: int = 3,
     resolution: int = COARSE,
     check_stability: bool = True,
+    multiple: int = 1,
 ):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
-    channels and ``depth`` layers, started as the plain solver (zero last layer).
+    channels and ``depth`` layers, started as the plain solver (zero last layer), at the
+    step ``dt(resolution) * multiple`` (``stepper``; a longer step than the ladder's runs
+    without the runtime CFL check, which is a sufficient condition only and fails at
+    every turbulent state from twice the step: the plain 32^2 solver stays finite and
+    scores the same at 2x and 4x, ``--part time-step``).
 
     ``"interpolation"``: learned interpolation (``nnpde.learned_interpolation``, 4 x 4
     stencils for each velocity component at each face) inside projected RK4, the
@@ -289,7 +294,8 @@ def model(
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")
     check_option("depth", depth, 1, "e.g. 3.")
-    plain = stepper(resolution, check_stability=check_stability)
+    check_stability = check_stability and multiple == 1
+    plain = stepper(resolution, check_stability=check_stability, multiple=multiple)
     if kind == "correction":
         net = cnn(seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth)
         return nnpde.CorrectedStepper(plain, net, scale=plain.dt, project=True)
@@ -375,10 +381,11 @@ def train(
     stop_when=None,
     check_stability: bool = True,
     noise: float = 0.0,
+    multiple: int = 1,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
-    solver in the loop: ``window`` steps unrolled from each sampled state, relative
+    solver in the loop: ``window`` model steps unrolled from each sampled state, relative
     squared error at every step (``nnpde.unrolled_loss``), Adam with a cosine decay
     and gradient clipping. Checkpointed in ``folder/model_<kind>_h<hidden>_d<depth>``
     (``_<tag>`` appended when given: another run of the same size) and resumed from
@@ -390,14 +397,30 @@ def train(
     diverging model is then caught by its non-finite loss). ``noise``: Gaussian noise of
     ``noise`` times each sampled state's rms added to it (``nnpde.unrolled_loss``): the
     unrolled model learns to pull perturbed states back, for long-rollout stability
-    (Sanchez-Gonzalez et al. 2020; Stachenfeld et al. 2021)."""
+    (Sanchez-Gonzalez et al. 2020; Stachenfeld et al. 2021). ``multiple``: the model
+    steps ``multiple`` coarse steps at once (``model``), trained on every ``multiple``-th
+    state; ``validation_steps`` stays counted in coarse steps (the same 4 time units)."""
+    check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
+    if validation_steps % multiple or (trajectories.shape[1] - 1) % multiple:
+        raise ValueError(
+            f"multiple={multiple} does not divide validation_steps={validation_steps} and the "
+            f"{trajectories.shape[1] - 1} coarse steps of the data. Fix: a multiple dividing both, e.g. 2."
+        )
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
     net = model(
-        kind, seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], check_stability=check_stability
+        kind,
+        seed=seed,
+        hidden=hidden,
+        depth=depth,
+        resolution=trajectories.shape[-1],
+        check_stability=check_stability,
+        multiple=multiple,
     )
+    shape = list(trajectories.shape)
+    trajectories = trajectories[:, ::multiple]
     train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
-    starts, reference = validation_states(trajectories, validation_steps)
+    starts, reference = validation_states(trajectories, validation_steps // multiple)
 
     def evaluate(m):
         predicted = rollouts(m, starts, reference.shape[1] - 1, 1)
@@ -413,10 +436,12 @@ def train(
     optimizer = _optimizer(learning_rate, steps)
     run_dir = model_dir(folder, kind, hidden, depth, tag)
     config = dict(kind=kind, hidden=hidden, depth=depth, steps=steps, window=window, batch_size=batch_size)
-    config.update(learning_rate=learning_rate, seed=seed, data=list(trajectories.shape))
+    config.update(learning_rate=learning_rate, seed=seed, data=shape)
     config.update(eval_every=eval_every, validation_steps=validation_steps)
     if noise:  # only when set: runs trained before the option resume with their own settings
         config.update(noise=float(noise))
+    if multiple > 1:  # likewise
+        config.update(multiple=multiple)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -553,7 +578,13 @@ def trained(
         )
     config = json.loads(settings.read_text())
     net = model(
-        kind, seed=config["seed"], hidden=hidden, depth=depth, resolution=resolution, check_stability=check_stability
+        kind,
+        seed=config["seed"],
+        hidden=hidden,
+        depth=depth,
+        resolution=resolution,
+        check_stability=check_stability,
+        multiple=config.get("multiple", 1),
     )
     state, static = nnpde.init_train_state(
         net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]

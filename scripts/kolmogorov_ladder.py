@@ -51,7 +51,13 @@ def main(argv=None) -> int:
     parser.add_argument("--hidden", type=int, default=16, help="--part model: CNN channels")
     parser.add_argument("--depth", type=int, default=3, help="--part model: CNN layers")
     parser.add_argument("--steps", type=int, default=1500, help="--part model: optimiser steps")
-    parser.add_argument("--window", type=int, default=16, help="--part model: unrolled coarse steps per sample")
+    parser.add_argument("--window", type=int, default=16, help="--part model: unrolled model steps per sample")
+    parser.add_argument(
+        "--multiple",
+        type=int,
+        default=1,
+        help="--part model: the model's step in coarse steps dt(32) (2: a step of 0.04, half the cost per time unit)",
+    )
     parser.add_argument("--batch-size", type=int, default=6, help="--part model: samples per step")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="--part model: peak learning rate")
     parser.add_argument(
@@ -147,6 +153,7 @@ def train_model(args) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         noise=args.noise,
+        multiple=args.multiple,
         tag=args.tag,
     )
     print(f"trained {int(result.state.step)} steps; last figures {result.history[-1] if result.history else {}}")

@@ -267,3 +267,38 @@ def test_ladder_runs_with_split_steps_measure_the_time_step_error(tmp_path):
         ladder.ladder_runs(tmp_path, starts, resolutions=(16,), score_resolution=8, multiple=3)
     with pytest.raises(ValueError, match="substeps must be an int >= 1, got 0"):
         ladder.stepper(16, substeps=0)
+
+
+def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypatch):
+    """``multiple``: the model takes that many coarse steps as one, starts as the plain
+    solver at that step (run without the CFL check, which fails from twice the
+    ladder's step), trains on every ``multiple``-th state with the validation horizon
+    unchanged in time, and is rebuilt at its step from its settings."""
+    model = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, multiple=2)
+    plain = ladder.stepper(16, multiple=2, check_stability=False)
+    assert model.dt == pytest.approx(2 * ladder.dt(16))
+    u0 = _runs(16, [3], 1)[0, 0]
+    np.testing.assert_array_equal(nnpde.rollout(model, u0, 3), nnpde.rollout(plain, u0, 3))
+    assert not model.stepper.check_stability and ladder.model("correction", resolution=16).stepper.check_stability
+
+    data = _runs(16, range(6), 12)
+    seen = {}
+    real_fit = nnpde.fit
+
+    def fit(net, loss, train_part, **kw):
+        seen["train"], seen["evaluate"] = np.asarray(train_part), kw["evaluate"]
+        return real_fit(net, loss, train_part, **kw)
+
+    monkeypatch.setattr(nnpde, "fit", fit)
+    common = dict(kind="correction", hidden=4, depth=2, steps=1, window=2, batch_size=2, progress=False)
+    result = ladder.train(tmp_path, data, multiple=2, validation_steps=4, eval_every=1, **common)
+    np.testing.assert_array_equal(seen["train"], data[:-4, ::2])
+    assert result.model.dt == pytest.approx(2 * ladder.dt(16))
+    again, _, settings = ladder.trained(tmp_path, kind="correction", hidden=4, depth=2, resolution=16)
+    assert settings["multiple"] == 2 and settings["data"] == list(data.shape)
+    assert again.dt == pytest.approx(2 * ladder.dt(16))
+    # the validation rolls the model over the same 4 coarse steps (2 of its own) as at the ladder's step
+    figures = seen["evaluate"](plain)
+    assert figures["val_correlation_time"] == pytest.approx(4 * ladder.dt(16))
+    with pytest.raises(ValueError, match="multiple=3 does not divide validation_steps=4"):
+        ladder.train(tmp_path, data, multiple=3, validation_steps=4, tag="bad", **common)
