@@ -298,7 +298,14 @@ def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypa
     assert settings["multiple"] == 2 and settings["data"] == list(data.shape)
     assert again.dt == pytest.approx(2 * ladder.dt(16))
     # the validation rolls the model over the same 4 coarse steps (2 of its own) as at the ladder's step
-    figures = seen["evaluate"](plain)
+    figures = seen["evaluate"](ladder.model("correction", hidden=4, depth=2, resolution=16, multiple=2))  # plain
     assert figures["val_correlation_time"] == pytest.approx(4 * ladder.dt(16))
+    assert figures["val_blown_up"] == 0
+    # a model that blows up in validation is measured, not stopped: its runs are scored
+    # from their last finite state (the runtime check would have raised Diverged)
+    params, static = nnpde.partition(result.model)
+    wild = nnpde.combine(jax.tree.map(lambda p: p + 1e200, params), static)
+    figures = seen["evaluate"](wild)
+    assert figures["val_blown_up"] > 0 and 0 <= figures["val_correlation_time"] < 4 * ladder.dt(16)
     with pytest.raises(ValueError, match="multiple=3 does not divide validation_steps=4"):
         ladder.train(tmp_path, data, multiple=3, validation_steps=4, tag="bad", **common)
