@@ -401,10 +401,12 @@ def train(
     steps ``multiple`` coarse steps at once (``model``), trained on every ``multiple``-th
     state; ``validation_steps`` stays counted in coarse steps (the same 4 time units)."""
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
-    if validation_steps % multiple or (trajectories.shape[1] - 1) % multiple:
+    per_save = _steps(EVAL_INTERVAL, trajectories.shape[-1])  # the evaluation keeps every EVAL_INTERVAL
+    counts = {"validation_steps": validation_steps, "coarse steps of the data": trajectories.shape[1] - 1}
+    counts["coarse steps per EVAL_INTERVAL"] = per_save
+    if any(n % multiple for n in counts.values()):
         raise ValueError(
-            f"multiple={multiple} does not divide validation_steps={validation_steps} and the "
-            f"{trajectories.shape[1] - 1} coarse steps of the data. Fix: a multiple dividing both, e.g. 2."
+            f"multiple={multiple} does not divide all of {counts}. Fix: a multiple dividing them all, e.g. 2."
         )
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")

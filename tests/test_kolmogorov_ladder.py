@@ -307,5 +307,8 @@ def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypa
     wild = nnpde.combine(jax.tree.map(lambda p: p + 1e200, params), static)
     figures = seen["evaluate"](wild)
     assert figures["val_blown_up"] > 0 and 0 <= figures["val_correlation_time"] < 4 * ladder.dt(16)
-    with pytest.raises(ValueError, match="multiple=3 does not divide validation_steps=4"):
+    with pytest.raises(ValueError, match=r"multiple=3 does not divide all of \{'validation_steps': 4"):
         ladder.train(tmp_path, data, multiple=3, validation_steps=4, tag="bad", **common)
+    # 16^2 keeps 2 coarse steps per EVAL_INTERVAL: a 4-step model could not be scored there
+    with pytest.raises(ValueError, match="'coarse steps per EVAL_INTERVAL': 2"):
+        ladder.train(tmp_path, data, multiple=4, validation_steps=4, tag="bad", **common)
