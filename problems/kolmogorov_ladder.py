@@ -427,7 +427,7 @@ def train(
     # the validation is a measurement, not a guard: it runs the model without the
     # runtime CFL check, and a run that blows up is scored as the evaluation scores it
     # (decorrelated from its last finite state) instead of stopping a healthy training
-    free = nnpde.partition(
+    free = jax.tree.structure(
         model(
             kind,
             seed=seed,
@@ -437,10 +437,10 @@ def train(
             check_stability=False,
             multiple=multiple,
         )
-    )[1]
+    )
 
     def evaluate(m):
-        unchecked = nnpde.combine(nnpde.partition(m)[0], free)
+        unchecked = jax.tree.unflatten(free, jax.tree.leaves(m))  # the same arrays; the check is static
         predicted = rollouts(unchecked, starts, reference.shape[1] - 1, 1, allow_non_finite=True)
         corr, errors = scores(unchecked, predicted, reference, interval=m.dt)
         at = min(round(0.64 / m.dt), errors.shape[1] - 1)

@@ -301,9 +301,12 @@ def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypa
     figures = seen["evaluate"](ladder.model("correction", hidden=4, depth=2, resolution=16, multiple=2))  # plain
     assert figures["val_correlation_time"] == pytest.approx(4 * ladder.dt(16))
     assert figures["val_blown_up"] == 0
-    # a model that blows up in validation is measured, not stopped: its runs are scored
-    # from their last finite state (the runtime check would have raised Diverged)
-    params, static = nnpde.partition(result.model)
+    # a model that blows up in validation is measured, not stopped: the validation runs
+    # it without the runtime check (which would raise Diverged) and scores its runs from
+    # their last finite state
+    checked = ladder.train(tmp_path, data, validation_steps=4, eval_every=1, tag="one", **common)
+    assert checked.model.stepper.check_stability
+    params, static = nnpde.partition(checked.model)
     wild = nnpde.combine(jax.tree.map(lambda p: p + 1e200, params), static)
     figures = seen["evaluate"](wild)
     assert figures["val_blown_up"] > 0 and 0 <= figures["val_correlation_time"] < 4 * ladder.dt(16)
