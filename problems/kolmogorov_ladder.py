@@ -391,7 +391,9 @@ def train(
     (``_<tag>`` appended when given: another run of the same size) and resumed from
     there (``nnpde.fit``); a finished run returns its model without training. Every
     ``eval_every`` steps the validation correlation time (vorticity, at ``THRESHOLD``)
-    over ``validation_steps`` coarse steps (4 time units) is logged; ``stop_when(figures)``
+    over ``validation_steps`` coarse steps (4 time units) is logged, the model run without
+    the runtime CFL check and a run that blows up scored from its last finite state and
+    counted (``val_blown_up``); ``stop_when(figures)``
     (``nnpde.fit``), checked then, can end the run early (a wall-time budget, say);
     ``check_stability=False`` trains without the solvers' runtime CFL check (a
     diverging model is then caught by its non-finite loss). ``noise``: Gaussian noise of

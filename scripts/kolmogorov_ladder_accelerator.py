@@ -247,7 +247,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["interpolation:64:6", "interpolation:32:4"])
     parser.add_argument("--tag", default="accel", help="appended to each run directory's name")
     parser.add_argument("--budget", type=float, default=540.0, help="wall seconds for the whole script")
-    parser.add_argument("--window", type=int, default=32, help="unrolled coarse steps per sample")
+    parser.add_argument("--window", type=int, default=32, help="unrolled model steps per sample")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument(
