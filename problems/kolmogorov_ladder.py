@@ -412,15 +412,8 @@ def train(
         )
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
-    net = model(
-        kind,
-        seed=seed,
-        hidden=hidden,
-        depth=depth,
-        resolution=trajectories.shape[-1],
-        check_stability=check_stability,
-        multiple=multiple,
-    )
+    sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
+    net = model(kind, check_stability=check_stability, **sizes)
     shape = list(trajectories.shape)
     trajectories = trajectories[:, ::multiple]
     train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
@@ -429,17 +422,7 @@ def train(
     # the validation is a measurement, not a guard: it runs the model without the
     # runtime CFL check, and a run that blows up is scored as the evaluation scores it
     # (decorrelated from its last finite state) instead of stopping a healthy training
-    free = jax.tree.structure(
-        model(
-            kind,
-            seed=seed,
-            hidden=hidden,
-            depth=depth,
-            resolution=trajectories.shape[-1],
-            check_stability=False,
-            multiple=multiple,
-        )
-    )
+    free = jax.tree.structure(model(kind, check_stability=False, **sizes))
 
     def evaluate(m):
         unchecked = jax.tree.unflatten(free, jax.tree.leaves(m))  # the same arrays; the check is static
