@@ -289,6 +289,53 @@ def test_stencils_held_over_a_step_run_the_network_once_and_differ_from_per_stag
         nnpde.PerStepInterpolation(plain)
 
 
+def test_stencils_held_over_several_steps_run_the_network_once_per_block():
+    """``PerStepInterpolation(hold=3)``: one network call advances three inner steps
+    with the weights chosen on the block's first state (the same as preparing them by
+    hand and stepping three times), ``dt`` is the block's, a zero network is three
+    plain steps to rounding, the gradient reaches the network, and a bad ``hold`` is
+    refused with its value."""
+    eq = _burgers(1)
+    targets, sides = eq.reconstruction_targets
+    calls = []
+
+    class Counting(eqx.Module):
+        net: nnpde.Network
+
+        def __call__(self, u):
+            calls.append(1)
+            return self.net(u)
+
+    def step(zero_init):
+        net = Counting(_network(targets * sides * nnpde.correction_size(4, 1), zero_init=zero_init))
+        return nnpde.ExplicitRK(nnpde.learned_interpolation(eq, net, scale=0.1), dt=0.05, method="ssprk3")
+
+    u = _smooth_state(eq)
+    plain = nnpde.ExplicitRK(eq, dt=0.05, method="ssprk3")
+    zero = nnpde.PerStepInterpolation(step(True), hold=3)(u)
+    np.testing.assert_allclose(zero, plain(plain(plain(u))), rtol=0, atol=1e-15)  # fused differently in the loop
+    inner = step(False)
+    block = nnpde.PerStepInterpolation(inner, hold=3)
+    assert block.dt == 3 * 0.05 and block.hold == 3 and nnpde.PerStepInterpolation(inner).hold == 1
+    calls.clear()
+    jax.make_jaxpr(block)(u)
+    assert len(calls) == 1
+    held = eqx.tree_at(
+        lambda s: s.equation, inner, inner.equation.with_reconstruction(inner.equation.reconstruction.prepare(u))
+    )
+    np.testing.assert_allclose(block(u), held(held(held(u))), rtol=0, atol=1e-13)
+    rechosen = nnpde.PerStepInterpolation(inner)
+    assert float(jnp.max(jnp.abs(block(u) - rechosen(rechosen(rechosen(u)))))) > 1e-12
+    np.testing.assert_allclose(float(jnp.sum(block(u))), float(jnp.sum(u)), atol=1e-12)
+
+    params, static = eqx.partition(block, eqx.is_inexact_array)
+    grads = jax.grad(lambda p: jnp.sum(eqx.combine(p, static)(u) ** 2))(params)
+    assert any(float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(grads))
+    for bad in (0, -2, True):
+        with pytest.raises(ValueError, match=f"hold must be an int >= 1.*{bad!r}"):
+            nnpde.PerStepInterpolation(inner, hold=bad)
+
+
 @pytest.mark.parametrize("along, normal", [(0, 0), (0, 1), (1, 0), (1, 1)])
 def test_learned_advecting_velocity_interpolates_linear_velocities_exactly(along, normal):
     """The advecting velocity of the staggered momentum flux (component ``along``'s flux

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 
 from ..numerics._equation import AbstractEquation
 from ..numerics._reconstruction import AbstractReconstruction, CorrectedReconstruction, correction_size
@@ -193,11 +194,19 @@ class PerStepInterpolation(AbstractStepper):
     scheme exactly. The network is by far the costliest part of a coarse step (a small
     CNN costs tens of times the plain right-hand side), so this makes the step several
     times cheaper, which is what an accuracy-per-cost comparison measures.
+
+    ``hold``: the weights are held over ``hold`` steps of ``stepper``, so one call
+    advances ``hold * stepper.dt`` (its ``dt``) with one network call:
+    ``u_{n+hold} = S_w^hold(u_n)``, ``w = N(u_n)``. Each inner step keeps its own
+    stability (and runtime check); the network learns weights for the whole block,
+    which makes a step of the hybrid ``hold`` times cheaper where a longer inner step
+    would leave the Runge-Kutta method's stability region.
     """
 
     stepper: AbstractStepper
+    hold: int = eqx.field(static=True)
 
-    def __init__(self, stepper: AbstractStepper):
+    def __init__(self, stepper: AbstractStepper, hold: int = 1):
         reconstruction = getattr(getattr(stepper, "equation", None), "reconstruction", None)
         if not isinstance(stepper, AbstractStepper) or not isinstance(reconstruction, LearnedInterpolation):
             raise TypeError(
@@ -205,7 +214,13 @@ class PerStepInterpolation(AbstractStepper):
                 f"{type(stepper).__name__} of {type(getattr(stepper, 'equation', None)).__name__}. Fix: "
                 "nnpde.PerStepInterpolation(nnpde.ProjectedRK(nnpde.learned_interpolation(equation, network), dt=...))."
             )
+        if isinstance(hold, bool) or not isinstance(hold, int) or hold < 1:
+            raise ValueError(
+                f"hold must be an int >= 1 (steps of the inner stepper per network call), got {hold!r}. "
+                "Fix: e.g. hold=1 (the stencils chosen at every step) or hold=2."
+            )
         self.stepper = stepper
+        self.hold = hold
 
     @property
     def equation(self) -> AbstractEquation:
@@ -213,9 +228,16 @@ class PerStepInterpolation(AbstractStepper):
 
     @property
     def dt(self) -> float:
-        return self.stepper.dt
+        return self.stepper.dt * self.hold
 
     def __call__(self, u, t=0.0):
         equation = self.stepper.equation
         held = equation.with_reconstruction(equation.reconstruction.prepare(u))
-        return eqx.tree_at(lambda s: s.equation, self.stepper, held)(u, t)
+        step = eqx.tree_at(lambda s: s.equation, self.stepper, held)
+        if self.hold == 1:
+            return step(u, t)
+
+        def body(i, v):
+            return step(v, t + i * self.stepper.dt)
+
+        return jax.lax.fori_loop(0, self.hold, body, u)
