@@ -268,6 +268,7 @@ def model(
     resolution: int = COARSE,
     check_stability: bool = True,
     multiple: int = 1,
+    hold: int = 1,
 ):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
     channels and ``depth`` layers, started as the plain solver (zero last layer), at the
@@ -289,11 +290,22 @@ def model(
     CNN correction (``nnpde.CorrectedStepper``), the model class of the 16^2 task;
     ``"closure"``: a learned momentum flux inside the projected right-hand side
     (``nnpde.ProjectedClosureEquation``, flux form: conservative), the network run at
-    every RK stage."""
+    every RK stage.
+
+    ``hold`` (the interpolation kinds): the stencils are chosen once per ``hold`` steps
+    (``nnpde.PerStepInterpolation(hold=)``), so one model step advances ``hold *
+    multiple`` coarse steps with one network call, each inner step of ``multiple``
+    coarse steps keeping RK4's stability."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")
     check_option("depth", depth, 1, "e.g. 3.")
+    check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
+    if hold > 1 and not kind.startswith("interpolation"):
+        raise ValueError(
+            f"hold={hold} holds learned stencils over several steps; kind {kind!r} has none. "
+            "Fix: hold=1, or an interpolation kind."
+        )
     check_stability = check_stability and multiple == 1
     plain = stepper(resolution, check_stability=check_stability, multiple=multiple)
     if kind == "correction":
@@ -313,7 +325,7 @@ def model(
         plain.equation, net, size=STENCIL, bounded=kind == "interpolation", velocities=velocities
     )
     return nnpde.PerStepInterpolation(
-        nnpde.ProjectedRK(learned, dt=plain.dt, method="rk4", check_stability=check_stability)
+        nnpde.ProjectedRK(learned, dt=plain.dt, method="rk4", check_stability=check_stability), hold=hold
     )
 
 
@@ -382,6 +394,7 @@ def train(
     check_stability: bool = True,
     noise: float = 0.0,
     multiple: int = 1,
+    hold: int = 1,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -401,23 +414,29 @@ def train(
     unrolled model learns to pull perturbed states back, for long-rollout stability
     (Sanchez-Gonzalez et al. 2020; Stachenfeld et al. 2021). ``multiple``: the model
     steps ``multiple`` coarse steps at once (``model``), trained on every ``multiple``-th
-    state; ``validation_steps`` stays counted in coarse steps (the same 4 time units)."""
+    state; ``validation_steps`` stays counted in coarse steps (the same 4 time units).
+    ``hold``: the stencils held over ``hold`` such steps (``model``), trained on every
+    ``multiple * hold``-th state."""
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
+    check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
+    per_model_step = multiple * hold  # coarse steps
     per_save = _steps(EVAL_INTERVAL, trajectories.shape[-1])  # the evaluation keeps every EVAL_INTERVAL
     counts = {"validation_steps": validation_steps, "coarse steps of the data": trajectories.shape[1] - 1}
     counts["coarse steps per EVAL_INTERVAL"] = per_save
-    if any(n % multiple for n in counts.values()):
+    if any(n % per_model_step for n in counts.values()):
         raise ValueError(
-            f"multiple={multiple} does not divide all of {counts}. Fix: a multiple dividing them all, e.g. 2."
+            f"multiple={multiple} x hold={hold} = {per_model_step} coarse steps per model step does not divide "
+            f"all of {counts}. Fix: a multiple and hold whose product divides them all, e.g. 2 and 1."
         )
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
+    sizes.update(hold=hold)
     net = model(kind, check_stability=check_stability, **sizes)
     shape = list(trajectories.shape)
-    trajectories = trajectories[:, ::multiple]
+    trajectories = trajectories[:, ::per_model_step]
     train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
-    starts, reference = validation_states(trajectories, validation_steps // multiple)
+    starts, reference = validation_states(trajectories, validation_steps // per_model_step)
 
     # the validation is a measurement, not a guard: it runs the model without the
     # runtime CFL check, and a run that blows up is scored as the evaluation scores it
@@ -450,6 +469,8 @@ def train(
         config.update(noise=float(noise))
     if multiple > 1:  # likewise
         config.update(multiple=multiple)
+    if hold > 1:  # likewise
+        config.update(hold=hold)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -593,6 +614,7 @@ def trained(
         resolution=resolution,
         check_stability=check_stability,
         multiple=config.get("multiple", 1),
+        hold=config.get("hold", 1),
     )
     state, static = nnpde.init_train_state(
         net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]
@@ -613,7 +635,7 @@ def courant_ratio(step, states):
     limit = jax.jit(jax.vmap(lambda u: nnpde.max_stable_dt_advective(inner.equation, inner.tableau, u=u)))
     states = np.asarray(states)
     pieces = [np.asarray(limit(jnp.asarray(states[i : i + 64]))) for i in range(0, len(states), 64)]
-    return step.dt / np.concatenate(pieces)
+    return inner.dt / np.concatenate(pieces)  # the Runge-Kutta step's own dt (a held block runs several)
 
 
 def long_rollout(

@@ -58,6 +58,12 @@ def main(argv=None) -> int:
         default=1,
         help="--part model: the model's step in coarse steps dt(32) (2: a step of 0.04, half the cost per time unit)",
     )
+    parser.add_argument(
+        "--hold",
+        type=int,
+        default=1,
+        help="--part model: model steps per network call, the stencils held over them (2: half the network's cost)",
+    )
     parser.add_argument("--batch-size", type=int, default=6, help="--part model: samples per step")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="--part model: peak learning rate")
     parser.add_argument(
@@ -154,6 +160,7 @@ def train_model(args) -> int:
         learning_rate=args.learning_rate,
         noise=args.noise,
         multiple=args.multiple,
+        hold=args.hold,
         tag=args.tag,
     )
     print(f"trained {int(result.state.step)} steps; last figures {result.history[-1] if result.history else {}}")

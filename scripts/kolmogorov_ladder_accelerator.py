@@ -63,10 +63,13 @@ def _sizes(tiny: bool):
     return dict(window=4, batch_size=2, validation_steps=20) if tiny else {}
 
 
-def device_costs(specs, *, resolutions, states: int = 16, duration: float = 0.16, multiple: int = 1) -> dict:
+def device_costs(
+    specs, *, resolutions, states: int = 16, duration: float = 0.16, multiple: int = 1, hold: int = 1
+) -> dict:
     """Seconds per simulated time unit per trajectory of each plain rung and model (at
-    ``multiple`` coarse steps per step) on this device, ``states`` trajectories batched
-    (any states: the cost does not depend on them)."""
+    ``multiple`` coarse steps per step, the stencils held over ``hold`` steps) on this
+    device, ``states`` trajectories batched (any states: the cost does not depend on
+    them)."""
     costs = {}
     for n in resolutions:
         step = ladder.stepper(n)
@@ -89,7 +92,7 @@ def device_costs(specs, *, resolutions, states: int = 16, duration: float = 0.16
     for text in specs:
         kind, hidden, depth = _spec(text)
         costs[text] = ladder.seconds_per_time_unit(
-            ladder.model(kind, hidden=hidden, depth=depth, multiple=multiple), u0, duration=duration
+            ladder.model(kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold), u0, duration=duration
         )
         print(f"  {text}: {costs[text]:.4g} s per time unit per trajectory", flush=True)
     return costs
@@ -112,6 +115,7 @@ def worker(args) -> int:
     sizes = dict(window=args.window, batch_size=args.batch_size, learning_rate=args.learning_rate)
     sizes["check_stability"] = not args.unchecked
     sizes["multiple"] = args.multiple
+    sizes["hold"] = args.hold
     sizes.update(_sizes(args.tiny))
     ladder.train(
         args.out / "probe",
@@ -253,6 +257,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--multiple", type=int, default=1, help="the models' step in coarse steps dt(32) (2: the best CPU recipe)"
     )
+    parser.add_argument("--hold", type=int, default=1, help="model steps per network call (stencils held over them)")
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
     parser.add_argument("--report", type=Path, default=Path("kolmogorov_ladder_accelerator.json"))
     parser.add_argument("--archives", type=Path, default=Path("."), help="folder for the run archives")
@@ -307,7 +312,7 @@ def main(argv=None) -> int:
     resolutions = (32, 64) if args.tiny else (32, 64, 128, 256, 512)
     if not args.skip_costs:
         report["seconds_per_time_unit_per_trajectory"] = device_costs(
-            args.models, resolutions=resolutions, multiple=args.multiple
+            args.models, resolutions=resolutions, multiple=args.multiple, hold=args.hold
         )
         save()
     report["runtime_cfl_check"] = not args.unchecked
@@ -318,7 +323,7 @@ def main(argv=None) -> int:
         line = [sys.executable, __file__, "--worker", text, "--tag", args.tag, "--out", str(args.out)]
         line += ["--window", str(args.window), "--batch-size", str(args.batch_size)]
         line += ["--learning-rate", str(args.learning_rate), "--deadline", str(deadline - 20.0)]
-        line += ["--multiple", str(args.multiple)]
+        line += ["--multiple", str(args.multiple), "--hold", str(args.hold)]
         line += ["--worker-report", str(args.out / f"worker_{text.replace(':', '_')}.json")]
         line += ["--tiny"] if args.tiny else []
         line += ["--unchecked"] if args.unchecked else []

@@ -310,8 +310,45 @@ def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypa
     wild = nnpde.combine(jax.tree.map(lambda p: p + 1e200, params), static)
     figures = seen["evaluate"](wild)
     assert figures["val_blown_up"] > 0 and 0 <= figures["val_correlation_time"] < 4 * ladder.dt(16)
-    with pytest.raises(ValueError, match=r"multiple=3 does not divide all of \{'validation_steps': 4"):
+    refused = r"multiple=3 x hold=1 = 3 coarse steps per model step does not divide all of \{'validation_steps': 4"
+    with pytest.raises(ValueError, match=refused):
         ladder.train(tmp_path, data, multiple=3, validation_steps=4, tag="bad", **common)
     # 16^2 keeps 2 coarse steps per EVAL_INTERVAL: a 4-step model could not be scored there
     with pytest.raises(ValueError, match="'coarse steps per EVAL_INTERVAL': 2"):
         ladder.train(tmp_path, data, multiple=4, validation_steps=4, tag="bad", **common)
+
+
+def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state(tmp_path, monkeypatch):
+    """``hold``: the learned stencils are chosen once per ``hold`` coarse steps, each
+    inner step at the ladder's step and so still checked; a zero network is the plain
+    solver; training reads every ``hold``-th state and the run is rebuilt with its
+    hold; a kind without stencils, or a hold that does not divide the evaluation
+    interval, is refused."""
+    model = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, hold=2)
+    assert model.dt == pytest.approx(2 * ladder.dt(16)) and model.hold == 2 and model.stepper.check_stability
+    u0 = _runs(16, [3], 1)[0, 0]
+    np.testing.assert_allclose(
+        nnpde.rollout(model, u0, 2)[-1], nnpde.rollout(ladder.stepper(16), u0, 4)[-1], rtol=0, atol=1e-12
+    )
+    with pytest.raises(ValueError, match="hold=2 holds learned stencils over several steps; kind 'correction'"):
+        ladder.model("correction", resolution=16, hold=2)
+
+    data = _runs(16, range(6), 12)
+    seen = {}
+    real_fit = nnpde.fit
+
+    def fit(net, loss, train_part, **kw):
+        seen["train"], seen["evaluate"] = np.asarray(train_part), kw["evaluate"]
+        return real_fit(net, loss, train_part, **kw)
+
+    monkeypatch.setattr(nnpde, "fit", fit)
+    common = dict(kind="interpolation", hidden=4, depth=2, steps=1, window=2, batch_size=2, progress=False)
+    result = ladder.train(tmp_path, data, hold=2, validation_steps=4, eval_every=1, **common)
+    np.testing.assert_array_equal(seen["train"], data[:-4, ::2])
+    assert result.model.hold == 2 and int(result.state.step) == 1
+    figures = seen["evaluate"](result.model)  # over the same 4 coarse steps, 2 of the model's
+    assert figures["val_blown_up"] == 0 and 0 < figures["val_correlation_time"] <= 4 * ladder.dt(16) + 1e-9
+    again, _, settings = ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=2, resolution=16)
+    assert settings["hold"] == 2 and "multiple" not in settings and again.dt == pytest.approx(2 * ladder.dt(16))
+    with pytest.raises(ValueError, match=r"multiple=2 x hold=2 = 4 coarse steps per model step"):
+        ladder.train(tmp_path, data, multiple=2, hold=2, validation_steps=4, tag="bad", **common)
