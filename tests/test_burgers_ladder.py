@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -76,6 +77,24 @@ def test_seconds_per_time_unit_times_a_batched_stepper_and_refuses_bad_input():
         nnpde.metrics.seconds_per_time_unit(step, jnp.zeros((1, 1, 32)), duration=0.0)
     with pytest.raises(ValueError, match="repeats must be a positive int"):
         nnpde.metrics.seconds_per_time_unit(step, jnp.zeros((1, 1, 32)), duration=0.4, repeats=0)
+
+
+def test_seconds_per_time_unit_splits_the_batch_over_devices_and_refuses_a_bad_split():
+    """``devices=2`` (the suite runs on 4 host devices): the trajectories are placed
+    half on each device and the split run computes what the whole batch does."""
+    from nnpde.hybrid._ladder import split_batch
+
+    step = ladder.stepper(32)
+    states = ladder.restrict(ladder.starts((0, 1), 2, 64), 32)
+    split = split_batch(states, 2)
+    assert len(split.sharding.device_set) == 2 and split.addressable_shards[0].data.shape[0] == len(states) // 2
+    run = jax.jit(jax.vmap(lambda u: nnpde.rollout(step, u, 3, trajectory=False)))
+    np.testing.assert_allclose(run(split), run(jnp.asarray(states)), rtol=0, atol=1e-12)
+    assert 0 < nnpde.metrics.seconds_per_time_unit(step, states, duration=0.4, devices=2) < 1
+    with pytest.raises(ValueError, match="3 trajectories do not split over devices=2"):
+        nnpde.metrics.seconds_per_time_unit(step, states[:3], duration=0.4, devices=2)
+    with pytest.raises(ValueError, match=f"devices must be an int from 1 to the {jax.local_device_count()}"):
+        nnpde.metrics.seconds_per_time_unit(step, states, duration=0.4, devices=jax.local_device_count() + 1)
 
 
 def test_burgers_ladder_scores_a_trained_run_end_to_end(tmp_path):

@@ -352,3 +352,35 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     assert settings["hold"] == 2 and "multiple" not in settings and again.dt == pytest.approx(2 * ladder.dt(16))
     with pytest.raises(ValueError, match=r"multiple=2 x hold=2 = 4 coarse steps per model step"):
         ladder.train(tmp_path, data, multiple=2, hold=2, validation_steps=4, tag="bad", **common)
+
+
+def test_costs_are_timed_as_one_program_and_split_over_the_devices():
+    """``best_cost``: the suite runs on 4 host devices, so a batch of 4 states is timed
+    both ways and charged the lower; a batch that does not split is timed once."""
+    step = ladder.stepper(16)
+    states = _runs(16, range(4), 0)[:, 0]
+    seconds, by = ladder.best_cost(step, states, duration=4 * ladder.dt(16), repeats=1)
+    assert set(by) == {1, jax.local_device_count()} and seconds == min(by.values()) > 0
+    _, by = ladder.best_cost(step, states[:3], duration=4 * ladder.dt(16), repeats=1)
+    assert set(by) == {1}
+
+
+def test_the_evaluation_gets_one_device_per_core_unless_the_caller_chose(monkeypatch):
+    """``scripts/kolmogorov_ladder.py --part evaluate`` starts JAX with one CPU device per
+    core it may use; other parts, and a caller's own device count, are left alone."""
+    import os
+    import sys
+
+    script = _script()
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(sys, "argv", ["kolmogorov_ladder.py", "--part", "evaluate"])
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    script._one_device_per_core()
+    assert os.environ["XLA_FLAGS"] == f"--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count={cores}"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
+    script._one_device_per_core()
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"
+    monkeypatch.setattr(sys, "argv", ["kolmogorov_ladder.py", "--part", "model"])
+    monkeypatch.delenv("XLA_FLAGS")
+    script._one_device_per_core()
+    assert "XLA_FLAGS" not in os.environ

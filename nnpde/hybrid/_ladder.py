@@ -199,20 +199,47 @@ def speedup_at_equal_accuracy(equivalent: dict, resolutions, costs, model_cost: 
     return out
 
 
-def seconds_per_time_unit(step, states, *, duration: float, repeats: int = 2) -> float:
+def split_batch(states, devices: int):
+    """``states`` ``(B, ...)`` placed with their batch axis split over the first
+    ``devices`` local devices (one device: as they are)."""
+    u0 = jnp.asarray(states)
+    if devices == 1:
+        return u0
+    mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:devices]), ("batch",))
+    return jax.device_put(u0, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
+
+
+def seconds_per_time_unit(step, states, *, duration: float, repeats: int = 2, devices: int = 1) -> float:
     """Wall time per simulated time unit and per trajectory of ``step`` (a stepper with
     ``dt``) run batched over ``states`` (``(B, *state)``) for about ``duration`` time units,
     compiled, best of ``repeats`` runs after a compiling one: the cost that
-    ``speedup_at_equal_accuracy`` divides by. Time every rung and the model in one process."""
+    ``speedup_at_equal_accuracy`` divides by. Time every rung and the model in one process.
+
+    ``devices``: the batch split over that many local devices (trajectories are
+    independent, so no communication): on a CPU given several host devices
+    (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) this runs the trajectories
+    on several cores where one compiled program would not spread its work over them (a
+    small convolution network, say); time every rung both ways and keep each one's
+    best, so that neither side is handicapped."""
     from ..numerics._rollout import rollout
 
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration!r}. Fix: e.g. duration=10 * step.dt.")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive int, got {repeats!r}. Fix: e.g. repeats=2.")
+    available = jax.local_device_count()
+    if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices <= available:
+        raise ValueError(
+            f"devices must be an int from 1 to the {available} local devices, got {devices!r}. Fix: e.g. devices=1, "
+            "or more host devices with XLA_FLAGS=--xla_force_host_platform_device_count=N set before JAX starts."
+        )
+    if len(states) % devices:
+        raise ValueError(
+            f"{len(states)} trajectories do not split over devices={devices}. Fix: a batch divisible by {devices}."
+        )
     n = max(1, round(duration / step.dt))
     run = jax.jit(jax.vmap(lambda u: rollout(step, u, n, trajectory=False)))
-    u0 = jnp.asarray(states)
+    u0 = split_batch(states, devices)
     run(u0).block_until_ready()
     best = math.inf
     for _ in range(repeats):
