@@ -20,10 +20,12 @@ def cnn(
     depth: int,
     kernel_size: int = 3,
     zero_init: bool = True,
+    head_kernel_size: int | None = None,
 ) -> nnpde.Network:
     """A CNN on the coarse grid (``nnpde.networks.ConvNet``, one axis per entry of
     ``periodic``), initialised from ``seed``; with ``zero_init`` its last layer is zero,
-    so that a learned correction or closure starts as the plain coarse solver."""
+    so that a learned correction or closure starts as the plain coarse solver.
+    ``head_kernel_size``: the last layer's kernel (``kernel_size`` unless given)."""
     return nnpde.Network(
         nnpde.networks.ConvNet(
             in_channels,
@@ -32,6 +34,7 @@ def cnn(
             hidden=hidden,
             depth=depth,
             kernel_size=kernel_size,
+            head_kernel_size=head_kernel_size,
             periodic=tuple(periodic),
             zero_init=zero_init,
             rngs=nnx.Rngs(seed),

@@ -269,6 +269,7 @@ def model(
     check_stability: bool = True,
     multiple: int = 1,
     hold: int = 1,
+    head: int = 3,
 ):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
     channels and ``depth`` layers, started as the plain solver (zero last layer), at the
@@ -295,12 +296,16 @@ def model(
     ``hold`` (the interpolation kinds): the stencils are chosen once per ``hold`` steps
     (``nnpde.PerStepInterpolation(hold=)``), so one model step advances ``hold *
     multiple`` coarse steps with one network call, each inner step of ``multiple``
-    coarse steps keeping RK4's stability."""
+    coarse steps keeping RK4's stability. ``head``: the CNN's last kernel (3 as its
+    other layers; 1: a per-cell output layer, several times cheaper where the output
+    has many channels, as the learned stencils' have)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")
     check_option("depth", depth, 1, "e.g. 3.")
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
+    if head not in (1, 3):
+        raise ValueError(f"head must be 1 or 3 (the CNN's last kernel), got {head!r}. Fix: head=3, or 1 (cheaper).")
     if hold > 1 and not kind.startswith("interpolation"):
         raise ValueError(
             f"hold={hold} holds learned stencils over several steps; kind {kind!r} has none. "
@@ -309,17 +314,23 @@ def model(
     check_stability = check_stability and multiple == 1
     plain = stepper(resolution, check_stability=check_stability, multiple=multiple)
     if kind == "correction":
-        net = cnn(seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth)
+        net = cnn(seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth, head_kernel_size=head)
         return nnpde.CorrectedStepper(plain, net, scale=plain.dt, project=True)
     if kind == "closure":  # a learned momentum flux (sub-grid stress) in the right-hand side, projected
-        net = cnn(seed, 2, 4, periodic=(True, True), hidden=hidden, depth=depth)
+        net = cnn(seed, 2, 4, periodic=(True, True), hidden=hidden, depth=depth, head_kernel_size=head)
         closure = nnpde.ProjectedClosureEquation(plain.equation, net, form="flux", periodic=(True, True))
         return nnpde.ProjectedRK(closure, dt=plain.dt, method="rk4", check_stability=check_stability)
     targets, sides = plain.equation.reconstruction_targets
     velocities = kind == "interpolation_velocity"
     quantities = targets * sides + (plain.equation.advecting_targets if velocities else 0)
     net = cnn(
-        seed, 2, quantities * nnpde.correction_size(STENCIL, 2), periodic=(True, True), hidden=hidden, depth=depth
+        seed,
+        2,
+        quantities * nnpde.correction_size(STENCIL, 2),
+        periodic=(True, True),
+        hidden=hidden,
+        depth=depth,
+        head_kernel_size=head,
     )
     learned = nnpde.learned_interpolation(
         plain.equation, net, size=STENCIL, bounded=kind == "interpolation", velocities=velocities
@@ -395,6 +406,7 @@ def train(
     noise: float = 0.0,
     multiple: int = 1,
     hold: int = 1,
+    head: int = 3,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -416,7 +428,7 @@ def train(
     steps ``multiple`` coarse steps at once (``model``), trained on every ``multiple``-th
     state; ``validation_steps`` stays counted in coarse steps (the same 4 time units).
     ``hold``: the stencils held over ``hold`` such steps (``model``), trained on every
-    ``multiple * hold``-th state."""
+    ``multiple * hold``-th state. ``head``: the CNN's last kernel (``model``)."""
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
     per_model_step = multiple * hold  # coarse steps
@@ -431,7 +443,7 @@ def train(
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
-    sizes.update(hold=hold)
+    sizes.update(hold=hold, head=head)
     net = model(kind, check_stability=check_stability, **sizes)
     shape = list(trajectories.shape)
     trajectories = trajectories[:, ::per_model_step]
@@ -471,6 +483,8 @@ def train(
         config.update(multiple=multiple)
     if hold > 1:  # likewise
         config.update(hold=hold)
+    if head != 3:  # likewise
+        config.update(head=head)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -628,6 +642,7 @@ def trained(
         check_stability=check_stability,
         multiple=config.get("multiple", 1),
         hold=config.get("hold", 1),
+        head=config.get("head", 3),
     )
     state, static = nnpde.init_train_state(
         net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]

@@ -80,6 +80,13 @@ def main(argv=None) -> int:
         default=1,
         help="--part model: model steps per network call, the stencils held over them (2: half the network's cost)",
     )
+    parser.add_argument(
+        "--head",
+        type=int,
+        choices=(1, 3),
+        default=3,
+        help="--part model: the CNN's last kernel (1: a per-cell output layer, about 2x cheaper for 32 x 4)",
+    )
     parser.add_argument("--batch-size", type=int, default=6, help="--part model: samples per step")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="--part model: peak learning rate")
     parser.add_argument(
@@ -177,6 +184,7 @@ def train_model(args) -> int:
         noise=args.noise,
         multiple=args.multiple,
         hold=args.hold,
+        head=args.head,
         tag=args.tag,
     )
     print(f"trained {int(result.state.step)} steps; last figures {result.history[-1] if result.history else {}}")

@@ -64,7 +64,7 @@ def _sizes(tiny: bool):
 
 
 def device_costs(
-    specs, *, resolutions, states: int = 16, duration: float = 0.16, multiple: int = 1, hold: int = 1
+    specs, *, resolutions, states: int = 16, duration: float = 0.16, multiple: int = 1, hold: int = 1, head: int = 3
 ) -> dict:
     """Seconds per simulated time unit per trajectory of each plain rung and model (at
     ``multiple`` coarse steps per step, the stencils held over ``hold`` steps) on this
@@ -92,7 +92,7 @@ def device_costs(
     for text in specs:
         kind, hidden, depth = _spec(text)
         costs[text] = ladder.seconds_per_time_unit(
-            ladder.model(kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold), u0, duration=duration
+            ladder.model(kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head), u0, duration=duration
         )
         print(f"  {text}: {costs[text]:.4g} s per time unit per trajectory", flush=True)
     return costs
@@ -116,6 +116,7 @@ def worker(args) -> int:
     sizes["check_stability"] = not args.unchecked
     sizes["multiple"] = args.multiple
     sizes["hold"] = args.hold
+    sizes["head"] = args.head
     sizes.update(_sizes(args.tiny))
     ladder.train(
         args.out / "probe",
@@ -258,6 +259,7 @@ def main(argv=None) -> int:
         "--multiple", type=int, default=1, help="the models' step in coarse steps dt(32) (2: the best CPU recipe)"
     )
     parser.add_argument("--hold", type=int, default=1, help="model steps per network call (stencils held over them)")
+    parser.add_argument("--head", type=int, choices=(1, 3), default=3, help="the CNN's last kernel (1: cheaper)")
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
     parser.add_argument("--report", type=Path, default=Path("kolmogorov_ladder_accelerator.json"))
     parser.add_argument("--archives", type=Path, default=Path("."), help="folder for the run archives")
@@ -312,7 +314,7 @@ def main(argv=None) -> int:
     resolutions = (32, 64) if args.tiny else (32, 64, 128, 256, 512)
     if not args.skip_costs:
         report["seconds_per_time_unit_per_trajectory"] = device_costs(
-            args.models, resolutions=resolutions, multiple=args.multiple, hold=args.hold
+            args.models, resolutions=resolutions, multiple=args.multiple, hold=args.hold, head=args.head
         )
         save()
     report["runtime_cfl_check"] = not args.unchecked
@@ -323,7 +325,7 @@ def main(argv=None) -> int:
         line = [sys.executable, __file__, "--worker", text, "--tag", args.tag, "--out", str(args.out)]
         line += ["--window", str(args.window), "--batch-size", str(args.batch_size)]
         line += ["--learning-rate", str(args.learning_rate), "--deadline", str(deadline - 20.0)]
-        line += ["--multiple", str(args.multiple), "--hold", str(args.hold)]
+        line += ["--multiple", str(args.multiple), "--hold", str(args.hold), "--head", str(args.head)]
         line += ["--worker-report", str(args.out / f"worker_{text.replace(':', '_')}.json")]
         line += ["--tiny"] if args.tiny else []
         line += ["--unchecked"] if args.unchecked else []

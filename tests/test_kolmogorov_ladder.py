@@ -322,8 +322,8 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     """``hold``: the learned stencils are chosen once per ``hold`` coarse steps, each
     inner step at the ladder's step and so still checked; a zero network is the plain
     solver; training reads every ``hold``-th state and the run is rebuilt with its
-    hold; a kind without stencils, or a hold that does not divide the evaluation
-    interval, is refused."""
+    hold and its network's 1 x 1 head (``head=1``); a kind without stencils, a hold
+    that does not divide the evaluation interval, or another head, is refused."""
     model = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, hold=2)
     assert model.dt == pytest.approx(2 * ladder.dt(16)) and model.hold == 2 and model.stepper.check_stability
     u0 = _runs(16, [3], 1)[0, 0]
@@ -332,6 +332,8 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     )
     with pytest.raises(ValueError, match="hold=2 holds learned stencils over several steps; kind 'correction'"):
         ladder.model("correction", resolution=16, hold=2)
+    with pytest.raises(ValueError, match="head must be 1 or 3 .* got 5"):
+        ladder.model("interpolation", resolution=16, head=5)
 
     data = _runs(16, range(6), 12)
     seen = {}
@@ -343,13 +345,16 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
 
     monkeypatch.setattr(nnpde, "fit", fit)
     common = dict(kind="interpolation", hidden=4, depth=2, steps=1, window=2, batch_size=2, progress=False)
-    result = ladder.train(tmp_path, data, hold=2, validation_steps=4, eval_every=1, **common)
+    result = ladder.train(tmp_path, data, hold=2, head=1, validation_steps=4, eval_every=1, **common)
     np.testing.assert_array_equal(seen["train"], data[:-4, ::2])
     assert result.model.hold == 2 and int(result.state.step) == 1
     figures = seen["evaluate"](result.model)  # over the same 4 coarse steps, 2 of the model's
     assert figures["val_blown_up"] == 0 and 0 < figures["val_correlation_time"] <= 4 * ladder.dt(16) + 1e-9
     again, _, settings = ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=2, resolution=16)
     assert settings["hold"] == 2 and "multiple" not in settings and again.dt == pytest.approx(2 * ladder.dt(16))
+    assert settings["head"] == 1
+    kernels = [leaf.shape for leaf in jax.tree.leaves(again) if getattr(leaf, "ndim", 0) == 4]
+    assert kernels[-1][:2] == (1, 1) and kernels[0][:2] == (3, 3)
     with pytest.raises(ValueError, match=r"multiple=2 x hold=2 = 4 coarse steps per model step"):
         ladder.train(tmp_path, data, multiple=2, hold=2, validation_steps=4, tag="bad", **common)
 

@@ -138,6 +138,21 @@ def test_wall_padding_breaks_equivariance_only_near_the_wall(kind, radius):
     assert interior < 1e-12, f"{kind}: interior error {interior:.3e}"
 
 
+def test_a_one_by_one_head_shrinks_the_receptive_field_by_one_layer():
+    """``ConvNet(head_kernel_size=1)``: the last layer is a per-cell projection, so one
+    perturbed cell reaches ``(depth - 1) * (kernel_size // 2)`` cells, one layer's
+    reach less than with the full head; the rest of the network is unchanged."""
+    common = dict(ndim=1, periodic=True, hidden=6, depth=3, kernel_size=3, rngs=fast_rngs(0))
+    x = field((2, 32), jnp.float32)
+    bump = x.at[:, 16].add(1.0)
+    for head, radius in ((None, 3), (1, 2)):
+        net = networks.ConvNet(2, 5, head_kernel_size=head, **common)
+        changed = np.flatnonzero(np.any(np.abs(np.asarray(net(bump) - net(x))) > 0, axis=0))
+        assert changed.min() == 16 - radius and changed.max() == 16 + radius, (head, changed)
+    small = networks.ConvNet(2, 5, head_kernel_size=1, **common)
+    assert small.layers[-1].conv.kernel.shape[0] == 1 and small.layers[0].conv.kernel.shape[0] == 3
+
+
 def test_mixed_periodicity_from_boundary_conditions():
     bc = nnpde.BoundaryConditions(nnpde.Periodic(), nnpde.Dirichlet(0.0))
     assert networks.periodic_axes(bc, 2) == (True, False)
@@ -257,6 +272,7 @@ def test_fno_modes_too_many_for_grid():
 BAD_ARGUMENTS = [
     (networks.ConvNet, dict(ndim=1, periodic=True, depth=-1), "-1"),
     (networks.ConvNet, dict(ndim=1, periodic=True, kernel_size=4), "4"),
+    (networks.ConvNet, dict(ndim=1, periodic=True, head_kernel_size=2), "2"),
     (networks.ConvNet, dict(ndim=4, periodic=True), "4"),
     (networks.ConvNet, dict(ndim=2, periodic=(True,)), r"\(True,\)"),
     (networks.ResNet, dict(ndim=1, periodic=True, pad_mode="mirror"), "mirror"),

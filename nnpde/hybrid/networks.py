@@ -320,6 +320,12 @@ class ConvNet(nnx.Module):
     wrapped on periodic axes and ``pad_mode`` on the others, so the receptive field
     has radius ``depth * (kernel_size // 2)`` cells.
 
+    ``head_kernel_size``: the last convolution's kernel (``kernel_size`` unless given). A
+    ``1`` makes the output layer a per-cell projection: where the output has many more
+    channels than ``hidden`` (a learned interpolation's stencil coefficients, say), that
+    layer dominates the cost, and a 1 x 1 head cuts it by ``kernel_size^ndim``; the
+    receptive field then has radius ``(depth - 1) * (kernel_size // 2)``.
+
     Shapes: ``(in_channels, *spatial) -> (out_channels, *spatial)``, one sample.
     """
 
@@ -333,6 +339,7 @@ class ConvNet(nnx.Module):
         hidden: int = 32,
         depth: int = 4,
         kernel_size: int = 5,
+        head_kernel_size: int | None = None,
         pad_mode: str = "edge",
         activation: Callable = nnx.gelu,
         zero_init: bool = False,
@@ -345,13 +352,20 @@ class ConvNet(nnx.Module):
         check_int(hidden, "hidden", minimum=1, fix="use e.g. hidden=32.")
         check_int(depth, "depth", minimum=1, fix="use e.g. depth=4 convolutions.")
         args = _ConvArgs(ndim, periodic, kernel_size, pad_mode, dtype, param_dtype, rngs)
+        if head_kernel_size is not None:
+            _check_kernel_size(head_kernel_size)
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
         self.periodic = args.periodic
         self.activation = activation
         widths = [in_channels] + [hidden] * (depth - 1) + [out_channels]
         self.layers = nnx.List(
             [
-                args.conv(a, b, zero_init=zero_init and i == depth - 1)
+                args.conv(
+                    a,
+                    b,
+                    kernel_size=head_kernel_size if i == depth - 1 else None,
+                    zero_init=zero_init and i == depth - 1,
+                )
                 for i, (a, b) in enumerate(itertools.pairwise(widths))
             ]
         )
