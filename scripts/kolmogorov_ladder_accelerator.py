@@ -91,9 +91,8 @@ def device_costs(
     )
     for text in specs:
         kind, hidden, depth = _spec(text)
-        costs[text] = ladder.seconds_per_time_unit(
-            ladder.model(kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head), u0, duration=duration
-        )
+        learned = ladder.model(kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head)
+        costs[text] = ladder.seconds_per_time_unit(learned, u0, duration=duration)
         print(f"  {text}: {costs[text]:.4g} s per time unit per trajectory", flush=True)
     return costs
 

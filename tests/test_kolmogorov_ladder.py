@@ -332,7 +332,7 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     )
     with pytest.raises(ValueError, match="hold=2 holds learned stencils over several steps; kind 'correction'"):
         ladder.model("correction", resolution=16, hold=2)
-    with pytest.raises(ValueError, match="head must be 1 or 3 .* got 5"):
+    with pytest.raises(ValueError, match=r"head must be 1 or 3 .* got 5"):
         ladder.model("interpolation", resolution=16, head=5)
 
     data = _runs(16, range(6), 12)
