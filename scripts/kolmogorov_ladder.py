@@ -31,13 +31,14 @@ from pathlib import Path
 
 
 def _one_device_per_core() -> None:
-    """``--part evaluate``, before JAX starts: one CPU device per core this process may
+    """``--part evaluate`` and ``costs``, before JAX starts: one CPU device per core this process may
     use, so that the costs can be timed with the held-out trajectories split over the
     cores (``ladder.seconds_per_time_unit(devices=)``) as well as in one program. A
     caller's own device count is kept; every other computation runs on the first
     device as before."""
     flags = os.environ.get("XLA_FLAGS", "")
-    if "evaluate" in sys.argv and "xla_force_host_platform_device_count" not in flags:
+    timed = "evaluate" in sys.argv or "costs" in sys.argv
+    if timed and "xla_force_host_platform_device_count" not in flags:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
 
@@ -45,6 +46,7 @@ def _one_device_per_core() -> None:
 _one_device_per_core()
 
 import jax  # noqa: E402  (after the device count is set)
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -62,7 +64,9 @@ def seconds_per_time_unit(resolution: int, steps: int = 20) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("train", "truth", "all", "model", "evaluate", "time-step"), default="all")
+    parser.add_argument(
+        "--part", choices=("train", "truth", "all", "model", "evaluate", "time-step", "costs"), default="all"
+    )
     parser.add_argument("--kind", choices=ladder.KINDS, default="interpolation", help="--part model: the model class")
     parser.add_argument("--hidden", type=int, default=16, help="--part model: CNN channels")
     parser.add_argument("--depth", type=int, default=3, help="--part model: CNN layers")
@@ -125,6 +129,14 @@ def main(argv=None) -> int:
         default=Path("docs/benchmarks/figures/kolmogorov_ladder_accuracy_cost.png"),
         help="--part evaluate: the accuracy-cost figure",
     )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(COST_VARIANTS),
+        metavar="H:D:MULTIPLE:HOLD:HEAD",
+        help="--part costs: velocity learned-interpolation models to time (CNN width and depth, coarse steps per "
+        "step, steps per network call, last kernel)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
     parser.add_argument("--estimate", action="store_true", help="print the plan and its expected cost, run nothing")
     args = parser.parse_args(argv)
@@ -135,6 +147,8 @@ def main(argv=None) -> int:
         return evaluate(args)
     if args.part == "time-step":
         return time_step_error(args)
+    if args.part == "costs":
+        return model_costs(args)
     rates = {n: seconds_per_time_unit(n) for n in (ladder.SPINUP_RESOLUTION, ladder.TRAIN_RESOLUTION)}
     rates[ladder.TRUTH_RESOLUTION] = rates[ladder.TRAIN_RESOLUTION] * 8  # 4x the cells, 2x the steps
     print(f"backend {jax.default_backend()}; measured s per time unit: {rates}")
@@ -347,6 +361,80 @@ def _long_names(args) -> list[str]:
             "Fix: name models exactly as in --models, or plain_N."
         )
     return list(dict.fromkeys(names))
+
+
+COST_VARIANTS = ("32:4:1:1:3", "32:4:2:1:3", "32:4:2:2:3", "32:4:2:2:1", "48:5:2:1:3", "48:5:2:2:1", "64:6:2:1:3")
+
+
+def _best_ms(f, *args, calls: int = 20, repeats: int = 5) -> float:
+    """Milliseconds per call of the compiled ``f``: best of ``repeats`` means over ``calls``."""
+    jax.block_until_ready(f(*args))
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            jax.block_until_ready(f(*args))
+        best = min(best, (time.perf_counter() - start) / calls)
+    return 1e3 * best
+
+
+def model_costs(args, *, states: int = 16, rungs=(32, 64, 128)) -> int:
+    """Where a learned model's time goes (untrained networks: the cost does not depend
+    on the weights): per variant, the network alone, one step with its stencils held
+    and one plain step of the same length (ms for ``states`` states batched), and the
+    whole model's seconds per time unit and trajectory as one program and split over
+    the cores (``ladder.best_cost``), beside the plain rungs timed the same way."""
+    import equinox as eqx
+
+    coarse = ladder.stepper(ladder.COARSE)
+    grid = coarse.equation.grid
+
+    def starts(n):
+        step = ladder.stepper(n)
+        u = [
+            step.equation.project(kolmogorov.initial_velocity(step.equation.grid, s, max_velocity=3.0))
+            for s in range(states)
+        ]
+        return np.stack([np.asarray(x) for x in u])
+
+    u0 = starts(ladder.COARSE)
+    out = {"states": states, "devices": jax.local_device_count(), "plain": {}, "models": {}}
+    for n in rungs:
+        best, by = ladder.best_cost(ladder.stepper(n), starts(n))
+        out["plain"][f"plain_{n}"] = {"seconds_per_time_unit": best, "by_devices": by}
+        print(f"plain {n}^2: {best:.4g} s per time unit ({by})", flush=True)
+    for text in args.variants:
+        try:
+            hidden, depth, multiple, hold, head = (int(x) for x in text.split(":"))
+        except ValueError:
+            raise SystemExit(f"--variants: {text!r} is not H:D:MULTIPLE:HOLD:HEAD, e.g. 32:4:2:2:1.") from None
+        m = ladder.model("interpolation_velocity", hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head)
+        inner = m.stepper
+        equation = inner.equation
+        batch = jnp.asarray(u0)
+        prepared = jax.jit(jax.vmap(equation.reconstruction.prepare))(batch)
+
+        def held(r, u, inner=inner, equation=equation):
+            return eqx.tree_at(lambda s: s.equation, inner, equation.with_reconstruction(r))(u)
+
+        plain = ladder.stepper(ladder.COARSE, multiple=multiple, check_stability=False)
+        best, by = ladder.best_cost(m, u0)
+        out["models"][text] = {
+            "network_ms": _best_ms(jax.jit(jax.vmap(equation.reconstruction.network)), batch),
+            "held_inner_step_ms": _best_ms(jax.jit(jax.vmap(held)), prepared, batch),
+            "plain_step_ms": _best_ms(jax.jit(jax.vmap(plain)), batch),
+            "model_step_ms": _best_ms(jax.jit(jax.vmap(m)), batch),
+            "seconds_per_time_unit": best,
+            "by_devices": by,
+            "network_parameters": int(
+                sum(x.size for x in jax.tree.leaves(eqx.filter(equation.reconstruction.network, eqx.is_inexact_array)))
+            ),
+        }
+        print(f"{text}: {json.dumps(out['models'][text])}", flush=True)
+    out.update(machine=nnpde.environment(), date=time.strftime("%Y-%m-%d"), command="python " + " ".join(sys.argv))
+    out["grid"] = list(grid.shape)
+    _write_results(args.results or Path("benchmarks/results/kolmogorov_model_costs.json"), out)
+    return 0
 
 
 def evaluate(args) -> int:

@@ -389,3 +389,26 @@ def test_the_evaluation_gets_one_device_per_core_unless_the_caller_chose(monkeyp
     monkeypatch.delenv("XLA_FLAGS")
     script._one_device_per_core()
     assert "XLA_FLAGS" not in os.environ
+
+
+def test_the_cost_breakdown_times_each_part_of_a_model_step(tmp_path):
+    """``--part costs``: per variant the network alone, a held step, a plain step and
+    the whole model step (which runs the network, so costs more than it), the model's
+    cost both ways over the devices, and its parameter count; a malformed variant is
+    refused with the expected form."""
+    import argparse
+    import json
+
+    script = _script()
+    results = tmp_path / "costs.json"
+    args = argparse.Namespace(variants=["4:2:2:2:1"], results=results)
+    assert script.model_costs(args, states=4, rungs=(16,)) == 0
+    out = json.loads(results.read_text())
+    row = out["models"]["4:2:2:2:1"]
+    assert row["model_step_ms"] > row["network_ms"] > 0 and row["held_inner_step_ms"] > 0
+    assert set(row["by_devices"]) == {"1", str(jax.local_device_count())}
+    net = ladder.model("interpolation_velocity", hidden=4, depth=2, head=1).stepper.equation.reconstruction.network
+    assert row["network_parameters"] == sum(x.size for x in jax.tree.leaves(eqx.filter(net, eqx.is_inexact_array)))
+    assert set(out["plain"]) == {"plain_16"}
+    with pytest.raises(SystemExit, match="is not H:D:MULTIPLE:HOLD:HEAD"):
+        script.model_costs(argparse.Namespace(variants=["4:2:2"], results=results), states=4, rungs=())
