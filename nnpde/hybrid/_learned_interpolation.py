@@ -198,9 +198,10 @@ class PerStepInterpolation(AbstractStepper):
     ``hold``: the weights are held over ``hold`` steps of ``stepper``, so one call
     advances ``hold * stepper.dt`` (its ``dt``) with one network call:
     ``u_{n+hold} = S_w^hold(u_n)``, ``w = N(u_n)``. Each inner step keeps its own
-    stability (and runtime check); the network learns weights for the whole block,
-    which makes a step of the hybrid ``hold`` times cheaper where a longer inner step
-    would leave the Runge-Kutta method's stability region.
+    stability (and runtime check); the network learns weights for the whole block.
+    The network, the costliest part, then runs ``hold`` times less often per time
+    unit, where one longer inner step would leave the Runge-Kutta method's stability
+    region.
     """
 
     stepper: AbstractStepper
