@@ -269,6 +269,20 @@ def test_ladder_runs_with_split_steps_measure_the_time_step_error(tmp_path):
         ladder.stepper(16, substeps=0)
 
 
+def _watch_fit(monkeypatch) -> dict:
+    """Record the training states and the validation function that ``ladder.train``
+    hands ``nnpde.fit`` (which still runs) in the returned dict."""
+    seen = {}
+    real_fit = nnpde.fit
+
+    def fit(net, loss, train_part, **kw):
+        seen["train"], seen["evaluate"] = np.asarray(train_part), kw["evaluate"]
+        return real_fit(net, loss, train_part, **kw)
+
+    monkeypatch.setattr(nnpde, "fit", fit)
+    return seen
+
+
 def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypatch):
     """``multiple``: the model takes that many coarse steps as one, starts as the plain
     solver at that step (run without the CFL check, which fails from twice the
@@ -282,14 +296,7 @@ def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypa
     assert not model.stepper.check_stability and ladder.model("correction", resolution=16).stepper.check_stability
 
     data = _runs(16, range(6), 12)
-    seen = {}
-    real_fit = nnpde.fit
-
-    def fit(net, loss, train_part, **kw):
-        seen["train"], seen["evaluate"] = np.asarray(train_part), kw["evaluate"]
-        return real_fit(net, loss, train_part, **kw)
-
-    monkeypatch.setattr(nnpde, "fit", fit)
+    seen = _watch_fit(monkeypatch)
     common = dict(kind="correction", hidden=4, depth=2, steps=1, window=2, batch_size=2, progress=False)
     result = ladder.train(tmp_path, data, multiple=2, validation_steps=4, eval_every=1, **common)
     np.testing.assert_array_equal(seen["train"], data[:-4, ::2])
@@ -336,14 +343,7 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
         ladder.model("interpolation", resolution=16, head=5)
 
     data = _runs(16, range(6), 12)
-    seen = {}
-    real_fit = nnpde.fit
-
-    def fit(net, loss, train_part, **kw):
-        seen["train"], seen["evaluate"] = np.asarray(train_part), kw["evaluate"]
-        return real_fit(net, loss, train_part, **kw)
-
-    monkeypatch.setattr(nnpde, "fit", fit)
+    seen = _watch_fit(monkeypatch)
     common = dict(kind="interpolation", hidden=4, depth=2, steps=1, window=2, batch_size=2, progress=False)
     result = ladder.train(tmp_path, data, hold=2, head=1, validation_steps=4, eval_every=1, **common)
     np.testing.assert_array_equal(seen["train"], data[:-4, ::2])

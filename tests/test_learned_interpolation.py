@@ -252,10 +252,10 @@ def test_kolmogorov_task_offers_learned_interpolation_that_starts_as_its_solver(
     assert model.equation.reconstruction.network(state).shape == (52, 16, 16)
 
 
-def test_stencils_held_over_a_step_run_the_network_once_and_differ_from_per_stage():
-    """``PerStepInterpolation``: a zero network is still the base scheme bitwise; a
-    random one runs once per step (counted in the traced step) and gives a different,
-    still conservative step than re-choosing the stencils at every stage."""
+def _counting_burgers_steps():
+    """``(eq, calls, step)``: 1-D Burgers, a list that grows by one per traced network
+    call, and ``step(zero_init)``: an SSPRK3 stepper with learned interpolation by such
+    a counting network."""
     eq = _burgers(1)
     targets, sides = eq.reconstruction_targets
     calls = []
@@ -270,6 +270,15 @@ def test_stencils_held_over_a_step_run_the_network_once_and_differ_from_per_stag
     def step(zero_init):
         net = Counting(_network(targets * sides * nnpde.correction_size(4, 1), zero_init=zero_init))
         return nnpde.ExplicitRK(nnpde.learned_interpolation(eq, net, scale=0.1), dt=0.05, method="ssprk3")
+
+    return eq, calls, step
+
+
+def test_stencils_held_over_a_step_run_the_network_once_and_differ_from_per_stage():
+    """``PerStepInterpolation``: a zero network is still the base scheme bitwise; a
+    random one runs once per step (counted in the traced step) and gives a different,
+    still conservative step than re-choosing the stencils at every stage."""
+    eq, calls, step = _counting_burgers_steps()
 
     u = _smooth_state(eq)
     plain = nnpde.ExplicitRK(eq, dt=0.05, method="ssprk3")
@@ -295,20 +304,7 @@ def test_stencils_held_over_several_steps_run_the_network_once_per_block():
     hand and stepping three times), ``dt`` is the block's, a zero network is three
     plain steps to rounding, the gradient reaches the network, and a bad ``hold`` is
     refused with its value."""
-    eq = _burgers(1)
-    targets, sides = eq.reconstruction_targets
-    calls = []
-
-    class Counting(eqx.Module):
-        net: nnpde.Network
-
-        def __call__(self, u):
-            calls.append(1)
-            return self.net(u)
-
-    def step(zero_init):
-        net = Counting(_network(targets * sides * nnpde.correction_size(4, 1), zero_init=zero_init))
-        return nnpde.ExplicitRK(nnpde.learned_interpolation(eq, net, scale=0.1), dt=0.05, method="ssprk3")
+    eq, calls, step = _counting_burgers_steps()
 
     u = _smooth_state(eq)
     plain = nnpde.ExplicitRK(eq, dt=0.05, method="ssprk3")
