@@ -381,7 +381,9 @@ def _best_ms(f, *args, calls: int = 20, repeats: int = 5) -> float:
 def model_costs(args, *, states: int = 16, rungs=(32, 64, 128)) -> int:
     """Where a learned model's time goes (untrained networks: the cost does not depend
     on the weights): per variant, the network alone, one step with its stencils held
-    and one plain step of the same length (ms for ``states`` states batched), and the
+    (their weights expanded once, as the model does, and not expanded: the
+    coefficients turned into weights at every stage) and one plain step of the same
+    length (ms for ``states`` states batched), and the
     whole model's seconds per time unit and trajectory as one program and split over
     the cores (``ladder.best_cost``), beside the plain rungs timed the same way."""
     import equinox as eqx
@@ -413,6 +415,7 @@ def model_costs(args, *, states: int = 16, rungs=(32, 64, 128)) -> int:
         equation = inner.equation
         batch = jnp.asarray(u0)
         prepared = jax.jit(jax.vmap(equation.reconstruction.prepare))(batch)
+        expanded = jax.jit(jax.vmap(lambda r: r.expand()))(prepared)  # as the model holds them
 
         def held(r, u, inner=inner, equation=equation):
             return eqx.tree_at(lambda s: s.equation, inner, equation.with_reconstruction(r))(u)
@@ -421,7 +424,8 @@ def model_costs(args, *, states: int = 16, rungs=(32, 64, 128)) -> int:
         best, by = ladder.best_cost(m, u0)
         out["models"][text] = {
             "network_ms": _best_ms(jax.jit(jax.vmap(equation.reconstruction.network)), batch),
-            "held_inner_step_ms": _best_ms(jax.jit(jax.vmap(held)), prepared, batch),
+            "held_inner_step_ms": _best_ms(jax.jit(jax.vmap(held)), expanded, batch),
+            "held_inner_step_unexpanded_ms": _best_ms(jax.jit(jax.vmap(held)), prepared, batch),
             "plain_step_ms": _best_ms(jax.jit(jax.vmap(plain)), batch),
             "model_step_ms": _best_ms(jax.jit(jax.vmap(m)), batch),
             "seconds_per_time_unit": best,

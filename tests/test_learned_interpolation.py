@@ -430,3 +430,46 @@ def test_learned_advecting_velocities_in_navier_stokes():
         nnpde.learned_interpolation(_burgers(2), _network(8 * m, 2, zero_init=True), velocities=True)
     with pytest.raises(TypeError, match="velocities"):  # the suite's type checker, or the coupling's own check
         nnpde.learned_interpolation(eq, _network(out, 2, zero_init=True), velocities=1)
+
+
+@pytest.mark.parametrize("ndim, sides, periodic", [(1, 2, True), (2, 1, True), (2, 2, False)])
+def test_expanded_stencil_weights_reconstruct_as_the_coefficients(ndim, sides, periodic):
+    """``expand``: the stencil weights computed once from the coefficients give the same
+    face states, carried values and advecting velocities (to rounding) on every axis,
+    periodic or walled; expanding twice is expanding once; a non-bool is refused."""
+    shape, width = (7,) * ndim, 3
+    rng = np.random.default_rng(ndim + sides)
+    m = nnpde.correction_size(4, ndim)
+    weights = jnp.asarray(rng.normal(size=(2 * ndim, sides, m, *shape)))
+    velocity_weights = jnp.asarray(rng.normal(size=(2 * ndim, m, *shape))) if ndim == 2 else None
+    common = dict(size=4, periodic=(periodic,) * ndim, velocity_weights=velocity_weights)
+    plain = nnpde.CorrectedReconstruction("van_leer", weights, **common)
+    expanded = plain.expand()
+    assert plain.expanded is None and len(expanded.expanded) == ndim and expanded.expand() is expanded
+    assert (expanded.expanded_velocity is None) == (velocity_weights is None)
+    c_pad = jnp.asarray(rng.normal(size=[n + 2 * width for n in shape]))
+    for axis in range(ndim):
+        for target in range(2 * ndim):
+            kw = dict(ndim=ndim, width=width, target=target)
+            velocity = jnp.asarray(rng.normal(size=plain.states(c_pad, axis, **kw)[0].shape))
+            base = plain.base.states(c_pad, axis, ndim=ndim, width=width)[0]
+            assert not np.allclose(expanded.states(c_pad, axis, **kw)[0], base)  # the correction acts
+            pairs = [
+                (plain.states(c_pad, axis, **kw), expanded.states(c_pad, axis, **kw)),
+                ([plain.upwind(c_pad, velocity, axis, **kw)], [expanded.upwind(c_pad, velocity, axis, **kw)]),
+            ]
+            if velocity_weights is not None:
+                for normal in range(ndim):
+                    lengths = [n + (1 if b == normal else 0) for b, n in enumerate(shape)]
+                    mean = jnp.asarray(rng.normal(size=lengths))
+                    pairs.append(
+                        (
+                            [plain.advecting_velocity(mean, c_pad, axis, normal, **kw)],
+                            [expanded.advecting_velocity(mean, c_pad, axis, normal, **kw)],
+                        )
+                    )
+            for want, got in pairs:
+                for w, g in zip(want, got):
+                    np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    with pytest.raises(TypeError, match="expand"):  # the type checker under the suite, else our own message
+        nnpde.CorrectedReconstruction("van_leer", weights, expand=1, **common)

@@ -202,6 +202,12 @@ class PerStepInterpolation(AbstractStepper):
     The network, the costliest part, then runs ``hold`` times less often per time
     unit, where one longer inner step would leave the Runge-Kutta method's stability
     region.
+
+    The held coefficients are expanded into stencil weights once per call
+    (``nnpde.CorrectedReconstruction.expand``), not at each of the ``hold x stages``
+    right-hand sides: on a 32^2 Kolmogorov model (4 x 4 stencils, a 32 x 4 network,
+    two held steps) this halves the cost of a whole call, network included. Equal to
+    the unexpanded step up to rounding.
     """
 
     stepper: AbstractStepper
@@ -233,7 +239,8 @@ class PerStepInterpolation(AbstractStepper):
 
     def __call__(self, u, t=0.0):
         equation = self.stepper.equation
-        held = equation.with_reconstruction(equation.reconstruction.prepare(u))
+        # expanded once: the held weights serve every stage of the hold steps
+        held = equation.with_reconstruction(equation.reconstruction.prepare(u).expand())
         step = eqx.tree_at(lambda s: s.equation, self.stepper, held)
         if self.hold == 1:
             return step(u, t)
