@@ -270,6 +270,7 @@ def model(
     multiple: int = 1,
     hold: int = 1,
     head: int = 3,
+    expand: bool = False,
 ):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
     channels and ``depth`` layers, started as the plain solver (zero last layer), at the
@@ -298,7 +299,10 @@ def model(
     multiple`` coarse steps with one network call, each inner step of ``multiple``
     coarse steps keeping RK4's stability. ``head``: the CNN's last kernel (3 as its
     other layers; 1: a per-cell output layer, several times cheaper where the output
-    has many channels, as the learned stencils' have)."""
+    has many channels, as the learned stencils' have). ``expand`` (the interpolation
+    kinds): the held stencil weights expanded once per network call
+    (``nnpde.PerStepInterpolation(expand=)``): the same model, about twice as fast to
+    roll out and twice as slow to differentiate; for evaluation, not training."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")
@@ -336,7 +340,9 @@ def model(
         plain.equation, net, size=STENCIL, bounded=kind == "interpolation", velocities=velocities
     )
     return nnpde.PerStepInterpolation(
-        nnpde.ProjectedRK(learned, dt=plain.dt, method="rk4", check_stability=check_stability), hold=hold
+        nnpde.ProjectedRK(learned, dt=plain.dt, method="rk4", check_stability=check_stability),
+        hold=hold,
+        expand=expand,
     )
 
 
@@ -617,14 +623,22 @@ def _optimizer(learning_rate: float, steps: int):
 
 
 def trained(
-    folder, *, kind: str, hidden: int, depth: int, tag: str = "", resolution: int = COARSE, check_stability=True
+    folder,
+    *,
+    kind: str,
+    hidden: int,
+    depth: int,
+    tag: str = "",
+    resolution: int = COARSE,
+    check_stability=True,
+    expand: bool = False,
 ):
     """``(model, step, settings)``: the model that ``train`` left in ``folder``, restored
     read-only from its newest intact checkpoint (a run stopped early, or trained on
     another machine, is read as it is: nothing trains here), the step it reached and
     the run's settings. ``check_stability=False``: without the runtime CFL check, so
     that a run that blows up goes on (to inf and NaN) instead of raising, and is scored
-    as decorrelated from there."""
+    as decorrelated from there. ``expand``: as in ``model`` (for rollouts)."""
     run_dir = model_dir(folder, kind, hidden, depth, tag)
     settings = run_dir / "settings.json"
     if not settings.exists():
@@ -643,6 +657,7 @@ def trained(
         multiple=config.get("multiple", 1),
         hold=config.get("hold", 1),
         head=config.get("head", 3),
+        expand=expand and kind.startswith("interpolation"),
     )
     state, static = nnpde.init_train_state(
         net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]

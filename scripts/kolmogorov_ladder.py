@@ -37,7 +37,13 @@ def _one_device_per_core() -> None:
     caller's own device count is kept; every other computation runs on the first
     device as before."""
     flags = os.environ.get("XLA_FLAGS", "")
-    timed = "evaluate" in sys.argv or "costs" in sys.argv
+    part = None
+    for i, word in enumerate(sys.argv):  # the --part value only (a --tag costs is not a part)
+        if word == "--part" and i + 1 < len(sys.argv):
+            part = sys.argv[i + 1]
+        elif word.startswith("--part="):
+            part = word.split("=", 1)[1]
+    timed = part in ("evaluate", "costs")
     if timed and "xla_force_host_platform_device_count" not in flags:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
@@ -206,10 +212,17 @@ def train_model(args) -> int:
 
 
 def _load(args, spec: str, *, check_stability: bool = True):
-    """``(model, step)`` of a trained run ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out``."""
+    """``(model, step)`` of a trained run ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out``, its
+    held stencil weights expanded once per network call (rolled out, not trained)."""
     kind, hidden, depth, *tag = spec.split(":")
     m, step, _ = ladder.trained(
-        args.out, kind=kind, hidden=int(hidden), depth=int(depth), tag="".join(tag), check_stability=check_stability
+        args.out,
+        kind=kind,
+        hidden=int(hidden),
+        depth=int(depth),
+        tag="".join(tag),
+        check_stability=check_stability,
+        expand=True,
     )
     return m, step
 
@@ -410,7 +423,9 @@ def model_costs(args, *, states: int = 16, rungs=(32, 64, 128)) -> int:
             hidden, depth, multiple, hold, head = (int(x) for x in text.split(":"))
         except ValueError:
             raise SystemExit(f"--variants: {text!r} is not H:D:MULTIPLE:HOLD:HEAD, e.g. 32:4:2:2:1.") from None
-        m = ladder.model("interpolation_velocity", hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head)
+        m = ladder.model(
+            "interpolation_velocity", hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head, expand=True
+        )
         inner = m.stepper
         equation = inner.equation
         batch = jnp.asarray(u0)

@@ -327,6 +327,16 @@ def test_stencils_held_over_several_steps_run_the_network_once_per_block():
     params, static = eqx.partition(block, eqx.is_inexact_array)
     grads = jax.grad(lambda p: jnp.sum(eqx.combine(p, static)(u) ** 2))(params)
     assert any(float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(grads))
+    # expand: the held weights expanded once per call, the same step and gradient to rounding
+    expanded = nnpde.PerStepInterpolation(inner, hold=3, expand=True)
+    assert expanded.expand and not block.expand
+    np.testing.assert_allclose(expanded(u), block(u), rtol=0, atol=1e-13)
+    params, static = eqx.partition(expanded, eqx.is_inexact_array)
+    again = jax.grad(lambda p: jnp.sum(eqx.combine(p, static)(u) ** 2))(params)
+    for g, h in zip(jax.tree.leaves(grads), jax.tree.leaves(again)):
+        np.testing.assert_allclose(h, g, rtol=1e-10, atol=1e-12)
+    with pytest.raises(TypeError, match="expand"):
+        nnpde.PerStepInterpolation(inner, expand=1)
     for bad in (0, -2, True):
         with pytest.raises(ValueError, match=f"hold must be an int >= 1.*{bad!r}"):
             nnpde.PerStepInterpolation(inner, hold=bad)
