@@ -62,7 +62,10 @@ def main():
     check = IdentityCheck(topo)
     opt = nnpde.make_optimizer(1e-2)
     loss = lambda m, b, k: nnpde.unrolled_loss(m, b)  # noqa: E731
-    trajectories = data()
+    # the data once, on rank 0, sent to the others (the same bits; with more ranks than
+    # cores, each rank compiling the rollout that makes them costs run time)
+    comm = MPI.COMM_WORLD
+    trajectories = jnp.asarray(comm.bcast(np.asarray(data()) if comm.rank == 0 else None, root=0))
     run = nnpde.fit(
         model(),
         loss,

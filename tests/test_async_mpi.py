@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests._mpirun import TEST_XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +29,7 @@ import jax, jax.numpy as jnp, numpy as np, optax
 import nnpde
 from nnpde.distributed import AsyncAverager, GroupTopology, flatten
 
-mode, groups = sys.argv[1], int(sys.argv[2])
+modes, groups = sys.argv[1].split(","), int(sys.argv[2])
 topo = GroupTopology.create(groups=groups)
 world = topo.world_comm
 
@@ -85,17 +87,17 @@ def run(averager, steps, *, sleep=0.0, nan_at=None):
                 loss=full, stats=averager.stats(), rounds=averager.rounds())
 
 me = dict(rank=topo.world_rank, group=topo.group)
-if mode == "consistency":
+if "consistency" in modes:
     me.update(run(AsyncAverager(topo, every=4, max_staleness=4, progress="thread"), 40))
     # max_staleness=0 (bounded): a synchronous average every step.
     me["sync"] = run(AsyncAverager(topo, every=1, max_staleness=0, progress="poll"), 10)
-elif mode == "straggler":
+if "straggler" in modes:
     slow = topo.group == 1
     run(AsyncAverager(topo, every=5, max_staleness=5, wait_free=True), 20)  # warm-up: compile everything
     me["clean"] = run(AsyncAverager(topo, every=5, max_staleness=5, wait_free=True), 200)
     me["straggler"] = run(AsyncAverager(topo, every=5, max_staleness=5, wait_free=True), 200,
                           sleep=0.01 if slow else 0.0)
-elif mode == "nan":
+if "nan" in modes:
     me["clean"] = run(AsyncAverager(topo, every=4, max_staleness=4, progress="poll"), 40)
     logged = []
     me["nan"] = run(AsyncAverager(topo, every=4, max_staleness=4, progress="poll", log=logged.append), 40,
@@ -108,6 +110,8 @@ if topo.is_root:
 
 
 def _run(mode: str, ranks: int, groups: int) -> list[dict]:
+    """The script's runs of ``mode`` (modes joined by commas run one after the other in
+    the same launch) on ``ranks`` ranks in ``groups`` groups: every rank's results."""
     assert MPIRUN.exists(), f"no mpirun beside {sys.executable}: the set-up (make) installs the pip mpich wheel"
     # MPICH's plain polling (conftest.py turns on heavy yield): these runs time
     # sub-millisecond steps, and sleeping between polls slowed them (27 -> 33 CPU s)
@@ -132,8 +136,15 @@ def _mean(values):
     return sum(values) / len(values)
 
 
-def test_groups_stay_identical_and_averages_complete():
-    rows = _run("consistency", ranks=4, groups=2)
+@pytest.fixture(scope="module")
+def four_ranks() -> list[dict]:
+    """The consistency and NaN runs (4 ranks in 2 groups each) in one launch: the ranks
+    start, and compile their training step, once for both tests."""
+    return _run("consistency,nan", ranks=4, groups=2)
+
+
+def test_groups_stay_identical_and_averages_complete(four_ranks):
+    rows = four_ranks
     for group in (0, 1):
         members = [row for row in rows if row["group"] == group]
         assert len(members) == 2
@@ -182,9 +193,9 @@ def test_wait_free_straggler_does_not_slow_the_fast_group():
     assert fast["straggler"]["final"] == slow["straggler"]["final"] and fast["straggler"]["finite"]
 
 
-def test_nan_group_rolls_back_and_is_excluded():
+def test_nan_group_rolls_back_and_is_excluded(four_ranks):
     nan_group = 1  # the script injects the NaN into group 1 at step 10
-    rows = _run("nan", ranks=4, groups=2)
+    rows = four_ranks
     for row in rows:
         assert row["nan"]["finite"]
         stats = row["nan"]["stats"]

@@ -51,8 +51,13 @@ def flow(shape, dims, advection, method="rk4", steps=10):
     bc = nnpde.BoundaryConditions.periodic(2)
     force = kolmogorov_forcing(grid, wavenumber=2)
     whole = solvers.NavierStokes2D(grid, viscosity=0.05, forcing=force, advection=advection)
-    u0 = whole.project(jnp.asarray(np.random.default_rng(3).normal(size=(2, *shape))))
-    dt = 0.5 * float(nnpde.max_stable_dt(whole, method, u=1.5 * u0))
+
+    def start():  # run op by op: once, on rank 0 (each rank would compile every operation)
+        u0 = whole.project(jnp.asarray(np.random.default_rng(3).normal(size=(2, *shape))))
+        return u0, 0.5 * float(nnpde.max_stable_dt(whole, method, u=1.5 * u0))
+
+    u0, dt = on_rank0(start)
+    u0, dt = jnp.asarray(u0), float(dt)
     weight = jnp.cos(jnp.arange(u0.size).reshape(u0.shape))
 
     def run(grid, bc, split=lambda f: f, total=jnp.sum, replicated=lambda p: p):

@@ -6,11 +6,14 @@ shows up here. The README's Python example and the concept pages' examples are r
 a user would paste them: in a fresh process, in float32.
 """
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests._mpirun import TEST_XLA_FLAGS
 
@@ -53,35 +56,58 @@ def test_readme_is_short_and_its_example_is_the_getting_started_one():
     )
 
 
-def test_readme_example_runs(tmp_path):
-    """The README's first ```python block, run as pasted (float32, a fresh process)."""
-    example = _python_blocks(ROOT / "README.md")[0]
-    result = subprocess.run(
-        [sys.executable, "-c", example], capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=600
-    )
-    assert result.returncode == 0, f"README example failed:\n{result.stderr[-4000:]}"
-    assert "plain solver" in result.stdout and "hybrid" in result.stdout, result.stdout
-
-
-# Runs the Python blocks of each page given on the command line, each page in a fresh
-# namespace, the blocks of one page in order; a failure names the page.
-_RUN_PAGES = """
-import re, sys, traceback
-from pathlib import Path
-for page in sys.argv[1:]:
-    code = "\\n".join(re.findall(r"^```python\\n(.*?)^```", Path(page).read_text(), re.DOTALL | re.MULTILINE))
+# Runs the examples given on the command line (JSON: [[name, code], ...]) in one fresh
+# process, in order, each in a fresh namespace: a line "#### example: name" before each one's
+# output, "ran name" after it, or its traceback on stderr (the others still run).
+_RUN_EXAMPLES = """
+import json, sys, traceback
+failed = False
+for name, code in json.loads(sys.argv[1]):
+    print("#### example:", name, flush=True)
     try:
-        exec(compile(code, page, "exec"), {"__name__": "__main__"})
+        exec(compile(code, name, "exec"), {"__name__": "__main__"})
     except Exception:
-        sys.exit(f"{page}:\\n{traceback.format_exc()}")
-    print("ran", page, flush=True)
+        failed = True
+        print(f"{name}:\\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+        continue
+    print("ran", name, flush=True)
+sys.exit(1 if failed else 0)
 """
 
 
-def test_concept_examples_run(tmp_path):
-    pages = sorted(str(p) for p in (ROOT / "docs" / "concepts").glob("*.md") if _python_blocks(p))
+def _concept_pages() -> list[Path]:
+    return sorted(p for p in (ROOT / "docs" / "concepts").glob("*.md") if _python_blocks(p))
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    """The README's first ```python block, then each concept page's blocks, run as a
+    user would paste them: in a fresh process (one for all of them: the README's block
+    first, so it runs in a process of its own), float32. Returns the result and each
+    example's output by name."""
+    readme = _python_blocks(ROOT / "README.md")[0]
+    pages = [(str(p), "\n".join(_python_blocks(p))) for p in _concept_pages()]
+    command = [sys.executable, "-c", _RUN_EXAMPLES, json.dumps([("README.md", readme), *pages])]
+    cwd = tmp_path_factory.mktemp("examples")
+    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=_env(), timeout=900)
+    outputs = {}
+    for section in result.stdout.split("#### example: ")[1:]:
+        name, _, text = section.partition("\n")
+        outputs[name] = text
+    return result, outputs
+
+
+def test_readme_example_runs(examples):
+    """The README's first ```python block, run as pasted (float32, a fresh process)."""
+    result, outputs = examples
+    out = outputs.get("README.md", "")
+    assert "ran README.md" in out, f"README example failed:\n{result.stderr[-4000:]}"
+    assert "plain solver" in out and "hybrid" in out, out
+
+
+def test_concept_examples_run(examples):
+    pages = [str(p) for p in _concept_pages()]
     assert len(pages) >= 6, pages
-    command = [sys.executable, "-c", _RUN_PAGES, *pages]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=600)
-    assert result.returncode == 0, f"a concept page's example failed:\n{result.stderr[-4000:]}"
-    assert result.stdout.count("ran ") == len(pages), result.stdout
+    result, outputs = examples
+    failed = [page for page in pages if f"ran {page}" not in outputs.get(page, "")]
+    assert not failed, f"a concept page's example failed ({failed}):\n{result.stderr[-4000:]}"

@@ -3,6 +3,7 @@ gradients against finite differences, what trains, and bad configurations."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -177,9 +178,16 @@ def _loss_cases():
     yield "weighted-sum", corrected, lambda m: combined(m)[0]
 
 
+@functools.cache
+def _loss_case_list() -> tuple:
+    """``_loss_cases()``, built once for the module's tests (each case's test would
+    otherwise build all eight, their data rollout included)."""
+    return tuple(_loss_cases())
+
+
 @pytest.mark.parametrize("case", list(range(8)))
 def test_loss_gradient_matches_finite_differences(case):
-    name, model, loss = list(_loss_cases())[case]
+    name, model, loss = _loss_case_list()[case]
     params, static = nnpde.partition(model)
     error, ad = _directional_check(lambda p: loss(nnpde.combine(p, static)), params)
     print(f"{name}: directional derivative {ad:.6e}, relative error {error:.2e}")
@@ -271,6 +279,7 @@ def test_every_evaluation_reaches_on_evaluation_as_it_is_recorded(tmp_path):
     data = jnp.stack([nnpde.rollout(stepper, wave(16, p), 4, include_init=True) for p in (0.0, 2.0)])
     model = nnpde.CorrectedStepper(stepper, conv(1, 1, 1, (True,)))
     seen = []
+    unrolled_loss = eqx.filter_jit(nnpde.unrolled_loss)  # each evaluation's loss compiled once, not op by op
 
     def on_evaluation(step, figures):
         lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -284,7 +293,7 @@ def test_every_evaluation_reaches_on_evaluation_as_it_is_recorded(tmp_path):
         steps=5,
         batch_size=2,
         window=2,
-        evaluate=lambda m: {"loss": float(nnpde.unrolled_loss(m, data))},
+        evaluate=lambda m: {"loss": float(unrolled_loss(m, data))},
         eval_every=2,
         on_evaluation=on_evaluation,
         run_dir=tmp_path,

@@ -2,6 +2,7 @@
 its learned models start as the plain solver, train with the solver in the loop,
 resume from their checkpoints, and are scored the way the benchmark scores them."""
 
+import functools
 from pathlib import Path
 
 import equinox as eqx
@@ -14,6 +15,7 @@ import nnpde
 from problems import kolmogorov
 from problems import kolmogorov_ladder as ladder
 from problems._hybrid import cnn
+from tests._inprocess import exit_status
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,10 +31,28 @@ def _script():
 
 
 def _runs(resolution, seeds, steps):
+    """Plain-solver runs from the given seeds, computed once per arguments for the
+    module (several tests start from the same states or train on the same data; each
+    call compiles its rollout anew). Read-only: shared between the tests."""
+    return _cached_runs(resolution, tuple(seeds), steps)
+
+
+@functools.cache
+def _cached_runs(resolution, seeds, steps):
     step = ladder.stepper(resolution)
     grid = step.equation.grid
     u0 = jnp.stack([step.equation.project(kolmogorov.initial_velocity(grid, s, max_velocity=2.0)) for s in seeds])
-    return ladder.rollouts(step, u0, steps, 1)
+    runs = ladder.rollouts(step, u0, steps, 1)
+    runs.setflags(write=False)
+    return runs
+
+
+@functools.cache
+def _plain_rollout(steps):
+    """The plain 16^2 solver's rollout from seed 3's state, once for every kind below."""
+    rollout = np.asarray(nnpde.rollout(ladder.stepper(16), _runs(16, [3], 1)[0, 0], steps))
+    rollout.setflags(write=False)
+    return rollout
 
 
 @pytest.mark.parametrize("kind", ladder.KINDS)
@@ -41,31 +61,46 @@ def test_ladder_models_start_as_the_plain_solver(kind):
     plain = ladder.stepper(16)
     u0 = _runs(16, [3], 1)[0, 0]
     if kind == "closure":  # plain rate + 0 from the zero last layer: equal up to how XLA fuses the sum
-        np.testing.assert_allclose(nnpde.rollout(model, u0, 3), nnpde.rollout(plain, u0, 3), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(nnpde.rollout(model, u0, 3), _plain_rollout(3), rtol=0, atol=1e-12)
     else:
-        np.testing.assert_array_equal(nnpde.rollout(model, u0, 3), nnpde.rollout(plain, u0, 3))
+        np.testing.assert_array_equal(nnpde.rollout(model, u0, 3), _plain_rollout(3))
     # the long rollouts' ratio to the CFL limit reads every model (wrapped steppers too)
     np.testing.assert_allclose(ladder.courant_ratio(model, u0[None]), ladder.courant_ratio(plain, u0[None]))
     with pytest.raises(ValueError, match="kind must be one of"):
         ladder.model("emulator")
 
 
-def test_ladder_training_resumes_and_scores_like_the_benchmark(tmp_path):
+@pytest.fixture(scope="module")
+def correction_run(tmp_path_factory):
+    """``(folder, data, result, seen)``: the correction kind trained 2 steps at the
+    ladder's step, once for the tests that read it back, resume from it or score a
+    blown-up copy of it with the validation function (``seen["evaluate"]``) that
+    ``ladder.train`` handed ``nnpde.fit`` (each training compiles its step and its
+    validation anew)."""
+    folder = tmp_path_factory.mktemp("correction")
     data = _runs(16, range(6), 12)  # (6 seeds, 13, 2, 16, 16); the last 4 validate
-    # the correction kind: the same training path, quicker to compile than the learned stencils
-    first = ladder.train(
-        tmp_path,
-        data,
-        kind="correction",
-        hidden=4,
-        depth=2,
-        steps=2,
-        window=2,
-        batch_size=2,
-        eval_every=1,
-        validation_steps=4,
-        progress=False,
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        seen = _watch_fit(patch)
+        # the correction kind: the same training path, quicker to compile than the learned
+        # stencils; validated at the end only (each validation compiles its rollouts anew)
+        result = ladder.train(
+            folder,
+            data,
+            kind="correction",
+            hidden=4,
+            depth=2,
+            steps=2,
+            window=2,
+            batch_size=2,
+            eval_every=2,
+            validation_steps=4,
+            progress=False,
+        )
+    return folder, data, result, seen
+
+
+def test_ladder_training_resumes_and_scores_like_the_benchmark(correction_run):
+    tmp_path, data, first, _ = correction_run
     assert int(first.state.step) == 2
     assert {"eval_val_correlation_time", "eval_val_error_0.64"} <= set(first.history[-1])
     # read back from the checkpoint, nothing trained
@@ -76,8 +111,9 @@ def test_ladder_training_resumes_and_scores_like_the_benchmark(tmp_path):
     with pytest.raises(FileNotFoundError, match="Fix: train it first"):
         ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=2, resolution=16)
     # noise on the unrolled starts: another loss from the same seed, recorded in the
-    # settings (only when set), a negative value refused
-    common = dict(kind="correction", hidden=4, depth=2, steps=2, window=2, batch_size=2, eval_every=1)
+    # settings (only when set), a negative value refused (validated at the end only:
+    # each validation compiles its rollouts anew)
+    common = dict(kind="correction", hidden=4, depth=2, steps=2, window=2, batch_size=2, eval_every=2)
     noisy = ladder.train(tmp_path, data, noise=0.1, tag="noise", validation_steps=4, progress=False, **common)
     losses = [[row["loss"] for row in r.history if "loss" in row] for r in (first, noisy)]
     assert losses[0] and len(losses[0]) == len(losses[1]) and losses[0] != losses[1]
@@ -195,38 +231,20 @@ def _unprojected():
     return Burgers(nnpde.Grid((16,), extent=((0.0, 1.0),)), nnpde.BoundaryConditions.periodic(1), viscosity=0.1)
 
 
-def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path):
+def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path, capsys, monkeypatch):
     """``--long`` names what runs the 50-unit rollouts: a name that is neither a model of
     ``--models`` nor a rung of the ladder stops the evaluation at once (no data read:
-    ``--out`` is empty), with both lists and the fix."""
-    import os
-    import subprocess
-    import sys
-
-    root = ROOT
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(root / "scripts" / "kolmogorov_ladder.py"),
-            "--part",
-            "evaluate",
-            "--models",
-            "interpolation:16:3",
-            "--long",
-            "interpolation:16:3",
-            "plain_48",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root), "JAX_PLATFORMS": "cpu"},
-        timeout=300,
-    )
-    assert result.returncode != 0
-    assert "--long plain_48: not a model of --models ['interpolation:16:3'] nor a rung" in result.stderr
-    assert "plain_256" in result.stderr and "Fix: name models exactly as in --models, or plain_N." in result.stderr
+    ``--out`` is empty), with both lists and the fix. (The script's ``main`` run in this
+    process: the refusal comes before any work, so a fresh interpreter would only import
+    the same modules again.)"""
+    script = _script()
+    monkeypatch.chdir(ROOT)
+    argv = ["--part", "evaluate", "--models", "interpolation:16:3", "--long", "interpolation:16:3", "plain_48"]
+    returncode = exit_status(script.main, [*argv, "--out", str(tmp_path)])
+    stderr = capsys.readouterr().err
+    assert returncode != 0
+    assert "--long plain_48: not a model of --models ['interpolation:16:3'] nor a rung" in stderr
+    assert "plain_256" in stderr and "Fix: name models exactly as in --models, or plain_N." in stderr
     assert not any(tmp_path.iterdir())
 
 
@@ -283,7 +301,14 @@ def _watch_fit(monkeypatch) -> dict:
     return seen
 
 
-def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypatch):
+def _final_evaluation(result) -> dict:
+    """The validation figures of a ``ladder.train`` result's final model, as ``nnpde.fit``
+    recorded them (``eval_<name>`` at the last step)."""
+    (last,) = [row for row in result.history if row["step"] == int(result.state.step) and "eval_val_blown_up" in row]
+    return {k.removeprefix("eval_"): v for k, v in last.items() if k.startswith("eval_")}
+
+
+def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypatch, correction_run):
     """``multiple``: the model takes that many coarse steps as one, starts as the plain
     solver at that step (run without the CFL check, which fails from twice the
     ladder's step), trains on every ``multiple``-th state with the validation horizon
@@ -310,12 +335,12 @@ def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypa
     assert figures["val_blown_up"] == 0
     # a model that blows up in validation is measured, not stopped: the validation runs
     # it without the runtime check (which would raise Diverged) and scores its runs from
-    # their last finite state
-    checked = ladder.train(tmp_path, data, validation_steps=4, eval_every=1, tag="one", **common)
+    # their last finite state (a run at the ladder's step, trained on the same data)
+    _, _, checked, at_ladder_step = correction_run
     assert checked.model.stepper.check_stability
     params, static = nnpde.partition(checked.model)
     wild = nnpde.combine(jax.tree.map(lambda p: p + 1e200, params), static)
-    figures = seen["evaluate"](wild)
+    figures = at_ladder_step["evaluate"](wild)
     assert figures["val_blown_up"] > 0 and 0 <= figures["val_correlation_time"] < 4 * ladder.dt(16)
     refused = r"multiple=3 x hold=1 = 3 coarse steps per model step does not divide all of \{'validation_steps': 4"
     with pytest.raises(ValueError, match=refused):
@@ -348,7 +373,9 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     result = ladder.train(tmp_path, data, hold=2, head=1, validation_steps=4, eval_every=1, **common)
     np.testing.assert_array_equal(seen["train"], data[:-4, ::2])
     assert result.model.hold == 2 and int(result.state.step) == 1
-    figures = seen["evaluate"](result.model)  # over the same 4 coarse steps, 2 of the model's
+    # the figures of seen["evaluate"](result.model), as fit's final evaluation recorded
+    # them (running it again would compile the model's validation rollouts a second time)
+    figures = _final_evaluation(result)  # over the same 4 coarse steps, 2 of the model's
     assert figures["val_blown_up"] == 0 and 0 < figures["val_correlation_time"] <= 4 * ladder.dt(16) + 1e-9
     again, _, settings = ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=2, resolution=16)
     assert settings["hold"] == 2 and "multiple" not in settings and again.dt == pytest.approx(2 * ladder.dt(16))
@@ -389,9 +416,16 @@ def test_the_evaluation_gets_one_device_per_core_unless_the_caller_chose(monkeyp
     monkeypatch.delenv("XLA_FLAGS")
     script._one_device_per_core()
     assert "XLA_FLAGS" not in os.environ
+    # the --part value only: a model tagged "costs" is trained as any other
+    monkeypatch.setattr(sys, "argv", ["kolmogorov_ladder.py", "--part", "model", "--tag", "costs"])
+    script._one_device_per_core()
+    assert "XLA_FLAGS" not in os.environ
+    monkeypatch.setattr(sys, "argv", ["kolmogorov_ladder.py", "--part=costs"])
+    script._one_device_per_core()
+    assert os.environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count={cores}"
 
 
-def test_the_cost_breakdown_times_each_part_of_a_model_step(tmp_path):
+def test_the_cost_breakdown_times_each_part_of_a_model_step(tmp_path, monkeypatch):
     """``--part costs``: per variant the network alone, a held step, a plain step and
     the whole model step (which runs the network, so costs more than it), the model's
     cost both ways over the devices, and its parameter count; a malformed variant is
@@ -400,6 +434,10 @@ def test_the_cost_breakdown_times_each_part_of_a_model_step(tmp_path):
     import json
 
     script = _script()
+    # each part timed as the best of 5 means over 2 calls, not over 20 (the script's
+    # default): 40 calls of the compiled parts instead of 400; the best of 5 short
+    # windows still skips a busy moment of the machine
+    monkeypatch.setattr(script, "_best_ms", functools.partial(script._best_ms, calls=2, repeats=5))
     results = tmp_path / "costs.json"
     args = argparse.Namespace(variants=["4:2:2:2:1"], results=results)
     assert script.model_costs(args, states=4, rungs=(16,)) == 0

@@ -145,7 +145,9 @@ def test_gradient_through_the_learned_stencil_matches_finite_differences():
     def loss(p):
         return jnp.mean((nnpde.rollout(eqx.combine(p, static), u0, 4) - target) ** 2)
 
-    grad = jax.grad(loss)(params)
+    # compiled once each (op by op, every call would compile its rollout's loop anew)
+    grad = jax.jit(jax.grad(loss))(params)
+    loss = jax.jit(loss)
     direction = jax.tree.map(lambda g: g / (jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(grad)))), grad)
     eps = 1e-3  # central differences: O(eps^2) truncation; smaller eps lose to round-off in the loss
     shifted = [jax.tree.map(lambda p, d, s=s: p + s * eps * d, params, direction) for s in (1, -1)]
@@ -319,20 +321,22 @@ def test_stencils_held_over_several_steps_run_the_network_once_per_block():
     held = eqx.tree_at(
         lambda s: s.equation, inner, inner.equation.with_reconstruction(inner.equation.reconstruction.prepare(u))
     )
-    np.testing.assert_allclose(block(u), held(held(held(u))), rtol=0, atol=1e-13)
+    stepped = block(u)  # one block step, run op by op once for the checks below
+    np.testing.assert_allclose(stepped, held(held(held(u))), rtol=0, atol=1e-13)
     rechosen = nnpde.PerStepInterpolation(inner)
-    assert float(jnp.max(jnp.abs(block(u) - rechosen(rechosen(rechosen(u)))))) > 1e-12
-    np.testing.assert_allclose(float(jnp.sum(block(u))), float(jnp.sum(u)), atol=1e-12)
+    assert float(jnp.max(jnp.abs(stepped - rechosen(rechosen(rechosen(u)))))) > 1e-12
+    np.testing.assert_allclose(float(jnp.sum(stepped)), float(jnp.sum(u)), atol=1e-12)
 
+    # the gradients compiled (op by op, their reverse passes take about twice as long)
     params, static = eqx.partition(block, eqx.is_inexact_array)
-    grads = jax.grad(lambda p: jnp.sum(eqx.combine(p, static)(u) ** 2))(params)
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(eqx.combine(p, static)(u) ** 2)))(params)
     assert any(float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(grads))
     # expand: the held weights expanded once per call, the same step and gradient to rounding
     expanded = nnpde.PerStepInterpolation(inner, hold=3, expand=True)
     assert expanded.expand and not block.expand
-    np.testing.assert_allclose(expanded(u), block(u), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(expanded(u), stepped, rtol=0, atol=1e-13)
     params, static = eqx.partition(expanded, eqx.is_inexact_array)
-    again = jax.grad(lambda p: jnp.sum(eqx.combine(p, static)(u) ** 2))(params)
+    again = jax.jit(jax.grad(lambda p: jnp.sum(eqx.combine(p, static)(u) ** 2)))(params)
     for g, h in zip(jax.tree.leaves(grads), jax.tree.leaves(again)):
         np.testing.assert_allclose(h, g, rtol=1e-10, atol=1e-12)
     with pytest.raises(TypeError, match="expand"):
@@ -414,8 +418,9 @@ def test_learned_advecting_velocities_in_navier_stokes():
     faces_only = nnpde.learned_interpolation(eq, lambda u: net(u)[: 4 * m], scale=0.1, bounded=False)
     rate = eqx.filter_jit(both)(0.0, u0)  # compiled: op by op, this right-hand side takes longer
     assert float(jnp.max(jnp.abs(rate - eqx.filter_jit(faces_only)(0.0, u0)))) > 1e-4  # the velocity stencils act
+    divergence = eqx.filter_jit(lambda e, u: e.momentum_flux_divergence(u))(both, u0)  # compiled, as the rate
     for c in range(2):  # a flux divergence: each component's total momentum rate is zero
-        assert abs(float(jnp.sum(both.momentum_flux_divergence(u0)[c]))) < 1e-12
+        assert abs(float(jnp.sum(divergence[c]))) < 1e-12
     step = nnpde.PerStepInterpolation(nnpde.ProjectedRK(both, dt=0.05))
     u3 = nnpde.rollout(step, u0, 3)[-1]
     assert float(jnp.max(jnp.abs(eq.divergence(u3)))) < 1e-10
@@ -425,7 +430,9 @@ def test_learned_advecting_velocities_in_navier_stokes():
 
     assert float(velocity_part(u0)) > 0
     params, static = eqx.partition(step, nnpde.trainable(step))
-    grad = jax.grad(lambda p: jnp.sum(nnpde.rollout(eqx.combine(p, static), u0, 1) ** 2))(params)
+    # compiled: op by op, the reverse pass through the held stencils and the projection
+    # dispatches (and compiles) each operation alone, which takes longer
+    grad = jax.jit(jax.grad(lambda p: jnp.sum(nnpde.rollout(eqx.combine(p, static), u0, 1) ** 2)))(params)
     norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grad)]
     assert all(np.isfinite(norms)) and min(norms) > 0  # every weight and bias of the network
     # the gradient of the flow with respect to the velocity stencils alone is not zero
