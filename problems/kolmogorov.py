@@ -204,6 +204,66 @@ def energy_spectrum(velocity, grid: nnpde.Grid):
     return np.arange(n_shells) * dk, spectrum
 
 
+SYMMETRIES = 4  # the identity, the shift-reflection, the rotation by pi and their product
+
+
+def symmetry(velocity, element, *, wavenumber: int = WAVENUMBER):
+    """A MAC velocity ``(..., 2, n, n)`` mapped by ``element`` of the forced flow's
+    symmetry group beyond translations (which a convolution already respects):
+
+    - ``0``: the identity;
+    - ``1``: the shift-reflection ``(u, v)(x, y) -> (-u, v)(-x, y + pi / k)``;
+    - ``2``: the rotation by pi, ``(u, v)(x, y) -> (-u, -v)(-x, -y)``;
+    - ``3``: the two composed.
+
+    Each maps a solution of the forced, damped equations (forcing ``sin(k y)`` in ``x``) to
+    another one: the reflection flips the forcing's sign and the shift by half its
+    wavelength flips it back; the rotation flips both the force and ``y``. On the MAC grid
+    (``u[i, j]`` at ``(x_i, y_{j+1/2})``, ``v[i, j]`` at ``(x_{i+1/2}, y_j)``) both are exact
+    index permutations, so a step of the solver commutes with them to rounding. ``element``
+    may be traced (an integer array of the batch shape ``...``, or a scalar): a random
+    element per window augments training data 4-fold (``random_symmetry``)."""
+    velocity = jnp.asarray(velocity)
+    if velocity.ndim < 3 or velocity.shape[-3] != 2 or velocity.shape[-2] != velocity.shape[-1]:
+        raise ValueError(f"velocity must be a square MAC state (..., 2, n, n), got shape {velocity.shape}.")
+    n = velocity.shape[-1]
+    if n % (2 * wavenumber):
+        raise ValueError(
+            f"the shift-reflection moves y by pi / {wavenumber}, {n / (2 * wavenumber)} cells of a {n}^2 grid: "
+            f"not whole. Fix: a resolution divisible by {2 * wavenumber}."
+        )
+    u, v = velocity[..., 0, :, :], velocity[..., 1, :, :]
+
+    def lower(f, axis):  # f(-x) for values on the lower faces x_i = i h: index (-i) mod n
+        return jnp.roll(jnp.flip(f, axis), 1, axis)
+
+    def centred(f, axis):  # f(-x) at the cell centres x_{i+1/2}: index n - 1 - i
+        return jnp.flip(f, axis)
+
+    shift = n // (2 * wavenumber)  # pi / k in cells
+    reflected = jnp.stack([-jnp.roll(lower(u, -2), -shift, -1), jnp.roll(centred(v, -2), -shift, -1)], -3)
+    rotated = jnp.stack([-centred(lower(u, -2), -1), -lower(centred(v, -2), -1)], -3)
+    u2, v2 = rotated[..., 0, :, :], rotated[..., 1, :, :]
+    both = jnp.stack([-jnp.roll(lower(u2, -2), -shift, -1), jnp.roll(centred(v2, -2), -shift, -1)], -3)
+    element = jnp.asarray(element)
+    if element.dtype.kind not in "iu":
+        raise TypeError(f"element must be an integer in 0..{SYMMETRIES - 1}, got dtype {element.dtype}.")
+    if nnpde.is_concrete(element) and not bool(jnp.all((element >= 0) & (element < SYMMETRIES))):
+        raise ValueError(f"element must be in 0..{SYMMETRIES - 1}, got {np.asarray(element)}.")
+    pick = element.reshape(element.shape + (1,) * (velocity.ndim - element.ndim))
+    out = jnp.where(pick == 1, reflected, velocity)
+    out = jnp.where(pick == 2, rotated, out)
+    return jnp.where(pick == 3, both, out)
+
+
+def random_symmetry(key, trajectories, *, wavenumber: int = WAVENUMBER):
+    """``trajectories`` ``(batch, ..., 2, n, n)``, each batch member (a whole window,
+    every state the same way) mapped by a random element of ``symmetry``'s group."""
+    trajectories = jnp.asarray(trajectories)
+    element = jax.random.randint(key, (trajectories.shape[0],), 0, SYMMETRIES)
+    return symmetry(trajectories, element, wavenumber=wavenumber)
+
+
 def reference_speed(viscosity=VISCOSITY, wavenumber=WAVENUMBER, amplitude=AMPLITUDE, drag=DRAG) -> float:
     """The laminar Kolmogorov amplitude ``A / (nu k^2 + alpha)``: the speed scale of the forced flow."""
     return amplitude / (viscosity * wavenumber**2 + drag)

@@ -413,6 +413,7 @@ def train(
     multiple: int = 1,
     hold: int = 1,
     head: int = 3,
+    augment: bool = False,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -434,7 +435,10 @@ def train(
     steps ``multiple`` coarse steps at once (``model``), trained on every ``multiple``-th
     state; ``validation_steps`` stays counted in coarse steps (the same 4 time units).
     ``hold``: the stencils held over ``hold`` such steps (``model``), trained on every
-    ``multiple * hold``-th state. ``head``: the CNN's last kernel (``model``)."""
+    ``multiple * hold``-th state. ``head``: the CNN's last kernel (``model``).
+    ``augment``: each sampled window mapped by a random element of the flow's symmetry
+    group beyond translations (``kolmogorov.symmetry``: shift-reflection, rotation by pi),
+    4x the distinct training windows; the validation is unchanged."""
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
     per_model_step = multiple * hold  # coarse steps
@@ -446,6 +450,8 @@ def train(
             f"multiple={multiple} x hold={hold} = {per_model_step} coarse steps per model step does not divide "
             f"all of {counts}. Fix: a multiple and hold whose product divides them all, e.g. 2 and 1."
         )
+    if not isinstance(augment, bool):
+        raise TypeError(f"augment must be True or False, got {augment!r}.")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
@@ -474,6 +480,9 @@ def train(
         }
 
     def loss(m, batch, key):
+        if augment:
+            key, sub = jax.random.split(key)
+            batch = kolmogorov.random_symmetry(sub, batch)
         if noise:
             return nnpde.unrolled_loss(m, batch, noise=noise, key=key)
         return nnpde.unrolled_loss(m, batch)
@@ -491,6 +500,8 @@ def train(
         config.update(hold=hold)
     if head != 3:  # likewise
         config.update(head=head)
+    if augment:  # likewise
+        config.update(augment=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from

@@ -106,6 +106,12 @@ def main(argv=None) -> int:
         help="--part model: Gaussian noise (times each sampled state's rms) added to the unrolled starts",
     )
     parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="--part model: each sampled window mapped by a random symmetry of the forced flow (shift-reflection, "
+        "rotation by pi; kolmogorov.symmetry)",
+    )
+    parser.add_argument(
         "--tag", default="", help="--part model: a further run of this kind and size (other settings): KIND:H:D:TAG"
     )
     parser.add_argument(
@@ -202,6 +208,7 @@ def train_model(args) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         noise=args.noise,
+        augment=args.augment,
         multiple=args.multiple,
         hold=args.hold,
         head=args.head,

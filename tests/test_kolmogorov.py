@@ -98,3 +98,62 @@ def test_drag_enters_the_right_hand_side_and_the_stability_radius():
     assert float(damped.spectral_radius(0.0, u)) == pytest.approx(float(free.spectral_radius(0.0, u)) + 0.1)
     with pytest.raises(ValueError, match="drag"):
         kolmogorov.make_equation(grid, drag=-1.0)
+
+
+def _settled(n: int = 16, steps: int = 30):
+    """A divergence-free state a few dozen plain steps into a forced run, and the stepper."""
+    import nnpde
+    from problems import kolmogorov_ladder as ladder
+
+    step = ladder.stepper(n)
+    u = step.equation.project(kolmogorov.initial_velocity(step.equation.grid, 5, max_velocity=2.0))
+    return step, nnpde.rollout(step, u, steps)[-1]
+
+
+def test_symmetries_map_solutions_to_solutions():
+    """Each element of ``symmetry``'s group commutes with a step of the forced, damped
+    solver (to rounding), keeps the energy and the zero divergence, and the elements
+    compose as the group does; a reflection without the half-wavelength shift is not a
+    symmetry (it flips the forcing), and is caught by the same check."""
+    step, u = _settled()
+    stepped = step(u)
+    for element in range(kolmogorov.SYMMETRIES):
+        mapped = kolmogorov.symmetry(u, element)
+        np.testing.assert_allclose(step(mapped), kolmogorov.symmetry(stepped, element), rtol=0, atol=1e-12)
+        assert float(jnp.sum(mapped**2)) == pytest.approx(float(jnp.sum(u**2)), rel=1e-14)
+        assert float(jnp.max(jnp.abs(step.equation.divergence(mapped)))) < 1e-10
+        if element:
+            assert float(jnp.max(jnp.abs(mapped - u))) > 0.1 * float(jnp.max(jnp.abs(u)))
+    rotate = lambda w: kolmogorov.symmetry(w, 2)  # noqa: E731
+    np.testing.assert_array_equal(rotate(rotate(u)), u)
+    np.testing.assert_array_equal(kolmogorov.symmetry(rotate(u), 1), kolmogorov.symmetry(u, 3))
+    # the shift-reflection twice: a shift by one forcing wavelength (n / k cells in y)
+    twice = kolmogorov.symmetry(kolmogorov.symmetry(u, 1), 1)
+    np.testing.assert_array_equal(twice, jnp.roll(u, -16 // kolmogorov.WAVENUMBER, axis=-1))
+    # the reflection alone (the shift undone) flips the forcing: not a symmetry
+    unshifted = jnp.roll(kolmogorov.symmetry(u, 1), 16 // (2 * kolmogorov.WAVENUMBER), axis=-1)
+    assert float(jnp.max(jnp.abs(step(unshifted) - jnp.roll(kolmogorov.symmetry(stepped, 1), 2, axis=-1)))) > 1e-4
+
+
+def test_random_symmetry_maps_each_window_whole_and_refuses_bad_input():
+    """``random_symmetry``: one element per batch member, every state of its window mapped
+    the same way, all four elements drawn over a batch; bad elements and grids refused."""
+    import jax
+
+    _, u = _settled()
+    windows = jnp.stack([jnp.stack([u, 2 * u, -u]) * (1 + b) for b in range(32)])  # (32, 3, 2, 16, 16)
+    out = kolmogorov.random_symmetry(jax.random.key(0), windows)
+    drawn = set()
+    for b in range(32):
+        (element,) = [e for e in range(4) if np.array_equal(out[b, 0], kolmogorov.symmetry(windows[b, 0], e))]
+        np.testing.assert_array_equal(out[b], kolmogorov.symmetry(windows[b], element))
+        drawn.add(element)
+    assert drawn == {0, 1, 2, 3}
+    with pytest.raises(ValueError, match=r"element must be in 0..3, got \[4\]"):
+        kolmogorov.symmetry(u, jnp.asarray([4]))
+    with pytest.raises(TypeError, match="element must be an integer"):
+        kolmogorov.symmetry(u, 1.0)
+    with pytest.raises(ValueError, match="Fix: a resolution divisible by 8"):
+        kolmogorov.symmetry(jnp.zeros((2, 12, 12)), 1)
+    with pytest.raises(ValueError, match=r"square MAC state \(..., 2, n, n\)"):
+        kolmogorov.symmetry(jnp.zeros((3, 16, 16)), 1)

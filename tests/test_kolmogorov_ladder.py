@@ -453,3 +453,23 @@ def test_the_cost_breakdown_times_each_part_of_a_model_step(tmp_path, monkeypatc
     assert set(out["plain"]) == {"plain_16"}
     with pytest.raises(SystemExit, match="is not H:D:MULTIPLE:HOLD:HEAD"):
         script.model_costs(argparse.Namespace(variants=["4:2:2"], results=results), states=4, rungs=())
+
+
+def test_augmented_training_maps_each_window_by_a_random_symmetry(tmp_path, monkeypatch):
+    """``augment=True``: the loss handed to ``nnpde.fit`` is the unrolled loss of the
+    batch mapped by ``kolmogorov.random_symmetry`` (its key split from the step's key),
+    the setting is recorded for the run, and anything but a bool is refused."""
+    seen = {}
+    monkeypatch.setattr(nnpde, "fit", lambda net, loss, data, **kw: seen.update(net=net, loss=loss, data=data))
+    data = _runs(16, range(6), 12)
+    common = dict(kind="correction", hidden=4, depth=2, steps=1, window=2, batch_size=2, validation_steps=4)
+    ladder.train(tmp_path, data, augment=True, progress=False, **common)
+    settings = (ladder.model_dir(tmp_path, "correction", 4, 2) / "settings.json").read_text()
+    assert '"augment": true' in settings
+    batch, key = jnp.asarray(data[:2, :3]), jax.random.key(7)
+    mapped = kolmogorov.random_symmetry(jax.random.split(key)[1], batch)
+    assert not np.array_equal(mapped, batch)  # this key maps the batch
+    loss = eqx.filter_jit(seen["loss"])(seen["net"], batch, key)
+    np.testing.assert_allclose(loss, eqx.filter_jit(nnpde.unrolled_loss)(seen["net"], mapped), rtol=1e-12)
+    with pytest.raises(TypeError, match="augment"):  # (the suite's type checker may refuse it first)
+        ladder.train(tmp_path, data, augment=1, tag="bad", progress=False, **common)
