@@ -37,6 +37,7 @@ import os
 import sys
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -526,6 +527,37 @@ def train(
         config=config,
         stop_when=stop_when,
     )
+
+
+def generalisation_gap(model, trajectories, *, window: int, batches: int = 8, batch_size: int = 6, seed: int = 1):
+    """The unrolled training loss (``nnpde.unrolled_loss`` over ``window`` model steps)
+    of ``model`` on random windows of the training seeds and of the validation seeds
+    (the last ``VALIDATION_SEEDS`` of ``trajectories``, ``(seeds, T, 2, n, n)`` at the
+    model's step): ``{"train": {"mean", "sem"}, "validation": {...}, "ratio"}``, the
+    ratio validation / training. A ratio well above 1 that grows with the network's
+    size says the model is short of data (more seeds, augmentation), not of capacity.
+    ``batches`` windows of ``batch_size`` per part, drawn with ``seed``."""
+    trajectories = np.asarray(trajectories)
+    check_option("window", window, 1, "e.g. the window the model was trained with.")
+    if trajectories.ndim != 5 or trajectories.shape[0] <= VALIDATION_SEEDS or trajectories.shape[1] <= window:
+        raise ValueError(
+            f"trajectories must be (seeds > {VALIDATION_SEEDS}, T > window={window}, 2, n, n), got "
+            f"{trajectories.shape}. Fix: the coarse training data at the model's step (every multiple * hold-th state)."
+        )
+    loss = eqx.filter_jit(nnpde.unrolled_loss)
+    rng = np.random.default_rng(seed)
+    out = {}
+    parts = (("train", trajectories[:-VALIDATION_SEEDS]), ("validation", trajectories[-VALIDATION_SEEDS:]))
+    for name, part in parts:
+        values = []
+        for _ in range(batches):
+            rows = rng.integers(0, part.shape[0], batch_size)
+            starts = rng.integers(0, part.shape[1] - window, batch_size)
+            batch = np.stack([part[r, t : t + window + 1] for r, t in zip(rows, starts)])
+            values.append(float(loss(model, jnp.asarray(batch))))
+        out[name] = {"mean": float(np.mean(values)), "sem": float(np.std(values) / math.sqrt(len(values)))}
+    out["ratio"] = out["validation"]["mean"] / out["train"]["mean"] if out["train"]["mean"] > 0 else math.inf
+    return out
 
 
 def held_out_starts(starts, resolution: int):

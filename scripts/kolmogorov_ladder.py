@@ -71,7 +71,7 @@ def seconds_per_time_unit(resolution: int, steps: int = 20) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--part", choices=("train", "truth", "all", "model", "evaluate", "time-step", "costs"), default="all"
+        "--part", choices=("train", "truth", "all", "model", "evaluate", "time-step", "costs", "gap"), default="all"
     )
     parser.add_argument("--kind", choices=ladder.KINDS, default="interpolation", help="--part model: the model class")
     parser.add_argument("--hidden", type=int, default=16, help="--part model: CNN channels")
@@ -161,6 +161,8 @@ def main(argv=None) -> int:
         return time_step_error(args)
     if args.part == "costs":
         return model_costs(args)
+    if args.part == "gap":
+        return generalisation_gaps(args)
     rates = {n: seconds_per_time_unit(n) for n in (ladder.SPINUP_RESOLUTION, ladder.TRAIN_RESOLUTION)}
     rates[ladder.TRUTH_RESOLUTION] = rates[ladder.TRAIN_RESOLUTION] * 8  # 4x the cells, 2x the steps
     print(f"backend {jax.default_backend()}; measured s per time unit: {rates}")
@@ -221,17 +223,14 @@ def train_model(args) -> int:
 def _load(args, spec: str, *, check_stability: bool = True):
     """``(model, step)`` of a trained run ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out``, its
     held stencil weights expanded once per network call (rolled out, not trained)."""
-    kind, hidden, depth, *tag = spec.split(":")
-    m, step, _ = ladder.trained(
-        args.out,
-        kind=kind,
-        hidden=int(hidden),
-        depth=int(depth),
-        tag="".join(tag),
-        check_stability=check_stability,
-        expand=True,
-    )
+    m, step, _ = ladder.trained(args.out, **_spec(spec), check_stability=check_stability, expand=True)
     return m, step
+
+
+def _spec(spec: str) -> dict:
+    """``KIND:HIDDEN:DEPTH[:TAG]`` as ``ladder.trained``'s keywords."""
+    kind, hidden, depth, *tag = spec.split(":")
+    return dict(kind=kind, hidden=int(hidden), depth=int(depth), tag="".join(tag))
 
 
 def _stored(path: Path, key: str) -> dict:
@@ -460,6 +459,28 @@ def model_costs(args, *, states: int = 16, rungs=(32, 64, 128)) -> int:
     out.update(machine=nnpde.environment(), date=time.strftime("%Y-%m-%d"), command="python " + " ".join(sys.argv))
     out["grid"] = list(grid.shape)
     _write_results(args.results or Path("benchmarks/results/kolmogorov_model_costs.json"), out)
+    return 0
+
+
+def generalisation_gaps(args) -> int:
+    """``--part gap``: each model of ``--models``' unrolled loss on training and on
+    validation windows at its own step and window (``ladder.generalisation_gap``), in
+    ``--results`` (default ``benchmarks/results/kolmogorov_generalisation_gap.json``)."""
+    data = _training_trajectories(args.out)
+    out = {"models": {}}
+    for spec in args.models:
+        m, step, settings = ladder.trained(args.out, **_spec(spec), expand=True)
+        per_model_step = settings.get("multiple", 1) * settings.get("hold", 1)
+        gap = ladder.generalisation_gap(m, data[:, ::per_model_step], window=settings["window"])
+        gap.update(trained_steps=step, window=settings["window"], coarse_steps_per_model_step=per_model_step)
+        out["models"][spec] = gap
+        print(
+            f"{spec} ({step} steps): train {gap['train']['mean']:.3e}, validation "
+            f"{gap['validation']['mean']:.3e}, ratio {gap['ratio']:.2f}",
+            flush=True,
+        )
+    out.update(machine=nnpde.environment(), date=time.strftime("%Y-%m-%d"), command="python " + " ".join(sys.argv))
+    _write_results(args.results or Path("benchmarks/results/kolmogorov_generalisation_gap.json"), out)
     return 0
 
 

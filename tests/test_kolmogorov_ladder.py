@@ -473,3 +473,18 @@ def test_augmented_training_maps_each_window_by_a_random_symmetry(tmp_path, monk
     np.testing.assert_allclose(loss, eqx.filter_jit(nnpde.unrolled_loss)(seen["net"], mapped), rtol=1e-12)
     with pytest.raises(TypeError, match="augment"):  # (the suite's type checker may refuse it first)
         ladder.train(tmp_path, data, augment=1, tag="bad", progress=False, **common)
+
+
+def test_generalisation_gap_reads_training_and_validation_seeds_apart():
+    """``generalisation_gap``: the plain solver on its own runs has no loss on the
+    training seeds; noise on the later states of the validation seeds (the last 4) shows
+    up there only; trajectories too short for the window are refused."""
+    data = np.array(_runs(16, range(6), 8))
+    noisy = data.copy()
+    noisy[-ladder.VALIDATION_SEEDS :, 1:] += 0.01 * np.random.default_rng(0).standard_normal(noisy[-4:, 1:].shape)
+    gap = ladder.generalisation_gap(ladder.stepper(16), noisy, window=2, batches=2, batch_size=3)
+    assert gap["train"]["mean"] < 1e-20 and gap["validation"]["mean"] > 1e-6 and gap["ratio"] > 1e10
+    clean = ladder.generalisation_gap(ladder.stepper(16), data, window=2, batches=2, batch_size=3)
+    assert clean["validation"]["mean"] < 1e-20
+    with pytest.raises(ValueError, match=r"T > window=9"):
+        ladder.generalisation_gap(ladder.stepper(16), data, window=9)
