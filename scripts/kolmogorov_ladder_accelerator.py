@@ -116,6 +116,7 @@ def worker(args) -> int:
     sizes["multiple"] = args.multiple
     sizes["hold"] = args.hold
     sizes["head"] = args.head
+    sizes["augment"] = args.augment
     sizes.update(_sizes(args.tiny))
     ladder.train(
         args.out / "probe",
@@ -259,6 +260,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--hold", type=int, default=1, help="model steps per network call (stencils held over them)")
     parser.add_argument("--head", type=int, choices=(1, 3), default=3, help="the CNN's last kernel (1: cheaper)")
+    parser.add_argument(
+        "--augment", action="store_true", help="train on windows mapped by random symmetries of the flow"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
     parser.add_argument("--report", type=Path, default=Path("kolmogorov_ladder_accelerator.json"))
     parser.add_argument("--archives", type=Path, default=Path("."), help="folder for the run archives")
@@ -328,6 +332,7 @@ def main(argv=None) -> int:
         line += ["--worker-report", str(args.out / f"worker_{text.replace(':', '_')}.json")]
         line += ["--tiny"] if args.tiny else []
         line += ["--unchecked"] if args.unchecked else []
+        line += ["--augment"] if args.augment else []
         workers.append((text, subprocess.Popen(line, env=env)))
     report["models"] = {}
     for text, process in workers:
