@@ -194,6 +194,19 @@ def reference_run(
     )
 
 
+def extra_seeds(count: int) -> tuple[int, ...]:
+    """``count`` more training seeds after ``TRAIN_SEEDS`` (and before the truth's
+    ``EVAL_SEEDS``): more training data that keeps the ladder's own runs and validation."""
+    check_option("count", count, 1, "e.g. 32 (doubles the training seeds).")
+    seeds = tuple(range(TRAIN_SEEDS[-1] + 1, TRAIN_SEEDS[-1] + 1 + count))
+    if set(seeds) & set(EVAL_SEEDS):
+        raise ValueError(
+            f"{count} extra seeds ({seeds[0]}..{seeds[-1]}) would reach the held-out seeds {EVAL_SEEDS}. "
+            f"Fix: at most {min(EVAL_SEEDS) - seeds[0]}."
+        )
+    return seeds
+
+
 def training_data(
     folder, *, seeds=TRAIN_SEEDS, resolution=TRAIN_RESOLUTION, duration=TRAIN_DURATION, progress=None, **kw
 ):

@@ -77,6 +77,13 @@ def main(argv=None) -> int:
     parser.add_argument("--hidden", type=int, default=16, help="--part model: CNN channels")
     parser.add_argument("--depth", type=int, default=3, help="--part model: CNN layers")
     parser.add_argument("--steps", type=int, default=1500, help="--part model: optimiser steps")
+    parser.add_argument(
+        "--extra-seeds",
+        type=int,
+        default=0,
+        help="--part train: also run N more training seeds (after the ladder's 32, a cache file of their own); "
+        "--part model: train on them too (the validation seeds stay the ladder's last 4)",
+    )
     parser.add_argument("--window", type=int, default=16, help="--part model: unrolled model steps per sample")
     parser.add_argument(
         "--multiple",
@@ -184,6 +191,11 @@ def main(argv=None) -> int:
         print(f"training data: seeds {ladder.TRAIN_SEEDS[0]}..{ladder.TRAIN_SEEDS[-1]} at {ladder.TRAIN_RESOLUTION}^2")
         data = ladder.training_data(args.out, progress=progress)
         print(f"  done: {data.shape} kept at {ladder.KEEP_RESOLUTION}^2")
+        if args.extra_seeds:
+            seeds = ladder.extra_seeds(args.extra_seeds)
+            print(f"extra training data: seeds {seeds[0]}..{seeds[-1]} at {ladder.TRAIN_RESOLUTION}^2")
+            data = ladder.training_data(args.out, seeds=seeds, progress=progress)
+            print(f"  done: {data.shape} kept at {ladder.KEEP_RESOLUTION}^2")
     if args.part in ("truth", "all"):
         print(f"truth: seeds {ladder.EVAL_SEEDS} at {ladder.TRUTH_RESOLUTION}^2")
         runs, starts = ladder.truth(args.out, progress=progress)
@@ -191,13 +203,16 @@ def main(argv=None) -> int:
     return 0
 
 
-def _training_trajectories(folder: Path):
-    data = ladder.training_data(folder)
-    return ladder.coarse_trajectories(data)
+def _training_trajectories(folder: Path, extra_seeds: int = 0):
+    """The coarse training trajectories, the ``extra_seeds`` runs (if any) first, so that the
+    validation seeds stay the ladder's last ``VALIDATION_SEEDS``."""
+    parts = [ladder.training_data(folder, seeds=ladder.extra_seeds(extra_seeds))] if extra_seeds else []
+    parts.append(ladder.training_data(folder))
+    return np.concatenate([ladder.coarse_trajectories(data) for data in parts])
 
 
 def train_model(args) -> int:
-    trajectories = _training_trajectories(args.out)
+    trajectories = _training_trajectories(args.out, args.extra_seeds)
     print(f"training data {trajectories.shape} (last {ladder.VALIDATION_SEEDS} seeds for validation)")
     result = ladder.train(
         args.out,

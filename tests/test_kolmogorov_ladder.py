@@ -488,3 +488,26 @@ def test_generalisation_gap_reads_training_and_validation_seeds_apart():
     assert clean["validation"]["mean"] < 1e-20
     with pytest.raises(ValueError, match=r"T > window=9"):
         ladder.generalisation_gap(ladder.stepper(16), data, window=9)
+
+
+def test_extra_training_seeds_come_first_and_keep_the_validation_seeds_last(monkeypatch):
+    """``--extra-seeds N``: N more seeds after the ladder's training seeds, their runs put
+    before the ladder's so that the validation seeds (the last 4) stay the same; a count
+    that would reach the held-out seeds, or none, is refused."""
+    assert ladder.extra_seeds(3) == (32, 33, 34)
+    with pytest.raises(
+        ValueError, match=r"would reach the held-out seeds \(1000, 1001, 1002, 1003\). Fix: at most 968"
+    ):
+        ladder.extra_seeds(1000)
+    with pytest.raises(ValueError, match="count must be an int >= 1"):
+        ladder.extra_seeds(0)
+    script = _script()
+
+    def fake(folder, *, seeds=ladder.TRAIN_SEEDS):  # each run filled with its seed, at the kept 64^2
+        return np.broadcast_to(np.asarray(seeds, np.float32)[:, None, None, None, None], (len(seeds), 3, 2, 64, 64))
+
+    monkeypatch.setattr(script.ladder, "training_data", fake)
+    both = script._training_trajectories(Path("unused"), extra_seeds=2)
+    assert both.shape == (34, 3, 2, 32, 32)
+    np.testing.assert_array_equal(both[:, 0, 0, 0, 0], [32, 33, *range(32)])
+    np.testing.assert_array_equal(script._training_trajectories(Path("unused"))[:, 0, 0, 0, 0], range(32))
