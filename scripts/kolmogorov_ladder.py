@@ -668,23 +668,41 @@ def evaluate(args) -> int:
     )
 
     args.figure.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    rows = (len(args.models) + 2) // 2  # of the shared legend below the panels, two columns
+    height = 4.6 + 0.2 * rows
+    fig, ax = plt.subplots(1, 2, figsize=(12, height))
+    # one colour and marker per model, the same in both panels; the plain rungs in greys
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: max(len(args.models), 1)]
+    markers = "sDo^vP*Xhp<>"
+
+    def label(spec: str) -> str:
+        kind, hidden, depth, *tag = spec.split(":")
+        return f"{kind.replace('_', ' ')} {hidden}x{depth} {''.join(tag)}".strip()
+
     xs = [costs[f"plain_{n}"] for n in resolutions]
     ys = [table[f"plain_{n}"]["correlation_time"].mean() for n in resolutions]
-    ax[0].plot(xs, ys, "o-", color="k", label="plain solver (van Leer, RK4)")
+    ax[0].plot(xs, ys, "o-", color="k", label="plain solver (van Leer, RK4) at 32, 64, 128, 256$^2$")
     for n, x, y in zip(resolutions, xs, ys):
         ax[0].annotate(f"{n}$^2$", (x, y), textcoords="offset points", xytext=(4, -10))
-    for spec in args.models:
-        ax[0].plot(costs[spec], table[spec]["correlation_time"].mean(), "s", label=f"learned {spec} (32$^2$)")
+    for i, spec in enumerate(args.models):
+        ax[0].plot(
+            costs[spec],
+            table[spec]["correlation_time"].mean(),
+            markers[i % len(markers)],
+            color=colours[i],
+            label=f"{label(spec)} (32$^2$)",
+        )
     ax[0].set_xscale("log")
     ax[0].set_xlabel("wall time per simulated time unit per trajectory [s] (this CPU)")
     ax[0].set_ylabel(f"time until vorticity correlation < {ladder.THRESHOLD}")
-    ax[0].legend(fontsize=8)
+    ax[0].set_title("accuracy against cost")
     t = np.arange(reference.shape[1]) * ladder.EVAL_INTERVAL
-    for name, r in [
-        *((f"plain {n}$^2$", rung_runs[n]) for n in resolutions),
-        *((s, model_runs[s]) for s in args.models),
-    ]:
+    greys = plt.get_cmap("Greys")(np.linspace(0.45, 0.95, len(resolutions)))
+    styles = [dict(color=g, ls="--", lw=1.2) for g in greys] + [dict(color=c, lw=1.4) for c in colours]
+    for (name, r), style in zip(
+        [*((f"plain {n}$^2$", rung_runs[n]) for n in resolutions), *((s, model_runs[s]) for s in args.models)],
+        styles,
+    ):
         rho = np.mean(
             [
                 np.asarray(
@@ -696,13 +714,15 @@ def evaluate(args) -> int:
             ],
             axis=0,
         )
-        ax[1].plot(t, rho, label=name)
+        ax[1].plot(t, rho, **style, label=name if name.startswith("plain") else None)
     ax[1].axhline(ladder.THRESHOLD, color="gray", ls=":")
     ax[1].set_ylim(0.5, 1.01)
     ax[1].set_xlabel("time")
     ax[1].set_ylabel("vorticity correlation with the truth (mean over states)")
-    ax[1].legend(fontsize=8)
-    fig.tight_layout()
+    ax[1].set_title("correlation with the 512$^2$ truth (models: colours as left)")
+    ax[1].legend(fontsize=8, loc="lower left")
+    fig.legend(*ax[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.2 * rows + 0.1) / height, 1, 1))
     fig.savefig(args.figure, dpi=120)
     return 0
 
