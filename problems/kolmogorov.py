@@ -232,7 +232,11 @@ def symmetry(velocity, element, *, wavenumber: int = WAVENUMBER):
             f"the shift-reflection moves y by pi / {wavenumber}, {n / (2 * wavenumber)} cells of a {n}^2 grid: "
             f"not whole. Fix: a resolution divisible by {2 * wavenumber}."
         )
-    u, v = velocity[..., 0, :, :], velocity[..., 1, :, :]
+    element = jnp.asarray(element)
+    if element.dtype.kind not in "iu":
+        raise TypeError(f"element must be an integer in 0..{SYMMETRIES - 1}, got dtype {element.dtype}.")
+    if nnpde.is_concrete(element) and not bool(jnp.all((element >= 0) & (element < SYMMETRIES))):
+        raise ValueError(f"element must be in 0..{SYMMETRIES - 1}, got {np.asarray(element)}.")
 
     def lower(f, axis):  # f(-x) for values on the lower faces x_i = i h: index (-i) mod n
         return jnp.roll(jnp.flip(f, axis), 1, axis)
@@ -241,19 +245,20 @@ def symmetry(velocity, element, *, wavenumber: int = WAVENUMBER):
         return jnp.flip(f, axis)
 
     shift = n // (2 * wavenumber)  # pi / k in cells
-    reflected = jnp.stack([-jnp.roll(lower(u, -2), -shift, -1), jnp.roll(centred(v, -2), -shift, -1)], -3)
-    rotated = jnp.stack([-centred(lower(u, -2), -1), -lower(centred(v, -2), -1)], -3)
-    u2, v2 = rotated[..., 0, :, :], rotated[..., 1, :, :]
-    both = jnp.stack([-jnp.roll(lower(u2, -2), -shift, -1), jnp.roll(centred(v2, -2), -shift, -1)], -3)
-    element = jnp.asarray(element)
-    if element.dtype.kind not in "iu":
-        raise TypeError(f"element must be an integer in 0..{SYMMETRIES - 1}, got dtype {element.dtype}.")
-    if nnpde.is_concrete(element) and not bool(jnp.all((element >= 0) & (element < SYMMETRIES))):
-        raise ValueError(f"element must be in 0..{SYMMETRIES - 1}, got {np.asarray(element)}.")
+
+    def shift_reflect(w):
+        u, v = w[..., 0, :, :], w[..., 1, :, :]
+        return jnp.stack([-jnp.roll(lower(u, -2), -shift, -1), jnp.roll(centred(v, -2), -shift, -1)], -3)
+
+    def rotate(w):
+        u, v = w[..., 0, :, :], w[..., 1, :, :]
+        return jnp.stack([-centred(lower(u, -2), -1), -lower(centred(v, -2), -1)], -3)
+
+    rotated = rotate(velocity)
     pick = element.reshape(element.shape + (1,) * (velocity.ndim - element.ndim))
-    out = jnp.where(pick == 1, reflected, velocity)
+    out = jnp.where(pick == 1, shift_reflect(velocity), velocity)
     out = jnp.where(pick == 2, rotated, out)
-    return jnp.where(pick == 3, both, out)
+    return jnp.where(pick == 3, shift_reflect(rotated), out)
 
 
 def random_symmetry(key, trajectories, *, wavenumber: int = WAVENUMBER):

@@ -672,12 +672,12 @@ def evaluate(args) -> int:
     height = 4.6 + 0.2 * rows
     fig, ax = plt.subplots(1, 2, figsize=(12, height))
     # one colour and marker per model, the same in both panels; the plain rungs in greys
-    colours = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: max(len(args.models), 1)]
+    colours = plt.get_cmap("tab20")(np.arange(len(args.models)) % 20)
     markers = "sDo^vP*Xhp<>"
 
     def label(spec: str) -> str:
-        kind, hidden, depth, *tag = spec.split(":")
-        return f"{kind.replace('_', ' ')} {hidden}x{depth} {''.join(tag)}".strip()
+        names = _spec(spec)
+        return f"{names['kind'].replace('_', ' ')} {names['hidden']}x{names['depth']} {names['tag']}".strip()
 
     xs = [costs[f"plain_{n}"] for n in resolutions]
     ys = [table[f"plain_{n}"]["correlation_time"].mean() for n in resolutions]
