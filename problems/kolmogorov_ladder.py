@@ -642,6 +642,14 @@ def best_cost(step, states, **kwargs) -> tuple[float, dict]:
     return min(by.values()), by
 
 
+def interleaved_costs(steppers, *, duration: float = 0.32, rounds: int = 5, min_seconds: float = 0.5, progress=True):
+    """``nnpde.metrics.interleaved_costs`` over 0.32 time units by default, each stepper
+    timed as one program and split over all local devices (where its batch divides)."""
+    return nnpde.metrics.interleaved_costs(
+        steppers, duration=duration, rounds=rounds, min_seconds=min_seconds, progress=progress
+    )
+
+
 def score_table(step, runs, reference) -> dict:
     """Per held-out state: correlation time (vorticity, ``THRESHOLD``) and relative L2
     at t = 0.64 and 2.56 of ``runs`` against ``reference`` (both ``(states, saves + 1,

@@ -156,9 +156,18 @@ def main(argv=None) -> int:
         help="--part costs: velocity learned-interpolation models to time (CNN width and depth, coarse steps per "
         "step, steps per network call, last kernel)",
     )
+    parser.add_argument(
+        "--timing-rounds",
+        type=int,
+        default=5,
+        help="--part evaluate: interleaved timing rounds of every rung and model (the cost is their median, the "
+        "speed-up's timing spread their range)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
     parser.add_argument("--estimate", action="store_true", help="print the plan and its expected cost, run nothing")
     args = parser.parse_args(argv)
+    if args.timing_rounds < 1:
+        parser.error(f"--timing-rounds must be at least 1, got {args.timing_rounds}. Fix: e.g. --timing-rounds 5.")
 
     if args.part == "model":
         return train_model(args)
@@ -513,14 +522,11 @@ def evaluate(args) -> int:
     print(f"truth {ladder.TRUTH_RESOLUTION}^2: {states} held-out states, {reference.shape[1]} saves each")
     rung_runs = ladder.ladder_runs(args.out, starts)
     coarse_step = ladder.stepper(ladder.COARSE)
-    table, costs, by_devices = {}, {}, {}
+    table, timed = {}, {}
     for n, r in rung_runs.items():
         table[f"plain_{n}"] = ladder.score_table(coarse_step, r, reference)
-        costs[f"plain_{n}"], by_devices[f"plain_{n}"] = ladder.best_cost(
-            ladder.stepper(n), ladder.held_out_starts(starts, n)
-        )
-        corr = table[f"plain_{n}"]["correlation_time"].mean()
-        print(f"plain {n}^2: correlation time {corr:.3f}, cost {costs[f'plain_{n}']:.4g} s")
+        timed[f"plain_{n}"] = (ladder.stepper(n), ladder.held_out_starts(starts, n))
+        print(f"plain {n}^2: correlation time {table[f'plain_{n}']['correlation_time'].mean():.3f}")
     coarse_starts = ladder.held_out_starts(starts, ladder.COARSE)
     model_runs, trained_steps, blown = {}, {}, {}
     for spec in args.models:
@@ -541,12 +547,22 @@ def evaluate(args) -> int:
         if blown[spec]:
             print(f"{spec}: {blown[spec]} of {len(coarse_starts)} runs blew up within the scored horizon")
         table[spec] = ladder.score_table(coarse_step, model_runs[spec], reference)
-        costs[spec], by_devices[spec] = ladder.best_cost(m, coarse_starts)
+        timed[spec] = (m, coarse_starts)
         trained_steps[spec] = done
-        corr = table[spec]["correlation_time"].mean()
-        print(f"{spec} ({done} steps): correlation time {corr:.3f}, cost {costs[spec]:.4g} s")
+        print(f"{spec} ({done} steps): correlation time {table[spec]['correlation_time'].mean():.3f}")
+    # every rung and model timed in the same interleaved rounds, after all of them are
+    # compiled: the cost is the median round, and the round-by-round speed-ups show the
+    # spread that timing noise alone puts on a speed-up
+    print(f"timing {len(timed)} steppers in {args.timing_rounds} interleaved rounds")
+    timings = ladder.interleaved_costs(timed, rounds=args.timing_rounds)
+    costs = {name: t["median"] for name, t in timings.items()}
+    by_devices = {name: {d: float(np.median(v)) for d, v in t["by_devices"].items()} for name, t in timings.items()}
+    for name, cost in costs.items():
+        spread = np.asarray(timings[name]["rounds"])
+        print(f"{name}: {cost:.4g} s per time unit (rounds {spread.min():.4g} to {spread.max():.4g})")
     resolutions = list(rung_runs)
     plain_costs = [costs[f"plain_{n}"] for n in resolutions]
+    plain_rounds = [timings[f"plain_{n}"]["rounds"] for n in resolutions]
     results = {}
     for spec in args.models:
         per_metric = {}
@@ -562,6 +578,9 @@ def evaluate(args) -> int:
             )
             eq["speedup_at_equal_accuracy"] = nnpde.metrics.speedup_at_equal_accuracy(
                 eq, resolutions, plain_costs, costs[spec]
+            )
+            eq["speedup_at_equal_accuracy"]["timing_rounds"] = nnpde.metrics.speedup_over_rounds(
+                eq, resolutions, plain_rounds, timings[spec]["rounds"]
             )
             per_metric[metric] = eq
         results[spec] = per_metric
@@ -657,6 +676,8 @@ def evaluate(args) -> int:
         "per_state_scores": {name: {k: np.asarray(v).tolist() for k, v in t.items()} for name, t in table.items()},
         "seconds_per_time_unit_per_trajectory": costs,
         "seconds_per_time_unit_by_devices": by_devices,
+        "seconds_per_time_unit_rounds": {name: t["rounds"] for name, t in timings.items()},
+        "timing": f"median of {args.timing_rounds} interleaved rounds, each stepper charged its best device split",
         "long_rollout_50": long_stats,
         "machine": nnpde.environment() if hasattr(nnpde, "environment") else {},
         "date": time.strftime("%Y-%m-%d"),
@@ -679,21 +700,32 @@ def evaluate(args) -> int:
         names = _spec(spec)
         return f"{names['kind'].replace('_', ' ')} {names['hidden']}x{names['depth']} {names['tag']}".strip()
 
+    def spread(name: str):  # the timing rounds' range about the median, as error bars
+        r = np.asarray(timings[name]["rounds"])
+        return [[costs[name] - r.min()], [r.max() - costs[name]]]
+
     xs = [costs[f"plain_{n}"] for n in resolutions]
     ys = [table[f"plain_{n}"]["correlation_time"].mean() for n in resolutions]
     ax[0].plot(xs, ys, "o-", color="k", label="plain solver (van Leer, RK4) at 32, 64, 128, 256$^2$")
     for n, x, y in zip(resolutions, xs, ys):
+        ax[0].errorbar(x, y, xerr=spread(f"plain_{n}"), color="k", capsize=2, lw=0.8)
         ax[0].annotate(f"{n}$^2$", (x, y), textcoords="offset points", xytext=(4, -10))
     for i, spec in enumerate(args.models):
-        ax[0].plot(
+        ax[0].errorbar(
             costs[spec],
             table[spec]["correlation_time"].mean(),
-            markers[i % len(markers)],
+            xerr=spread(spec),
+            fmt=markers[i % len(markers)],
             color=colours[i],
+            capsize=2,
+            lw=0.8,
             label=f"{label(spec)} (32$^2$)",
         )
     ax[0].set_xscale("log")
-    ax[0].set_xlabel("wall time per simulated time unit per trajectory [s] (this CPU)")
+    ax[0].set_xlabel(
+        f"wall time per simulated time unit per trajectory [s] (this CPU; median and range of "
+        f"{args.timing_rounds} timing rounds)"
+    )
     ax[0].set_ylabel(f"time until vorticity correlation < {ladder.THRESHOLD}")
     ax[0].set_title("accuracy against cost")
     t = np.arange(reference.shape[1]) * ladder.EVAL_INTERVAL

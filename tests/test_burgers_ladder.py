@@ -97,6 +97,67 @@ def test_seconds_per_time_unit_splits_the_batch_over_devices_and_refuses_a_bad_s
         nnpde.metrics.seconds_per_time_unit(step, states, duration=0.4, devices=jax.local_device_count() + 1)
 
 
+class _Counted(nnpde.AbstractStepper):
+    """A plain stepper that counts its executed steps on the host (any batching)."""
+
+    equation: object
+    dt: float
+    inner: nnpde.AbstractStepper
+    counter: list
+
+    def __call__(self, u, t=0.0):
+        jax.debug.callback(lambda: self.counter.append(1))
+        return self.inner(u, t)
+
+
+def _counted(inner, counter: list) -> _Counted:
+    return _Counted(inner.equation, inner.dt, inner, counter)
+
+
+def test_interleaved_costs_time_every_split_in_rounds_and_repeat_cheap_calls():
+    """Every stepper is compiled and run once before the rounds and once more to size
+    its calls, then once per round (``min_seconds=0``), so executed steps grow with
+    ``rounds`` by exactly that count; ``min_seconds`` repeats a cheap call within a
+    round. The report: per round the best device split, their median, and each split."""
+    states = ladder.restrict(ladder.starts((0, 1), 2, 64), 32)
+    runs = {}
+    for rounds in (1, 3):
+        counter = []
+        out = nnpde.metrics.interleaved_costs(
+            {"a": (_counted(ladder.stepper(32), counter), states)}, duration=0.1, rounds=rounds, min_seconds=0.0
+        )
+        runs[rounds] = len(counter)
+        entry = out["a"]
+        assert set(entry["by_devices"]) == {1, jax.local_device_count()}
+        assert len(entry["rounds"]) == rounds and entry["median"] == pytest.approx(np.median(entry["rounds"]))
+        best = np.min([entry["by_devices"][d] for d in entry["by_devices"]], axis=0)
+        np.testing.assert_array_equal(entry["rounds"], best)
+        assert all(0 < c < 1 for c in entry["rounds"])
+    assert runs[3] * 3 == runs[1] * 5  # (2 + 3) runs against (2 + 1) runs of each split
+    counter = []
+    nnpde.metrics.interleaved_costs(
+        {"a": (_counted(ladder.stepper(32), counter), states)}, duration=0.1, rounds=1, min_seconds=0.5
+    )
+    assert len(counter) > 2 * runs[1]
+    # a batch that splits over no device count but one is timed as one program
+    out = nnpde.metrics.interleaved_costs(
+        {"plain": (ladder.stepper(32), states[:3]), "two": (ladder.stepper(64), ladder.starts((0, 1), 2, 64))},
+        duration=0.1,
+        rounds=2,
+        min_seconds=0.0,
+    )
+    assert set(out["plain"]["by_devices"]) == {1} and set(out["two"]["by_devices"]) == {1, jax.local_device_count()}
+    for kwargs, match in (
+        (dict(rounds=0), "rounds must be a positive int, got 0"),
+        (dict(min_seconds=-1.0), "min_seconds must be >= 0"),
+        (dict(devices=(2,), steppers={"odd": (ladder.stepper(32), states[:3])}), "'odd': 3 trajectories split"),
+        (dict(steppers={}), "steppers is empty"),
+    ):
+        call = dict(steppers={"a": (ladder.stepper(32), states)}, duration=0.1) | kwargs
+        with pytest.raises(ValueError, match=match):
+            nnpde.metrics.interleaved_costs(**call)
+
+
 def test_burgers_ladder_scores_a_trained_run_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
     env = {"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "PATH": str(Path(sys.executable).parent)}

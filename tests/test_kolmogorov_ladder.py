@@ -246,6 +246,9 @@ def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path, caps
     assert "--long plain_48: not a model of --models ['interpolation:16:3'] nor a rung" in stderr
     assert "plain_256" in stderr and "Fix: name models exactly as in --models, or plain_N." in stderr
     assert not any(tmp_path.iterdir())
+    returncode = exit_status(script.main, ["--part", "evaluate", "--timing-rounds", "0", "--out", str(tmp_path)])
+    assert returncode == 2 and "--timing-rounds must be at least 1, got 0. Fix:" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_results_json_holds_no_infinity():

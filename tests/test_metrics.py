@@ -226,6 +226,20 @@ def test_speedup_at_equal_accuracy_interpolates_cost_and_refuses_to_extrapolate(
         metrics.cost_at_resolution(600.0, resolutions, costs)
 
 
+def test_speedup_over_rounds_is_the_round_by_round_ratio_and_refuses_mismatched_rounds():
+    resolutions = np.array([32.0, 64.0, 128.0, 256.0])
+    costs = (resolutions / 32.0) ** 3
+    drift = np.array([1.0, 1.5, 0.8])  # a round when the machine ran slower slows both sides
+    plain, model = costs[:, None] * drift, 4.0 * drift * np.array([1.0, 1.0, 1.25])
+    spread = metrics.speedup_over_rounds({"estimate": 128.0}, resolutions, plain, model)
+    assert spread["rounds"] == pytest.approx([16.0, 16.0, 12.8])  # the common drift cancels, the model's own does not
+    assert (spread["median"], spread["min"], spread["max"]) == pytest.approx((16.0, 12.8, 16.0))
+    beyond = metrics.speedup_over_rounds({"estimate": 512.0}, resolutions, plain, model)
+    assert beyond == {"rounds": None, "median": None, "min": None, "max": None}
+    with pytest.raises(ValueError, match=r"plain_rounds must be \(rungs, rounds\) = \(4, 2\)"):
+        metrics.speedup_over_rounds({"estimate": 128.0}, resolutions, plain, model[:2])
+
+
 def test_paired_ratio_is_the_ratio_of_means_with_a_paired_interval():
     """Two models on the same states: the ratio of their means; the pairing matters
     (scores that move together state by state give a narrow interval, the same scores

@@ -209,24 +209,14 @@ def split_batch(states, devices: int):
     return jax.device_put(u0, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
 
 
-def seconds_per_time_unit(step, states, *, duration: float, repeats: int = 2, devices: int = 1) -> float:
-    """Wall time per simulated time unit and per trajectory of ``step`` (a stepper with
-    ``dt``) run batched over ``states`` (``(B, *state)``) for about ``duration`` time units,
-    compiled, best of ``repeats`` runs after a compiling one: the cost that
-    ``speedup_at_equal_accuracy`` divides by. Time every rung and the model in one process.
-
-    ``devices``: the batch split over that many local devices (trajectories are
-    independent, so no communication): on a CPU given several host devices
-    (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) this runs the trajectories
-    on several cores where one compiled program would not spread its work over them (a
-    small convolution network, say); time every rung both ways and keep each one's
-    best, so that neither side is handicapped."""
+def _timed_program(step, states, duration, devices):
+    """``(run, u0, units)``: the compiled batched rollout of ``step`` over ``states`` for
+    about ``duration`` time units, its inputs placed over ``devices``, and the trajectory
+    time units one call simulates (its wall time over ``units`` is the cost)."""
     from ..numerics._rollout import rollout
 
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration!r}. Fix: e.g. duration=10 * step.dt.")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive int, got {repeats!r}. Fix: e.g. repeats=2.")
     available = jax.local_device_count()
     if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices <= available:
         raise ValueError(
@@ -240,10 +230,126 @@ def seconds_per_time_unit(step, states, *, duration: float, repeats: int = 2, de
     n = max(1, round(duration / step.dt))
     run = jax.jit(jax.vmap(lambda u: rollout(step, u, n, trajectory=False)))
     u0 = split_batch(states, devices)
+    return run, u0, n * step.dt * len(u0)
+
+
+def _positive_int(value, name: str, example: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}. Fix: e.g. {name}={example}.")
+
+
+def seconds_per_time_unit(step, states, *, duration: float, repeats: int = 2, devices: int = 1) -> float:
+    """Wall time per simulated time unit and per trajectory of ``step`` (a stepper with
+    ``dt``) run batched over ``states`` (``(B, *state)``) for about ``duration`` time units,
+    compiled, best of ``repeats`` runs after a compiling one: the cost that
+    ``speedup_at_equal_accuracy`` divides by. Time every rung and the model in one process.
+
+    ``devices``: the batch split over that many local devices (trajectories are
+    independent, so no communication): on a CPU given several host devices
+    (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) this runs the trajectories
+    on several cores where one compiled program would not spread its work over them (a
+    small convolution network, say); time every rung both ways and keep each one's
+    best, so that neither side is handicapped."""
+    _positive_int(repeats, "repeats", 2)
+    run, u0, units = _timed_program(step, states, duration, devices)
     run(u0).block_until_ready()
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
         run(u0).block_until_ready()
         best = min(best, time.perf_counter() - start)
-    return best / (n * step.dt) / len(u0)
+    return best / units
+
+
+def interleaved_costs(
+    steppers, *, duration: float, devices=None, rounds: int = 5, min_seconds: float = 0.5, progress: bool = False
+) -> dict:
+    """Wall time per simulated time unit and per trajectory of several steppers, timed in
+    interleaved rounds so that the machine's drift falls on all of them alike.
+
+    ``steppers``: ``{name: (step, states)}``, each run batched over its ``states`` for
+    about ``duration`` time units (as ``seconds_per_time_unit``). Every stepper is timed
+    with its batch split over each count in ``devices`` that divides it (default: one
+    program, and one part per local device), all compiled first. Then, in each of
+    ``rounds`` rounds, every program runs once in turn (the order rotated from round to
+    round), each timing repeating its call until it lasts at least ``min_seconds``, so a
+    cheap stepper is not timed over a few milliseconds of scheduler noise.
+
+    Returns ``{name: {"rounds": [...], "median": m, "by_devices": {d: [...]}}}``:
+    per round, the stepper's best over the device splits (each side charged its best, as
+    in ``best_cost``), and their median, the cost to report. Taking the ratio of two
+    steppers round by round (``speedup_over_rounds``) cancels what a round shares: the
+    spread of those ratios is the timing's own uncertainty, which a bootstrap over
+    held-out states does not see. ``progress``: a tqdm bar over the compilations and
+    the timed runs."""
+    from tqdm.auto import tqdm
+
+    _positive_int(rounds, "rounds", 5)
+    if not min_seconds >= 0:
+        raise ValueError(f"min_seconds must be >= 0, got {min_seconds!r}. Fix: e.g. min_seconds=0.5.")
+    if not steppers:
+        raise ValueError("steppers is empty. Fix: {name: (step, states)} with at least one stepper.")
+    if devices is None:
+        devices = sorted({1, jax.local_device_count()})
+    plan = {}
+    for name, (_, states) in steppers.items():
+        plan[name] = [d for d in devices if len(states) % d == 0]
+        if not plan[name]:
+            raise ValueError(
+                f"{name!r}: {len(states)} trajectories split over none of devices={list(devices)}. "
+                "Fix: include 1 in devices, or a batch that divides."
+            )
+    count = sum(map(len, plan.values()))
+    bar = tqdm(total=count * (1 + rounds), desc="compiling", unit="run", disable=not progress, dynamic_ncols=True)
+    programs = {}
+    for name, (step, states) in steppers.items():
+        for d in plan[name]:
+            bar.set_postfix_str(f"{name}, {d} device(s)")
+            run, u0, units = _timed_program(step, states, duration, d)
+            run(u0).block_until_ready()  # compiles
+            start = time.perf_counter()
+            run(u0).block_until_ready()
+            first = time.perf_counter() - start
+            programs[name, d] = (run, u0, units, max(1, math.ceil(min_seconds / max(first, 1e-9))))
+            bar.update()
+    timed = {key: [] for key in programs}
+    keys = list(programs)
+    for r in range(rounds):
+        bar.set_description(f"timing round {r + 1} of {rounds}")
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            bar.set_postfix_str(f"{key[0]}, {key[1]} device(s)")
+            run, u0, units, calls = programs[key]
+            start = time.perf_counter()
+            for _ in range(calls):
+                run(u0).block_until_ready()
+            timed[key].append((time.perf_counter() - start) / calls / units)
+            bar.update()
+    bar.close()
+    out = {}
+    for name in steppers:
+        by = {d: timed[n, d] for n, d in programs if n == name}
+        best = np.min(np.stack([np.asarray(v) for v in by.values()]), axis=0)
+        out[name] = {"rounds": best.tolist(), "median": float(np.median(best)), "by_devices": by}
+    return out
+
+
+def speedup_over_rounds(equivalent: dict, resolutions, plain_rounds, model_rounds) -> dict:
+    """The speed-up at equal accuracy at ``equivalent``'s estimate, computed round by
+    round from ``interleaved_costs``: ``plain_rounds`` ``(len(resolutions), rounds)``,
+    ``model_rounds`` ``(rounds,)``. Returns the per-round speed-ups, their median, min
+    and max: the spread that timing noise alone puts on the figure. ``None`` throughout
+    when the estimate lies beyond the timed rungs."""
+    plain = np.asarray(plain_rounds, dtype=float)
+    model = np.asarray(model_rounds, dtype=float)
+    if plain.ndim != 2 or plain.shape != (len(resolutions), model.size) or model.ndim != 1:
+        raise ValueError(
+            f"plain_rounds must be (rungs, rounds) = ({len(resolutions)}, {model.size}) and model_rounds (rounds,), "
+            f"got {plain.shape} and {model.shape}. Fix: pass interleaved_costs' 'rounds' of each rung and the model."
+        )
+    try:
+        ratios = [
+            cost_at_resolution(equivalent["estimate"], resolutions, plain[:, r]) / model[r] for r in range(model.size)
+        ]
+    except ValueError:
+        return {"rounds": None, "median": None, "min": None, "max": None}
+    return {"rounds": ratios, "median": float(np.median(ratios)), "min": min(ratios), "max": max(ratios)}

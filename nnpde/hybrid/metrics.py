@@ -11,8 +11,10 @@ time and reduce over the rest. ``equivalent_resolution``, ``cost_at_resolution``
 ``speedup_at_equal_accuracy`` read a model's scores off a ladder of plain solvers at
 increasing resolution, with a bootstrap interval over the held-out states;
 ``paired_ratio`` compares two models on the same states (ratio of means, paired bootstrap);
-``seconds_per_time_unit`` measures the cost they divide by (a timing, the one function
-here that is not pure).
+``seconds_per_time_unit`` measures the cost they divide by, and ``interleaved_costs``
+times several steppers in interleaved rounds, whose round-by-round ratios
+(``speedup_over_rounds``) show the timing's own spread (timings: the functions here
+that are not pure).
 
 Anomaly labels over time (1-D 0/1 series; NumPy, on the host): ``range_recall``,
 ``range_precision`` and ``range_f_score`` (Tatbul et al., NeurIPS 2018), ``nab_score``
@@ -38,9 +40,11 @@ from .._checks import is_concrete
 from ..numerics._grid import Grid
 from ._ladder import cost_at_resolution as cost_at_resolution
 from ._ladder import equivalent_resolution as equivalent_resolution
+from ._ladder import interleaved_costs as interleaved_costs
 from ._ladder import paired_ratio as paired_ratio
 from ._ladder import seconds_per_time_unit as seconds_per_time_unit
 from ._ladder import speedup_at_equal_accuracy as speedup_at_equal_accuracy
+from ._ladder import speedup_over_rounds as speedup_over_rounds
 from ._range_metrics import label_ranges as label_ranges
 from ._range_metrics import nab_score as nab_score
 from ._range_metrics import range_f_score as range_f_score
