@@ -168,6 +168,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.timing_rounds < 1:
         parser.error(f"--timing-rounds must be at least 1, got {args.timing_rounds}. Fix: e.g. --timing-rounds 5.")
+    if args.extra_seeds:
+        try:
+            ladder.extra_seeds(args.extra_seeds)  # a count that is negative or reaches the held-out seeds
+        except ValueError as error:
+            parser.error(f"--extra-seeds {args.extra_seeds}: {error}")
 
     if args.part == "model":
         return train_model(args)

@@ -231,10 +231,12 @@ def _unprojected():
     return Burgers(nnpde.Grid((16,), extent=((0.0, 1.0),)), nnpde.BoundaryConditions.periodic(1), viscosity=0.1)
 
 
-def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path, capsys, monkeypatch):
+def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
     """``--long`` names what runs the 50-unit rollouts: a name that is neither a model of
     ``--models`` nor a rung of the ladder stops the evaluation at once (no data read:
-    ``--out`` is empty), with both lists and the fix. (The script's ``main`` run in this
+    ``--out`` is empty), with both lists and the fix. So do a count of timing rounds
+    below 1 and an ``--extra-seeds`` count that is negative or reaches the held-out
+    seeds (an argparse message, not a traceback). (The script's ``main`` run in this
     process: the refusal comes before any work, so a fresh interpreter would only import
     the same modules again.)"""
     script = _script()
@@ -248,6 +250,10 @@ def test_evaluate_refuses_an_unknown_long_rollout_before_any_work(tmp_path, caps
     assert not any(tmp_path.iterdir())
     returncode = exit_status(script.main, ["--part", "evaluate", "--timing-rounds", "0", "--out", str(tmp_path)])
     assert returncode == 2 and "--timing-rounds must be at least 1, got 0. Fix:" in capsys.readouterr().err
+    for count, says in (("-3", "count must be"), ("1000", "would reach the held-out seeds")):
+        returncode = exit_status(script.main, ["--part", "model", "--extra-seeds", count, "--out", str(tmp_path)])
+        stderr = capsys.readouterr().err
+        assert returncode == 2 and f"--extra-seeds {count}: " in stderr and says in stderr and "Fix:" in stderr
     assert not any(tmp_path.iterdir())
 
 
