@@ -728,8 +728,8 @@ def evaluate(args) -> int:
         )
     ax[0].set_xscale("log")
     ax[0].set_xlabel(
-        f"wall time per simulated time unit per trajectory [s] (this CPU; median and range of "
-        f"{args.timing_rounds} timing rounds)"
+        "wall time per simulated time unit per trajectory [s]\n"
+        f"(this CPU; median and range of {args.timing_rounds} timing rounds)"
     )
     ax[0].set_ylabel(f"time until vorticity correlation < {ladder.THRESHOLD}")
     ax[0].set_title("accuracy against cost")
