@@ -55,15 +55,22 @@ __all__ = [
     "conservation_error",
     "correlation",
     "correlation_time",
+    "cost_at_resolution",
     "energy_spectrum",
+    "equivalent_resolution",
+    "interleaved_costs",
     "label_ranges",
     "nab_score",
+    "paired_ratio",
     "range_f_score",
     "range_precision",
     "range_recall",
     "relative_l2",
     "rollout_error",
+    "seconds_per_time_unit",
     "spectrum_error",
+    "speedup_at_equal_accuracy",
+    "speedup_over_rounds",
 ]
 
 
