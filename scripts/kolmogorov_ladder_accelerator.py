@@ -3,8 +3,8 @@
 What ``scripts/kolmogorov_ladder.py --part train`` and ``--part model`` do on the CPU,
 sized for a GPU and a fixed wall-time budget:
 
-1. the 256^2 training data (the same seeds and pipeline, ``problems.kolmogorov_ladder``),
-   timed;
+1. the 256^2 training data (the same seeds and pipeline, ``problems.kolmogorov_ladder``;
+   with ``--extra-seeds N`` N more runs, trained on before the ladder's), timed;
 2. the cost of the plain solvers (32^2 .. 512^2) and of the learned models on this
    device (seconds per simulated time unit per trajectory, 16 trajectories batched);
 3. several learned 32^2 models trained side by side, one process each sharing the
@@ -17,7 +17,9 @@ against the 512^2 truth once unpacked into ``--out`` on the machine that holds i
 
     python scripts/kolmogorov_ladder_accelerator.py --budget 540 --report OUT/report.json \\
         --archives OUT --models interpolation:64:6 interpolation:32:4 correction:32:4
-    python scripts/kolmogorov_ladder_accelerator.py --tiny --budget 240 ...   # a CPU check
+    python scripts/kolmogorov_ladder_accelerator.py --budget 540 --extra-seeds 32 --augment --multiple 2 \\
+        --hold 2 --head 1 --window 8 --learning-rate 3e-3 --models interpolation_velocity:64:6 ...  # the CPU recipe
+    python scripts/kolmogorov_ladder_accelerator.py --tiny --budget 300 ...   # a CPU check
 
 Matrix products and convolutions run at full float32 precision
 (``jax_default_matmul_precision = "highest"``: no TF32), as on the CPU.
@@ -53,10 +55,18 @@ def _spec(text: str):
     return kind, int(hidden), int(depth)
 
 
-def _data(out: Path, tiny: bool):
-    if tiny:
-        return ladder.training_data(out, **TINY)
-    return ladder.training_data(out)
+def _data(out: Path, tiny: bool, extra_seeds: int = 0) -> list:
+    """The training runs: the ``extra_seeds`` runs first (if any), then the ladder's, so
+    that the validation seeds stay the ladder's last ones (as ``kolmogorov_ladder.py
+    --extra-seeds``, and in the same caches)."""
+    settings = TINY if tiny else {}
+    parts = []
+    if extra_seeds:
+        first = len(TINY["seeds"])
+        seeds = tuple(range(first, first + extra_seeds)) if tiny else ladder.extra_seeds(extra_seeds)
+        parts.append(ladder.training_data(out, **{**settings, "seeds": seeds}))
+    parts.append(ladder.training_data(out, **settings))
+    return parts
 
 
 def _sizes(tiny: bool):
@@ -263,6 +273,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--augment", action="store_true", help="train on windows mapped by random symmetries of the flow"
     )
+    parser.add_argument(
+        "--extra-seeds",
+        type=int,
+        default=0,
+        help="N more 256^2 training runs, trained on before the ladder's (as kolmogorov_ladder.py --extra-seeds)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
     parser.add_argument("--report", type=Path, default=Path("kolmogorov_ladder_accelerator.json"))
     parser.add_argument("--archives", type=Path, default=Path("."), help="folder for the run archives")
@@ -275,6 +291,11 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-report", help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.extra_seeds:
+        try:
+            ladder.extra_seeds(args.extra_seeds)  # a count that is negative or reaches the held-out seeds
+        except ValueError as error:
+            parser.error(f"--extra-seeds {args.extra_seeds}: {error}")
     for text in args.models:
         kind, _, _ = _spec(text)
         if kind not in ladder.KINDS:
@@ -305,13 +326,14 @@ def main(argv=None) -> int:
         args.report.write_text(json.dumps(report, indent=2, default=float))
 
     t = time.perf_counter()
-    data = _data(args.out, args.tiny)
+    parts = _data(args.out, args.tiny, args.extra_seeds)
     report["data_seconds"] = time.perf_counter() - t
-    report["data_shape"] = list(data.shape)
-    print(f"training data {data.shape} in {report['data_seconds']:.0f} s", flush=True)
-    trajectories = ladder.coarse_trajectories(data)
+    report["data_shape"] = [list(data.shape) for data in parts]
+    report["extra_seeds"] = args.extra_seeds
+    print(f"training data {report['data_shape']} in {report['data_seconds']:.0f} s", flush=True)
+    trajectories = np.concatenate([ladder.coarse_trajectories(data) for data in parts])
     np.save(args.out / "coarse_training.npy", trajectories)
-    del data
+    del parts
     save()
 
     resolutions = (32, 64) if args.tiny else (32, 64, 128, 256, 512)
