@@ -152,6 +152,7 @@ def test_interleaved_costs_time_every_split_in_rounds_and_repeat_cheap_calls():
         (dict(min_seconds=-1.0), "min_seconds must be >= 0"),
         (dict(devices=(2,), steppers={"odd": (ladder.stepper(32), states[:3])}), "'odd': 3 trajectories split"),
         (dict(steppers={}), "steppers is empty"),
+        (dict(devices=(1, 0)), "devices must be an int from 1 to the"),
     ):
         call = dict(steppers={"a": (ladder.stepper(32), states)}, duration=0.1) | kwargs
         with pytest.raises(ValueError, match=match):

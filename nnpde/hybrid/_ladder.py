@@ -217,12 +217,7 @@ def _timed_program(step, states, duration, devices):
 
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration!r}. Fix: e.g. duration=10 * step.dt.")
-    available = jax.local_device_count()
-    if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices <= available:
-        raise ValueError(
-            f"devices must be an int from 1 to the {available} local devices, got {devices!r}. Fix: e.g. devices=1, "
-            "or more host devices with XLA_FLAGS=--xla_force_host_platform_device_count=N set before JAX starts."
-        )
+    _check_devices(devices)
     if len(states) % devices:
         raise ValueError(
             f"{len(states)} trajectories do not split over devices={devices}. Fix: a batch divisible by {devices}."
@@ -231,6 +226,15 @@ def _timed_program(step, states, duration, devices):
     run = jax.jit(jax.vmap(lambda u: rollout(step, u, n, trajectory=False)))
     u0 = split_batch(states, devices)
     return run, u0, n * step.dt * len(u0)
+
+
+def _check_devices(devices) -> None:
+    available = jax.local_device_count()
+    if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices <= available:
+        raise ValueError(
+            f"devices must be an int from 1 to the {available} local devices, got {devices!r}. Fix: e.g. devices=1, "
+            "or more host devices with XLA_FLAGS=--xla_force_host_platform_device_count=N set before JAX starts."
+        )
 
 
 def _positive_int(value, name: str, example: int) -> None:
@@ -291,6 +295,8 @@ def interleaved_costs(
         raise ValueError("steppers is empty. Fix: {name: (step, states)} with at least one stepper.")
     if devices is None:
         devices = sorted({1, jax.local_device_count()})
+    for d in devices:
+        _check_devices(d)
     plan = {}
     for name, (_, states) in steppers.items():
         plan[name] = [d for d in devices if len(states) % d == 0]
