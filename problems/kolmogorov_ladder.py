@@ -285,6 +285,7 @@ def model(
     hold: int = 1,
     head: int = 3,
     expand: bool = False,
+    forcing_inputs: bool = False,
 ):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
     channels and ``depth`` layers, started as the plain solver (zero last layer), at the
@@ -316,7 +317,11 @@ def model(
     has many channels, as the learned stencils' have). ``expand`` (the interpolation
     kinds): the held stencil weights expanded once per network call
     (``nnpde.PerStepInterpolation(expand=)``): the same model, about twice as fast to
-    roll out and twice as slow to differentiate; for evaluation, not training."""
+    roll out and twice as slow to differentiate; for evaluation, not training.
+    ``forcing_inputs`` (the interpolation kinds): the network also reads the forcing's
+    phase, ``sin(k y)`` and ``cos(k y)`` at the cell centres (``nnpde.FieldConditioned``,
+    ``forcing_fields``): a periodic convolution is blind to where a cell sits in the
+    forcing's wave, which sets the local statistics of the flow."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")
@@ -324,6 +329,13 @@ def model(
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
     if head not in (1, 3):
         raise ValueError(f"head must be 1 or 3 (the CNN's last kernel), got {head!r}. Fix: head=3, or 1 (cheaper).")
+    if not isinstance(forcing_inputs, bool):
+        raise TypeError(f"forcing_inputs must be True or False, got {forcing_inputs!r}.")
+    if forcing_inputs and not kind.startswith("interpolation"):
+        raise ValueError(
+            f"forcing_inputs=True conditions a learned interpolation's network; kind {kind!r} has none. "
+            "Fix: forcing_inputs=False, or an interpolation kind."
+        )
     if hold > 1 and not kind.startswith("interpolation"):
         raise ValueError(
             f"hold={hold} holds learned stencils over several steps; kind {kind!r} has none. "
@@ -343,13 +355,15 @@ def model(
     quantities = targets * sides + (plain.equation.advecting_targets if velocities else 0)
     net = cnn(
         seed,
-        2,
+        4 if forcing_inputs else 2,
         quantities * nnpde.correction_size(STENCIL, 2),
         periodic=(True, True),
         hidden=hidden,
         depth=depth,
         head_kernel_size=head,
     )
+    if forcing_inputs:
+        net = nnpde.FieldConditioned(net, forcing_fields(resolution))
     learned = nnpde.learned_interpolation(
         plain.equation, net, size=STENCIL, bounded=kind == "interpolation", velocities=velocities
     )
@@ -358,6 +372,15 @@ def model(
         hold=hold,
         expand=expand,
     )
+
+
+def forcing_fields(resolution: int = COARSE):
+    """``(2, n, n)``: ``sin(k y)`` and ``cos(k y)`` of the forcing's wavenumber at the
+    cell centres of the ``resolution``^2 grid (``model(forcing_inputs=True)``)."""
+    grid = kolmogorov.make_grid(resolution)
+    _, y = grid.cell_centres()
+    phase = kolmogorov.WAVENUMBER * (y - grid.extent[1][0])
+    return jnp.stack([jnp.sin(phase), jnp.cos(phase)]).astype(jnp.float32)
 
 
 def vorticity(step, trajectory):
@@ -428,6 +451,7 @@ def train(
     hold: int = 1,
     head: int = 3,
     augment: bool = False,
+    forcing_inputs: bool = False,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -452,7 +476,8 @@ def train(
     ``multiple * hold``-th state. ``head``: the CNN's last kernel (``model``).
     ``augment``: each sampled window mapped by a random element of the flow's symmetry
     group beyond translations (``kolmogorov.symmetry``: shift-reflection, rotation by pi),
-    4x the distinct training windows; the validation is unchanged."""
+    4x the distinct training windows; the validation is unchanged. ``forcing_inputs``:
+    the network also reads the forcing's phase (``model``)."""
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
     per_model_step = multiple * hold  # coarse steps
@@ -469,7 +494,7 @@ def train(
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
-    sizes.update(hold=hold, head=head)
+    sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs)
     net = model(kind, check_stability=check_stability, **sizes)
     shape = list(trajectories.shape)
     trajectories = trajectories[:, ::per_model_step]
@@ -516,6 +541,8 @@ def train(
         config.update(head=head)
     if augment:  # likewise
         config.update(augment=True)
+    if forcing_inputs:  # likewise
+        config.update(forcing_inputs=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -722,6 +749,7 @@ def trained(
         hold=config.get("hold", 1),
         head=config.get("head", 3),
         expand=expand and kind.startswith("interpolation"),
+        forcing_inputs=config.get("forcing_inputs", False),
     )
     state, static = nnpde.init_train_state(
         net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]

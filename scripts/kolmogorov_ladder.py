@@ -119,6 +119,11 @@ def main(argv=None) -> int:
         "rotation by pi; kolmogorov.symmetry)",
     )
     parser.add_argument(
+        "--forcing-inputs",
+        action="store_true",
+        help="--part model: the interpolation network also reads the forcing's phase, sin(4y) and cos(4y)",
+    )
+    parser.add_argument(
         "--tag", default="", help="--part model: a further run of this kind and size (other settings): KIND:H:D:TAG"
     )
     parser.add_argument(
@@ -240,6 +245,7 @@ def train_model(args) -> int:
         learning_rate=args.learning_rate,
         noise=args.noise,
         augment=args.augment,
+        forcing_inputs=args.forcing_inputs,
         multiple=args.multiple,
         hold=args.hold,
         head=args.head,

@@ -363,8 +363,9 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     """``hold``: the learned stencils are chosen once per ``hold`` coarse steps, each
     inner step at the ladder's step and so still checked; a zero network is the plain
     solver; training reads every ``hold``-th state and the run is rebuilt with its
-    hold and its network's 1 x 1 head (``head=1``); a kind without stencils, a hold
-    that does not divide the evaluation interval, or another head, is refused."""
+    hold and its network's 1 x 1 head (``head=1``) and, trained with
+    ``forcing_inputs``, its network's forcing-phase inputs; a kind without stencils, a
+    hold that does not divide the evaluation interval, or another head, is refused."""
     model = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, hold=2)
     assert model.dt == pytest.approx(2 * ladder.dt(16)) and model.hold == 2 and model.stepper.check_stability
     u0 = _runs(16, [3], 1)[0, 0]
@@ -379,7 +380,9 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     data = _runs(16, range(6), 12)
     seen = _watch_fit(monkeypatch)
     common = dict(kind="interpolation", hidden=4, depth=2, steps=1, window=2, batch_size=2, progress=False)
-    result = ladder.train(tmp_path, data, hold=2, head=1, validation_steps=4, eval_every=1, **common)
+    result = ladder.train(
+        tmp_path, data, hold=2, head=1, forcing_inputs=True, validation_steps=4, eval_every=1, **common
+    )
     np.testing.assert_array_equal(seen["train"], data[:-4, ::2])
     assert result.model.hold == 2 and int(result.state.step) == 1
     # the figures of seen["evaluate"](result.model), as fit's final evaluation recorded
@@ -391,8 +394,41 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     assert settings["head"] == 1
     kernels = [leaf.shape for leaf in jax.tree.leaves(again) if getattr(leaf, "ndim", 0) == 4]
     assert kernels[-1][:2] == (1, 1) and kernels[0][:2] == (3, 3)
+    assert settings["forcing_inputs"] is True and kernels[0][2] == 4  # the velocity and the forcing's phase
+    network = again.stepper.equation.reconstruction.network
+    assert isinstance(network, nnpde.FieldConditioned)
+    np.testing.assert_array_equal(network.fields, ladder.forcing_fields(16))
     with pytest.raises(ValueError, match=r"multiple=2 x hold=2 = 4 coarse steps per model step"):
         ladder.train(tmp_path, data, multiple=2, hold=2, validation_steps=4, tag="bad", **common)
+
+
+def test_forcing_inputs_give_the_network_the_forcing_phase():
+    """``forcing_inputs``: the network reads ``sin(k y)`` and ``cos(k y)`` beside the
+    velocity. The first is the forcing's own profile (at the u-faces' ``y``, which are
+    the cell centres' ``y``). A zero network is still the plain solver; a perturbed
+    one depends on the fields; a kind without a learned interpolation, or a non-bool,
+    is refused."""
+    from solvers.navier_stokes import kolmogorov_forcing
+
+    fields = ladder.forcing_fields(16)
+    forcing = kolmogorov_forcing(kolmogorov.make_grid(16), wavenumber=kolmogorov.WAVENUMBER)
+    assert fields.shape == (2, 16, 16)
+    np.testing.assert_allclose(fields[0], forcing[0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fields[0] ** 2 + fields[1] ** 2, 1.0, rtol=0, atol=1e-6)
+    model = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, forcing_inputs=True)
+    u0 = jnp.asarray(_runs(16, [3], 1)[0, 0])
+    np.testing.assert_allclose(model(u0), ladder.stepper(16)(u0), rtol=0, atol=1e-12)
+    network = model.equation.reconstruction.network
+    rng = np.random.default_rng(0)
+    perturbed = jax.tree.map(
+        lambda x: x + 0.1 * rng.standard_normal(x.shape) if eqx.is_inexact_array(x) and x.ndim == 4 else x, network
+    )
+    blind = eqx.tree_at(lambda n: n.fields, perturbed, jnp.zeros_like(fields))
+    assert not np.allclose(perturbed(u0), blind(u0), atol=1e-6)
+    with pytest.raises(ValueError, match="forcing_inputs=True conditions a learned interpolation's network"):
+        ladder.model("correction", resolution=16, forcing_inputs=True)
+    with pytest.raises(TypeError, match="forcing_inputs"):  # (the suite's type checker may refuse it first)
+        ladder.model("interpolation", resolution=16, forcing_inputs=1)
 
 
 def test_costs_are_timed_as_one_program_and_split_over_the_devices():
