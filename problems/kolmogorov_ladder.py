@@ -214,6 +214,16 @@ def training_data(
     return reference_run(seeds, resolution, folder, duration=duration, interval=dt(COARSE), progress=progress, **kw)
 
 
+def training_trajectories(folder, extra_seeds=(), **settings):
+    """The coarse training trajectories (``coarse_trajectories``): the runs of
+    ``extra_seeds`` first (if any), then the ladder's, so that the validation seeds stay
+    the last ``VALIDATION_SEEDS``. ``settings``: ``training_data``'s (their seeds are the
+    ladder's runs)."""
+    parts = [training_data(folder, **{**settings, "seeds": tuple(extra_seeds)})] if len(extra_seeds) else []
+    parts.append(training_data(folder, **settings))
+    return np.concatenate([coarse_trajectories(data) for data in parts])
+
+
 def truth(folder, *, seeds=EVAL_SEEDS, resolution=TRUTH_RESOLUTION, keep=KEEP_RESOLUTION, progress=None, **settling):
     """``(runs, starts)``: the truth runs ``(seeds, saves + 1, 2, keep, keep)`` kept every
     ``EVAL_INTERVAL``, and the held-out initial states at full resolution ``(seeds,

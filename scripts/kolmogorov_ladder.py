@@ -225,9 +225,7 @@ def main(argv=None) -> int:
 def _training_trajectories(folder: Path, extra_seeds: int = 0):
     """The coarse training trajectories, the ``extra_seeds`` runs (if any) first, so that the
     validation seeds stay the ladder's last ``VALIDATION_SEEDS``."""
-    parts = [ladder.training_data(folder, seeds=ladder.extra_seeds(extra_seeds))] if extra_seeds else []
-    parts.append(ladder.training_data(folder))
-    return np.concatenate([ladder.coarse_trajectories(data) for data in parts])
+    return ladder.training_trajectories(folder, ladder.extra_seeds(extra_seeds) if extra_seeds else ())
 
 
 def train_model(args) -> int:

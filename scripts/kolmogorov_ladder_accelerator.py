@@ -55,18 +55,13 @@ def _spec(text: str):
     return kind, int(hidden), int(depth)
 
 
-def _data(out: Path, tiny: bool, extra_seeds: int = 0) -> list:
-    """The training runs: the ``extra_seeds`` runs first (if any), then the ladder's, so
-    that the validation seeds stay the ladder's last ones (as ``kolmogorov_ladder.py
-    --extra-seeds``, and in the same caches)."""
-    settings = TINY if tiny else {}
-    parts = []
-    if extra_seeds:
-        first = len(TINY["seeds"])
-        seeds = tuple(range(first, first + extra_seeds)) if tiny else ladder.extra_seeds(extra_seeds)
-        parts.append(ladder.training_data(out, **{**settings, "seeds": seeds}))
-    parts.append(ladder.training_data(out, **settings))
-    return parts
+def _data(out: Path, tiny: bool, extra_seeds: int = 0):
+    """The coarse training trajectories, the ``extra_seeds`` runs first (as
+    ``kolmogorov_ladder.py --extra-seeds``, in the same caches)."""
+    if not tiny:
+        return ladder.training_trajectories(out, ladder.extra_seeds(extra_seeds) if extra_seeds else ())
+    first = len(TINY["seeds"])
+    return ladder.training_trajectories(out, tuple(range(first, first + extra_seeds)), **TINY)
 
 
 def _sizes(tiny: bool):
@@ -326,14 +321,12 @@ def main(argv=None) -> int:
         args.report.write_text(json.dumps(report, indent=2, default=float))
 
     t = time.perf_counter()
-    parts = _data(args.out, args.tiny, args.extra_seeds)
+    trajectories = _data(args.out, args.tiny, args.extra_seeds)
     report["data_seconds"] = time.perf_counter() - t
-    report["data_shape"] = [list(data.shape) for data in parts]
+    report["training_shape"] = list(trajectories.shape)
     report["extra_seeds"] = args.extra_seeds
-    print(f"training data {report['data_shape']} in {report['data_seconds']:.0f} s", flush=True)
-    trajectories = np.concatenate([ladder.coarse_trajectories(data) for data in parts])
+    print(f"training trajectories {trajectories.shape} in {report['data_seconds']:.0f} s", flush=True)
     np.save(args.out / "coarse_training.npy", trajectories)
-    del parts
     save()
 
     resolutions = (32, 64) if args.tiny else (32, 64, 128, 256, 512)
