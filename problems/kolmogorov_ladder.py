@@ -462,6 +462,7 @@ def train(
     head: int = 3,
     augment: bool = False,
     forcing_inputs: bool = False,
+    init_from: str | None = None,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -487,7 +488,12 @@ def train(
     ``augment``: each sampled window mapped by a random element of the flow's symmetry
     group beyond translations (``kolmogorov.symmetry``: shift-reflection, rotation by pi),
     4x the distinct training windows; the validation is unchanged. ``forcing_inputs``:
-    the network also reads the forcing's phase (``model``)."""
+    the network also reads the forcing's phase (``model``). ``init_from``: the tag of
+    another run of the same kind and size in ``folder`` (``""``: the untagged one),
+    finished or stopped; training starts from its newest weights, with a fresh
+    optimiser and schedule (fine-tuning: a longer unroll, a lower learning rate, another
+    step or hold). Its network must have the same shape (head, inputs). Recorded in the
+    settings; a run resumed from its own checkpoints ignores it."""
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
     per_model_step = multiple * hold  # coarse steps
@@ -506,6 +512,8 @@ def train(
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
     sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs)
     net = model(kind, check_stability=check_stability, **sizes)
+    if init_from is not None:
+        net, started_from = _warm_start(folder, net, kind, hidden, depth, init_from, tag, trajectories.shape[-1])
     shape = list(trajectories.shape)
     trajectories = trajectories[:, ::per_model_step]
     train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
@@ -553,6 +561,8 @@ def train(
         config.update(augment=True)
     if forcing_inputs:  # likewise
         config.update(forcing_inputs=True)
+    if init_from is not None:  # likewise
+        config.update(init_from=started_from)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -577,6 +587,31 @@ def train(
         config=config,
         stop_when=stop_when,
     )
+
+
+def _warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, tag: str, resolution: int):
+    """``(net with the weights of run ``source``, {"tag", "step"})``: ``train(init_from=)``."""
+    if not isinstance(source, str):
+        raise TypeError(f"init_from must be a run's tag (a string), got {source!r}.")
+    if source == tag:
+        raise ValueError(
+            f"init_from={source!r} is the run being trained (tag {tag!r}). Fix: a new tag for the fine-tuned run."
+        )
+    try:
+        trained_net, step, _ = trained(folder, kind=kind, hidden=hidden, depth=depth, tag=source, resolution=resolution)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"init_from={source!r}: {error}") from None
+    # the trained weights only: the step, hold and the solver's fixed fields stay this run's
+    params, static = nnpde.partition(net)
+    given = jax.tree.leaves(nnpde.partition(trained_net)[0])
+    shapes = [jnp.shape(x) for x in jax.tree.leaves(params)]
+    given_shapes = [jnp.shape(x) for x in given]
+    if shapes != given_shapes:
+        raise ValueError(
+            f"init_from={source!r}: its network's weights have shapes {given_shapes}, this run's {shapes} "
+            "(another head or inputs). Fix: the same --head and --forcing-inputs as the run started from."
+        )
+    return nnpde.combine(jax.tree.unflatten(jax.tree.structure(params), given), static), {"tag": source, "step": step}
 
 
 def generalisation_gap(model, trajectories, *, window: int, batches: int = 8, batch_size: int = 6, seed: int = 1):

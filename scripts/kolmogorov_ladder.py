@@ -124,6 +124,14 @@ def main(argv=None) -> int:
         help="--part model: the interpolation network also reads the forcing's phase, sin(4y) and cos(4y)",
     )
     parser.add_argument(
+        "--init-from",
+        metavar="TAG",
+        default=None,
+        help="--part model: start from the newest weights of the run of this kind and size with tag TAG ('' for the "
+        "untagged one), with a fresh optimiser and schedule (fine-tuning: e.g. a longer --window, a lower "
+        "--learning-rate); give the new run its own --tag",
+    )
+    parser.add_argument(
         "--tag", default="", help="--part model: a further run of this kind and size (other settings): KIND:H:D:TAG"
     )
     parser.add_argument(
@@ -244,6 +252,7 @@ def train_model(args) -> int:
         noise=args.noise,
         augment=args.augment,
         forcing_inputs=args.forcing_inputs,
+        init_from=args.init_from,
         multiple=args.multiple,
         hold=args.hold,
         head=args.head,
