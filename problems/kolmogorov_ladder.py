@@ -493,7 +493,8 @@ def train(
     finished or stopped; training starts from its newest weights, with a fresh
     optimiser and schedule (fine-tuning: a longer unroll, a lower learning rate, another
     step or hold). Its network must have the same shape (head, inputs). Recorded in the
-    settings; a run resumed from its own checkpoints ignores it."""
+    settings; a run resumed from its own checkpoints does not read it again (it may be
+    gone by then)."""
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
     per_model_step = multiple * hold  # coarse steps
@@ -513,7 +514,18 @@ def train(
     sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs)
     net = model(kind, check_stability=check_stability, **sizes)
     if init_from is not None:
-        net, started_from = _warm_start(folder, net, kind, hidden, depth, init_from, tag, trajectories.shape[-1])
+        if not isinstance(init_from, str):
+            raise TypeError(f"init_from must be a run's tag (a string), got {init_from!r}.")
+        if init_from == tag:
+            raise ValueError(
+                f"init_from={init_from!r} is the run being trained (tag {tag!r}). "
+                "Fix: a new tag for the fine-tuned run."
+            )
+        run_dir = model_dir(folder, kind, hidden, depth, tag)
+        if _checkpointed(run_dir):  # resumed from its own checkpoints: the run started from needs not exist
+            started_from = json.loads((run_dir / "settings.json").read_text()).get("init_from")
+        else:
+            net, started_from = _warm_start(folder, net, kind, hidden, depth, init_from, trajectories.shape[-1])
     shape = list(trajectories.shape)
     trajectories = trajectories[:, ::per_model_step]
     train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
@@ -589,14 +601,16 @@ def train(
     )
 
 
-def _warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, tag: str, resolution: int):
+def _checkpointed(run_dir: Path) -> bool:
+    """Whether ``train``'s run in ``run_dir`` has a checkpoint to resume from."""
+    if not (run_dir / "checkpoints").exists() or not (run_dir / "settings.json").exists():
+        return False
+    with nnpde.Checkpointer(run_dir / "checkpoints", read_only=True) as reader:
+        return reader.latest_step() is not None
+
+
+def _warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, resolution: int):
     """``(net with the weights of run ``source``, {"tag", "step"})``: ``train(init_from=)``."""
-    if not isinstance(source, str):
-        raise TypeError(f"init_from must be a run's tag (a string), got {source!r}.")
-    if source == tag:
-        raise ValueError(
-            f"init_from={source!r} is the run being trained (tag {tag!r}). Fix: a new tag for the fine-tuned run."
-        )
     try:
         trained_net, step, _ = trained(folder, kind=kind, hidden=hidden, depth=depth, tag=source, resolution=resolution)
     except FileNotFoundError as error:

@@ -270,6 +270,15 @@ def test_a_run_can_start_from_another_runs_weights(tmp_path, monkeypatch, correc
     settings = json.loads((ladder.model_dir(tmp_path, "correction", 4, 2, "tuned") / "settings.json").read_text())
     assert settings["init_from"] == {"tag": "", "step": 2} and settings["multiple"] == 2
 
+    # resumed from its own checkpoints (here a copy of the source's), the run does not
+    # read the run it started from again: that may be gone
+    tuned = ladder.model_dir(tmp_path, "correction", 4, 2, "tuned")
+    shutil.copytree(source / "checkpoints", tuned / "checkpoints")
+    shutil.rmtree(ladder.model_dir(tmp_path, "correction", 4, 2))
+    ladder.train(tmp_path, data, multiple=2, init_from="", tag="tuned", **common)
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(handed["net"]), _weights(fresh), strict=True))
+    shutil.copytree(source, ladder.model_dir(tmp_path, "correction", 4, 2))
+
     with pytest.raises(ValueError, match=r"init_from='tuned' is the run being trained .* Fix: a new tag"):
         ladder.train(tmp_path, data, init_from="tuned", tag="tuned", **common)
     with pytest.raises(FileNotFoundError, match=r"init_from='nope': No trained correction model .* Fix: train it"):
