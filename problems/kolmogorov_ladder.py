@@ -513,6 +513,7 @@ def train(
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
     sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs)
     net = model(kind, check_stability=check_stability, **sizes)
+    run_dir = model_dir(folder, kind, hidden, depth, tag)
     if init_from is not None:
         if not isinstance(init_from, str):
             raise TypeError(f"init_from must be a run's tag (a string), got {init_from!r}.")
@@ -521,7 +522,6 @@ def train(
                 f"init_from={init_from!r} is the run being trained (tag {tag!r}). "
                 "Fix: a new tag for the fine-tuned run."
             )
-        run_dir = model_dir(folder, kind, hidden, depth, tag)
         if _checkpointed(run_dir):  # resumed from its own checkpoints: the run started from needs not exist
             started_from = json.loads((run_dir / "settings.json").read_text()).get("init_from")
         else:
@@ -557,7 +557,6 @@ def train(
         return nnpde.unrolled_loss(m, batch)
 
     optimizer = _optimizer(learning_rate, steps)
-    run_dir = model_dir(folder, kind, hidden, depth, tag)
     config = dict(kind=kind, hidden=hidden, depth=depth, steps=steps, window=window, batch_size=batch_size)
     config.update(learning_rate=learning_rate, seed=seed, data=shape)
     config.update(eval_every=eval_every, validation_steps=validation_steps)
