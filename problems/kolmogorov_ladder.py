@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -463,6 +464,7 @@ def train(
     augment: bool = False,
     forcing_inputs: bool = False,
     init_from: str | None = None,
+    published=None,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -494,7 +496,9 @@ def train(
     optimiser and schedule (fine-tuning: a longer unroll, a lower learning rate, another
     step or hold). Its network must have the same shape (head, inputs). Recorded in the
     settings; a run resumed from its own checkpoints does not read it again (it may be
-    gone by then)."""
+    gone by then). ``published``: a folder of runs copied by ``publish``; a run that
+    ``folder`` lacks but that folder holds is copied in and resumed from there, exactly
+    (a fresh clone continues a long training that an earlier machine published)."""
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
     per_model_step = multiple * hold  # coarse steps
@@ -514,6 +518,11 @@ def train(
     sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs)
     net = model(kind, check_stability=check_stability, **sizes)
     run_dir = model_dir(folder, kind, hidden, depth, tag)
+    if published is not None and not _checkpointed(run_dir):
+        copy = model_dir(published, kind, hidden, depth, tag)
+        if _checkpointed(copy):  # a fresh clone: resume from the copy kept by ``publish``
+            shutil.copytree(copy, run_dir, dirs_exist_ok=True)
+            print(f"resuming {run_dir.name} from its published copy in {copy.parent}", file=sys.stderr)
     if init_from is not None:
         if not isinstance(init_from, str):
             raise TypeError(f"init_from must be a run's tag (a string), got {init_from!r}.")
@@ -781,19 +790,33 @@ def trained(
     resolution: int = COARSE,
     check_stability=True,
     expand: bool = False,
+    published=None,
 ):
     """``(model, step, settings)``: the model that ``train`` left in ``folder``, restored
     read-only from its newest intact checkpoint (a run stopped early, or trained on
     another machine, is read as it is: nothing trains here), the step it reached and
     the run's settings. ``check_stability=False``: without the runtime CFL check, so
     that a run that blows up goes on (to inf and NaN) instead of raising, and is scored
-    as decorrelated from there. ``expand``: as in ``model`` (for rollouts)."""
+    as decorrelated from there. ``expand``: as in ``model`` (for rollouts).
+    ``published``: a folder of runs copied by ``publish`` (``benchmarks/models``), read
+    where ``folder`` lacks the run (a fresh clone: the data regenerate, the weights do
+    not)."""
     run_dir = model_dir(folder, kind, hidden, depth, tag)
+    if not (run_dir / "settings.json").exists() and published is not None:
+        copy = model_dir(published, kind, hidden, depth, tag)
+        run_dir = copy if (copy / "settings.json").exists() else run_dir
+    state, static, step, config, _ = _restored(run_dir, kind, hidden, depth, resolution, check_stability, expand)
+    return nnpde.combine(state.params, static), step, config
+
+
+def _restored(run_dir: Path, kind, hidden, depth, resolution, check_stability=True, expand=False):
+    """``(train state, static part, step, settings, checkpoint metadata)`` of ``train``'s run in ``run_dir``,
+    from its newest intact checkpoint (``trained``, ``publish``)."""
     settings = run_dir / "settings.json"
     if not settings.exists():
         raise FileNotFoundError(
-            f"No trained {kind} model with hidden={hidden}, depth={depth} in {folder} ({settings} is missing). "
-            "Fix: train it first (scripts/kolmogorov_ladder.py --part model)."
+            f"No trained {kind} model with hidden={hidden}, depth={depth} in {run_dir.parent} ({settings} is "
+            "missing). Fix: train it first (scripts/kolmogorov_ladder.py --part model)."
         )
     config = json.loads(settings.read_text())
     net = model(
@@ -816,7 +839,40 @@ def trained(
         if reader.latest_step() is None:
             raise FileNotFoundError(f"{run_dir} holds no checkpoint yet. Fix: train it first.")
         state, step = reader.newest_intact(state, report=lambda error: print(f"skipped: {error}", file=sys.stderr))
-    return nnpde.combine(state.params, static), int(step), config
+        metadata = reader.metadata(step)
+    return state, static, int(step), config, metadata
+
+
+def publish(folder, destination, *, kind: str, hidden: int, depth: int, tag: str = "") -> int:
+    """Copy ``train``'s run in ``folder`` to the same name under ``destination`` (e.g.
+    ``benchmarks/models``, kept under version control: a few MB per model) and return
+    the step copied. The copy holds the newest intact checkpoint only (weights and
+    optimiser state, written anew through ``nnpde.Checkpointer``, checksums included),
+    the settings and the metrics log. An earlier copy is replaced only once the new
+    one is complete. ``trained(published=destination)`` reads the copy where ``folder``
+    lacks the run; ``train(published=destination)`` resumes a missing run from it,
+    exactly (the optimiser state and the step are the run's)."""
+    source = model_dir(folder, kind, hidden, depth, tag)
+    state, _, step, config, metadata = _restored(source, kind, hidden, depth, COARSE)
+    target = model_dir(destination, kind, hidden, depth, tag)
+    partial = target.with_name(target.name + ".partial")
+    if partial.exists():  # an earlier publish that was stopped half way
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    with nnpde.Checkpointer(partial / "checkpoints") as writer:
+        writer.save(step, state, metadata=metadata, force=True)
+    (partial / "settings.json").write_text(json.dumps(config, indent=2))
+    if (source / "metrics.jsonl").exists():  # the run's history up to the step copied
+        rows = [line for line in (source / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
+        (partial / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(partial, target)
+    if old.exists():
+        shutil.rmtree(old)
+    return step
 
 
 def courant_ratio(step, states):

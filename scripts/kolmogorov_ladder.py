@@ -12,7 +12,9 @@ after an interruption and it continues from the last chunk written under ``--out
     .venv/bin/python scripts/kolmogorov_ladder.py --part evaluate --models interpolation:16:3 correction:16:3
 
 ``--part model`` trains a learned 32^2 solver on the training data (checkpointed and
-resumed in ``--out``); ``--part evaluate`` runs the plain ladder from the held-out
+resumed in ``--out``); ``--part publish --models ...`` copies trained runs to
+``benchmarks/models`` (kept in the repository; read where ``--out`` lacks a run);
+``--part evaluate`` runs the plain ladder from the held-out
 states (cached), scores every rung and trained model against the truth, times them in
 this process and writes ``benchmarks/results/kolmogorov_equivalent_resolution.json``
 and the figures.
@@ -71,7 +73,9 @@ def seconds_per_time_unit(resolution: int, steps: int = 20) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--part", choices=("train", "truth", "all", "model", "evaluate", "time-step", "costs", "gap"), default="all"
+        "--part",
+        choices=("train", "truth", "all", "model", "evaluate", "time-step", "costs", "gap", "publish"),
+        default="all",
     )
     parser.add_argument("--kind", choices=ladder.KINDS, default="interpolation", help="--part model: the model class")
     parser.add_argument("--hidden", type=int, default=16, help="--part model: CNN channels")
@@ -137,8 +141,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--models",
         nargs="+",
-        default=["interpolation:16:3"],
-        help="--part evaluate: trained models KIND:HIDDEN:DEPTH[:TAG] (TAG: a run trained elsewhere, e.g. accel)",
+        help="--part evaluate (default: interpolation:16:3) and publish: trained models KIND:HIDDEN:DEPTH[:TAG] "
+        "(TAG: a run trained elsewhere, e.g. accel)",
     )
     parser.add_argument(
         "--long",
@@ -177,8 +181,19 @@ def main(argv=None) -> int:
         "speed-up's timing spread their range)",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
+    parser.add_argument(
+        "--published",
+        type=Path,
+        default=Path("benchmarks/models"),
+        help="trained runs kept under version control (--part publish writes them): --part evaluate reads a model "
+        "from there when --out lacks it, --part model resumes a run from there when --out lacks it",
+    )
     parser.add_argument("--estimate", action="store_true", help="print the plan and its expected cost, run nothing")
     args = parser.parse_args(argv)
+    if args.models is None:
+        if args.part == "publish":
+            parser.error("--part publish needs --models KIND:HIDDEN:DEPTH[:TAG] ... Fix: name the runs to copy.")
+        args.models = ["interpolation:16:3"]
     if args.timing_rounds < 1:
         parser.error(f"--timing-rounds must be at least 1, got {args.timing_rounds}. Fix: e.g. --timing-rounds 5.")
     if args.extra_seeds:
@@ -197,6 +212,8 @@ def main(argv=None) -> int:
         return model_costs(args)
     if args.part == "gap":
         return generalisation_gaps(args)
+    if args.part == "publish":
+        return publish(args)
     rates = {n: seconds_per_time_unit(n) for n in (ladder.SPINUP_RESOLUTION, ladder.TRAIN_RESOLUTION)}
     rates[ladder.TRUTH_RESOLUTION] = rates[ladder.TRAIN_RESOLUTION] * 8  # 4x the cells, 2x the steps
     print(f"backend {jax.default_backend()}; measured s per time unit: {rates}")
@@ -257,6 +274,7 @@ def train_model(args) -> int:
         hold=args.hold,
         head=args.head,
         tag=args.tag,
+        published=args.published,
     )
     print(f"trained {int(result.state.step)} steps; last figures {result.history[-1] if result.history else {}}")
     return 0
@@ -265,8 +283,21 @@ def train_model(args) -> int:
 def _load(args, spec: str, *, check_stability: bool = True):
     """``(model, step)`` of a trained run ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out``, its
     held stencil weights expanded once per network call (rolled out, not trained)."""
-    m, step, _ = ladder.trained(args.out, **_spec(spec), check_stability=check_stability, expand=True)
+    m, step, _ = ladder.trained(
+        args.out, **_spec(spec), check_stability=check_stability, expand=True, published=args.published
+    )
     return m, step
+
+
+def publish(args) -> int:
+    """``--part publish``: copy the newest checkpoint of each of ``--models`` (with its
+    settings and metrics log) from ``--out`` to ``--published``, to be committed: a
+    fresh clone then scores the model, or resumes its training, without training it
+    again."""
+    for spec in args.models:
+        step = ladder.publish(args.out, args.published, **_spec(spec))
+        print(f"{spec}: step {step} -> {ladder.model_dir(args.published, **_spec(spec))}")
+    return 0
 
 
 def _spec(spec: str) -> dict:
@@ -511,7 +542,7 @@ def generalisation_gaps(args) -> int:
     data = _training_trajectories(args.out)
     out = {"models": {}}
     for spec in args.models:
-        m, step, settings = ladder.trained(args.out, **_spec(spec), expand=True)
+        m, step, settings = ladder.trained(args.out, **_spec(spec), expand=True, published=args.published)
         per_model_step = settings.get("multiple", 1) * settings.get("hold", 1)
         gap = ladder.generalisation_gap(m, data[:, ::per_model_step], window=settings["window"])
         gap.update(trained_steps=step, window=settings["window"], coarse_steps_per_model_step=per_model_step)

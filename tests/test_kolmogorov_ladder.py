@@ -296,6 +296,69 @@ def test_a_run_can_start_from_another_runs_weights(tmp_path, monkeypatch, correc
     assert seen["init_from"] == "base" and seen["tag"] == "tuned"
 
 
+def test_a_published_run_is_scored_and_resumed_from_a_fresh_clone(tmp_path, correction_run):
+    """``publish`` copies a run's newest checkpoint, settings and metrics log to a folder
+    kept under version control; a folder without the run (a fresh clone) reads the
+    model from that copy, and a training there resumes from it exactly: continued one
+    step from the copy, the weights equal those of the original run continued one step.
+    Publishing again replaces the copy; ``--part publish`` needs ``--models``."""
+    import shutil
+
+    folder, data, first, _ = correction_run
+    published, fresh, original = tmp_path / "published", tmp_path / "clone", tmp_path / "original"
+    assert ladder.publish(folder, published, kind="correction", hidden=4, depth=2) == 2
+    copy = ladder.model_dir(published, "correction", 4, 2)
+    assert sorted(p.name for p in copy.iterdir()) == ["checkpoints", "metrics.jsonl", "settings.json"]
+    with nnpde.Checkpointer(copy / "checkpoints", read_only=True) as reader:
+        assert reader.all_steps() == [2]
+    with pytest.raises(FileNotFoundError, match="Fix: train it first"):
+        ladder.trained(fresh, kind="correction", hidden=4, depth=2, resolution=16)
+    again, step, settings = ladder.trained(
+        fresh, kind="correction", hidden=4, depth=2, resolution=16, published=published
+    )
+    assert step == 2 and settings["steps"] == 2
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(first.model), _weights(again), strict=True))
+
+    # one more step: from the original run's own folder, and from the copy in a clone
+    shutil.copytree(ladder.model_dir(folder, "correction", 4, 2), ladder.model_dir(original, "correction", 4, 2))
+    common = dict(kind="correction", hidden=4, depth=2, steps=3, window=2, batch_size=2, progress=False)
+    common.update(eval_every=100, validation_steps=4)
+    continued = ladder.train(original, data, **common)
+    resumed = ladder.train(fresh, data, published=published, **common)
+    assert int(continued.state.step) == int(resumed.state.step) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(continued.model), _weights(resumed.model), strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(_weights(first.model), _weights(resumed.model), strict=True))
+    assert [r["step"] for r in resumed.history if "loss" in r] == [r["step"] for r in continued.history if "loss" in r]
+
+    # published again from the clone (now at step 3): the copy is replaced, no leftovers
+    assert ladder.publish(fresh, published, kind="correction", hidden=4, depth=2) == 3
+    assert sorted(p.name for p in published.iterdir()) == [copy.name]
+    assert (
+        ladder.trained(tmp_path / "empty", kind="correction", hidden=4, depth=2, resolution=16, published=published)[1]
+        == 3
+    )
+
+    script = _script()
+    with pytest.raises(SystemExit):
+        script.main(["--part", "publish", "--out", str(folder), "--published", str(published)])
+    assert (
+        script.main(
+            [
+                "--part",
+                "publish",
+                "--models",
+                "correction:4:2",
+                "--out",
+                str(fresh),
+                "--published",
+                str(tmp_path / "p2"),
+            ]
+        )
+        == 0
+    )
+    assert ladder.model_dir(tmp_path / "p2", "correction", 4, 2).exists()
+
+
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
     """``--long`` names what runs the 50-unit rollouts: a name that is neither a model of
     ``--models`` nor a rung of the ladder stops the evaluation at once (no data read:
