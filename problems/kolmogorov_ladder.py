@@ -676,6 +676,74 @@ def held_out_starts(starts, resolution: int):
     return np.stack([np.asarray(restrict(u, resolution)) for u in rows])
 
 
+def spectral_split(u, cutoff: int):
+    """``(low, high)``: MAC states ``(..., 2, n, n)`` split into their Fourier modes with
+    ``|k_x|, |k_y| < cutoff`` (integer wavenumbers of the periodic box) and the rest.
+    The same mask on both components commutes with the discrete (MAC) divergence, so a
+    divergence-free state splits into two divergence-free parts. ``cutoff = n_c / 2``
+    keeps what an ``n_c``^2 grid resolves."""
+    u = np.asarray(u, dtype=np.float64)
+    n = u.shape[-1]
+    k = np.abs(np.fft.fftfreq(n, 1.0 / n))
+    mask = (k[:, None] < cutoff) & (k[None, :] < cutoff)
+    low = np.real(np.fft.ifft2(np.fft.fft2(u, axes=(-2, -1)) * mask, axes=(-2, -1)))
+    return low, u - low
+
+
+def predictability_starts(
+    starts, *, cutoff: int = COARSE // 2, donor_shift: int = 0, resolution: int = TRAIN_RESOLUTION
+):
+    """The held-out starts (``held_out_starts`` at ``resolution``^2) with their detail
+    below the scales a ``2 cutoff``^2 grid resolves replaced (``spectral_split``):
+    ``donor_shift = 0``: by nothing (a smooth state, no sub-grid detail); ``s > 0``: by
+    the detail of held-out state ``i + s`` (rows in ``held_out`` order: ``s`` = 1, 2, 3
+    give another seed's, a detail with the attractor's spectrum but unrelated to this
+    state). The exact dynamics run from these ask how far the resolved scales alone
+    determine the flow (the classic predictability experiment: Lorenz 1969; Boffetta &
+    Musacchio 2001 for 2-D turbulence): what no model of the coarse state can know."""
+    check_option("donor_shift", donor_shift, 0, "0 (no detail) or a positive row shift, e.g. 1.")
+    rows = held_out_starts(starts, resolution)
+    if donor_shift % len(rows) == 0 and donor_shift:
+        raise ValueError(
+            f"donor_shift={donor_shift} gives each of the {len(rows)} states its own detail back. "
+            f"Fix: a shift that is not a multiple of {len(rows)}, e.g. 1."
+        )
+    low, high = spectral_split(rows, cutoff)
+    out = low if donor_shift == 0 else low + np.roll(high, -donor_shift, axis=0)
+    return out.astype(rows.dtype)
+
+
+def predictability_runs(
+    folder,
+    starts,
+    *,
+    cutoff: int = COARSE // 2,
+    donor_shifts=(0, 1, 2, 3),
+    resolution: int = TRAIN_RESOLUTION,
+    score_resolution: int = COARSE,
+    progress=None,
+):
+    """``{shift: (states, saves + 1, 2, c, c)}``: the plain ``resolution``^2 solver from
+    ``predictability_starts(cutoff, shift)`` for ``EVAL_HORIZON`` time units, kept every
+    ``EVAL_INTERVAL`` and restricted to ``score_resolution``^2 as the ladder's rungs;
+    cached and resumable in ``folder``."""
+    step = stepper(resolution)
+    out = {}
+    for shift in donor_shifts:
+        name = f"predictability{resolution}_cutoff{cutoff}_donor{shift}_keep{score_resolution}"
+        out[shift] = nnpde.resumable_rollout(
+            step,
+            predictability_starts(starts, cutoff=cutoff, donor_shift=shift, resolution=resolution),
+            _saves(EVAL_HORIZON, EVAL_INTERVAL),
+            save_every=_steps(EVAL_INTERVAL, resolution),
+            path=Path(folder) / f"{name}_{EVAL_HORIZON:g}every{EVAL_INTERVAL:g}.npz",
+            chunk=5,
+            transform=lambda u: restrict(u, score_resolution),
+            progress=progress,
+        )
+    return out
+
+
 def ladder_runs(
     folder,
     starts,

@@ -359,6 +359,71 @@ def test_a_published_run_is_scored_and_resumed_from_a_fresh_clone(tmp_path, corr
     assert ladder.model_dir(tmp_path / "p2", "correction", 4, 2).exists()
 
 
+def test_predictability_starts_keep_the_resolved_modes_and_swap_the_detail():
+    """``spectral_split`` separates the modes a coarser grid resolves from the rest,
+    both parts divergence-free; ``predictability_starts`` keeps each state's resolved
+    modes and gives it no detail or another state's (refused: its own)."""
+    u = _runs(32, range(2), 3)[:, :4]  # (seeds, states per seed, 2, 32, 32): divergence-free
+    equation = ladder.stepper(32).equation
+    low, high = ladder.spectral_split(u, 4)
+    np.testing.assert_allclose(low + high, u, atol=1e-12)
+    k = np.abs(np.fft.fftfreq(32, 1 / 32))
+    resolved = (k[:, None] < 4) & (k[None, :] < 4)
+    np.testing.assert_allclose(np.fft.fft2(high)[..., resolved], 0, atol=1e-9)
+    np.testing.assert_allclose(np.fft.fft2(low)[..., ~resolved], 0, atol=1e-9)
+    assert np.linalg.norm(high) > 0.05 * np.linalg.norm(u)  # there is detail to swap
+    for part in (u, low, high):  # discretely divergence-free to round-off (float64), as the state
+        assert np.max(np.abs(jax.vmap(equation.divergence)(jnp.asarray(part.reshape(-1, 2, 32, 32))))) < 1e-12
+
+    rows = ladder.held_out_starts(u, 32)  # the held_out row order: state k of seed s is row 2 k + s
+    smooth = ladder.predictability_starts(u, cutoff=4, resolution=32)
+    np.testing.assert_allclose(smooth, ladder.spectral_split(rows, 4)[0], atol=1e-6)
+    swapped = ladder.predictability_starts(u, cutoff=4, donor_shift=1, resolution=32)
+    own_low, _ = ladder.spectral_split(swapped, 4)
+    np.testing.assert_allclose(own_low, ladder.spectral_split(rows, 4)[0], atol=1e-5)
+    np.testing.assert_allclose(swapped - own_low, np.roll(ladder.spectral_split(rows, 4)[1], -1, axis=0), atol=1e-5)
+    with pytest.raises(ValueError, match=r"donor_shift=8 gives each of the 8 states its own detail back"):
+        ladder.predictability_starts(u, cutoff=4, donor_shift=8, resolution=32)
+    with pytest.raises(ValueError, match=r"donor_shift must be an int >= 0, got -1"):
+        ladder.predictability_starts(u, cutoff=4, donor_shift=-1, resolution=32)
+
+
+def test_predictability_part_scores_each_variant_on_the_ladder(tmp_path, monkeypatch):
+    """``--part predictability`` scores the no-detail run, each donor run and their mean
+    on the ladder like a model: a variant that runs exactly as a rung reads that rung's
+    resolution. The truth and the runs are stand-ins here (the plumbing, not the flow)."""
+    script = _script()
+    reference = _runs(32, range(4), 100)  # (states, 101 saves, 2, 32, 32)
+    rng = np.random.default_rng(0)
+    noisy = {
+        n: reference + rng.normal(0, 8.0 / n, reference.shape) * np.arange(101)[:, None, None, None] / 100
+        for n in ladder.LADDER
+    }
+    monkeypatch.setattr(script.ladder, "truth", lambda folder: (None, None))
+    monkeypatch.setattr(script.ladder, "held_out", lambda runs: reference)
+    monkeypatch.setattr(script.ladder, "coarse_trajectories", lambda held: held)
+    monkeypatch.setattr(script.ladder, "ladder_runs", lambda folder, starts: noisy)
+    seen = {}
+
+    def runs(folder, starts, *, cutoff, donor_shifts, progress):
+        seen[cutoff] = donor_shifts
+        return {s: noisy[64] for s in donor_shifts}
+
+    monkeypatch.setattr(script.ladder, "predictability_runs", runs)
+    results = tmp_path / "p.json"
+    argv = ["--part", "predictability", "--donors", "2", "--out", str(tmp_path), "--results", str(results)]
+    assert script.main(argv) == 0
+    assert seen == {16: (0, 1, 2)}
+    out = json.loads(results.read_text())
+    names = ["cutoff16_no_detail", "cutoff16_detail_of_state_plus1", "cutoff16_detail_of_state_plus2"]
+    assert list(out["variants"]) == [*names, "cutoff16_mean_of_2_donors"]
+    for entry in out["variants"].values():
+        assert entry["correlation_time"]["factor"] == pytest.approx(2.0)
+        assert entry["error_0.64"]["factor"] == pytest.approx(2.0)
+    assert set(out["rungs"]) == {f"plain_{n}" for n in ladder.LADDER}
+    assert script.main([*argv[:2], "--donors", "0", "--out", str(tmp_path)]) == 2
+
+
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
     """``--long`` names what runs the 50-unit rollouts: a name that is neither a model of
     ``--models`` nor a rung of the ladder stops the evaluation at once (no data read:
