@@ -396,7 +396,7 @@ def test_predictability_part_scores_each_variant_on_the_ladder(tmp_path, monkeyp
     reference = _runs(32, range(4), 100)  # (states, 101 saves, 2, 32, 32)
     rng = np.random.default_rng(0)
     noisy = {
-        n: reference + rng.normal(0, 8.0 / n, reference.shape) * np.arange(101)[:, None, None, None] / 100
+        n: reference + rng.normal(0, 32.0 / n, reference.shape) * np.arange(101)[:, None, None, None] / 100
         for n in ladder.LADDER
     }
     monkeypatch.setattr(script.ladder, "truth", lambda folder: (None, None))
