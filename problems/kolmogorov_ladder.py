@@ -694,7 +694,9 @@ def predictability_starts(
     starts, *, cutoff: int = COARSE // 2, donor_shift: int = 0, resolution: int = TRAIN_RESOLUTION
 ):
     """The held-out starts (``held_out_starts`` at ``resolution``^2) with their detail
-    below the scales a ``2 cutoff``^2 grid resolves replaced (``spectral_split``):
+    below the scales a ``2 cutoff``^2 grid resolves replaced (``spectral_split``), then
+    made to restrict exactly to the true ``2 cutoff``^2 state (``consistent_state``: a
+    model of that grid starts from exactly that information):
     ``donor_shift = 0``: by nothing (a smooth state, no sub-grid detail); ``s > 0``: by
     the detail of held-out state ``i + s`` (rows in ``held_out`` order: ``s`` = 1, 2, 3
     give another seed's, a detail with the attractor's spectrum but unrelated to this
@@ -710,7 +712,32 @@ def predictability_starts(
         )
     low, high = spectral_split(rows, cutoff)
     out = low if donor_shift == 0 else low + np.roll(high, -donor_shift, axis=0)
-    return out.astype(rows.dtype)
+    return consistent_state(out, restrict(rows, 2 * cutoff)).astype(rows.dtype)
+
+
+def consistent_state(v, coarse_state, *, iterations: int = 30):
+    """``v + d``: MAC states ``v`` (``(..., 2, n, n)``, divergence-free) nudged to restrict
+    exactly to ``coarse_state`` (``(..., 2, c, c)``, ``restrict``'s face averages), with a
+    smooth, divergence-free ``d``: the coarse residual is prolonged (``nnpde.upsample``)
+    and low-passed at twice the coarse grid's wavenumbers (``spectral_split``), repeated
+    ``iterations`` times (a contraction), and what is left, at round-off, added
+    unsmoothed (``upsample``: restricts back exactly). A sharp Fourier cut alone differs
+    from the face averages the coarse grid holds: at 32^2 it left a relative error of
+    0.016 at t = 0 on the held-out states."""
+    v = np.asarray(v, dtype=np.float64)
+    coarse_state = np.asarray(coarse_state, dtype=np.float64)
+    c, n = coarse_state.shape[-1], v.shape[-1]
+
+    def prolong(e):
+        return np.asarray(nnpde.upsample(e, n // c, ndim=2, stagger=STAGGER), dtype=np.float64)
+
+    def residual(u):
+        return coarse_state - np.asarray(restrict(u, c), dtype=np.float64)
+
+    d = np.zeros_like(v)
+    for _ in range(iterations):
+        d = d + spectral_split(prolong(residual(v + d)), c)[0]
+    return v + d + prolong(residual(v + d))
 
 
 def predictability_runs(
@@ -730,7 +757,7 @@ def predictability_runs(
     step = stepper(resolution)
     out = {}
     for shift in donor_shifts:
-        name = f"predictability{resolution}_cutoff{cutoff}_donor{shift}_keep{score_resolution}"
+        name = f"predictability{resolution}_cutoff{cutoff}_donor{shift}_consistent_keep{score_resolution}"
         out[shift] = nnpde.resumable_rollout(
             step,
             predictability_starts(starts, cutoff=cutoff, donor_shift=shift, resolution=resolution),
