@@ -208,6 +208,13 @@ def main(argv=None) -> int:
         "(16: what the 32^2 grid resolves)",
     )
     parser.add_argument(
+        "--fine",
+        type=int,
+        nargs="+",
+        default=[ladder.TRAIN_RESOLUTION],
+        help="--part predictability: the resolutions of the plain solver run from the coarse state alone",
+    )
+    parser.add_argument(
         "--donors",
         type=int,
         default=3,
@@ -318,20 +325,27 @@ def _load(args, spec: str, *, check_stability: bool = True):
 
 
 def predictability(args) -> int:
-    """``--part predictability``: how far the scales a coarse grid resolves determine the
-    flow, whatever model runs them. From every held-out state, the plain 256^2 solver
-    runs from the state's Fourier modes below each ``--cutoffs`` value, with no detail
-    beyond it and with the detail of ``--donors`` other held-out states
-    (``ladder.predictability_starts``); each run, and the mean of the donor runs (an
-    ensemble forecast), is scored against the 512^2 truth as the ladder's rungs are,
-    with its equivalent resolution on the ladder. Written to ``--results`` (default
-    ``benchmarks/results/kolmogorov_predictability.json``). Cached and resumable; about
-    6 min of one core per run of 16 states at 256^2."""
-    if args.donors < 1 or args.donors >= ladder.STATES_PER_SEED * len(ladder.EVAL_SEEDS):
-        print(f"--donors must lie in [1, 15], got {args.donors}. Fix: e.g. --donors 3.", file=sys.stderr)
+    """``--part predictability``: how far the coarse state alone determines the flow,
+    whatever model runs it. From every held-out state's ``2 cutoff``^2 state
+    (``--cutoffs``) alone, the plain solver of each ``--fine`` resolution runs from the
+    smooth state that restricts to it, and from that plus the detail of ``--donors``
+    other held-out states (``ladder.predictability_starts``); each run, and the mean of
+    the donor runs (an ensemble forecast), is scored against the 512^2 truth as the
+    ladder's rungs are, with its equivalent resolution on the ladder. Written to
+    ``--results`` (default ``benchmarks/results/kolmogorov_predictability.json``).
+    Cached and resumable; about 6 min of one core per 256^2 run of the 16 states."""
+    if args.donors < 0 or args.donors >= ladder.STATES_PER_SEED * len(ladder.EVAL_SEEDS):
+        print(f"--donors must lie in [0, 15], got {args.donors}. Fix: e.g. --donors 3.", file=sys.stderr)
         return 2
     if any(c < 1 for c in args.cutoffs):
         print(f"--cutoffs must be positive wavenumbers, got {args.cutoffs}. Fix: e.g. --cutoffs 16.", file=sys.stderr)
+        return 2
+    if any(n % (2 * c) or n > ladder.TRUTH_RESOLUTION for n in args.fine for c in args.cutoffs):
+        print(
+            f"--fine {args.fine}: each must be a multiple of every coarse grid 2 x --cutoffs {args.cutoffs} and at "
+            f"most the truth's {ladder.TRUTH_RESOLUTION}. Fix: e.g. --fine 64 128 256.",
+            file=sys.stderr,
+        )
         return 2
     runs, starts = ladder.truth(args.out)
     reference = ladder.coarse_trajectories(ladder.held_out(runs))
@@ -341,12 +355,17 @@ def predictability(args) -> int:
     table = {f"plain_{n}": ladder.score_table(coarse_step, r, reference) for n, r in rung_runs.items()}
     variants = {}
     for cutoff in args.cutoffs:
-        shifts = tuple(range(args.donors + 1))
-        members = ladder.predictability_runs(args.out, starts, cutoff=cutoff, donor_shifts=shifts, progress=None)
-        variants[f"cutoff{cutoff}_no_detail"] = members[0]
-        for shift in shifts[1:]:
-            variants[f"cutoff{cutoff}_detail_of_state_plus{shift}"] = members[shift]
-        variants[f"cutoff{cutoff}_mean_of_{args.donors}_donors"] = np.mean([members[s] for s in shifts[1:]], axis=0)
+        for fine in args.fine:
+            shifts = tuple(range(args.donors + 1))
+            members = ladder.predictability_runs(
+                args.out, starts, cutoff=cutoff, donor_shifts=shifts, resolution=fine, progress=None
+            )
+            name = f"plain_{fine}_from_{2 * cutoff}"
+            variants[f"{name}_no_detail"] = members[0]
+            for shift in shifts[1:]:
+                variants[f"{name}_detail_of_state_plus{shift}"] = members[shift]
+            if args.donors > 1:
+                variants[f"{name}_mean_of_{args.donors}_donors"] = np.mean([members[s] for s in shifts[1:]], axis=0)
     results = {}
     for name, r in variants.items():
         table[name] = ladder.score_table(coarse_step, r, reference)
@@ -368,13 +387,13 @@ def predictability(args) -> int:
             flush=True,
         )
     out = {
-        "what": "the plain 256^2 solver from each held-out state's Fourier modes below the cutoff, with no detail "
-        "beyond it or another held-out state's; scored against the 512^2 truth on the 32^2 grid",
+        "what": "the plain solver of the fine resolution from each held-out state's coarse state alone (the smooth "
+        "state that restricts to it), with no detail beyond the coarse wavenumbers or another held-out state's; "
+        "scored against the 512^2 truth on the 32^2 grid",
         "rungs": {f"plain_{n}": {m: float(np.mean(v)) for m, v in table[f"plain_{n}"].items()} for n in resolutions},
         "variants": results,
         "held_out_states": len(reference),
         "truth": ladder.TRUTH_RESOLUTION,
-        "resolution": ladder.TRAIN_RESOLUTION,
         "machine": nnpde.environment(),
         "date": time.strftime("%Y-%m-%d"),
         "command": "python " + " ".join(sys.argv),

@@ -412,23 +412,25 @@ def test_predictability_part_scores_each_variant_on_the_ladder(tmp_path, monkeyp
     monkeypatch.setattr(script.ladder, "ladder_runs", lambda folder, starts: noisy)
     seen = {}
 
-    def runs(folder, starts, *, cutoff, donor_shifts, progress):
-        seen[cutoff] = donor_shifts
+    def runs(folder, starts, *, cutoff, donor_shifts, resolution, progress):
+        seen[cutoff, resolution] = donor_shifts
         return {s: noisy[64] for s in donor_shifts}
 
     monkeypatch.setattr(script.ladder, "predictability_runs", runs)
     results = tmp_path / "p.json"
     argv = ["--part", "predictability", "--donors", "2", "--out", str(tmp_path), "--results", str(results)]
-    assert script.main(argv) == 0
-    assert seen == {16: (0, 1, 2)}
+    assert script.main([*argv, "--fine", "64", "256"]) == 0
+    assert seen == {(16, 64): (0, 1, 2), (16, 256): (0, 1, 2)}
     out = json.loads(results.read_text())
-    names = ["cutoff16_no_detail", "cutoff16_detail_of_state_plus1", "cutoff16_detail_of_state_plus2"]
-    assert list(out["variants"]) == [*names, "cutoff16_mean_of_2_donors"]
+    donors = ("detail_of_state_plus1", "detail_of_state_plus2")
+    names = [f"plain_{n}_from_32_{v}" for n in (64, 256) for v in ("no_detail", *donors, "mean_of_2_donors")]
+    assert list(out["variants"]) == names
     for entry in out["variants"].values():
         assert entry["correlation_time"]["factor"] == pytest.approx(2.0)
         assert entry["error_0.64"]["factor"] == pytest.approx(2.0)
     assert set(out["rungs"]) == {f"plain_{n}" for n in ladder.LADDER}
-    assert script.main([*argv[:2], "--donors", "0", "--out", str(tmp_path)]) == 2
+    assert script.main([*argv[:2], "--donors", "-1", "--out", str(tmp_path)]) == 2
+    assert script.main([*argv[:2], "--fine", "48", "--out", str(tmp_path)]) == 2  # not a multiple of 32
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
