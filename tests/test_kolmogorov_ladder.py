@@ -386,6 +386,12 @@ def test_predictability_starts_keep_the_resolved_modes_and_swap_the_detail():
     # nothing of the fine states beyond the coarse one: the smooth start has no mode from
     # 8 up (but round-off); the swapped one has there exactly state i + 1's detail
     np.testing.assert_allclose(ladder.spectral_split(smooth, 8)[1], 0, atol=1e-9)
+    # a state band-limited below the coarse grid's Nyquist wavenumber is all in its coarse
+    # state: recovered exactly (a prolongation low-passed at 8 from the start put a
+    # staircase into the modes 4-8: 33 % off)
+    band_limited = ladder.spectral_split(u, 3)[0]
+    again = ladder.predictability_starts(band_limited, cutoff=4, resolution=32)
+    np.testing.assert_allclose(again, ladder.held_out_starts(band_limited, 32), atol=1e-12)
     donor_detail = np.roll(ladder.spectral_split(rows, 8)[1], -1, axis=0)
     np.testing.assert_allclose(ladder.spectral_split(swapped, 8)[1], donor_detail, atol=1e-9)
     assert np.linalg.norm(donor_detail) > 0.01 * np.linalg.norm(rows)
