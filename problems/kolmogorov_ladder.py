@@ -949,9 +949,10 @@ def publish(folder, destination, *, kind: str, hidden: int, depth: int, tag: str
     the step copied. The copy holds the newest intact checkpoint only (weights and
     optimiser state, written anew through ``nnpde.Checkpointer``, checksums included),
     the settings and the metrics log. An earlier copy is set aside only once the new
-    one is complete (two renames), and removed after. ``trained(published=destination)`` reads the copy where ``folder``
-    lacks the run; ``train(published=destination)`` resumes a missing run from it,
-    exactly (the optimiser state and the step are the run's)."""
+    one is complete (two renames), and removed after. ``trained(published=destination)``
+    reads the copy where ``folder`` lacks the run; ``train(published=destination)``
+    resumes a missing run from it, exactly (the optimiser state and the step are the
+    run's)."""
     source = model_dir(folder, kind, hidden, depth, tag)
     state, _, step, config, metadata = _restored(source, kind, hidden, depth, COARSE)
     target = model_dir(destination, kind, hidden, depth, tag)
