@@ -909,17 +909,25 @@ def trained(
     return nnpde.combine(state.params, static), step, config
 
 
-def _restored(run_dir: Path, kind, hidden, depth, resolution, check_stability=True, expand=False):
-    """``(train state, static part, step, settings, checkpoint metadata)`` of ``train``'s run in ``run_dir``,
-    from its newest intact checkpoint (``trained``, ``publish``)."""
-    settings = run_dir / "settings.json"
-    if not settings.exists():
-        raise FileNotFoundError(
-            f"No trained {kind} model with hidden={hidden}, depth={depth} in {run_dir.parent} ({settings} is "
-            "missing). Fix: train it first (scripts/kolmogorov_ladder.py --part model)."
+def unchecked(m, settings: dict, *, kind: str, hidden: int, depth: int, resolution: int = COARSE, expand=False):
+    """``m``, a model that ``trained`` returned with its ``settings``, without the
+    runtime CFL check: the same weights (not read again, so a run still training cannot
+    hand over newer ones), so that a rollout that blows up goes on to inf and NaN
+    instead of raising."""
+    template = _net(settings, kind, hidden, depth, resolution, False, expand)
+    leaves, structure = jax.tree.leaves(m), jax.tree.structure(template)  # the check is static: the leaves match
+    if [np.shape(a) for a in leaves] != [np.shape(a) for a in jax.tree.leaves(template)]:
+        raise ValueError(
+            f"The model does not match a {kind} model of hidden={hidden}, depth={depth} with these settings. "
+            "Fix: pass the kind, sizes and settings that `trained` read the model with."
         )
-    config = json.loads(settings.read_text())
-    net = model(
+    return jax.tree.unflatten(structure, leaves)
+
+
+def _net(config: dict, kind, hidden, depth, resolution, check_stability, expand):
+    """A fresh model of ``kind`` and size with a run's ``settings.json`` (its seed, step,
+    hold, head and inputs)."""
+    return model(
         kind,
         seed=config["seed"],
         hidden=hidden,
@@ -932,6 +940,19 @@ def _restored(run_dir: Path, kind, hidden, depth, resolution, check_stability=Tr
         expand=expand and kind.startswith("interpolation"),
         forcing_inputs=config.get("forcing_inputs", False),
     )
+
+
+def _restored(run_dir: Path, kind, hidden, depth, resolution, check_stability=True, expand=False):
+    """``(train state, static part, step, settings, checkpoint metadata)`` of ``train``'s run in ``run_dir``,
+    from its newest intact checkpoint (``trained``, ``publish``)."""
+    settings = run_dir / "settings.json"
+    if not settings.exists():
+        raise FileNotFoundError(
+            f"No trained {kind} model with hidden={hidden}, depth={depth} in {run_dir.parent} ({settings} is "
+            "missing). Fix: train it first (scripts/kolmogorov_ladder.py --part model)."
+        )
+    config = json.loads(settings.read_text())
+    net = _net(config, kind, hidden, depth, resolution, check_stability, expand)
     state, static = nnpde.init_train_state(
         net, _optimizer(config["learning_rate"], config["steps"]), seed=config["seed"]
     )

@@ -315,13 +315,13 @@ def train_model(args) -> int:
     return 0
 
 
-def _load(args, spec: str, *, check_stability: bool = True):
-    """``(model, step)`` of a trained run ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out``, its
-    held stencil weights expanded once per network call (rolled out, not trained)."""
-    m, step, _ = ladder.trained(
-        args.out, **_spec(spec), check_stability=check_stability, expand=True, published=args.published
-    )
-    return m, step
+def _load(args, spec: str):
+    """``(model, the same without the runtime CFL check, step)`` of a trained run
+    ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out`` (or ``--published``), read once, its held
+    stencil weights expanded once per network call (rolled out, not trained)."""
+    m, step, settings = ladder.trained(args.out, **_spec(spec), expand=True, published=args.published)
+    kind, hidden, depth = (_spec(spec)[key] for key in ("kind", "hidden", "depth"))
+    return m, ladder.unchecked(m, settings, kind=kind, hidden=hidden, depth=depth, expand=True), step
 
 
 def predictability(args) -> int:
@@ -690,10 +690,10 @@ def evaluate(args) -> int:
         timed[f"plain_{n}"] = (ladder.stepper(n), ladder.held_out_starts(starts, n))
         print(f"plain {n}^2: correlation time {table[f'plain_{n}']['correlation_time'].mean():.3f}")
     coarse_starts = ladder.held_out_starts(starts, ladder.COARSE)
-    model_runs, trained_steps, blown = {}, {}, {}
+    model_runs, trained_steps, blown, unchecked_models = {}, {}, {}, {}
     for spec in args.models:
-        m, done = _load(args, spec)
-        unchecked = _load(args, spec, check_stability=False)[0]  # a run that blows up goes on, scored from there
+        m, unchecked, done = _load(args, spec)  # unchecked: a run that blows up goes on, scored from there
+        unchecked_models[spec] = unchecked
         save_every = round(ladder.EVAL_INTERVAL / m.dt)
         model_runs[spec] = _cached(
             args.out / f"evaluation_{spec.replace(':', '_')}.npz",
@@ -766,7 +766,7 @@ def evaluate(args) -> int:
             n = int(name.removeprefix("plain_"))
             step, long_starts = ladder.stepper(n, check_stability=False), ladder.held_out_starts(starts, n)
         else:
-            step, long_starts = _load(args, name, check_stability=False)[0], coarse_starts
+            step, long_starts = unchecked_models[name], coarse_starts  # the weights scored above
 
         path = args.out / f"long_{name.replace(':', '_')}.npz"
         checked_key = f"step {done}, {len(coarse_starts)} states, {duration:g} units"

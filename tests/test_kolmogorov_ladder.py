@@ -138,6 +138,13 @@ def test_ladder_training_resumes_and_scores_like_the_benchmark(correction_run):
     free, _, _ = ladder.trained(tmp_path, kind="correction", hidden=4, depth=2, resolution=16, check_stability=False)
     assert again.stepper.check_stability and not free.stepper.check_stability
     assert all(np.array_equal(a, b) for a, b in zip(_weights(free), _weights(again), strict=True))
+    # or derived from the model read once (the evaluation: a run still training cannot
+    # hand the second read newer weights): the same weights, the check off, the model unchanged
+    derived = ladder.unchecked(again, settings, kind="correction", hidden=4, depth=2, resolution=16)
+    assert not derived.stepper.check_stability and again.stepper.check_stability
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(derived), _weights(again), strict=True))
+    with pytest.raises(ValueError, match="does not match a correction model of hidden=5"):
+        ladder.unchecked(again, settings, kind="correction", hidden=5, depth=2, resolution=16)
 
     # scored as the benchmark scores: the truth against itself never decorrelates
     reference = ladder.coarse_trajectories(_runs(16, [0, 1], 40), 8)  # past t = 2.56 at EVAL_INTERVAL
