@@ -319,9 +319,10 @@ def _load(args, spec: str):
     """``(model, the same without the runtime CFL check, step)`` of a trained run
     ``KIND:HIDDEN:DEPTH[:TAG]`` in ``--out`` (or ``--published``), read once, its held
     stencil weights expanded once per network call (rolled out, not trained)."""
-    m, step, settings = ladder.trained(args.out, **_spec(spec), expand=True, published=args.published)
-    kind, hidden, depth = (_spec(spec)[key] for key in ("kind", "hidden", "depth"))
-    return m, ladder.unchecked(m, settings, kind=kind, hidden=hidden, depth=depth, expand=True), step
+    named = _spec(spec)
+    m, step, settings = ladder.trained(args.out, **named, expand=True, published=args.published)
+    sizes = {key: named[key] for key in ("kind", "hidden", "depth")}
+    return m, ladder.unchecked(m, settings, **sizes, expand=True), step
 
 
 def predictability(args) -> int:
