@@ -465,6 +465,7 @@ def train(
     forcing_inputs: bool = False,
     init_from: str | None = None,
     published=None,
+    loss_on: str = "velocity",
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -498,7 +499,15 @@ def train(
     settings; a run resumed from its own checkpoints does not read it again (it may be
     gone by then). ``published``: a folder of runs copied by ``publish``; a run that
     ``folder`` lacks but that folder holds is copied in and resumed from there, exactly
-    (a fresh clone continues a long training that an earlier machine published)."""
+    (a fresh clone continues a long training that an earlier machine published).
+    ``loss_on``: the quantity whose relative squared error the loss takes, ``"velocity"``
+    (the state) or ``"vorticity"`` (the coarse grid's, ``LOSS_QUANTITIES``: the error at
+    wavenumber ``k`` weighed by ``k^2``, as the vorticity correlation time weighs it)."""
+    if loss_on not in LOSS_QUANTITIES:
+        raise ValueError(
+            f"loss_on must be one of {sorted(LOSS_QUANTITIES)}, got {loss_on!r}. "
+            "Fix: 'velocity' (the state) or 'vorticity' (what the correlation time scores)."
+        )
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
     per_model_step = multiple * hold  # coarse steps
@@ -557,13 +566,15 @@ def train(
             "val_blown_up": int(np.sum(~np.all(np.isfinite(predicted), axis=tuple(range(1, predicted.ndim))))),
         }
 
+    observable = LOSS_QUANTITIES[loss_on](trajectories.shape[-1])
+
     def loss(m, batch, key):
         if augment:
             key, sub = jax.random.split(key)
             batch = kolmogorov.random_symmetry(sub, batch)
         if noise:
-            return nnpde.unrolled_loss(m, batch, noise=noise, key=key)
-        return nnpde.unrolled_loss(m, batch)
+            return nnpde.unrolled_loss(m, batch, noise=noise, key=key, observable=observable)
+        return nnpde.unrolled_loss(m, batch, observable=observable)
 
     optimizer = _optimizer(learning_rate, steps)
     config = dict(kind=kind, hidden=hidden, depth=depth, steps=steps, window=window, batch_size=batch_size)
@@ -583,6 +594,8 @@ def train(
         config.update(forcing_inputs=True)
     if init_from is not None:  # likewise
         config.update(init_from=started_from)
+    if loss_on != "velocity":  # likewise
+        config.update(loss_on=loss_on)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -607,6 +620,14 @@ def train(
         config=config,
         stop_when=stop_when,
     )
+
+
+LOSS_QUANTITIES = {
+    "velocity": lambda resolution: None,  # the state itself
+    "vorticity": lambda resolution: stepper(resolution).equation.vorticity,
+}
+"""What ``train(loss_on=...)`` compares, by name: a function of the resolution giving
+``nnpde.unrolled_loss``'s ``observable``."""
 
 
 def _checkpointed(run_dir: Path) -> bool:

@@ -134,6 +134,13 @@ def main(argv=None) -> int:
         "rotation by pi; kolmogorov.symmetry)",
     )
     parser.add_argument(
+        "--loss-on",
+        choices=sorted(ladder.LOSS_QUANTITIES),
+        default="velocity",
+        help="--part model: the quantity the unrolled loss compares (vorticity: errors weighed by k^2, as the "
+        "correlation time weighs them)",
+    )
+    parser.add_argument(
         "--forcing-inputs",
         action="store_true",
         help="--part model: the interpolation network also reads the forcing's phase, sin(4y) and cos(4y)",
@@ -305,6 +312,7 @@ def train_model(args) -> int:
         augment=args.augment,
         forcing_inputs=args.forcing_inputs,
         init_from=args.init_from,
+        loss_on=args.loss_on,
         multiple=args.multiple,
         hold=args.hold,
         head=args.head,

@@ -735,6 +735,32 @@ def test_augmented_training_maps_each_window_by_a_random_symmetry(tmp_path, monk
         ladder.train(tmp_path, data, augment=1, tag="bad", progress=False, **common)
 
 
+def test_a_vorticity_loss_compares_the_coarse_grids_vorticity(tmp_path, monkeypatch):
+    """``loss_on="vorticity"``: the loss handed to ``nnpde.fit`` is the unrolled loss of
+    the coarse grid's vorticity (not of the velocity), the setting is recorded for the run
+    and a run with the default leaves it out (older runs resume with their settings); an
+    unknown quantity is refused before any work."""
+    seen = {}
+    monkeypatch.setattr(nnpde, "fit", lambda net, loss, data, **kw: seen.update(net=net, loss=loss))
+    data = _runs(16, range(6), 12)
+    common = dict(kind="correction", hidden=4, depth=2, steps=1, window=2, batch_size=2, validation_steps=4)
+    ladder.train(tmp_path, data, loss_on="vorticity", tag="vort", progress=False, **common)
+    settings = (ladder.model_dir(tmp_path, "correction", 4, 2, "vort") / "settings.json").read_text()
+    assert '"loss_on": "vorticity"' in settings
+    batch, key = jnp.asarray(data[:2, :3]), jax.random.key(7)
+    noise = 0.01 * jax.random.normal(jax.random.key(8), batch[:, 1:].shape, batch.dtype)  # rough: large in the curl
+    batch = batch.at[:, 1:].add(noise)  # targets the model misses
+    loss = eqx.filter_jit(seen["loss"])(seen["net"], batch, key)
+    curl = ladder.stepper(16).equation.vorticity
+    expected = eqx.filter_jit(nnpde.unrolled_loss)(seen["net"], batch, observable=curl)
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    assert not np.isclose(loss, eqx.filter_jit(nnpde.unrolled_loss)(seen["net"], batch), rtol=1e-3)
+    ladder.train(tmp_path, data, progress=False, **common)
+    assert "loss_on" not in (ladder.model_dir(tmp_path, "correction", 4, 2) / "settings.json").read_text()
+    with pytest.raises(ValueError, match=r"loss_on must be one of \['velocity', 'vorticity'\], got 'enstrophy'"):
+        ladder.train(tmp_path, data, loss_on="enstrophy", tag="bad", progress=False, **common)
+
+
 def test_generalisation_gap_reads_training_and_validation_seeds_apart():
     """``generalisation_gap``: the plain solver on its own runs has no loss on the
     training seeds; noise on the later states of the validation seeds (the last 4) shows

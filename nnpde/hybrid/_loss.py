@@ -62,6 +62,7 @@ def unrolled_loss(
     key=None,
     checkpoint: str | int | None = None,
     normalise: bool = True,
+    observable: Callable | None = None,
 ):
     r"""The model rolled out ``n_steps`` from each trajectory's first state, compared
     with the following states: ``sum_n w_n mean_b e(u_b^n, v_b^n) / sum_n w_n``.
@@ -76,8 +77,18 @@ def unrolled_loss(
     (``nnpde.stop_physics_gradient``). ``noise``: Gaussian noise of standard deviation
     ``noise * rms(u_0)`` added to the initial states (needs ``key``), which trains the
     model to recover from its own errors (Sanchez-Gonzalez et al., ICML 2020).
+
+    ``observable``: compare ``g(u)`` instead of the state ``u``, a function of one
+    unbatched state (e.g. the vorticity of a velocity field, which weighs the error at
+    wavenumber ``k`` by ``k^2``: the quantity a vorticity correlation time scores);
+    ``e`` is then taken between ``g(u_b^n)`` and ``g(v_b^n)``, normalised by ``g(v_b^n)``.
     """
     _check_batch("trajectories", trajectories, model, 2)
+    if observable is not None and not callable(observable):
+        raise TypeError(
+            f"observable must be a function of one state, got {observable!r}. "
+            "Fix: e.g. observable=equation.vorticity, or None to compare the states."
+        )
     available = trajectories.shape[1] - 1
     n_steps = available if n_steps is None else n_steps
     if not (isinstance(n_steps, int) and 1 <= n_steps <= available):
@@ -99,6 +110,8 @@ def unrolled_loss(
 
     def per_sample(u, target):
         states = rollout(model, u, n_steps, t0=t0, checkpoint=checkpoint)
+        if observable is not None:
+            states, target = jax.vmap(observable)(states), jax.vmap(observable)(target)
         return _squared_error(states, target, normalise)
 
     errors = jax.vmap(per_sample)(u0, targets)  # (batch, n_steps)
