@@ -184,6 +184,16 @@ def main(argv=None) -> int:
         help="--part evaluate: the accuracy-cost figure",
     )
     parser.add_argument(
+        "--earlier",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="RESULTS",
+        help="--part evaluate: results JSONs of earlier evaluations; the figure also shows their models (those not "
+        "in --models; hollow markers) with the plain ladder as timed in that run, for the accuracy-cost front of "
+        "models whose weights are not at hand",
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         default=list(COST_VARIANTS),
@@ -236,6 +246,13 @@ def main(argv=None) -> int:
         args.models = ["interpolation:16:3"]
     if args.timing_rounds < 1:
         parser.error(f"--timing-rounds must be at least 1, got {args.timing_rounds}. Fix: e.g. --timing-rounds 5.")
+    args.earlier_results = []
+    for path in args.earlier:
+        try:
+            earlier = _earlier_results(path)
+        except ValueError as error:
+            parser.error(str(error))
+        args.earlier_results.append((path, earlier))
     if args.extra_seeds:
         try:
             ladder.extra_seeds(args.extra_seeds)  # a count that is negative or reaches the held-out seeds
@@ -563,6 +580,51 @@ def time_step_error(args, *, resolutions=(32, 64, 128), substeps=(1, 2, 4), mult
     return 0
 
 
+_EARLIER_KEYS = ("date", "ladder", "mean_scores", "seconds_per_time_unit_per_trajectory")
+
+
+def _earlier_results(path: Path) -> dict:
+    """An earlier ``--part evaluate`` results JSON (``--earlier``), checked for what the
+    figure reads: its date, ladder, mean scores and costs."""
+    try:
+        out = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"--earlier {path}: cannot be read as JSON ({error}). Fix: a results JSON of --part evaluate."
+        ) from None
+    missing = [key for key in _EARLIER_KEYS if not isinstance(out, dict) or key not in out]
+    if missing:
+        raise ValueError(
+            f"--earlier {path}: lacks {missing}; not a results JSON of --part evaluate. "
+            "Fix: e.g. benchmarks/results/kolmogorov_equivalent_resolution_ft_w16lr1s500.json."
+        )
+    return out
+
+
+def _earlier_points(earlier_results, models) -> list[tuple[str, str, list, list, list]]:
+    """Per earlier results file: ``(name, date, plain costs, plain correlation times,
+    [(model, cost, correlation time)])``, its models that ``models`` does not hold."""
+    points = []
+    for path, out in earlier_results:
+        costs, scores = out["seconds_per_time_unit_per_trajectory"], out["mean_scores"]
+        plain = [f"plain_{n}" for n in out["ladder"]]
+        rows = [
+            (spec, costs[spec], scores[spec]["correlation_time"])
+            for spec in scores
+            if spec not in models and not spec.startswith("plain_") and spec in costs
+        ]
+        points.append(
+            (
+                Path(path).name,
+                out["date"],
+                [costs[p] for p in plain],
+                [scores[p]["correlation_time"] for p in plain],
+                rows,
+            )
+        )
+    return points
+
+
 def _long_names(args) -> list[str]:
     """What runs the long rollouts (``--long``), checked before any work: models named in
     ``--models`` or plain rungs of the ladder."""
@@ -854,13 +916,19 @@ def evaluate(args) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "command": "python " + " ".join(sys.argv),
     }
+    earlier = _earlier_points(args.earlier_results, args.models)
+    if earlier:  # shown in the figure, timed in their own runs
+        out["earlier_results_in_figure"] = [
+            {"file": name, "date": date, "models": [spec for spec, _, _ in rows]} for name, date, _, _, rows in earlier
+        ]
     _write_results(args.results or Path("benchmarks/results/kolmogorov_equivalent_resolution.json"), out)
     print(
         json.dumps({k: out[k] for k in ("equivalent_resolution", "speedup_at_equal_accuracy")}, indent=2, default=str)
     )
 
     args.figure.parent.mkdir(parents=True, exist_ok=True)
-    rows = (len(args.models) + 2) // 2  # of the shared legend below the panels, two columns
+    entries = len(args.models) + 1 + sum(1 + len(rows) for *_, rows in earlier)
+    rows = (entries + 1) // 2  # of the shared legend below the panels, two columns
     height = 4.6 + 0.2 * rows
     fig, ax = plt.subplots(1, 2, figsize=(12, height))
     # one colour and marker per model, the same in both panels; the plain rungs in greys
@@ -892,6 +960,16 @@ def evaluate(args) -> int:
             lw=0.8,
             label=f"{label(spec)} (32$^2$)",
         )
+    faded = plt.get_cmap("tab20b")(np.arange(sum(len(r) for *_, r in earlier)) % 20)
+    k = 0
+    for name, date, plain_costs, plain_times, model_rows in earlier:  # their own plain ladder: the timing drift
+        ax[0].plot(
+            plain_costs, plain_times, "o--", color="0.6", mfc="none", lw=0.8, label=f"plain solver, {name} ({date})"
+        )
+        for spec, cost, corr in model_rows:
+            m = markers[k % len(markers)]
+            ax[0].plot(cost, corr, m, mfc="none", color=faded[k], label=f"{label(spec)} ({name}, {date})")
+            k += 1
     ax[0].set_xscale("log")
     ax[0].set_xlabel(
         "wall time per simulated time unit per trajectory [s]\n"

@@ -472,6 +472,36 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch
     assert not any(tmp_path.iterdir())
 
 
+def test_earlier_results_add_their_models_to_the_figure(tmp_path, capsys, monkeypatch):
+    """``--earlier``: an earlier evaluation's results file (here the one kept for the
+    models of 2026-12-06/07, whose weights are gone) gives the figure its plain ladder as
+    timed then and its models that the new call does not score; a file that is not such
+    a results JSON is refused before any work, with the fix."""
+    script = _script()
+    path = ROOT / "benchmarks/results/kolmogorov_equivalent_resolution_ft_w16lr1s500.json"
+    earlier = script._earlier_results(path)
+    again = "interpolation_velocity:64:6:m2h2k1w8lr3s2000augx32"
+    ((name, date, plain_costs, plain_times, rows),) = script._earlier_points([(path, earlier)], [again])
+    assert name == path.name and date == earlier["date"]
+    assert len(plain_costs) == len(plain_times) == len(earlier["ladder"]) and plain_costs == sorted(plain_costs)
+    assert plain_times == sorted(plain_times)  # a finer rung stays correlated longer
+    models = [spec for spec, _, _ in rows]
+    assert again not in models and "interpolation_velocity:64:6:ft_w16lr1s500" in models
+    assert len(models) == len(earlier["mean_scores"]) - len(earlier["ladder"]) - 1
+    spec, cost, corr = rows[0]
+    assert cost == earlier["seconds_per_time_unit_per_trajectory"][spec]
+    assert corr == earlier["mean_scores"][spec]["correlation_time"]
+    monkeypatch.chdir(ROOT)
+    bad = tmp_path / "bad.json"
+    for text, says in (("{}", "lacks ['date', 'ladder'"), ("not json", "cannot be read as JSON")):
+        bad.write_text(text)
+        argv = ["--part", "evaluate", "--earlier", str(bad), "--out", str(tmp_path / "out")]
+        assert exit_status(script.main, argv) == 2
+        stderr = capsys.readouterr().err
+        assert f"--earlier {bad}: " in stderr and says in stderr and "Fix:" in stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_results_json_holds_no_infinity():
     """A model that blew up has infinite errors: the results file writes them as null
     (strict JSON), not as ``Infinity``."""
