@@ -878,6 +878,53 @@ def score_table(step, runs, reference) -> dict:
     }
 
 
+def errors_by_time(step, runs, reference) -> dict:
+    """Per held-out state and save: the relative L2 error of the velocity and of the
+    vorticity (``step``'s grid) of ``runs`` against ``reference`` (both ``(states, saves
+    + 1, 2, c, c)``); a run that blew up is unboundedly wrong (``inf``) from there on.
+    The vorticity weighs the error at wavenumber ``k`` by ``k^2``: the quantity the
+    correlation time reads."""
+    out = {}
+    for quantity, field in (("velocity", lambda u: u), ("vorticity", lambda u: vorticity(step, u))):
+        e = np.stack(
+            [np.asarray(nnpde.metrics.rollout_error(field(p), field(r))) for p, r in zip(runs, reference, strict=True)]
+        )
+        out[quantity] = np.where(np.isfinite(e), e, np.inf)
+    return out
+
+
+def equivalence_by_time(model_errors, ladder_errors, resolutions, *, coarse: int = COARSE, every: int = 2) -> dict:
+    """The equivalent resolution (``nnpde.metrics.equivalent_resolution``, factor over
+    ``coarse`` with its 90 % bootstrap interval) on the error at each of the saves
+    ``every, 2 every, ...``: ``model_errors`` ``(states, saves + 1)``, ``ladder_errors``
+    ``(rungs, states, saves + 1)`` (``errors_by_time``). How a model's worth changes along
+    the rollout: a model whose equivalent resolution falls with time loses to the ladder
+    in how its error grows, one whose equivalence rises gains there. A save at which a
+    run has blown up (an infinite error) gets ``None``."""
+    model_errors, ladder_errors = np.asarray(model_errors), np.asarray(ladder_errors)
+    check_option("every", every, 1, "e.g. 2 (every other save).")
+    if ladder_errors.shape[1:] != model_errors.shape or model_errors.ndim != 2:
+        raise ValueError(
+            f"ladder_errors has shape {ladder_errors.shape}, model_errors {model_errors.shape}; expected "
+            "(rungs, states, saves) and (states, saves) on the same states and saves. Fix: errors_by_time of "
+            "every rung and the model against the same reference."
+        )
+    out = {"time": [], "factor": [], "lower": [], "upper": [], "censored": []}
+    for i in range(every, model_errors.shape[1], every):
+        out["time"].append(round(i * EVAL_INTERVAL, 10))
+        if not (np.all(np.isfinite(model_errors[:, i])) and np.all(np.isfinite(ladder_errors[:, :, i]))):
+            for key in ("factor", "lower", "upper", "censored"):
+                out[key].append(None)
+            continue
+        eq = nnpde.metrics.equivalent_resolution(
+            model_errors[:, i], ladder_errors[:, :, i], resolutions, coarse=coarse, higher_is_better=False
+        )
+        for key, name in (("factor", "factor"), ("lower", "factor_lower"), ("upper", "factor_upper")):
+            out[key].append(float(eq[name]))
+        out["censored"].append(eq["censored"])
+    return out
+
+
 def statistics(trajectories, resolution: int = COARSE, *, k_max: int = 12):
     """Time-mean kinetic energy and energy spectrum (``k <= k_max``) of trajectories
     ``(B, T, 2, n, n)`` on ``[0, 2 pi]^2``: what a long rollout must reproduce."""

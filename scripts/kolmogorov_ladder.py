@@ -580,6 +580,9 @@ def time_step_error(args, *, resolutions=(32, 64, 128), substeps=(1, 2, 4), mult
     return 0
 
 
+BY_TIME_UNTIL = 4.0  # time units: the validation horizon; the correlation time is read near 3.2
+
+
 _EARLIER_KEYS = ("date", "ladder", "mean_scores", "seconds_per_time_unit_per_trajectory")
 
 
@@ -879,6 +882,29 @@ def evaluate(args) -> int:
             f"{name}: {len(stable)} of {len(pieces)} runs stable for {duration:g} time units; reached {reached}; "
             f"the runtime CFL check would have stopped {entry['cfl_check_would_have_stopped']}"
         )
+    # the equivalent resolution along the rollout, on the velocity and on the vorticity
+    # error, up to BY_TIME_UNTIL (past it the coarse rungs' errors saturate as they
+    # decorrelate, and the ladder no longer separates resolutions)
+    saves = round(BY_TIME_UNTIL / ladder.EVAL_INTERVAL) + 1
+    errors = {
+        f"plain_{n}": ladder.errors_by_time(coarse_step, r[:, :saves], reference[:, :saves])
+        for n, r in rung_runs.items()
+    }
+    errors.update(
+        {
+            spec: ladder.errors_by_time(coarse_step, model_runs[spec][:, :saves], reference[:, :saves])
+            for spec in args.models
+        }
+    )
+    by_time = {
+        spec: {
+            q: ladder.equivalence_by_time(
+                errors[spec][q], np.stack([errors[f"plain_{n}"][q] for n in resolutions]), resolutions
+            )
+            for q in ("velocity", "vorticity")
+        }
+        for spec in args.models
+    }
     out = {
         "equivalent_resolution": {
             "estimate": headline["factor"],
@@ -912,6 +938,7 @@ def evaluate(args) -> int:
         "seconds_per_time_unit_rounds": {name: t["rounds"] for name, t in timings.items()},
         "timing": f"median of {args.timing_rounds} interleaved rounds, each stepper charged its best device split",
         "long_rollout_50": long_stats,
+        "equivalent_resolution_by_time": by_time,
         "machine": nnpde.environment() if hasattr(nnpde, "environment") else {},
         "date": time.strftime("%Y-%m-%d"),
         "command": "python " + " ".join(sys.argv),
@@ -964,11 +991,17 @@ def evaluate(args) -> int:
     k = 0
     for name, date, plain_costs, plain_times, model_rows in earlier:  # their own plain ladder: the timing drift
         ax[0].plot(
-            plain_costs, plain_times, "o--", color="0.6", mfc="none", lw=0.8, label=f"plain solver, {name} ({date})"
+            plain_costs,
+            plain_times,
+            "o--",
+            color="0.6",
+            mfc="none",
+            lw=0.8,
+            label=f"plain solver as timed {date} ({name})",
         )
         for spec, cost, corr in model_rows:
             m = markers[k % len(markers)]
-            ax[0].plot(cost, corr, m, mfc="none", color=faded[k], label=f"{label(spec)} ({name}, {date})")
+            ax[0].plot(cost, corr, m, mfc="none", color=faded[k], label=f"{label(spec)} (timed {date})")
             k += 1
     ax[0].set_xscale("log")
     ax[0].set_xlabel(
@@ -1005,7 +1038,35 @@ def evaluate(args) -> int:
     fig.legend(*ax[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.2 * rows + 0.1) / height, 1, 1))
     fig.savefig(args.figure, dpi=120)
+    plt.close(fig)
+    _by_time_figure(plt, args.figure.with_name(args.figure.stem + "_by_time.png"), by_time, results, label, colours)
     return 0
+
+
+def _by_time_figure(plt, path: Path, by_time: dict, results: dict, label, colours) -> None:
+    """Each model's equivalent resolution on the error at each time (velocity solid,
+    vorticity dashed, the 90 % band of the velocity's) with its equivalent resolution on
+    the correlation time (dotted), against the time of the rollout."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for colour, (spec, curves) in zip(colours, by_time.items()):
+        for quantity, style in (("velocity", "-"), ("vorticity", "--")):
+            c = curves[quantity]
+            kept = [i for i, f in enumerate(c["factor"]) if f is not None]
+            t = [c["time"][i] for i in kept]
+            ax.plot(t, [c["factor"][i] for i in kept], style, color=colour, label=f"{label(spec)}: {quantity} error")
+            if quantity == "velocity":
+                lower, upper = [c["lower"][i] for i in kept], [c["upper"][i] for i in kept]
+                ax.fill_between(t, lower, upper, color=colour, alpha=0.15, lw=0)
+        corr = results[spec]["correlation_time"]
+        if corr.get("factor") is not None:
+            ax.axhline(corr["factor"], color=colour, ls=":", lw=1.2, label=f"{label(spec)}: correlation time")
+    ax.set_xlabel("time of the rollout")
+    ax.set_ylabel(f"equivalent resolution (x {ladder.COARSE}$^2$) on the plain ladder")
+    ax.set_title("what a model is worth along its rollout (errors against the 512$^2$ truth)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -502,6 +502,42 @@ def test_earlier_results_add_their_models_to_the_figure(tmp_path, capsys, monkey
     assert not (tmp_path / "out").exists()
 
 
+def test_errors_by_time_and_the_equivalent_resolution_along_the_rollout():
+    """``errors_by_time``: relative L2 of the velocity and of the vorticity at every save
+    (a run 10 % too strong is 10 % off in both; a blown-up run is ``inf`` from there on).
+    ``equivalence_by_time``: a model that errs as the 64^2 rung does reads 2x at every
+    time, exactly; one halfway between the 32^2 and 64^2 rungs' errors reads 2^0.5 (the
+    ladder is interpolated linearly in log n); a blown-up save reads ``None``."""
+    reference = ladder.coarse_trajectories(_runs(16, [0, 1], 40), 8)
+    step = ladder.stepper(8)
+    errors = ladder.errors_by_time(step, 1.1 * reference, reference)
+    for quantity in ("velocity", "vorticity"):
+        assert errors[quantity].shape == reference.shape[:2]
+        np.testing.assert_allclose(errors[quantity], 0.1, rtol=1e-6)
+    blown = np.array(reference)
+    blown[1, 10:] = np.nan
+    errors = ladder.errors_by_time(step, blown, reference)
+    assert np.all(errors["vorticity"][1, 10:] == np.inf) and np.all(errors["velocity"][0] == 0)
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.01, 0.1, (16, 21)) * np.linspace(1, 5, 21)  # (states, saves): growing errors
+    rungs = np.stack([4 * base, 2 * base, base])  # 32, 64, 128
+    curve = ladder.equivalence_by_time(rungs[1], rungs, [32, 64, 128], coarse=32, every=4)
+    assert curve["time"] == [round(i * ladder.EVAL_INTERVAL, 10) for i in (4, 8, 12, 16, 20)]
+    np.testing.assert_allclose(curve["factor"], 2.0)
+    np.testing.assert_allclose(curve["lower"], 2.0)
+    np.testing.assert_allclose(curve["upper"], 2.0)  # every resample of the states: the same rung
+    halfway = ladder.equivalence_by_time(3 * base, rungs, [32, 64, 128], coarse=32, every=4)
+    np.testing.assert_allclose(halfway["factor"], 2**0.5)
+    assert all(lo <= 2**0.5 <= hi for lo, hi in zip(halfway["lower"], halfway["upper"]))
+    worse = np.array(3 * base)
+    worse[5, 8:] = np.inf
+    curve = ladder.equivalence_by_time(worse, rungs, [32, 64, 128], coarse=32, every=4)
+    assert curve["factor"][0] is not None and curve["factor"][1:] == [None] * 4
+    with pytest.raises(ValueError, match=r"expected \(rungs, states, saves\) and \(states, saves\)"):
+        ladder.equivalence_by_time(base[:8], rungs, [32, 64, 128])
+
+
 def test_results_json_holds_no_infinity():
     """A model that blew up has infinite errors: the results file writes them as null
     (strict JSON), not as ``Infinity``."""
