@@ -194,6 +194,13 @@ def main(argv=None) -> int:
         "models whose weights are not at hand",
     )
     parser.add_argument(
+        "--with-predictability",
+        action="store_true",
+        help="--part evaluate: also read the plain 256^2 solver started from each held-out state's 32^2 state "
+        "alone (--part predictability's smooth start; cached there, else about 10 min of one core) along the "
+        "rollout, beside the models: what the 32^2 state allows at each time",
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         default=list(COST_VARIANTS),
@@ -580,6 +587,7 @@ def time_step_error(args, *, resolutions=(32, 64, 128), substeps=(1, 2, 4), mult
     return 0
 
 
+PREDICTABILITY = f"plain_{ladder.TRAIN_RESOLUTION}_from_the_{ladder.COARSE}_state"
 BY_TIME_UNTIL = 4.0  # time units: the validation horizon; the correlation time is read near 3.2
 
 
@@ -896,6 +904,12 @@ def evaluate(args) -> int:
             for spec in args.models
         }
     )
+    curves = list(args.models)
+    if args.with_predictability:  # the information ruler: a function of the 32^2 state alone
+        print(f"{PREDICTABILITY}: the --part predictability smooth start (cached, else about 10 min of one core)")
+        smooth = ladder.predictability_runs(args.out, starts, donor_shifts=(0,))[0]
+        errors[PREDICTABILITY] = ladder.errors_by_time(coarse_step, smooth[:, :saves], reference[:, :saves])
+        curves.append(PREDICTABILITY)
     by_time = {
         spec: {
             q: ladder.equivalence_by_time(
@@ -903,7 +917,7 @@ def evaluate(args) -> int:
             )
             for q in ("velocity", "vorticity")
         }
-        for spec in args.models
+        for spec in curves
     }
     out = {
         "equivalent_resolution": {
@@ -1048,7 +1062,21 @@ def _by_time_figure(plt, path: Path, by_time: dict, results: dict, label, colour
     vorticity dashed, the 90 % band of the velocity's) with its equivalent resolution on
     the correlation time (dotted), against the time of the rollout."""
     fig, ax = plt.subplots(figsize=(8, 5))
-    for colour, (spec, curves) in zip(colours, by_time.items()):
+    if PREDICTABILITY in by_time:
+        ruler = by_time[PREDICTABILITY]
+        for quantity, style in (("velocity", "-"), ("vorticity", "--")):
+            c = ruler[quantity]
+            kept = [i for i, f in enumerate(c["factor"]) if f is not None]
+            ax.plot(
+                [c["time"][i] for i in kept],
+                [c["factor"][i] for i in kept],
+                style,
+                color="0.55",
+                lw=1.0,
+                label=f"plain {ladder.TRAIN_RESOLUTION}$^2$ from the {ladder.COARSE}$^2$ state alone: {quantity} error",
+            )
+    models = {spec: curves for spec, curves in by_time.items() if spec != PREDICTABILITY}
+    for colour, (spec, curves) in zip(colours, models.items()):
         for quantity, style in (("velocity", "-"), ("vorticity", "--")):
             c = curves[quantity]
             kept = [i for i, f in enumerate(c["factor"]) if f is not None]
