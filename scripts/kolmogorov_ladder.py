@@ -1061,7 +1061,7 @@ def _by_time_figure(plt, path: Path, by_time: dict, results: dict, label, colour
     """Each model's equivalent resolution on the error at each time (velocity solid,
     vorticity dashed, the 90 % band of the velocity's) with its equivalent resolution on
     the correlation time (dotted), against the time of the rollout."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(13, 5.5))
     if PREDICTABILITY in by_time:
         ruler = by_time[PREDICTABILITY]
         for quantity, style in (("velocity", "-"), ("vorticity", "--")):
@@ -1091,7 +1091,7 @@ def _by_time_figure(plt, path: Path, by_time: dict, results: dict, label, colour
     ax.set_xlabel("time of the rollout")
     ax.set_ylabel(f"equivalent resolution (x {ladder.COARSE}$^2$) on the plain ladder")
     ax.set_title("what a model is worth along its rollout (errors against the 512$^2$ truth)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the curves
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
