@@ -31,6 +31,7 @@ against the truth restricted to it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -890,6 +891,36 @@ def errors_by_time(step, runs, reference) -> dict:
             [np.asarray(nnpde.metrics.rollout_error(field(p), field(r))) for p, r in zip(runs, reference, strict=True)]
         )
         out[quantity] = np.where(np.isfinite(e), e, np.inf)
+    return out
+
+
+SHELLS = (0.0, 4.5, 8.5, 12.5, math.inf)
+"""Edges of the wavenumber shells of ``errors_by_shell``: |k| < 4.5 (the forcing's
+k = 4 and below), 4.5-8.5, 8.5-12.5, and above (to the 32^2 grid's corner, 16 sqrt 2)."""
+
+
+def errors_by_shell(runs, reference, *, saves, edges=SHELLS) -> np.ndarray:
+    """``(len(saves), shells)``: the relative L2 error of the velocity of ``runs``
+    against ``reference`` (``(states, saves + 1, 2, n, n)``, periodic) in each
+    wavenumber shell ``edges[i] <= |k| < edges[i + 1]`` at each of ``saves``, pooled
+    over the states and both components (the error's energy in the shell over the
+    reference's): which scales a model gets wrong, and when."""
+    runs, reference = np.asarray(runs), np.asarray(reference)
+    if runs.shape != reference.shape or runs.ndim != 5:
+        raise ValueError(
+            f"runs {runs.shape} and reference {reference.shape} must be the same (states, saves + 1, 2, n, n). "
+            "Fix: restrict both to the same grid and saves."
+        )
+    n = runs.shape[-1]
+    k = np.fft.fftfreq(n, 1.0 / n)
+    magnitude = np.hypot(k[:, None], k[None])
+    out = np.empty((len(saves), len(edges) - 1))
+    for i, save in enumerate(saves):
+        error = np.abs(np.fft.fft2(runs[:, save] - reference[:, save])) ** 2
+        power = np.abs(np.fft.fft2(reference[:, save])) ** 2
+        for j, (lo, hi) in enumerate(itertools.pairwise(edges)):
+            shell = (magnitude >= lo) & (magnitude < hi)
+            out[i, j] = np.sqrt(np.sum(error[..., shell]) / np.sum(power[..., shell]))
     return out
 
 

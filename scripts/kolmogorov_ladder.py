@@ -588,6 +588,7 @@ def time_step_error(args, *, resolutions=(32, 64, 128), substeps=(1, 2, 4), mult
 
 
 PREDICTABILITY = f"plain_{ladder.TRAIN_RESOLUTION}_from_the_{ladder.COARSE}_state"
+SHELL_TIMES = (0.16, 0.32, 0.64, 1.28, 3.2)  # time units at which errors_by_shell is read
 BY_TIME_UNTIL = 4.0  # time units: the validation horizon; the correlation time is read near 3.2
 
 
@@ -919,6 +920,18 @@ def evaluate(args) -> int:
         }
         for spec in curves
     }
+    # which scales the errors sit in, at a few times: the headline, the rungs, the ruler
+    shell_saves = [round(t / ladder.EVAL_INTERVAL) for t in SHELL_TIMES]
+    shell_runs = {head: model_runs[head], **{f"plain_{n}": r for n, r in rung_runs.items()}}
+    if args.with_predictability:
+        shell_runs[PREDICTABILITY] = smooth
+    by_shell = {
+        "times": list(SHELL_TIMES),
+        "shell_edges": [e if np.isfinite(e) else None for e in ladder.SHELLS],
+        "relative_error": {
+            name: ladder.errors_by_shell(r, reference, saves=shell_saves).tolist() for name, r in shell_runs.items()
+        },
+    }
     out = {
         "equivalent_resolution": {
             "estimate": headline["factor"],
@@ -953,6 +966,7 @@ def evaluate(args) -> int:
         "timing": f"median of {args.timing_rounds} interleaved rounds, each stepper charged its best device split",
         "long_rollout_50": long_stats,
         "equivalent_resolution_by_time": by_time,
+        "velocity_error_by_wavenumber_shell": by_shell,
         "machine": nnpde.environment() if hasattr(nnpde, "environment") else {},
         "date": time.strftime("%Y-%m-%d"),
         "command": "python " + " ".join(sys.argv),

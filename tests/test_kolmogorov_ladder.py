@@ -538,6 +538,30 @@ def test_errors_by_time_and_the_equivalent_resolution_along_the_rollout():
         ladder.equivalence_by_time(base[:8], rungs, [32, 64, 128])
 
 
+def test_errors_by_shell_put_an_error_in_the_shell_of_its_wavenumber():
+    """``errors_by_shell``: a perturbation of one Fourier mode (|k| = 10) is an error in
+    the 8.5-12.5 shell only, of the size its energy against the reference's there says;
+    the reference against itself has none; mismatched shapes are refused."""
+    reference = ladder.coarse_trajectories(_runs(16, [0, 1], 40), 8)[:, :5]  # (2, 5, 2, 8, 8)
+    reference = np.repeat(np.repeat(reference, 4, axis=-1), 4, axis=-2)  # on 32^2: every shell holds energy
+    reference = reference + 0.01 * np.random.default_rng(0).normal(size=reference.shape)
+    x = np.arange(32) * 2 * np.pi / 32
+    wave = 0.05 * np.cos(10 * x)[None, :] * np.ones((32, 1))  # k = (0, 10) on the last axis
+    runs = np.array(reference)
+    runs[:, 3, 0] += wave
+    errors = ladder.errors_by_shell(runs, reference, saves=[0, 3])
+    assert errors.shape == (2, len(ladder.SHELLS) - 1)
+    assert np.all(errors[0] == 0) and errors[1, 2] > 0
+    np.testing.assert_array_less(errors[1, [0, 1, 3]], 1e-12)
+    k = np.fft.fftfreq(32, 1 / 32)
+    shell = (np.hypot(k[:, None], k[None]) >= 8.5) & (np.hypot(k[:, None], k[None]) < 12.5)
+    power = np.sum(np.abs(np.fft.fft2(reference[:, 3])) ** 2 * shell)
+    expected = np.sqrt(2 * np.sum(np.abs(np.fft.fft2(wave)) ** 2) / power)  # the wave in both states
+    np.testing.assert_allclose(errors[1, 2], expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="must be the same"):
+        ladder.errors_by_shell(runs[:, :4], reference, saves=[0])
+
+
 def test_results_json_holds_no_infinity():
     """A model that blew up has infinite errors: the results file writes them as null
     (strict JSON), not as ``Infinity``."""
