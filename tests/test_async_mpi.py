@@ -95,8 +95,10 @@ if "straggler" in modes:
     slow = topo.group == 1
     run(AsyncAverager(topo, every=5, max_staleness=5, wait_free=True), 20)  # warm-up: compile everything
     me["clean"] = run(AsyncAverager(topo, every=5, max_staleness=5, wait_free=True), 200)
+    # the fast group's steps take 1 ms at least: unslowed (0.2-0.4 ms) its 200 steps could
+    # end before the straggler's first round (5 of its 10 ms steps), leaving no round to see
     me["straggler"] = run(AsyncAverager(topo, every=5, max_staleness=5, wait_free=True), 200,
-                          sleep=0.01 if slow else 0.0)
+                          sleep=0.01 if slow else 0.001)
 if "nan" in modes:
     me["clean"] = run(AsyncAverager(topo, every=4, max_staleness=4, progress="poll"), 40)
     logged = []
