@@ -298,6 +298,7 @@ def model(
     head: int = 3,
     expand: bool = False,
     forcing_inputs: bool = False,
+    stencil: int = STENCIL,
 ):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
     channels and ``depth`` layers, started as the plain solver (zero last layer), at the
@@ -348,6 +349,12 @@ def model(
             f"forcing_inputs=True conditions a learned interpolation's network; kind {kind!r} has none. "
             "Fix: forcing_inputs=False, or an interpolation kind."
         )
+    check_option("stencil", stencil, 3, f"e.g. {STENCIL} (Kochkov et al.'s 4 x 4) or 6.")
+    if stencil != STENCIL and not kind.startswith("interpolation"):
+        raise ValueError(
+            f"stencil={stencil} sizes a learned interpolation's stencils; kind {kind!r} has none. "
+            f"Fix: stencil={STENCIL}, or an interpolation kind."
+        )
     if hold > 1 and not kind.startswith("interpolation"):
         raise ValueError(
             f"hold={hold} holds learned stencils over several steps; kind {kind!r} has none. "
@@ -368,7 +375,7 @@ def model(
     net = cnn(
         seed,
         4 if forcing_inputs else 2,
-        quantities * nnpde.correction_size(STENCIL, 2),
+        quantities * nnpde.correction_size(stencil, 2),
         periodic=(True, True),
         hidden=hidden,
         depth=depth,
@@ -377,7 +384,7 @@ def model(
     if forcing_inputs:
         net = nnpde.FieldConditioned(net, forcing_fields(resolution))
     learned = nnpde.learned_interpolation(
-        plain.equation, net, size=STENCIL, bounded=kind == "interpolation", velocities=velocities
+        plain.equation, net, size=stencil, bounded=kind == "interpolation", velocities=velocities
     )
     return nnpde.PerStepInterpolation(
         nnpde.ProjectedRK(learned, dt=plain.dt, method="rk4", check_stability=check_stability),
@@ -467,6 +474,7 @@ def train(
     init_from: str | None = None,
     published=None,
     loss_on: str = "velocity",
+    stencil: int = STENCIL,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -503,7 +511,8 @@ def train(
     (a fresh clone continues a long training that an earlier machine published).
     ``loss_on``: the quantity whose relative squared error the loss takes, ``"velocity"``
     (the state) or ``"vorticity"`` (the coarse grid's, ``LOSS_QUANTITIES``: the error at
-    wavenumber ``k`` weighed by ``k^2``, as the vorticity correlation time weighs it)."""
+    wavenumber ``k`` weighed by ``k^2``, as the vorticity correlation time weighs it).
+    ``stencil``: the learned stencils' cells per axis (``model``)."""
     if loss_on not in LOSS_QUANTITIES:
         raise ValueError(
             f"loss_on must be one of {sorted(LOSS_QUANTITIES)}, got {loss_on!r}. "
@@ -525,7 +534,7 @@ def train(
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
-    sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs)
+    sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs, stencil=stencil)
     net = model(kind, check_stability=check_stability, **sizes)
     run_dir = model_dir(folder, kind, hidden, depth, tag)
     if published is not None and not _checkpointed(run_dir):
@@ -597,6 +606,8 @@ def train(
         config.update(init_from=started_from)
     if loss_on != "velocity":  # likewise
         config.update(loss_on=loss_on)
+    if stencil != STENCIL:  # likewise
+        config.update(stencil=stencil)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -653,7 +664,8 @@ def _warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, re
     if shapes != given_shapes:
         raise ValueError(
             f"init_from={source!r}: its network's weights have shapes {given_shapes}, this run's {shapes} "
-            "(another head or inputs). Fix: the same --head and --forcing-inputs as the run started from."
+            "(another head, inputs or stencil). Fix: the same --head, --forcing-inputs and --stencil as the run started "
+            "from."
         )
     return nnpde.combine(jax.tree.unflatten(jax.tree.structure(params), given), static), {"tag": source, "step": step}
 
@@ -1038,6 +1050,7 @@ def _net(config: dict, kind, hidden, depth, resolution, check_stability, expand)
         head=config.get("head", 3),
         expand=expand and kind.startswith("interpolation"),
         forcing_inputs=config.get("forcing_inputs", False),
+        stencil=config.get("stencil", STENCIL),
     )
 
 

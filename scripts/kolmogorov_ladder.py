@@ -141,6 +141,13 @@ def main(argv=None) -> int:
         "correlation time weighs them)",
     )
     parser.add_argument(
+        "--stencil",
+        type=int,
+        default=ladder.STENCIL,
+        help=f"--part model: cells per axis of each learned stencil (default {ladder.STENCIL}, Kochkov et al.'s "
+        "4 x 4; 6 reaches further)",
+    )
+    parser.add_argument(
         "--forcing-inputs",
         action="store_true",
         help="--part model: the interpolation network also reads the forcing's phase, sin(4y) and cos(4y)",
@@ -337,6 +344,7 @@ def train_model(args) -> int:
         forcing_inputs=args.forcing_inputs,
         init_from=args.init_from,
         loss_on=args.loss_on,
+        stencil=args.stencil,
         multiple=args.multiple,
         hold=args.hold,
         head=args.head,

@@ -669,8 +669,9 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     inner step at the ladder's step and so still checked; a zero network is the plain
     solver; training reads every ``hold``-th state and the run is rebuilt with its
     hold and its network's 1 x 1 head (``head=1``) and, trained with
-    ``forcing_inputs``, its network's forcing-phase inputs; a kind without stencils, a
-    hold that does not divide the evaluation interval, or another head, is refused."""
+    ``forcing_inputs``, its network's forcing-phase inputs, and with ``stencil=6``, its
+    6 x 6 stencils; a kind without stencils, a hold that does not divide the evaluation
+    interval, another head, or a stencil on a kind without stencils, is refused."""
     model = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, hold=2)
     assert model.dt == pytest.approx(2 * ladder.dt(16)) and model.hold == 2 and model.stepper.check_stability
     u0 = _runs(16, [3], 1)[0, 0]
@@ -681,12 +682,18 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
         ladder.model("correction", resolution=16, hold=2)
     with pytest.raises(ValueError, match=r"head must be 1 or 3 .* got 5"):
         ladder.model("interpolation", resolution=16, head=5)
+    wide = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, stencil=6)  # zero: plain
+    np.testing.assert_allclose(wide(jnp.asarray(u0)), ladder.stepper(16)(jnp.asarray(u0)), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="stencil=6 sizes a learned interpolation's stencils; kind 'closure'"):
+        ladder.model("closure", resolution=16, stencil=6)
+    with pytest.raises(ValueError, match=r"stencil must be an int >= 3, got 2"):
+        ladder.model("interpolation", resolution=16, stencil=2)
 
     data = _runs(16, range(6), 12)
     seen = _watch_fit(monkeypatch)
     common = dict(kind="interpolation", hidden=4, depth=2, steps=1, window=2, batch_size=2, progress=False)
     result = ladder.train(
-        tmp_path, data, hold=2, head=1, forcing_inputs=True, validation_steps=4, eval_every=1, **common
+        tmp_path, data, hold=2, head=1, forcing_inputs=True, stencil=6, validation_steps=4, eval_every=1, **common
     )
     np.testing.assert_array_equal(seen["train"], data[:-4, ::2])
     assert result.model.hold == 2 and int(result.state.step) == 1
@@ -700,6 +707,9 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     kernels = [leaf.shape for leaf in jax.tree.leaves(again) if getattr(leaf, "ndim", 0) == 4]
     assert kernels[-1][:2] == (1, 1) and kernels[0][:2] == (3, 3)
     assert settings["forcing_inputs"] is True and kernels[0][2] == 4  # the velocity and the forcing's phase
+    assert settings["stencil"] == 6 and again.stepper.equation.reconstruction.size == 6
+    targets, sides = ladder.stepper(16).equation.reconstruction_targets  # 33 coefficients: 36 cells less 3
+    assert kernels[-1][3] == targets * sides * 33 == targets * sides * nnpde.correction_size(6, 2)
     network = again.stepper.equation.reconstruction.network
     assert isinstance(network, nnpde.FieldConditioned)
     np.testing.assert_array_equal(network.fields, ladder.forcing_fields(16))
