@@ -664,8 +664,8 @@ def _warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, re
     if shapes != given_shapes:
         raise ValueError(
             f"init_from={source!r}: its network's weights have shapes {given_shapes}, this run's {shapes} "
-            "(another head, inputs or stencil). Fix: the same --head, --forcing-inputs and --stencil as the run started "
-            "from."
+            "(another head, inputs or stencil). Fix: the same --head, --forcing-inputs and --stencil as the run "
+            "started from."
         )
     return nnpde.combine(jax.tree.unflatten(jax.tree.structure(params), given), static), {"tag": source, "step": step}
 
