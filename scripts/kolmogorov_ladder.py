@@ -1079,44 +1079,44 @@ def evaluate(args) -> int:
     return 0
 
 
-def _by_time_figure(plt, path: Path, by_time: dict, results: dict, label, colours) -> None:
+def _by_time_figure(plt, path: Path, by_time: dict, results: dict, label, colours) -> list[str]:
     """Each model's equivalent resolution on the error at each time (velocity solid,
     vorticity dashed, the 90 % band of the velocity's) with its equivalent resolution on
-    the correlation time (dotted), against the time of the rollout."""
+    the correlation time (dotted), against the time of the rollout; the information
+    ruler (``PREDICTABILITY``), where given, in grey. Returns the legend's labels."""
     fig, ax = plt.subplots(figsize=(13, 5.5))
+
+    def curve(c: dict, style: str, band: bool, **line) -> None:  # the saves with a reading (None: blown up)
+        kept = [i for i, f in enumerate(c["factor"]) if f is not None]
+        t = [c["time"][i] for i in kept]
+        ax.plot(t, [c["factor"][i] for i in kept], style, **line)
+        if band:
+            lower, upper = [c["lower"][i] for i in kept], [c["upper"][i] for i in kept]
+            ax.fill_between(t, lower, upper, color=line["color"], alpha=0.15, lw=0)
+
+    ruler_name = f"plain {ladder.TRAIN_RESOLUTION}$^2$ from the {ladder.COARSE}$^2$ state alone"
+    learned = [(spec, curves) for spec, curves in by_time.items() if spec != PREDICTABILITY]
+    models = [(spec, curves, colour) for (spec, curves), colour in zip(learned, colours)]
     if PREDICTABILITY in by_time:
-        ruler = by_time[PREDICTABILITY]
+        models.insert(0, (PREDICTABILITY, by_time[PREDICTABILITY], "0.55"))
+    for spec, curves, colour in models:
+        ruler = spec == PREDICTABILITY
+        name = ruler_name if ruler else label(spec)
         for quantity, style in (("velocity", "-"), ("vorticity", "--")):
-            c = ruler[quantity]
-            kept = [i for i, f in enumerate(c["factor"]) if f is not None]
-            ax.plot(
-                [c["time"][i] for i in kept],
-                [c["factor"][i] for i in kept],
-                style,
-                color="0.55",
-                lw=1.0,
-                label=f"plain {ladder.TRAIN_RESOLUTION}$^2$ from the {ladder.COARSE}$^2$ state alone: {quantity} error",
-            )
-    models = {spec: curves for spec, curves in by_time.items() if spec != PREDICTABILITY}
-    for colour, (spec, curves) in zip(colours, models.items()):
-        for quantity, style in (("velocity", "-"), ("vorticity", "--")):
-            c = curves[quantity]
-            kept = [i for i, f in enumerate(c["factor"]) if f is not None]
-            t = [c["time"][i] for i in kept]
-            ax.plot(t, [c["factor"][i] for i in kept], style, color=colour, label=f"{label(spec)}: {quantity} error")
-            if quantity == "velocity":
-                lower, upper = [c["lower"][i] for i in kept], [c["upper"][i] for i in kept]
-                ax.fill_between(t, lower, upper, color=colour, alpha=0.15, lw=0)
-        corr = results[spec]["correlation_time"]
+            line = dict(color=colour, label=f"{name}: {quantity} error", **({"lw": 1.0} if ruler else {}))
+            curve(curves[quantity], style, band=quantity == "velocity" and not ruler, **line)
+        corr = {} if ruler else results[spec]["correlation_time"]
         if corr.get("factor") is not None:
-            ax.axhline(corr["factor"], color=colour, ls=":", lw=1.2, label=f"{label(spec)}: correlation time")
+            ax.axhline(corr["factor"], color=colour, ls=":", lw=1.2, label=f"{name}: correlation time")
     ax.set_xlabel("time of the rollout")
     ax.set_ylabel(f"equivalent resolution (x {ladder.COARSE}$^2$) on the plain ladder")
     ax.set_title("what a model is worth along its rollout (errors against the 512$^2$ truth)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the curves
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return labels
 
 
 if __name__ == "__main__":

@@ -538,6 +538,45 @@ def test_errors_by_time_and_the_equivalent_resolution_along_the_rollout():
         ladder.equivalence_by_time(base[:8], rungs, [32, 64, 128])
 
 
+def test_the_by_time_figure_draws_every_model_and_the_ruler(tmp_path):
+    """``_by_time_figure`` (``--part evaluate``'s second figure) renders each model's
+    velocity and vorticity curves, its correlation-time level where it has one, and the
+    information ruler, skipping the saves at which a run had blown up (``None``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    script = _script()
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.01, 0.1, (16, 21)) * np.linspace(1, 5, 21)
+    rungs = np.stack([4 * base, 2 * base, base])
+    worse = np.array(3 * base)
+    worse[5, 8:] = np.inf  # blown up: the curve stops
+    curves = {
+        q: ladder.equivalence_by_time(rungs[1], rungs, [32, 64, 128], coarse=32, every=4)
+        for q in ("velocity", "vorticity")
+    }
+    broken = {
+        q: ladder.equivalence_by_time(worse, rungs, [32, 64, 128], coarse=32, every=4)
+        for q in ("velocity", "vorticity")
+    }
+    by_time = {"interpolation:16:3:a": curves, "interpolation:16:3:b": broken, script.PREDICTABILITY: curves}
+    results = {
+        "interpolation:16:3:a": {"correlation_time": {"factor": 2.0}},
+        "interpolation:16:3:b": {"correlation_time": {"factor": None}},
+    }
+    path = tmp_path / "by_time.png"
+    labels = script._by_time_figure(plt, path, by_time, results, lambda spec: spec.split(":")[-1], ["C0", "C1"])
+    assert path.stat().st_size > 10_000
+    ruler = [x for x in labels if "from the" in x]
+    assert len(ruler) == 2 and all("state alone" in x for x in ruler)
+    for name in ("a", "b"):
+        assert f"{name}: velocity error" in labels and f"{name}: vorticity error" in labels
+    assert "a: correlation time" in labels and "b: correlation time" not in labels  # b has no reading
+    assert len(labels) == 7
+
+
 def test_errors_by_shell_put_an_error_in_the_shell_of_its_wavenumber():
     """``errors_by_shell``: a perturbation of one Fourier mode (|k| = 10) is an error in
     the 8.5-12.5 shell only, of the size its energy against the reference's there says;
