@@ -518,6 +518,7 @@ def train(
             f"loss_on must be one of {sorted(LOSS_QUANTITIES)}, got {loss_on!r}. "
             "Fix: 'velocity' (the state) or 'vorticity' (what the correlation time scores)."
         )
+    check_option("seed", seed, 0, "e.g. 0, or 1 for a replicate of the same recipe.")
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     check_option("hold", hold, 1, "e.g. 1 (the stencils chosen at every step) or 2.")
     per_model_step = multiple * hold  # coarse steps

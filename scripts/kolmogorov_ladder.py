@@ -141,6 +141,13 @@ def main(argv=None) -> int:
         "correlation time weighs them)",
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="--part model: the seed of the network's initialisation and of the sampled training windows (another "
+        "seed: a replicate of the same recipe, for the spread between training runs); give the run its own --tag",
+    )
+    parser.add_argument(
         "--stencil",
         type=int,
         default=ladder.STENCIL,
@@ -345,6 +352,7 @@ def train_model(args) -> int:
         init_from=args.init_from,
         loss_on=args.loss_on,
         stencil=args.stencil,
+        seed=args.seed,
         multiple=args.multiple,
         hold=args.hold,
         head=args.head,

@@ -254,7 +254,8 @@ def test_a_run_can_start_from_another_runs_weights(tmp_path, monkeypatch, correc
     """``init_from`` (fine-tuning): the new run hands ``nnpde.fit`` the newest weights of
     the run it names, with its own step and settings, and records where it started;
     the run itself, a missing run, or a network of another shape (head) is refused
-    before any training. ``--init-from`` reaches ``ladder.train``."""
+    before any training, as is a negative seed. ``--init-from``, ``--seed`` and
+    ``--stencil`` reach ``ladder.train``."""
     import shutil
 
     folder, data, first, _ = correction_run
@@ -292,6 +293,8 @@ def test_a_run_can_start_from_another_runs_weights(tmp_path, monkeypatch, correc
         ladder.train(tmp_path, data, init_from="nope", tag="t2", **common)
     with pytest.raises(ValueError, match=r"init_from='': its network's weights have shapes .* Fix: the same --head"):
         ladder.train(tmp_path, data, init_from="", head=1, tag="t3", **common)
+    with pytest.raises(ValueError, match=r"seed must be an int >= 0, got -1. Fix: e.g. 0, or 1 for a replicate"):
+        ladder.train(tmp_path, data, seed=-1, tag="t4", **common)
 
     script = _script()
     seen = {}
@@ -301,6 +304,10 @@ def test_a_run_can_start_from_another_runs_weights(tmp_path, monkeypatch, correc
     argv = ["--part", "model", "--kind", "correction", "--init-from", "base", "--tag", "tuned"]
     assert script.main([*argv, "--out", str(tmp_path)]) == 0
     assert seen["init_from"] == "base" and seen["tag"] == "tuned"
+    assert seen["seed"] == 0 and seen["stencil"] == ladder.STENCIL  # the defaults
+    argv = ["--part", "model", "--kind", "interpolation", "--seed", "3", "--stencil", "6", "--tag", "r3"]
+    assert script.main([*argv, "--out", str(tmp_path)]) == 0
+    assert seen["seed"] == 3 and seen["stencil"] == 6 and seen["tag"] == "r3"
 
 
 def test_a_published_run_is_scored_and_resumed_from_a_fresh_clone(tmp_path, correction_run):
