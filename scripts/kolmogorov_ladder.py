@@ -85,6 +85,7 @@ def main(argv=None) -> int:
             "gap",
             "publish",
             "predictability",
+            "compare",
         ),
         default="all",
     )
@@ -208,6 +209,23 @@ def main(argv=None) -> int:
         "models whose weights are not at hand",
     )
     parser.add_argument(
+        "--scores",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="RESULTS",
+        help="--part compare: results JSONs of --part evaluate whose per-state scores are pooled (a model scored "
+        "in several must read the same in each; the plain rungs must, so the held-out states are the same)",
+    )
+    parser.add_argument(
+        "--pairs",
+        nargs="+",
+        default=[],
+        metavar="A=B",
+        help="--part compare: model A against model B (KIND:H:D:TAG as in --models, or plain_N), paired over the "
+        "held-out states: the mean ratio of A's scores to B's with its 90%% bootstrap interval",
+    )
+    parser.add_argument(
         "--with-predictability",
         action="store_true",
         help="--part evaluate: also read the plain 256^2 solver started from each held-out state's 32^2 state "
@@ -294,6 +312,11 @@ def main(argv=None) -> int:
         return publish(args)
     if args.part == "predictability":
         return predictability(args)
+    if args.part == "compare":
+        try:
+            return compare(args)
+        except ValueError as error:
+            parser.error(str(error))
     rates = {n: seconds_per_time_unit(n) for n in (ladder.SPINUP_RESOLUTION, ladder.TRAIN_RESOLUTION)}
     rates[ladder.TRUTH_RESOLUTION] = rates[ladder.TRAIN_RESOLUTION] * 8  # 4x the cells, 2x the steps
     print(f"backend {jax.default_backend()}; measured s per time unit: {rates}")
@@ -609,6 +632,79 @@ BY_TIME_UNTIL = 4.0  # time units: the validation horizon; the correlation time 
 
 
 _EARLIER_KEYS = ("date", "ladder", "mean_scores", "seconds_per_time_unit_per_trajectory")
+
+
+def compare(args) -> int:
+    """``--part compare``: each of ``--pairs`` ``A=B`` paired over the held-out states
+    (``nnpde.metrics.paired_ratio`` of A's per-state correlation times and errors to
+    B's), from the per-state scores pooled over ``--scores``: models scored in different
+    evaluation calls, or whose weights are gone, compared as exactly as within one call.
+    Written to ``--results`` (default ``benchmarks/results/kolmogorov_paired.json``)."""
+    pooled, origin = _pooled_scores(args.scores)
+    pairs = []
+    for pair in args.pairs:
+        a, sep, b = pair.partition("=")
+        if not sep or not a or not b:
+            raise ValueError(f"--pairs {pair!r} is not A=B. Fix: e.g. KIND:64:6:new=KIND:64:6:base.")
+        missing = [m for m in (a, b) if m not in pooled]
+        if missing:
+            raise ValueError(
+                f"--pairs {pair}: {missing} not scored in --scores {[str(p) for p in args.scores]}. "
+                f"Fix: one of {sorted(pooled)}, or add the results file that scored it."
+            )
+        pairs.append((a, b))
+    if not pairs:
+        raise ValueError("--part compare needs --pairs A=B ... Fix: name the models to compare.")
+    out = {"pairs": [], "scores": {m: str(origin[m]) for pair in pairs for m in pair}}
+    for a, b in pairs:
+        row = {"model": a, "baseline": b}
+        for metric in ("correlation_time", "error_0.64", "error_2.56"):
+            row[metric] = nnpde.metrics.paired_ratio(pooled[a][metric], pooled[b][metric])
+        out["pairs"].append(row)
+        text = ", ".join(
+            f"{metric} {r['estimate']:.3f} [{r['lower']:.3f}, {r['upper']:.3f}] (larger on {r['larger_on']} of "
+            f"{r['states']})"
+            for metric, r in row.items()
+            if isinstance(r, dict)
+        )
+        print(f"{a} / {b}: {text}")
+    out.update(date=time.strftime("%Y-%m-%d"), command="scripts/kolmogorov_ladder.py " + " ".join(sys.argv[1:]))
+    path = args.results or Path("benchmarks/results/kolmogorov_paired.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(out, indent=2))
+    os.replace(partial, path)
+    print(f"wrote {path}")
+    return 0
+
+
+def _pooled_scores(paths) -> tuple[dict, dict]:
+    """``(per-state scores by model, the file each came from)`` over the results files
+    ``paths``; refused where the files disagree (another set of held-out states, or a
+    model scored differently)."""
+    if not paths:
+        raise ValueError("--part compare needs --scores RESULTS ... Fix: the results JSONs of --part evaluate.")
+    pooled, origin = {}, {}
+    for path in paths:
+        try:
+            scores = json.loads(Path(path).read_text())["per_state_scores"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"--scores {path}: no per-state scores ({type(error).__name__}: {error}). "
+                "Fix: a results JSON of --part evaluate."
+            ) from None
+        for model, table in scores.items():
+            table = {k: np.asarray([math.inf if x is None else x for x in v], float) for k, v in table.items()}
+            if model in pooled:
+                if not all(np.array_equal(pooled[model][k], table[k]) for k in ("correlation_time", "error_0.64")):
+                    what = "the held-out states differ" if model.startswith("plain_") else "it was scored differently"
+                    raise ValueError(
+                        f"--scores: {model} reads differently in {origin[model]} and {path} ({what}). "
+                        "Fix: compare results of the same held-out states and the same weights."
+                    )
+                continue
+            pooled[model], origin[model] = table, path
+    return pooled, origin
 
 
 def _earlier_results(path: Path) -> dict:

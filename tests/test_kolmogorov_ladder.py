@@ -509,6 +509,46 @@ def test_earlier_results_add_their_models_to_the_figure(tmp_path, capsys, monkey
     assert not (tmp_path / "out").exists()
 
 
+def test_compare_pairs_models_scored_in_different_calls(tmp_path, capsys, monkeypatch):
+    """``--part compare``: per-state scores pooled over two kept results files (the same
+    held-out states: their plain rungs agree) pair a model of one with a model of the
+    other; a pair within one file reads exactly what that evaluation recorded. Files
+    that disagree on a rung, an unknown model, or a pair that is not ``A=B`` are refused
+    with the fix, before anything is written."""
+    script = _script()
+    monkeypatch.chdir(ROOT)
+    head = "benchmarks/results/kolmogorov_equivalent_resolution.json"
+    old = "benchmarks/results/kolmogorov_equivalent_resolution_ft_w16lr1s500.json"
+    recorded = json.loads((ROOT / head).read_text())
+    headline = recorded["headline_model"]
+    other = next(m for m in recorded["models"] if m != headline)
+    earlier = "interpolation_velocity:64:6:m2h2k1w8lr3s2000augx32"  # scored only in the older file
+    out = tmp_path / "paired.json"
+    argv = ["--part", "compare", "--scores", head, old, "--results", str(out)]
+    assert exit_status(script.main, [*argv, "--pairs", f"{other}={headline}", f"{headline}={earlier}"]) == 0
+    pairs = json.loads(out.read_text())["pairs"]
+    assert pairs[0]["correlation_time"] == recorded["models"][other][f"paired_with_{headline}"]["correlation_time"]
+    across = pairs[1]["correlation_time"]
+    assert across["states"] == 16 and across["lower"] <= across["estimate"] <= across["upper"]
+    assert f"{headline} / {earlier}: correlation_time" in capsys.readouterr().out
+
+    shifted = json.loads((ROOT / old).read_text())
+    shifted["per_state_scores"]["plain_32"]["correlation_time"][0] += 0.01  # another set of states
+    bad = tmp_path / "shifted.json"
+    bad.write_text(json.dumps(shifted))
+    out.unlink()
+    for extra, says in (
+        (["--scores", head, str(bad), "--pairs", f"{headline}={earlier}"], "plain_32 reads differently"),
+        (["--scores", head, "--pairs", f"{headline}={earlier}"], f"['{earlier}'] not scored"),
+        (["--scores", head, "--pairs", headline], "is not A=B"),
+        (["--pairs", f"{headline}={headline}"], "needs --scores"),
+    ):
+        assert exit_status(script.main, ["--part", "compare", "--results", str(out), *extra]) == 2
+        stderr = capsys.readouterr().err
+        assert says in stderr and "Fix:" in stderr, stderr
+    assert not out.exists()
+
+
 def test_errors_by_time_and_the_equivalent_resolution_along_the_rollout():
     """``errors_by_time``: relative L2 of the velocity and of the vorticity at every save
     (a run 10 % too strong is 10 % off in both; a blown-up run is ``inf`` from there on).
