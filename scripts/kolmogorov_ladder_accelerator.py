@@ -122,6 +122,8 @@ def worker(args) -> int:
     sizes["hold"] = args.hold
     sizes["head"] = args.head
     sizes["augment"] = args.augment
+    sizes["seed"] = args.seed
+    sizes["stencil"] = args.stencil
     sizes.update(_sizes(args.tiny))
     ladder.train(
         args.out / "probe",
@@ -268,6 +270,10 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--augment", action="store_true", help="train on windows mapped by random symmetries of the flow"
     )
+    parser.add_argument("--seed", type=int, default=0, help="the seed of the initialisation and the sampled windows")
+    parser.add_argument(
+        "--stencil", type=int, default=ladder.STENCIL, help="cells per axis of each learned stencil (Kochkov's 4)"
+    )
     parser.add_argument(
         "--extra-seeds",
         type=int,
@@ -348,6 +354,7 @@ def main(argv=None) -> int:
         line += ["--tiny"] if args.tiny else []
         line += ["--unchecked"] if args.unchecked else []
         line += ["--augment"] if args.augment else []
+        line += ["--seed", str(args.seed), "--stencil", str(args.stencil)]
         workers.append((text, subprocess.Popen(line, env=env)))
     report["models"] = {}
     for text, process in workers:
