@@ -927,13 +927,12 @@ def errors_by_shell(runs, reference, *, saves, edges=SHELLS) -> np.ndarray:
     n = runs.shape[-1]
     k = np.fft.fftfreq(n, 1.0 / n)
     magnitude = np.hypot(k[:, None], k[None])
-    out = np.empty((len(saves), len(edges) - 1))
+    shells = [(magnitude >= lo) & (magnitude < hi) for lo, hi in itertools.pairwise(edges)]
+    out = np.empty((len(saves), len(shells)))
     for i, save in enumerate(saves):
         error = np.abs(np.fft.fft2(runs[:, save] - reference[:, save])) ** 2
         power = np.abs(np.fft.fft2(reference[:, save])) ** 2
-        for j, (lo, hi) in enumerate(itertools.pairwise(edges)):
-            shell = (magnitude >= lo) & (magnitude < hi)
-            out[i, j] = np.sqrt(np.sum(error[..., shell]) / np.sum(power[..., shell]))
+        out[i] = [np.sqrt(np.sum(error[..., shell]) / np.sum(power[..., shell])) for shell in shells]
     return out
 
 

@@ -657,23 +657,17 @@ def compare(args) -> int:
         raise ValueError("--part compare needs --pairs A=B ... Fix: name the models to compare.")
     out = {"pairs": [], "scores": {m: str(origin[m]) for pair in pairs for m in pair}}
     for a, b in pairs:
-        row = {"model": a, "baseline": b}
-        for metric in ("correlation_time", "error_0.64", "error_2.56"):
-            row[metric] = nnpde.metrics.paired_ratio(pooled[a][metric], pooled[b][metric])
-        out["pairs"].append(row)
+        ratios = {m: nnpde.metrics.paired_ratio(pooled[a][m], pooled[b][m]) for m in pooled[a]}
+        out["pairs"].append({"model": a, "baseline": b, **ratios})
         text = ", ".join(
-            f"{metric} {r['estimate']:.3f} [{r['lower']:.3f}, {r['upper']:.3f}] (larger on {r['larger_on']} of "
-            f"{r['states']})"
-            for metric, r in row.items()
-            if isinstance(r, dict)
+            f"{m} {r['estimate']:.3f} [{r['lower']:.3f}, {r['upper']:.3f}] "
+            f"(larger on {r['larger_on']} of {r['states']})"
+            for m, r in ratios.items()
         )
         print(f"{a} / {b}: {text}")
     out.update(date=time.strftime("%Y-%m-%d"), command="scripts/kolmogorov_ladder.py " + " ".join(sys.argv[1:]))
     path = args.results or Path("benchmarks/results/kolmogorov_paired.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(out, indent=2))
-    os.replace(partial, path)
+    _write_results(path, out)
     print(f"wrote {path}")
     return 0
 
@@ -693,10 +687,12 @@ def _pooled_scores(paths) -> tuple[dict, dict]:
                 f"--scores {path}: no per-state scores ({type(error).__name__}: {error}). "
                 "Fix: a results JSON of --part evaluate."
             ) from None
-        for model, table in scores.items():
+        for model, table in scores.items():  # _write_results stored a blown-up run's inf as None
             table = {k: np.asarray([math.inf if x is None else x for x in v], float) for k, v in table.items()}
             if model in pooled:
-                if not all(np.array_equal(pooled[model][k], table[k]) for k in ("correlation_time", "error_0.64")):
+                if pooled[model].keys() != table.keys() or not all(
+                    np.array_equal(pooled[model][k], table[k]) for k in table
+                ):
                     what = "the held-out states differ" if model.startswith("plain_") else "it was scored differently"
                     raise ValueError(
                         f"--scores: {model} reads differently in {origin[model]} and {path} ({what}). "
