@@ -67,6 +67,7 @@ EVAL_INTERVAL = 0.08
 STAGGER = (0, 1)  # u on the x-faces, v on the y-faces
 VALIDATION_SEEDS = 4  # the last training seeds, kept out of training for model selection
 STENCIL = 4  # Kochkov et al.'s 4 x 4 learned-interpolation stencil
+BASES = ("van_leer", "central")  # the learned interpolation's base scheme (``model(base=)``)
 KINDS = ("interpolation", "correction", "interpolation_unclipped", "closure", "interpolation_velocity")
 THRESHOLD = 0.95  # Kochkov et al.'s vorticity correlation threshold
 
@@ -77,16 +78,23 @@ def dt(resolution: int) -> float:
 
 
 def stepper(
-    resolution: int, *, check_stability: bool = True, substeps: int = 1, multiple: int = 1
+    resolution: int,
+    *,
+    check_stability: bool = True,
+    substeps: int = 1,
+    multiple: int = 1,
+    advection: str = "van_leer",
 ) -> nnpde.ProjectedRK:
     """The plain solver on ``resolution``^2 cells (van Leer fluxes, projected RK4;
     ``check_stability``: ``nnpde.ProjectedRK``'s runtime CFL check), with the step
     ``dt(resolution) * multiple / substeps`` (the ladder's time-step error test: a
-    step split in ``substeps``, or ``multiple`` steps taken as one)."""
+    step split in ``substeps``, or ``multiple`` steps taken as one). ``advection``:
+    another face reconstruction (``"central"``: the base of ``model(base="central")``;
+    the ladder's rungs are van Leer)."""
     check_option("substeps", substeps, 1, "e.g. 1 (the ladder's step) or 2.")
     check_option("multiple", multiple, 1, "e.g. 1 (the ladder's step) or 2.")
     return nnpde.ProjectedRK(
-        kolmogorov.make_equation(kolmogorov.make_grid(resolution)),
+        kolmogorov.make_equation(kolmogorov.make_grid(resolution), advection=advection),
         dt=dt(resolution) * multiple / substeps,
         method="rk4",
         check_stability=check_stability,
@@ -299,6 +307,7 @@ def model(
     expand: bool = False,
     forcing_inputs: bool = False,
     stencil: int = STENCIL,
+    base: str = "van_leer",
 ):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
     channels and ``depth`` layers, started as the plain solver (zero last layer), at the
@@ -334,7 +343,12 @@ def model(
     ``forcing_inputs`` (the interpolation kinds): the network also reads the forcing's
     phase, ``sin(k y)`` and ``cos(k y)`` at the cell centres (``nnpde.FieldConditioned``,
     ``forcing_fields``): a periodic convolution is blind to where a cell sits in the
-    forcing's wave, which sets the local statistics of the flow."""
+    forcing's wave, which sets the local statistics of the flow. ``base`` (the
+    interpolation kinds): the scheme the learned stencils correct, ``"van_leer"`` (the
+    plain solver's: limited, so first order at every extremum) or ``"central"`` (the
+    two-cell mean: linear and non-dissipative, so the network adds the dissipation the
+    coarse grid needs instead of cancelling a limiter's); a zero network gives that
+    scheme's solver."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")
@@ -360,8 +374,17 @@ def model(
             f"hold={hold} holds learned stencils over several steps; kind {kind!r} has none. "
             "Fix: hold=1, or an interpolation kind."
         )
+    if base not in BASES:
+        raise ValueError(
+            f"base must be one of {BASES}, got {base!r}. Fix: 'van_leer' (the plain solver's) or 'central'."
+        )
+    if base != "van_leer" and not kind.startswith("interpolation"):
+        raise ValueError(
+            f"base={base!r} is the scheme a learned interpolation corrects; kind {kind!r} has none. "
+            "Fix: base='van_leer', or an interpolation kind."
+        )
     check_stability = check_stability and multiple == 1
-    plain = stepper(resolution, check_stability=check_stability, multiple=multiple)
+    plain = stepper(resolution, check_stability=check_stability, multiple=multiple, advection=base)
     if kind == "correction":
         net = cnn(seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth, head_kernel_size=head)
         return nnpde.CorrectedStepper(plain, net, scale=plain.dt, project=True)
@@ -475,6 +498,7 @@ def train(
     published=None,
     loss_on: str = "velocity",
     stencil: int = STENCIL,
+    base: str = "van_leer",
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -512,7 +536,8 @@ def train(
     ``loss_on``: the quantity whose relative squared error the loss takes, ``"velocity"``
     (the state) or ``"vorticity"`` (the coarse grid's, ``LOSS_QUANTITIES``: the error at
     wavenumber ``k`` weighed by ``k^2``, as the vorticity correlation time weighs it).
-    ``stencil``: the learned stencils' cells per axis (``model``)."""
+    ``stencil``: the learned stencils' cells per axis; ``base``: the scheme they
+    correct (``model``)."""
     if loss_on not in LOSS_QUANTITIES:
         raise ValueError(
             f"loss_on must be one of {sorted(LOSS_QUANTITIES)}, got {loss_on!r}. "
@@ -535,7 +560,7 @@ def train(
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
-    sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs, stencil=stencil)
+    sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs, stencil=stencil, base=base)
     net = model(kind, check_stability=check_stability, **sizes)
     run_dir = model_dir(folder, kind, hidden, depth, tag)
     if published is not None and not _checkpointed(run_dir):
@@ -609,6 +634,8 @@ def train(
         config.update(loss_on=loss_on)
     if stencil != STENCIL:  # likewise
         config.update(stencil=stencil)
+    if base != "van_leer":  # likewise
+        config.update(base=base)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -1051,6 +1078,7 @@ def _net(config: dict, kind, hidden, depth, resolution, check_stability, expand)
         expand=expand and kind.startswith("interpolation"),
         forcing_inputs=config.get("forcing_inputs", False),
         stencil=config.get("stencil", STENCIL),
+        base=config.get("base", "van_leer"),
     )
 
 

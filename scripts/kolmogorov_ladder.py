@@ -156,6 +156,13 @@ def main(argv=None) -> int:
         "4 x 4; 6 reaches further)",
     )
     parser.add_argument(
+        "--base",
+        choices=ladder.BASES,
+        default="van_leer",
+        help="--part model: the scheme the learned stencils correct (van_leer: the plain solver's, limited; "
+        "central: the two-cell mean, linear and non-dissipative, the network adding the dissipation)",
+    )
+    parser.add_argument(
         "--forcing-inputs",
         action="store_true",
         help="--part model: the interpolation network also reads the forcing's phase, sin(4y) and cos(4y)",
@@ -375,6 +382,7 @@ def train_model(args) -> int:
         init_from=args.init_from,
         loss_on=args.loss_on,
         stencil=args.stencil,
+        base=args.base,
         seed=args.seed,
         multiple=args.multiple,
         hold=args.hold,

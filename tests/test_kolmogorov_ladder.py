@@ -304,10 +304,10 @@ def test_a_run_can_start_from_another_runs_weights(tmp_path, monkeypatch, correc
     argv = ["--part", "model", "--kind", "correction", "--init-from", "base", "--tag", "tuned"]
     assert script.main([*argv, "--out", str(tmp_path)]) == 0
     assert seen["init_from"] == "base" and seen["tag"] == "tuned"
-    assert seen["seed"] == 0 and seen["stencil"] == ladder.STENCIL  # the defaults
+    assert seen["seed"] == 0 and seen["stencil"] == ladder.STENCIL and seen["base"] == "van_leer"  # the defaults
     argv = ["--part", "model", "--kind", "interpolation", "--seed", "3", "--stencil", "6", "--tag", "r3"]
-    assert script.main([*argv, "--out", str(tmp_path)]) == 0
-    assert seen["seed"] == 3 and seen["stencil"] == 6 and seen["tag"] == "r3"
+    assert script.main([*argv, "--out", str(tmp_path), "--base", "central"]) == 0
+    assert seen["seed"] == 3 and seen["stencil"] == 6 and seen["tag"] == "r3" and seen["base"] == "central"
 
 
 def test_a_published_run_is_scored_and_resumed_from_a_fresh_clone(tmp_path, correction_run):
@@ -756,8 +756,11 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     solver; training reads every ``hold``-th state and the run is rebuilt with its
     hold and its network's 1 x 1 head (``head=1``) and, trained with
     ``forcing_inputs``, its network's forcing-phase inputs, and with ``stencil=6``, its
-    6 x 6 stencils; a kind without stencils, a hold that does not divide the evaluation
-    interval, another head, or a stencil on a kind without stencils, is refused."""
+    6 x 6 stencils, and with ``base="central"``, stencils that correct the two-cell mean
+    (a zero network: the plain solver with central advection, not the ladder's van
+    Leer); a kind without stencils, a hold that does not divide the evaluation
+    interval, another head, a stencil or base on a kind without stencils, or an unknown
+    base, is refused."""
     model = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, hold=2)
     assert model.dt == pytest.approx(2 * ladder.dt(16)) and model.hold == 2 and model.stepper.check_stability
     u0 = _runs(16, [3], 1)[0, 0]
@@ -774,12 +777,31 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
         ladder.model("closure", resolution=16, stencil=6)
     with pytest.raises(ValueError, match=r"stencil must be an int >= 3, got 2"):
         ladder.model("interpolation", resolution=16, stencil=2)
+    linear = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, base="central")
+    central = ladder.stepper(16, advection="central")
+    assert central.equation.flow.advection == "central" and isinstance(central.equation.reconstruction, nnpde.Central)
+    assert isinstance(linear.stepper.equation.reconstruction.base, nnpde.Central)
+    np.testing.assert_allclose(linear(jnp.asarray(u0)), central(jnp.asarray(u0)), rtol=0, atol=1e-12)
+    assert np.max(np.abs(np.asarray(central(jnp.asarray(u0)) - ladder.stepper(16)(jnp.asarray(u0))))) > 1e-6
+    with pytest.raises(ValueError, match="base='central' is the scheme a learned interpolation corrects; kind 'clos"):
+        ladder.model("closure", resolution=16, base="central")
+    with pytest.raises(ValueError, match=r"base must be one of \('van_leer', 'central'\), got 'weno'. Fix:"):
+        ladder.model("interpolation", resolution=16, base="weno")
 
     data = _runs(16, range(6), 12)
     seen = _watch_fit(monkeypatch)
     common = dict(kind="interpolation", hidden=4, depth=2, steps=1, window=2, batch_size=2, progress=False)
     result = ladder.train(
-        tmp_path, data, hold=2, head=1, forcing_inputs=True, stencil=6, validation_steps=4, eval_every=1, **common
+        tmp_path,
+        data,
+        hold=2,
+        head=1,
+        forcing_inputs=True,
+        stencil=6,
+        base="central",
+        validation_steps=4,
+        eval_every=1,
+        **common,
     )
     np.testing.assert_array_equal(seen["train"], data[:-4, ::2])
     assert result.model.hold == 2 and int(result.state.step) == 1
@@ -794,6 +816,7 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     assert kernels[-1][:2] == (1, 1) and kernels[0][:2] == (3, 3)
     assert settings["forcing_inputs"] is True and kernels[0][2] == 4  # the velocity and the forcing's phase
     assert settings["stencil"] == 6 and again.stepper.equation.reconstruction.size == 6
+    assert settings["base"] == "central" and isinstance(again.stepper.equation.reconstruction.base, nnpde.Central)
     targets, sides = ladder.stepper(16).equation.reconstruction_targets  # 33 coefficients: 36 cells less 3
     assert kernels[-1][3] == targets * sides * 33 == targets * sides * nnpde.correction_size(6, 2)
     network = again.stepper.equation.reconstruction.network
