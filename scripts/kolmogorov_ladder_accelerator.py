@@ -69,7 +69,16 @@ def _sizes(tiny: bool):
 
 
 def device_costs(
-    specs, *, resolutions, states: int = 16, duration: float = 0.16, multiple: int = 1, hold: int = 1, head: int = 3
+    specs,
+    *,
+    resolutions,
+    states: int = 16,
+    duration: float = 0.16,
+    multiple: int = 1,
+    hold: int = 1,
+    head: int = 3,
+    stencil: int = ladder.STENCIL,
+    base: str = "van_leer",
 ) -> dict:
     """Seconds per simulated time unit per trajectory of each plain rung and model (at
     ``multiple`` coarse steps per step, the stencils held over ``hold`` steps) on this
@@ -96,7 +105,8 @@ def device_costs(
     )
     for text in specs:
         kind, hidden, depth = _spec(text)
-        learned = ladder.model(kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head)
+        options = dict(stencil=stencil, base=base) if kind.startswith("interpolation") else {}
+        learned = ladder.model(kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head, **options)
         costs[text] = ladder.seconds_per_time_unit(learned, u0, duration=duration)
         print(f"  {text}: {costs[text]:.4g} s per time unit per trajectory", flush=True)
     return costs
@@ -111,20 +121,38 @@ def _step_seconds(run_dir: Path) -> float:
     return (last["time"] - first["time"]) / (last["step"] - first["step"])
 
 
+def train_settings(args) -> dict:
+    """The keyword arguments of ``ladder.train`` that a worker's command line sets (the
+    recipe: every run of one call trains with the same)."""
+    sizes = dict(window=args.window, batch_size=args.batch_size, learning_rate=args.learning_rate)
+    sizes["check_stability"] = not args.unchecked
+    sizes.update(multiple=args.multiple, hold=args.hold, head=args.head, augment=args.augment)
+    sizes.update(seed=args.seed, stencil=args.stencil, base=args.base, loss_on=args.loss_on)
+    sizes.update(_sizes(args.tiny))
+    return sizes
+
+
+def worker_line(args, text: str, deadline: float) -> list[str]:
+    """The command line of the worker that trains model ``text`` with this call's recipe."""
+    line = [sys.executable, __file__, "--worker", text, "--tag", args.tag, "--out", str(args.out)]
+    line += ["--window", str(args.window), "--batch-size", str(args.batch_size)]
+    line += ["--learning-rate", str(args.learning_rate), "--deadline", str(deadline - 20.0)]
+    line += ["--multiple", str(args.multiple), "--hold", str(args.hold), "--head", str(args.head)]
+    line += ["--worker-report", str(args.out / f"worker_{text.replace(':', '_')}.json")]
+    line += ["--tiny"] if args.tiny else []
+    line += ["--unchecked"] if args.unchecked else []
+    line += ["--augment"] if args.augment else []
+    line += ["--seed", str(args.seed), "--stencil", str(args.stencil), "--base", args.base]
+    line += ["--loss-on", args.loss_on]
+    return line
+
+
 def worker(args) -> int:
     """One model: time its steps, then train for what the budget leaves."""
     began = time.perf_counter()
     kind, hidden, depth = _spec(args.worker)
     trajectories = np.load(args.out / "coarse_training.npy")
-    sizes = dict(window=args.window, batch_size=args.batch_size, learning_rate=args.learning_rate)
-    sizes["check_stability"] = not args.unchecked
-    sizes["multiple"] = args.multiple
-    sizes["hold"] = args.hold
-    sizes["head"] = args.head
-    sizes["augment"] = args.augment
-    sizes["seed"] = args.seed
-    sizes["stencil"] = args.stencil
-    sizes.update(_sizes(args.tiny))
+    sizes = train_settings(args)
     ladder.train(
         args.out / "probe",
         trajectories,
@@ -188,8 +216,9 @@ def smoke(folder: Path) -> int:
     correction model trained 2 steps on 16^2 noise, checkpointed and read back."""
     rng = np.random.default_rng(0)
     step = ladder.stepper(16)
-    u = np.stack([np.asarray(step.equation.project(rng.standard_normal((2, 16, 16)))) for _ in range(6)])
-    data = ladder.rollouts(step, u, 8, 1).astype(np.float32)
+    noise = [jax.numpy.asarray(rng.standard_normal((2, 16, 16))) for _ in range(6)]  # JAX's default float
+    u = np.stack([np.asarray(step.equation.project(v)) for v in noise])
+    data = ladder.rollouts(step, u, 8, 1)
     first = ladder.train(
         folder,
         data,
@@ -254,7 +283,8 @@ def diagnose(path: Path) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def parse(argv=None) -> argparse.Namespace:
+    """The command line (``--worker`` lines included: ``worker_line``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["interpolation:64:6", "interpolation:32:4"])
     parser.add_argument("--tag", default="accel", help="appended to each run directory's name")
@@ -273,6 +303,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the seed of the initialisation and the sampled windows")
     parser.add_argument(
         "--stencil", type=int, default=ladder.STENCIL, help="cells per axis of each learned stencil (Kochkov's 4)"
+    )
+    parser.add_argument(
+        "--base", choices=ladder.BASES, default="van_leer", help="the scheme the learned stencils correct"
+    )
+    parser.add_argument(
+        "--loss-on",
+        choices=sorted(ladder.LOSS_QUANTITIES),
+        default="velocity",
+        help="the quantity the unrolled loss compares",
     )
     parser.add_argument(
         "--extra-seeds",
@@ -297,6 +336,11 @@ def main(argv=None) -> int:
             ladder.extra_seeds(args.extra_seeds)  # a count that is negative or reaches the held-out seeds
         except ValueError as error:
             parser.error(f"--extra-seeds {args.extra_seeds}: {error}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
     for text in args.models:
         kind, _, _ = _spec(text)
         if kind not in ladder.KINDS:
@@ -338,7 +382,13 @@ def main(argv=None) -> int:
     resolutions = (32, 64) if args.tiny else (32, 64, 128, 256, 512)
     if not args.skip_costs:
         report["seconds_per_time_unit_per_trajectory"] = device_costs(
-            args.models, resolutions=resolutions, multiple=args.multiple, hold=args.hold, head=args.head
+            args.models,
+            resolutions=resolutions,
+            multiple=args.multiple,
+            hold=args.hold,
+            head=args.head,
+            stencil=args.stencil,
+            base=args.base,
         )
         save()
     report["runtime_cfl_check"] = not args.unchecked
@@ -346,16 +396,7 @@ def main(argv=None) -> int:
     env = dict(os.environ)
     workers = []
     for text in args.models:
-        line = [sys.executable, __file__, "--worker", text, "--tag", args.tag, "--out", str(args.out)]
-        line += ["--window", str(args.window), "--batch-size", str(args.batch_size)]
-        line += ["--learning-rate", str(args.learning_rate), "--deadline", str(deadline - 20.0)]
-        line += ["--multiple", str(args.multiple), "--hold", str(args.hold), "--head", str(args.head)]
-        line += ["--worker-report", str(args.out / f"worker_{text.replace(':', '_')}.json")]
-        line += ["--tiny"] if args.tiny else []
-        line += ["--unchecked"] if args.unchecked else []
-        line += ["--augment"] if args.augment else []
-        line += ["--seed", str(args.seed), "--stencil", str(args.stencil)]
-        workers.append((text, subprocess.Popen(line, env=env)))
+        workers.append((text, subprocess.Popen(worker_line(args, text, deadline), env=env)))
     report["models"] = {}
     for text, process in workers:
         try:
