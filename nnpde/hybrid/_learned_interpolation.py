@@ -101,7 +101,11 @@ def learned_interpolation(
     have a pluggable reconstruction (a ``reconstruction`` field and
     ``reconstruction_targets``, ``(targets, sides)``, and ``with_reconstruction``:
     ``solvers.Burgers``, ``solvers.NavierStokes2D`` and equations that wrap them); its
-    current reconstruction becomes the base scheme.
+    current reconstruction becomes the base scheme. A limited base (van Leer) drops to
+    first order at every extremum, and the network must cancel that dissipation where
+    it is not wanted; a linear one (``advection="central"``: the two-cell mean) leaves
+    the network all of the dissipation to choose (``problems.kolmogorov_ladder``'s
+    ``base`` option compares the two).
     ``size``: stencil cells per axis (4: Kochkov's 4x4 in 2-D); ``sides``: states per
     face to predict (the equation's default: 2 for a Riemann flux's left and right
     states, 1 for a carried value); ``bounded``: clip each face value to its two
