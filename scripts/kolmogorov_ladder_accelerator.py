@@ -342,9 +342,14 @@ def parse(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse(argv)
     for text in args.models:
-        kind, _, _ = _spec(text)
+        kind, hidden, depth = _spec(text)
         if kind not in ladder.KINDS:
             raise SystemExit(f"--models: {text!r} is not KIND:HIDDEN:DEPTH with KIND in {ladder.KINDS}.")
+        recipe = dict(multiple=args.multiple, hold=args.hold, head=args.head, stencil=args.stencil, base=args.base)
+        try:  # the recipe fits every model (a base or stencil needs learned stencils), before any data or training
+            ladder.model(kind, hidden=hidden, depth=depth, **recipe)
+        except ValueError as error:
+            raise SystemExit(f"--models {text}: {error}") from None
     if args.smoke:
         return smoke(args.smoke)
     if args.diagnose:

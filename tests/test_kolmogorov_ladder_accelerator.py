@@ -61,6 +61,8 @@ def test_a_workers_command_line_carries_the_whole_recipe(tmp_path):
 
 
 def test_bad_input_is_refused_before_any_work(tmp_path, capsys):
+    """An unreadable option, an unknown kind, or a recipe that a model cannot take (a
+    base for a kind without learned stencils) stops the call before any data or report."""
     script = _script()
     with pytest.raises(SystemExit):
         script.parse(["--extra-seeds", "-1"])
@@ -70,6 +72,10 @@ def test_bad_input_is_refused_before_any_work(tmp_path, capsys):
     assert "invalid choice: 'weno'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match=r"--models: 'interp:8:2' is not KIND:HIDDEN:DEPTH"):
         script.main(["--models", "interp:8:2", "--out", str(tmp_path), "--report", str(tmp_path / "r.json")])
+    assert not (tmp_path / "r.json").exists()
+    argv = ["--models", "interpolation:8:2", "correction:8:2", "--base", "central", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match=r"--models correction:8:2: base='central' is the scheme a learned interp"):
+        script.main([*argv, "--report", str(tmp_path / "r.json")])
     assert not (tmp_path / "r.json").exists()
 
 
