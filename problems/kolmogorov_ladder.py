@@ -67,7 +67,8 @@ EVAL_INTERVAL = 0.08
 STAGGER = (0, 1)  # u on the x-faces, v on the y-faces
 VALIDATION_SEEDS = 4  # the last training seeds, kept out of training for model selection
 STENCIL = 4  # Kochkov et al.'s 4 x 4 learned-interpolation stencil
-BASES = ("van_leer", "central")  # the learned interpolation's base scheme (``model(base=)``)
+BASE = "van_leer"  # the scheme learned stencils correct by default: the plain solver's (``model(base=)``)
+BASES = (BASE, "central")
 KINDS = ("interpolation", "correction", "interpolation_unclipped", "closure", "interpolation_velocity")
 THRESHOLD = 0.95  # Kochkov et al.'s vorticity correlation threshold
 
@@ -307,7 +308,7 @@ def model(
     expand: bool = False,
     forcing_inputs: bool = False,
     stencil: int = STENCIL,
-    base: str = "van_leer",
+    base: str = BASE,
 ):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
     channels and ``depth`` layers, started as the plain solver (zero last layer), at the
@@ -378,7 +379,7 @@ def model(
         raise ValueError(
             f"base must be one of {BASES}, got {base!r}. Fix: 'van_leer' (the plain solver's) or 'central'."
         )
-    if base != "van_leer" and not kind.startswith("interpolation"):
+    if base != BASE and not kind.startswith("interpolation"):
         raise ValueError(
             f"base={base!r} is the scheme a learned interpolation corrects; kind {kind!r} has none. "
             "Fix: base='van_leer', or an interpolation kind."
@@ -498,7 +499,7 @@ def train(
     published=None,
     loss_on: str = "velocity",
     stencil: int = STENCIL,
-    base: str = "van_leer",
+    base: str = BASE,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -634,7 +635,7 @@ def train(
         config.update(loss_on=loss_on)
     if stencil != STENCIL:  # likewise
         config.update(stencil=stencil)
-    if base != "van_leer":  # likewise
+    if base != BASE:  # likewise
         config.update(base=base)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
@@ -1078,7 +1079,7 @@ def _net(config: dict, kind, hidden, depth, resolution, check_stability, expand)
         expand=expand and kind.startswith("interpolation"),
         forcing_inputs=config.get("forcing_inputs", False),
         stencil=config.get("stencil", STENCIL),
-        base=config.get("base", "van_leer"),
+        base=config.get("base", BASE),
     )
 
 

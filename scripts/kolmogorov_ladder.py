@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--base",
         choices=ladder.BASES,
-        default="van_leer",
+        default=ladder.BASE,
         help="--part model: the scheme the learned stencils correct (van_leer: the plain solver's, limited; "
         "central: the two-cell mean, linear and non-dissipative, the network adding the dissipation)",
     )

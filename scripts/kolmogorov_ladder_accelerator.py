@@ -78,7 +78,7 @@ def device_costs(
     hold: int = 1,
     head: int = 3,
     stencil: int = ladder.STENCIL,
-    base: str = "van_leer",
+    base: str = ladder.BASE,
 ) -> dict:
     """Seconds per simulated time unit per trajectory of each plain rung and model (at
     ``multiple`` coarse steps per step, the stencils held over ``hold`` steps) on this
@@ -105,8 +105,9 @@ def device_costs(
     )
     for text in specs:
         kind, hidden, depth = _spec(text)
-        options = dict(stencil=stencil, base=base) if kind.startswith("interpolation") else {}
-        learned = ladder.model(kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head, **options)
+        learned = ladder.model(
+            kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head, stencil=stencil, base=base
+        )
         costs[text] = ladder.seconds_per_time_unit(learned, u0, duration=duration)
         print(f"  {text}: {costs[text]:.4g} s per time unit per trajectory", flush=True)
     return costs
@@ -305,7 +306,7 @@ def parse(argv=None) -> argparse.Namespace:
         "--stencil", type=int, default=ladder.STENCIL, help="cells per axis of each learned stencil (Kochkov's 4)"
     )
     parser.add_argument(
-        "--base", choices=ladder.BASES, default="van_leer", help="the scheme the learned stencils correct"
+        "--base", choices=ladder.BASES, default=ladder.BASE, help="the scheme the learned stencils correct"
     )
     parser.add_argument(
         "--loss-on",
