@@ -71,6 +71,7 @@ BASE = "van_leer"  # the scheme learned stencils correct by default: the plain s
 BASES = (BASE, "central")
 KINDS = ("interpolation", "correction", "interpolation_unclipped", "closure", "interpolation_velocity")
 THRESHOLD = 0.95  # Kochkov et al.'s vorticity correlation threshold
+K_MAX = 12  # the long rollouts' spectrum is scored at k <= K_MAX (and the spectrum loss takes these shells)
 
 
 def dt(resolution: int) -> float:
@@ -500,6 +501,7 @@ def train(
     loss_on: str = "velocity",
     stencil: int = STENCIL,
     base: str = BASE,
+    spectrum_weight: float = 0.0,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -538,7 +540,11 @@ def train(
     (the state) or ``"vorticity"`` (the coarse grid's, ``LOSS_QUANTITIES``: the error at
     wavenumber ``k`` weighed by ``k^2``, as the vorticity correlation time weighs it).
     ``stencil``: the learned stencils' cells per axis; ``base``: the scheme they
-    correct (``model``)."""
+    correct (``model``). ``spectrum_weight``: adds that times the squared log-ratio of
+    the batch-mean energy spectra (shells ``1..K_MAX``) of prediction and reference at
+    every unrolled step (``nnpde.unrolled_loss(spectrum=...)``; of the vorticity, an
+    enstrophy spectrum, with ``loss_on="vorticity"``): it charges the energy that a
+    mean-square loss lets a rollout lose at the scales it cannot place."""
     if loss_on not in LOSS_QUANTITIES:
         raise ValueError(
             f"loss_on must be one of {sorted(LOSS_QUANTITIES)}, got {loss_on!r}. "
@@ -560,6 +566,7 @@ def train(
         raise TypeError(f"augment must be True or False, got {augment!r}.")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}. Fix: e.g. noise = 0.01, or 0 for none.")
+    check_spectrum_weight(spectrum_weight)
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
     sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs, stencil=stencil, base=base)
     net = model(kind, check_stability=check_stability, **sizes)
@@ -604,14 +611,20 @@ def train(
         }
 
     observable = LOSS_QUANTITIES[loss_on](trajectories.shape[-1])
+    spacing = 2 * math.pi / trajectories.shape[-1]
+
+    def spectrum(q):  # energy per shell 1..K_MAX of a state (C, n, n), or of a field (n, n)
+        return nnpde.metrics.energy_spectrum(q if q.ndim == 3 else q[None], spacing)[1][1 : K_MAX + 1]
+
+    extra = dict(spectrum=spectrum, spectrum_weight=spectrum_weight) if spectrum_weight else {}
 
     def loss(m, batch, key):
         if augment:
             key, sub = jax.random.split(key)
             batch = kolmogorov.random_symmetry(sub, batch)
         if noise:
-            return nnpde.unrolled_loss(m, batch, noise=noise, key=key, observable=observable)
-        return nnpde.unrolled_loss(m, batch, observable=observable)
+            return nnpde.unrolled_loss(m, batch, noise=noise, key=key, observable=observable, **extra)
+        return nnpde.unrolled_loss(m, batch, observable=observable, **extra)
 
     optimizer = _optimizer(learning_rate, steps)
     config = dict(kind=kind, hidden=hidden, depth=depth, steps=steps, window=window, batch_size=batch_size)
@@ -637,6 +650,8 @@ def train(
         config.update(stencil=stencil)
     if base != BASE:  # likewise
         config.update(base=base)
+    if spectrum_weight:  # likewise
+        config.update(spectrum_weight=float(spectrum_weight))
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -661,6 +676,13 @@ def train(
         config=config,
         stop_when=stop_when,
     )
+
+
+def check_spectrum_weight(spectrum_weight) -> None:
+    """``train``'s ``spectrum_weight``: a finite number >= 0, else a ValueError with the fix."""
+    weight = spectrum_weight
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+        raise ValueError(f"spectrum_weight must be a finite number >= 0, got {weight!r}. Fix: e.g. 0.1, or 0 for none.")
 
 
 LOSS_QUANTITIES = {
@@ -996,7 +1018,7 @@ def equivalence_by_time(model_errors, ladder_errors, resolutions, *, coarse: int
     return out
 
 
-def statistics(trajectories, resolution: int = COARSE, *, k_max: int = 12):
+def statistics(trajectories, resolution: int = COARSE, *, k_max: int = K_MAX):
     """Time-mean kinetic energy and energy spectrum (``k <= k_max``) of trajectories
     ``(B, T, 2, n, n)`` on ``[0, 2 pi]^2``: what a long rollout must reproduce."""
     states = jnp.asarray(np.asarray(trajectories).reshape(-1, 2, resolution, resolution))

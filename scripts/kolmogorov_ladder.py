@@ -142,6 +142,13 @@ def main(argv=None) -> int:
         "correlation time weighs them)",
     )
     parser.add_argument(
+        "--spectrum-weight",
+        type=float,
+        default=0.0,
+        help="--part model: weight of a loss term on the batch-mean energy spectrum (shells 1..12, squared log-ratio "
+        "to the reference's) at every unrolled step: charges the energy a mean-square loss lets rollouts lose",
+    )
+    parser.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -299,6 +306,10 @@ def main(argv=None) -> int:
         except ValueError as error:
             parser.error(str(error))
         args.earlier_results.append((path, earlier))
+    try:
+        ladder.check_spectrum_weight(args.spectrum_weight)
+    except ValueError as error:
+        parser.error(f"--spectrum-weight: {error}")
     if args.extra_seeds:
         try:
             ladder.extra_seeds(args.extra_seeds)  # a count that is negative or reaches the held-out seeds
@@ -383,6 +394,7 @@ def train_model(args) -> int:
         loss_on=args.loss_on,
         stencil=args.stencil,
         base=args.base,
+        spectrum_weight=args.spectrum_weight,
         seed=args.seed,
         multiple=args.multiple,
         hold=args.hold,

@@ -129,6 +129,7 @@ def train_settings(args) -> dict:
     sizes["check_stability"] = not args.unchecked
     sizes.update(multiple=args.multiple, hold=args.hold, head=args.head, augment=args.augment)
     sizes.update(seed=args.seed, stencil=args.stencil, base=args.base, loss_on=args.loss_on)
+    sizes.update(spectrum_weight=args.spectrum_weight)
     sizes.update(_sizes(args.tiny))
     return sizes
 
@@ -144,7 +145,7 @@ def worker_line(args, text: str, deadline: float) -> list[str]:
     line += ["--unchecked"] if args.unchecked else []
     line += ["--augment"] if args.augment else []
     line += ["--seed", str(args.seed), "--stencil", str(args.stencil), "--base", args.base]
-    line += ["--loss-on", args.loss_on]
+    line += ["--loss-on", args.loss_on, "--spectrum-weight", str(args.spectrum_weight)]
     return line
 
 
@@ -315,6 +316,12 @@ def parse(argv=None) -> argparse.Namespace:
         help="the quantity the unrolled loss compares",
     )
     parser.add_argument(
+        "--spectrum-weight",
+        type=float,
+        default=0.0,
+        help="weight of the loss term on the batch-mean energy spectrum (as kolmogorov_ladder.py --spectrum-weight)",
+    )
+    parser.add_argument(
         "--extra-seeds",
         type=int,
         default=0,
@@ -337,6 +344,10 @@ def parse(argv=None) -> argparse.Namespace:
             ladder.extra_seeds(args.extra_seeds)  # a count that is negative or reaches the held-out seeds
         except ValueError as error:
             parser.error(f"--extra-seeds {args.extra_seeds}: {error}")
+    try:
+        ladder.check_spectrum_weight(args.spectrum_weight)
+    except ValueError as error:
+        parser.error(f"--spectrum-weight: {error}")
     return args
 
 

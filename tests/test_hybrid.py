@@ -161,6 +161,39 @@ def test_unrolled_loss_compares_an_observable_of_the_states():
         nnpde.unrolled_loss(stepper, targets, observable="vorticity")
 
 
+def _shells(u):
+    """Energy per shell 1..8 of a periodic 1-D state ``(1, 32)`` on ``[0, 2 pi)``."""
+    return nnpde.metrics.energy_spectrum(u, 2 * math.pi / 32)[1][1:9]
+
+
+def test_unrolled_loss_spectrum_term_charges_energy_per_scale_not_phase():
+    """The spectrum term of ``unrolled_loss``: zero for a reference that is the rollout
+    shifted in space (same energy per scale, all phases wrong), exactly
+    ``weight * (2 log c)^2`` for one scaled by ``c`` at every step, and refused when
+    it is asked for without a spectrum or with a bad weight."""
+    eq = burgers()
+    stepper = nnpde.ExplicitRK(eq, dt=0.02, method="ssprk3")
+    starts = jnp.stack([wave(32, p) for p in (0.0, 1.0)])
+    trajectories = jax.vmap(lambda u: nnpde.rollout(stepper, u, 4, include_init=True))(starts)
+    shifted = jnp.concatenate([trajectories[:, :1], jnp.roll(trajectories[:, 1:], 7, axis=-1)], axis=1)
+    plain = nnpde.unrolled_loss(stepper, shifted)
+    assert plain > 0.1  # the squared error sees the wrong phases
+    with_term = nnpde.unrolled_loss(stepper, shifted, spectrum=_shells, spectrum_weight=10.0)
+    np.testing.assert_allclose(with_term, plain, rtol=1e-5)  # the spectra agree: no charge
+    c = 1.1
+    scaled = jnp.concatenate([trajectories[:, :1], c * trajectories[:, 1:]], axis=1)
+    weights = [1.0, 2.0, 3.0, 4.0]
+    plain = nnpde.unrolled_loss(stepper, scaled, weights=weights)
+    with_term = nnpde.unrolled_loss(stepper, scaled, weights=weights, spectrum=_shells, spectrum_weight=0.5)
+    np.testing.assert_allclose(with_term - plain, 0.5 * (2 * math.log(c)) ** 2, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"spectrum_weight=0\.5 weighs a spectrum term, but spectrum is None"):
+        nnpde.unrolled_loss(stepper, scaled, spectrum_weight=0.5)
+    with pytest.raises(ValueError, match=r"spectrum_weight must be a finite number >= 0, got -1.0"):
+        nnpde.unrolled_loss(stepper, scaled, spectrum=_shells, spectrum_weight=-1.0)
+    with pytest.raises(TypeError, match="spectrum"):  # (the suite's type checker may refuse it first)
+        nnpde.unrolled_loss(stepper, scaled, spectrum="energy", spectrum_weight=1.0)
+
+
 def _loss_cases():
     eq = burgers()
     stepper = nnpde.ExplicitRK(eq, dt=0.02, method="ssprk3")
@@ -177,6 +210,11 @@ def _loss_cases():
     yield "unrolled-checkpointed", closure, lambda m: nnpde.unrolled_loss(m, targets, n_steps=4, checkpoint="sqrt")
     yield "unrolled-noise", corrected, lambda m: nnpde.unrolled_loss(m, targets, n_steps=3, noise=0.1, key=key)
     yield "unrolled-observable", corrected, lambda m: nnpde.unrolled_loss(m, targets, n_steps=3, observable=_slope)
+    yield (
+        "unrolled-spectrum",
+        corrected,
+        lambda m: nnpde.unrolled_loss(m, targets, n_steps=3, spectrum=_shells, spectrum_weight=3.0),
+    )
     yield (
         "residual",
         emulator,
@@ -205,11 +243,11 @@ def _loss_cases():
 @functools.cache
 def _loss_case_list() -> tuple:
     """``_loss_cases()``, built once for the module's tests (each case's test would
-    otherwise build all nine, their data rollout included)."""
+    otherwise build all ten, their data rollout included)."""
     return tuple(_loss_cases())
 
 
-@pytest.mark.parametrize("case", list(range(9)))
+@pytest.mark.parametrize("case", list(range(10)))
 def test_loss_gradient_matches_finite_differences(case):
     name, model, loss = _loss_case_list()[case]
     params, static = nnpde.partition(model)

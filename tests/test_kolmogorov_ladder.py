@@ -970,6 +970,39 @@ def test_a_vorticity_loss_compares_the_coarse_grids_vorticity(tmp_path, monkeypa
         ladder.train(tmp_path, data, loss_on="enstrophy", tag="bad", progress=False, **common)
 
 
+def test_a_spectrum_weight_adds_the_batch_mean_spectrum_term_to_the_loss(tmp_path, monkeypatch):
+    """``spectrum_weight``: the loss handed to ``nnpde.fit`` is the unrolled loss plus
+    the weighted spectrum term on the shells 1..K_MAX of the coarse grid (the term
+    ``nnpde.unrolled_loss`` takes), the weight is recorded only when set, and a negative
+    weight is refused before any work, in ``train`` and in the script's options."""
+    seen = {}
+    monkeypatch.setattr(nnpde, "fit", lambda net, loss, data, **kw: seen.update(net=net, loss=loss))
+    data = _runs(16, range(6), 12)
+    common = dict(kind="correction", hidden=4, depth=2, steps=1, window=2, batch_size=2, validation_steps=4)
+    ladder.train(tmp_path, data, spectrum_weight=0.5, tag="spec", progress=False, **common)
+    settings = (ladder.model_dir(tmp_path, "correction", 4, 2, "spec") / "settings.json").read_text()
+    assert '"spectrum_weight": 0.5' in settings
+    batch, key = jnp.asarray(data[:2, :3]), jax.random.key(7)
+    batch = batch.at[:, 1:].multiply(0.9)  # the references hold less energy at every scale
+    loss = eqx.filter_jit(seen["loss"])(seen["net"], batch, key)
+    h = 2 * np.pi / 16
+
+    def shells(u):
+        return nnpde.metrics.energy_spectrum(u, h)[1][1 : ladder.K_MAX + 1]
+
+    expected = nnpde.unrolled_loss(seen["net"], batch, spectrum=shells, spectrum_weight=0.5)
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    plain = nnpde.unrolled_loss(seen["net"], batch)
+    assert loss - plain > 0.5 * 0.01  # at least the first step's (2 log 0.9)^2 / 2, weighted
+    ladder.train(tmp_path, data, progress=False, **common)
+    assert "spectrum_weight" not in (ladder.model_dir(tmp_path, "correction", 4, 2) / "settings.json").read_text()
+    with pytest.raises(ValueError, match=r"spectrum_weight must be a finite number >= 0, got -0.1"):
+        ladder.train(tmp_path, data, spectrum_weight=-0.1, tag="bad", progress=False, **common)
+    argv = ["--part", "model", "--spectrum-weight", "-1", "--out", str(tmp_path / "none")]
+    assert exit_status(_script().main, argv) == 2
+    assert not (tmp_path / "none").exists()
+
+
 def test_generalisation_gap_reads_training_and_validation_seeds_apart():
     """``generalisation_gap``: the plain solver on its own runs has no loss on the
     training seeds; noise on the later states of the validation seeds (the last 4) shows

@@ -29,7 +29,8 @@ def test_a_workers_command_line_carries_the_whole_recipe(tmp_path):
     recipe = [
         *("--out", str(tmp_path), "--window", "8", "--batch-size", "6", "--learning-rate", "0.003"),
         *("--multiple", "2", "--hold", "2", "--head", "1", "--augment", "--seed", "2", "--stencil", "6"),
-        *("--base", "central", "--loss-on", "vorticity", "--unchecked", "--tiny", "--tag", "r2"),
+        *("--base", "central", "--loss-on", "vorticity", "--spectrum-weight", "0.5"),
+        *("--unchecked", "--tiny", "--tag", "r2"),
     ]
     for argv in (["--out", str(tmp_path)], recipe):
         args = script.parse(argv)
@@ -54,10 +55,11 @@ def test_a_workers_command_line_carries_the_whole_recipe(tmp_path):
         stencil=6,
         base="central",
         loss_on="vorticity",
+        spectrum_weight=0.5,
     )
     plain = script.train_settings(defaults)
     assert plain["base"] == "van_leer" and plain["stencil"] == ladder.STENCIL and plain["loss_on"] == "velocity"
-    assert plain["seed"] == 0 and plain["check_stability"] and not plain["augment"]
+    assert plain["seed"] == 0 and plain["check_stability"] and not plain["augment"] and plain["spectrum_weight"] == 0
 
 
 def test_bad_input_is_refused_before_any_work(tmp_path, capsys):
@@ -67,6 +69,9 @@ def test_bad_input_is_refused_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         script.parse(["--extra-seeds", "-1"])
     assert "--extra-seeds -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.parse(["--spectrum-weight", "-0.5"])
+    assert "--spectrum-weight: spectrum_weight must be a finite number >= 0, got -0.5" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         script.parse(["--base", "weno"])
     assert "invalid choice: 'weno'" in capsys.readouterr().err
