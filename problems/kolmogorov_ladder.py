@@ -531,7 +531,9 @@ def train(
     another run of the same kind and size in ``folder`` (``""``: the untagged one),
     finished or stopped; training starts from its newest weights, with a fresh
     optimiser and schedule (fine-tuning: a longer unroll, a lower learning rate, another
-    step or hold). Its network must have the same shape (head, inputs). Recorded in the
+    step or hold). Its network must have the same shape (head, inputs, stencil); a run of
+    another ``base`` is allowed, its weights then start as corrections of the other
+    scheme (the settings name the run, whose own settings give its base). Recorded in the
     settings; a run resumed from its own checkpoints does not read it again (it may be
     gone by then). ``published``: a folder of runs copied by ``publish``; a run that
     ``folder`` lacks but that folder holds is copied in and resumed from there, exactly

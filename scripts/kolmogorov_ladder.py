@@ -180,7 +180,8 @@ def main(argv=None) -> int:
         default=None,
         help="--part model: start from the newest weights of the run of this kind and size with tag TAG ('' for the "
         "untagged one), with a fresh optimiser and schedule (fine-tuning: e.g. a longer --window, a lower "
-        "--learning-rate); give the new run its own --tag",
+        "--learning-rate); give the new run its own --tag. A run of another --base is allowed (the shapes match): "
+        "its weights then start as corrections of the other scheme",
     )
     parser.add_argument(
         "--tag", default="", help="--part model: a further run of this kind and size (other settings): KIND:H:D:TAG"
