@@ -677,8 +677,11 @@ def compare(args) -> int:
     if not pairs:
         raise ValueError("--part compare needs --pairs A=B ... Fix: name the models to compare.")
     out = {"pairs": [], "scores": {m: str(origin[m]) for pair in pairs for m in pair}}
+    energies = _pooled_energies(args.scores)
     for a, b in pairs:
         ratios = {m: nnpde.metrics.paired_ratio(pooled[a][m], pooled[b][m]) for m in pooled[a]}
+        if a in energies and b in energies:  # both long-rolled from the held-out states, every run stable
+            ratios["kinetic_energy_50"] = nnpde.metrics.paired_ratio(energies[a], energies[b])
         out["pairs"].append({"model": a, "baseline": b, **ratios})
         text = ", ".join(
             f"{m} {r['estimate']:.3f} [{r['lower']:.3f}, {r['upper']:.3f}] "
@@ -691,6 +694,21 @@ def compare(args) -> int:
     _write_results(path, out)
     print(f"wrote {path}")
     return 0
+
+
+def _pooled_energies(paths) -> dict:
+    """``{model: per-run time-mean kinetic energy}`` of the 50-unit rollouts that the
+    results files ``paths`` recorded run by run (``long_rollout_50``, one run per held-out
+    state, in their order), for models whose runs all stayed stable: ``--part compare``
+    pairs them as it pairs the scores. Files written before the per-run record hold none."""
+    out = {}
+    for path in paths:
+        long = json.loads(Path(path).read_text()).get("long_rollout_50", {})
+        for model, entry in long.items():
+            runs = entry.get("per_run_kinetic_energy") if isinstance(entry, dict) else None
+            if runs and all(e is not None for e in runs):
+                out.setdefault(model, np.asarray(runs, float))
+    return out
 
 
 def _pooled_scores(paths) -> tuple[dict, dict]:
@@ -1010,6 +1028,9 @@ def evaluate(args) -> int:
             "cfl_check_exceeded_at": [None if e < 0 else e for e in exceeded],
             "cfl_check_would_have_stopped": int(sum(e >= 0 for e in exceeded)),
         }
+        entry["per_run_kinetic_energy"] = [  # time means after the settling, paired by start in --part compare
+            ladder.statistics(p[None, settle:])["kinetic_energy"] if r >= duration - 1e-9 else None for p, r in pieces
+        ]
         if stable:
             entry.update(ladder.statistics(np.stack([p[settle:] for p in stable])))
             entry["kinetic_energy_ratio"] = entry["kinetic_energy"] / truth_stats["kinetic_energy"]

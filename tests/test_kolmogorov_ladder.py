@@ -512,7 +512,8 @@ def test_earlier_results_add_their_models_to_the_figure(tmp_path, capsys, monkey
 def test_compare_pairs_models_scored_in_different_calls(tmp_path, capsys, monkeypatch):
     """``--part compare``: per-state scores pooled over two kept results files (the same
     held-out states: their plain rungs agree) pair a model of one with a model of the
-    other; a pair within one file reads exactly what that evaluation recorded. Files
+    other; a pair within one file reads exactly what that evaluation recorded, and the
+    50-unit rollouts' per-run energies pair where both models have them. Files
     that disagree on a rung, an unknown model, or a pair that is not ``A=B`` are refused
     with the fix, before anything is written."""
     script = _script()
@@ -531,6 +532,25 @@ def test_compare_pairs_models_scored_in_different_calls(tmp_path, capsys, monkey
     across = pairs[1]["correlation_time"]
     assert across["states"] == 16 and across["lower"] <= across["estimate"] <= across["upper"]
     assert f"{headline} / {earlier}: correlation_time" in capsys.readouterr().out
+    assert all("kinetic_energy_50" not in pair for pair in pairs)  # files without the per-run energies
+
+    # the long rollouts' per-run energies (one run per held-out state) pair as the scores do
+    energies = json.loads((ROOT / head).read_text())
+    per_run = {headline: [1.0 + 0.01 * i for i in range(16)], other: [0.9 * (1.0 + 0.01 * i) for i in range(16)]}
+    for model, runs in per_run.items():
+        energies["long_rollout_50"].setdefault(model, {})["per_run_kinetic_energy"] = runs
+    with_energies = tmp_path / "with_energies.json"
+    with_energies.write_text(json.dumps(energies))
+    argv = ["--part", "compare", "--scores", str(with_energies), "--results", str(out)]
+    assert exit_status(script.main, [*argv, "--pairs", f"{other}={headline}"]) == 0
+    energy = json.loads(out.read_text())["pairs"][0]["kinetic_energy_50"]
+    assert energy["estimate"] == pytest.approx(0.9) and energy["larger_on"] == 0 and energy["states"] == 16
+    assert energy["lower"] == pytest.approx(0.9) and energy["upper"] == pytest.approx(0.9)
+    energies["long_rollout_50"][other]["per_run_kinetic_energy"][3] = None  # a run that blew up: no pairing
+    with_energies.write_text(json.dumps(energies))
+    assert exit_status(script.main, [*argv, "--pairs", f"{other}={headline}"]) == 0
+    assert "kinetic_energy_50" not in json.loads(out.read_text())["pairs"][0]
+    capsys.readouterr()
 
     shifted = json.loads((ROOT / old).read_text())
     shifted["per_state_scores"]["plain_32"]["correlation_time"][0] += 0.01  # another set of states
