@@ -1218,7 +1218,38 @@ def evaluate(args) -> int:
     fig.savefig(args.figure, dpi=120)
     plt.close(fig)
     _by_time_figure(plt, args.figure.with_name(args.figure.stem + "_by_time.png"), by_time, results, label, colours)
+    if any("spectrum" in v for k, v in long_stats.items() if k != "truth"):
+        path = args.figure.with_name(args.figure.stem + "_spectrum.png")
+        by_spec = dict(zip(args.models, colours))
+        _spectrum_figure(plt, path, long_stats, lambda s: label(s) if s in by_spec else s, by_spec)
     return 0
+
+
+def _spectrum_figure(plt, path: Path, long_stats: dict, label, colours: dict) -> list[str]:
+    """The time-mean energy spectrum of each model's stable 50-unit rollouts over the
+    truth's, by wavenumber ``k <= K_MAX``, with the issue's 15 % band (``--part
+    evaluate``'s third figure; ``long_stats`` as in its results, ``colours`` by model, grey
+    for any other). Returns the legend's labels."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    truth = np.asarray(long_stats["truth"]["spectrum"])
+    k = np.asarray(long_stats["truth"]["k"])
+    ax.axhspan(0.85, 1.15, color="0.9", lw=0, label="within 15 % of the truth")
+    ax.axhline(1.0, color="k", lw=0.8)
+    for name, entry in long_stats.items():
+        if name == "truth" or "spectrum" not in entry:
+            continue
+        ratio = np.asarray(entry["spectrum"]) / truth
+        text = f"{label(name)}: energy {entry['kinetic_energy_ratio']:.3f}, worst {entry['max_spectrum_deviation']:.1%}"
+        ax.plot(k, ratio, "o-", ms=3, color=colours.get(name, "0.5"), label=text)
+    ax.set_xlabel("wavenumber k")
+    ax.set_ylabel("time-mean energy spectrum / the truth's")
+    ax.set_title(f"50-unit rollouts from the held-out states, after the first 10 units (k <= {ladder.K_MAX})")
+    ax.legend(fontsize=7, loc="lower left")
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return labels
 
 
 def _by_time_figure(plt, path: Path, by_time: dict, results: dict, label, colours) -> list[str]:

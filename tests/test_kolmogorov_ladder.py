@@ -644,6 +644,26 @@ def test_the_by_time_figure_draws_every_model_and_the_ruler(tmp_path):
     assert len(labels) == 7
 
 
+def test_the_spectrum_figure_draws_each_stable_model_against_the_truth(tmp_path):
+    """``_spectrum_figure`` (``--part evaluate``'s third figure): one curve per model
+    whose long rollouts have a spectrum (not one whose runs all blew up), labelled with
+    its energy ratio and worst deviation, and the 15 % band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    script = _script()
+    k = list(range(1, ladder.K_MAX + 1))
+    truth = {"k": k, "spectrum": [1.0 / n**3 for n in k], "kinetic_energy": 1.0}
+    low = {"spectrum": [0.9 / n**3 for n in k], "kinetic_energy_ratio": 0.9, "max_spectrum_deviation": 0.1}
+    stats = {"truth": truth, "interpolation:16:3:a": low, "interpolation:16:3:b": {"stable_runs": 0}}
+    path = tmp_path / "spectrum.png"
+    labels = script._spectrum_figure(plt, path, stats, lambda spec: spec.split(":")[-1], {"interpolation:16:3:a": "C0"})
+    assert path.stat().st_size > 10_000
+    assert labels == ["within 15 % of the truth", "a: energy 0.900, worst 10.0%"]
+
+
 def test_errors_by_shell_put_an_error_in_the_shell_of_its_wavenumber():
     """``errors_by_shell``: a perturbation of one Fourier mode (|k| = 10) is an error in
     the 8.5-12.5 shell only, of the size its energy against the reference's there says;
