@@ -1230,7 +1230,7 @@ def _spectrum_figure(plt, path: Path, long_stats: dict, label, colours: dict) ->
     truth's, by wavenumber ``k <= K_MAX``, with the issue's 15 % band (``--part
     evaluate``'s third figure; ``long_stats`` as in its results, ``colours`` by model, grey
     for any other). Returns the legend's labels."""
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(8, 4.4 + 0.2 * len(long_stats)))
     truth = np.asarray(long_stats["truth"]["spectrum"])
     k = np.asarray(long_stats["truth"]["k"])
     ax.axhspan(0.85, 1.15, color="0.9", lw=0, label="within 15 % of the truth")
@@ -1244,7 +1244,7 @@ def _spectrum_figure(plt, path: Path, long_stats: dict, label, colours: dict) ->
     ax.set_xlabel("wavenumber k")
     ax.set_ylabel("time-mean energy spectrum / the truth's")
     ax.set_title(f"50-unit rollouts from the held-out states, after the first 10 units (k <= {ladder.K_MAX})")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)  # below: clear of the curves
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
     fig.tight_layout()
     fig.savefig(path, dpi=120)
