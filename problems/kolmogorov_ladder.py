@@ -531,13 +531,15 @@ def train(
     another run of the same kind and size in ``folder`` (``""``: the untagged one),
     finished or stopped; training starts from its newest weights, with a fresh
     optimiser and schedule (fine-tuning: a longer unroll, a lower learning rate, another
-    step or hold). Its network must have the same shape (head, inputs, stencil); a run of
-    another ``base`` is allowed, its weights then start as corrections of the other
-    scheme (the settings name the run, whose own settings give its base). Recorded in the
-    settings; a run resumed from its own checkpoints does not read it again (it may be
-    gone by then). ``published``: a folder of runs copied by ``publish``; a run that
-    ``folder`` lacks but that folder holds is copied in and resumed from there, exactly
-    (a fresh clone continues a long training that an earlier machine published).
+    step or hold), read from ``published`` where ``folder`` lacks it (a fresh clone
+    fine-tunes a published model). Its network must have the same shape (head, inputs,
+    stencil); a run of another ``base`` is allowed, its weights then start as
+    corrections of the other scheme (the settings name the run, whose own settings give
+    its base). Recorded in the settings; a run resumed from its own checkpoints does not
+    read it again (it may be gone by then). ``published``: a folder of runs copied by
+    ``publish``; a run that ``folder`` lacks but that folder holds is copied in and
+    resumed from there, exactly (a fresh clone continues a long training that an
+    earlier machine published).
     ``loss_on``: the quantity whose relative squared error the loss takes, ``"velocity"``
     (the state) or ``"vorticity"`` (the coarse grid's, ``LOSS_QUANTITIES``: the error at
     wavenumber ``k`` weighed by ``k^2``, as the vorticity correlation time weighs it).
@@ -589,7 +591,9 @@ def train(
         if _checkpointed(run_dir):  # resumed from its own checkpoints: the run started from needs not exist
             started_from = json.loads((run_dir / "settings.json").read_text()).get("init_from")
         else:
-            net, started_from = _warm_start(folder, net, kind, hidden, depth, init_from, trajectories.shape[-1])
+            net, started_from = _warm_start(
+                folder, net, kind, hidden, depth, init_from, trajectories.shape[-1], published
+            )
     shape = list(trajectories.shape)
     trajectories = trajectories[:, ::per_model_step]
     train_part = jnp.asarray(trajectories[:-VALIDATION_SEEDS])
@@ -703,10 +707,13 @@ def _checkpointed(run_dir: Path) -> bool:
         return reader.latest_step() is not None
 
 
-def _warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, resolution: int):
-    """``(net with the weights of run ``source``, {"tag", "step"})``: ``train(init_from=)``."""
+def _warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, resolution: int, published=None):
+    """``(net with the weights of run ``source``, {"tag", "step"})``: ``train(init_from=)``,
+    the source read from ``published`` where ``folder`` lacks it (a fresh clone)."""
     try:
-        trained_net, step, _ = trained(folder, kind=kind, hidden=hidden, depth=depth, tag=source, resolution=resolution)
+        trained_net, step, _ = trained(
+            folder, kind=kind, hidden=hidden, depth=depth, tag=source, resolution=resolution, published=published
+        )
     except FileNotFoundError as error:
         raise FileNotFoundError(f"init_from={source!r}: {error}") from None
     # the trained weights only: the step, hold and the solver's fixed fields stay this run's

@@ -268,7 +268,8 @@ def main(argv=None) -> int:
         type=Path,
         default=Path("benchmarks/models"),
         help="trained runs kept under version control (--part publish writes them): --part evaluate reads a model "
-        "from there when --out lacks it, --part model resumes a run from there when --out lacks it",
+        "from there when --out lacks it, --part model resumes a run (or reads --init-from's) from there when --out "
+        "lacks it",
     )
     parser.add_argument(
         "--cutoffs",

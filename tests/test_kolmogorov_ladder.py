@@ -287,6 +287,17 @@ def test_a_run_can_start_from_another_runs_weights(tmp_path, monkeypatch, correc
     assert all(np.array_equal(a, b) for a, b in zip(_weights(handed["net"]), _weights(fresh), strict=True))
     shutil.copytree(source, ladder.model_dir(tmp_path, "correction", 4, 2))
 
+    # a fresh clone: the run started from is only in the published folder
+    clone, shelf = tmp_path / "clone", tmp_path / "shelf"
+    assert ladder.publish(tmp_path, shelf, kind="correction", hidden=4, depth=2) == 2
+    ladder.train(clone, data, multiple=2, init_from="", tag="tuned", published=shelf, **common)
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(handed["net"]), given, strict=True))
+    settings = json.loads((ladder.model_dir(clone, "correction", 4, 2, "tuned") / "settings.json").read_text())
+    assert settings["init_from"] == {"tag": "", "step": 2}
+    assert not ladder.model_dir(clone, "correction", 4, 2).exists()  # read in place, not copied
+    with pytest.raises(FileNotFoundError, match=r"init_from='': No trained correction model"):
+        ladder.train(clone, data, init_from="", tag="t5", **common)  # without the published folder
+
     with pytest.raises(ValueError, match=r"init_from='tuned' is the run being trained .* Fix: a new tag"):
         ladder.train(tmp_path, data, init_from="tuned", tag="tuned", **common)
     with pytest.raises(FileNotFoundError, match=r"init_from='nope': No trained correction model .* Fix: train it"):
