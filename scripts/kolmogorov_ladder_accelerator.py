@@ -19,6 +19,8 @@ against the 512^2 truth once unpacked into ``--out`` on the machine that holds i
         --archives OUT --models interpolation:64:6 interpolation:32:4 correction:32:4
     python scripts/kolmogorov_ladder_accelerator.py --budget 540 --extra-seeds 32 --augment --multiple 2 \\
         --hold 2 --head 1 --window 8 --learning-rate 3e-3 --models interpolation_velocity:64:6 ...  # the CPU recipe
+    python scripts/kolmogorov_ladder_accelerator.py --budget 540 ... --base central --learning-rate 3e-4 \
+        --spectrum-weight 3 --init-from m2h2k1w8lr3s2000augx32central --tag ft  # fine-tune a published model
     python scripts/kolmogorov_ladder_accelerator.py --tiny --budget 300 ...   # a CPU check
 
 Matrix products and convolutions run at full float32 precision
@@ -146,6 +148,9 @@ def worker_line(args, text: str, deadline: float) -> list[str]:
     line += ["--augment"] if args.augment else []
     line += ["--seed", str(args.seed), "--stencil", str(args.stencil), "--base", args.base]
     line += ["--loss-on", args.loss_on, "--spectrum-weight", str(args.spectrum_weight)]
+    line += ["--published", str(args.published)] + (
+        ["--init-from", args.init_from] if args.init_from is not None else []
+    )
     return line
 
 
@@ -195,6 +200,8 @@ def worker(args) -> int:
         stop_when=out_of_time,
         progress=False,
         tag=args.tag,
+        init_from=args.init_from,  # not in the probe: the weights do not change a step's cost
+        published=args.published,
         **sizes,
     )
     report = {
@@ -327,7 +334,18 @@ def parse(argv=None) -> argparse.Namespace:
         default=0,
         help="N more 256^2 training runs, trained on before the ladder's (as kolmogorov_ladder.py --extra-seeds)",
     )
+    parser.add_argument(
+        "--init-from",
+        help="fine-tune: each model starts from the newest weights of its run with this tag in --out or "
+        "--published (as kolmogorov_ladder.py --init-from); with --learning-rate, e.g. 3e-4",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/kolmogorov_ladder"))
+    parser.add_argument(
+        "--published",
+        type=Path,
+        default=Path("benchmarks/models"),
+        help="trained runs kept under version control: read where --out lacks a run (--init-from's, or one to resume)",
+    )
     parser.add_argument("--report", type=Path, default=Path("kolmogorov_ladder_accelerator.json"))
     parser.add_argument("--archives", type=Path, default=Path("."), help="folder for the run archives")
     parser.add_argument("--tiny", action="store_true", help="toy sizes: a check of this script on a CPU")
@@ -359,9 +377,26 @@ def main(argv=None) -> int:
             raise SystemExit(f"--models: {text!r} is not KIND:HIDDEN:DEPTH with KIND in {ladder.KINDS}.")
         recipe = dict(multiple=args.multiple, hold=args.hold, head=args.head, stencil=args.stencil, base=args.base)
         try:  # the recipe fits every model (a base or stencil needs learned stencils), before any data or training
-            ladder.model(kind, hidden=hidden, depth=depth, **recipe)
+            fresh = ladder.model(kind, hidden=hidden, depth=depth, **recipe)
         except ValueError as error:
             raise SystemExit(f"--models {text}: {error}") from None
+        if args.init_from is not None and not args.worker:  # the run to start from, before any data
+            if args.init_from == args.tag:
+                raise SystemExit(
+                    f"--init-from {args.init_from!r} is the tag of the runs trained here. Fix: a new --tag."
+                )
+            try:
+                source, _, _ = ladder.trained(
+                    args.out, kind=kind, hidden=hidden, depth=depth, tag=args.init_from, published=args.published
+                )
+            except (FileNotFoundError, ValueError) as error:
+                raise SystemExit(f"--init-from {args.init_from} for --models {text}: {error}") from None
+            shapes = [[np.shape(a) for a in jax.tree.leaves(nnpde.partition(m)[0])] for m in (fresh, source)]
+            if shapes[0] != shapes[1]:
+                raise SystemExit(
+                    f"--init-from {args.init_from} for --models {text}: its network's weights have shapes "
+                    f"{shapes[1]}, this call's {shapes[0]}. Fix: the --head and --stencil of the run started from."
+                )
     if args.smoke:
         return smoke(args.smoke)
     if args.diagnose:

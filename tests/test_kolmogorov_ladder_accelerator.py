@@ -30,7 +30,7 @@ def test_a_workers_command_line_carries_the_whole_recipe(tmp_path):
         *("--out", str(tmp_path), "--window", "8", "--batch-size", "6", "--learning-rate", "0.003"),
         *("--multiple", "2", "--hold", "2", "--head", "1", "--augment", "--seed", "2", "--stencil", "6"),
         *("--base", "central", "--loss-on", "vorticity", "--spectrum-weight", "0.5"),
-        *("--unchecked", "--tiny", "--tag", "r2"),
+        *("--unchecked", "--tiny", "--tag", "r2", "--init-from", "base", "--published", str(tmp_path / "shelf")),
     ]
     for argv in (["--out", str(tmp_path)], recipe):
         args = script.parse(argv)
@@ -40,6 +40,7 @@ def test_a_workers_command_line_carries_the_whole_recipe(tmp_path):
         assert worker.worker == "interpolation_velocity:8:2" and worker.deadline == pytest.approx(980.0)
         assert worker.tag == args.tag and worker.out == args.out
         assert script.train_settings(worker) == script.train_settings(args)
+        assert worker.init_from == args.init_from and worker.published == args.published
     settings = script.train_settings(script.parse(recipe))
     assert settings == dict(
         window=4,  # --tiny's toy sizes
@@ -60,6 +61,7 @@ def test_a_workers_command_line_carries_the_whole_recipe(tmp_path):
     plain = script.train_settings(defaults)
     assert plain["base"] == "van_leer" and plain["stencil"] == ladder.STENCIL and plain["loss_on"] == "velocity"
     assert plain["seed"] == 0 and plain["check_stability"] and not plain["augment"] and plain["spectrum_weight"] == 0
+    assert defaults.init_from is None and defaults.published == Path("benchmarks/models")
 
 
 def test_bad_input_is_refused_before_any_work(tmp_path, capsys):
@@ -88,3 +90,28 @@ def test_the_smoke_check_trains_and_restores_a_toy_run(tmp_path, capsys):
     script = _script()
     assert script.main(["--smoke", str(tmp_path)]) == 0
     assert "trained 2 steps, restored equal: True" in capsys.readouterr().out
+
+
+def test_a_fine_tune_needs_its_run_to_start_from_before_any_work(tmp_path, monkeypatch):
+    """``--init-from``: a run that neither ``--out`` nor ``--published`` holds, a network
+    of another shape, or the tag being trained is refused before any data or report;
+    a published run of the same shape passes the check."""
+    script = _script()
+    out, shelf, report = tmp_path / "out", tmp_path / "shelf", tmp_path / "r.json"
+    argv = ["--models", "correction:4:2", "--out", str(out), "--report", str(report), "--published", str(shelf)]
+    with pytest.raises(SystemExit, match=r"--init-from base for --models correction:4:2: No trained correction"):
+        script.main([*argv, "--init-from", "base"])
+    with pytest.raises(SystemExit, match=r"--init-from 'accel' is the tag of the runs trained here. Fix: a new"):
+        script.main([*argv, "--init-from", "accel"])
+
+    assert script.main(["--smoke", str(shelf)]) == 0  # a trained correction:4:2 run, untagged, head 3
+    with pytest.raises(SystemExit, match=r"its network's weights have shapes .* Fix: the --head and --stencil"):
+        script.main([*argv, "--init-from", "", "--head", "1"])
+    assert not report.exists() and not out.exists()
+
+    def data(*args):  # the first work after the checks
+        raise RuntimeError("checks passed")
+
+    monkeypatch.setattr(script, "_data", data)
+    with pytest.raises(RuntimeError, match="checks passed"):
+        script.main([*argv, "--init-from", ""])
