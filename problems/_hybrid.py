@@ -21,11 +21,13 @@ def cnn(
     kernel_size: int = 3,
     zero_init: bool = True,
     head_kernel_size: int | None = None,
+    separable: bool = False,
 ) -> nnpde.Network:
     """A CNN on the coarse grid (``nnpde.networks.ConvNet``, one axis per entry of
     ``periodic``), initialised from ``seed``; with ``zero_init`` its last layer is zero,
     so that a learned correction or closure starts as the plain coarse solver.
-    ``head_kernel_size``: the last layer's kernel (``kernel_size`` unless given)."""
+    ``head_kernel_size``: the last layer's kernel (``kernel_size`` unless given);
+    ``separable``: depthwise-separable hidden layers."""
     return nnpde.Network(
         nnpde.networks.ConvNet(
             in_channels,
@@ -37,6 +39,7 @@ def cnn(
             head_kernel_size=head_kernel_size,
             periodic=tuple(periodic),
             zero_init=zero_init,
+            separable=separable,
             rngs=nnx.Rngs(seed),
         )
     )

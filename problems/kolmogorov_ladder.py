@@ -310,6 +310,7 @@ def model(
     forcing_inputs: bool = False,
     stencil: int = STENCIL,
     base: str = BASE,
+    separable: bool = False,
 ):
     """A learned coarse solver at ``resolution``^2 with a periodic CNN of ``hidden``
     channels and ``depth`` layers, started as the plain solver (zero last layer), at the
@@ -350,7 +351,9 @@ def model(
     plain solver's: limited, so first order at every extremum) or ``"central"`` (the
     two-cell mean: linear and non-dissipative, so the network adds the dissipation the
     coarse grid needs instead of cancelling a limiter's); a zero network gives that
-    scheme's solver."""
+    scheme's solver. ``separable``: the CNN's hidden layers are depthwise-separable
+    (``nnpde.networks.ConvNet(separable=True)``): the same receptive field at about a
+    ninth of their multiply-adds, the network being most of a learned step's cost."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")
@@ -376,6 +379,8 @@ def model(
             f"hold={hold} holds learned stencils over several steps; kind {kind!r} has none. "
             "Fix: hold=1, or an interpolation kind."
         )
+    if not isinstance(separable, bool):
+        raise TypeError(f"separable must be True or False, got {separable!r}.")
     if base not in BASES:
         raise ValueError(
             f"base must be one of {BASES}, got {base!r}. Fix: 'van_leer' (the plain solver's) or 'central'."
@@ -388,10 +393,14 @@ def model(
     check_stability = check_stability and multiple == 1
     plain = stepper(resolution, check_stability=check_stability, multiple=multiple, advection=base)
     if kind == "correction":
-        net = cnn(seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth, head_kernel_size=head)
+        net = cnn(
+            seed, 2, 2, periodic=(True, True), hidden=hidden, depth=depth, head_kernel_size=head, separable=separable
+        )
         return nnpde.CorrectedStepper(plain, net, scale=plain.dt, project=True)
     if kind == "closure":  # a learned momentum flux (sub-grid stress) in the right-hand side, projected
-        net = cnn(seed, 2, 4, periodic=(True, True), hidden=hidden, depth=depth, head_kernel_size=head)
+        net = cnn(
+            seed, 2, 4, periodic=(True, True), hidden=hidden, depth=depth, head_kernel_size=head, separable=separable
+        )
         closure = nnpde.ProjectedClosureEquation(plain.equation, net, form="flux", periodic=(True, True))
         return nnpde.ProjectedRK(closure, dt=plain.dt, method="rk4", check_stability=check_stability)
     targets, sides = plain.equation.reconstruction_targets
@@ -405,6 +414,7 @@ def model(
         hidden=hidden,
         depth=depth,
         head_kernel_size=head,
+        separable=separable,
     )
     if forcing_inputs:
         net = nnpde.FieldConditioned(net, forcing_fields(resolution))
@@ -502,6 +512,7 @@ def train(
     stencil: int = STENCIL,
     base: str = BASE,
     spectrum_weight: float = 0.0,
+    separable: bool = False,
 ):
     """Train a ``model(kind, hidden, depth)`` on ``trajectories`` (``(seeds, T, 2, 32,
     32)`` at the coarse step; the last ``VALIDATION_SEEDS`` are held out) with the
@@ -544,11 +555,12 @@ def train(
     (the state) or ``"vorticity"`` (the coarse grid's, ``LOSS_QUANTITIES``: the error at
     wavenumber ``k`` weighed by ``k^2``, as the vorticity correlation time weighs it).
     ``stencil``: the learned stencils' cells per axis; ``base``: the scheme they
-    correct (``model``). ``spectrum_weight``: adds that times the squared log-ratio of
-    the batch-mean energy spectra (shells ``1..K_MAX``) of prediction and reference at
-    every unrolled step (``nnpde.unrolled_loss(spectrum=...)``; of the vorticity, an
-    enstrophy spectrum, with ``loss_on="vorticity"``): it charges the energy that a
-    mean-square loss lets a rollout lose at the scales it cannot place."""
+    correct; ``separable``: depthwise-separable hidden layers (``model``).
+    ``spectrum_weight``: adds that times the squared log-ratio of the batch-mean energy
+    spectra (shells ``1..K_MAX``) of prediction and reference at every unrolled step
+    (``nnpde.unrolled_loss(spectrum=...)``; of the vorticity, an enstrophy spectrum,
+    with ``loss_on="vorticity"``): it charges the energy that a mean-square loss lets a
+    rollout lose at the scales it cannot place."""
     if loss_on not in LOSS_QUANTITIES:
         raise ValueError(
             f"loss_on must be one of {sorted(LOSS_QUANTITIES)}, got {loss_on!r}. "
@@ -573,6 +585,7 @@ def train(
     check_spectrum_weight(spectrum_weight)
     sizes = dict(seed=seed, hidden=hidden, depth=depth, resolution=trajectories.shape[-1], multiple=multiple)
     sizes.update(hold=hold, head=head, forcing_inputs=forcing_inputs, stencil=stencil, base=base)
+    sizes.update(separable=separable)
     net = model(kind, check_stability=check_stability, **sizes)
     run_dir = model_dir(folder, kind, hidden, depth, tag)
     if published is not None and not _checkpointed(run_dir):
@@ -658,6 +671,8 @@ def train(
         config.update(base=base)
     if spectrum_weight:  # likewise
         config.update(spectrum_weight=float(spectrum_weight))
+    if separable:  # likewise
+        config.update(separable=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = run_dir / "settings.json"
     if not settings.exists():  # what ``trained`` rebuilds the run from
@@ -724,8 +739,8 @@ def _warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, re
     if shapes != given_shapes:
         raise ValueError(
             f"init_from={source!r}: its network's weights have shapes {given_shapes}, this run's {shapes} "
-            "(another head, inputs or stencil). Fix: the same --head, --forcing-inputs and --stencil as the run "
-            "started from."
+            "(another head, inputs, stencil or layers). Fix: the same --head, --forcing-inputs, --stencil and "
+            "--separable as the run started from."
         )
     return nnpde.combine(jax.tree.unflatten(jax.tree.structure(params), given), static), {"tag": source, "step": step}
 
@@ -1111,6 +1126,7 @@ def _net(config: dict, kind, hidden, depth, resolution, check_stability, expand)
         forcing_inputs=config.get("forcing_inputs", False),
         stencil=config.get("stencil", STENCIL),
         base=config.get("base", BASE),
+        separable=config.get("separable", False),
     )
 
 

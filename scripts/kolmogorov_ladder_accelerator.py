@@ -81,6 +81,7 @@ def device_costs(
     head: int = 3,
     stencil: int = ladder.STENCIL,
     base: str = ladder.BASE,
+    separable: bool = False,
 ) -> dict:
     """Seconds per simulated time unit per trajectory of each plain rung and model (at
     ``multiple`` coarse steps per step, the stencils held over ``hold`` steps) on this
@@ -107,9 +108,8 @@ def device_costs(
     )
     for text in specs:
         kind, hidden, depth = _spec(text)
-        learned = ladder.model(
-            kind, hidden=hidden, depth=depth, multiple=multiple, hold=hold, head=head, stencil=stencil, base=base
-        )
+        recipe = dict(multiple=multiple, hold=hold, head=head, stencil=stencil, base=base, separable=separable)
+        learned = ladder.model(kind, hidden=hidden, depth=depth, **recipe)
         costs[text] = ladder.seconds_per_time_unit(learned, u0, duration=duration)
         print(f"  {text}: {costs[text]:.4g} s per time unit per trajectory", flush=True)
     return costs
@@ -131,6 +131,7 @@ def train_settings(args) -> dict:
     sizes["check_stability"] = not args.unchecked
     sizes.update(multiple=args.multiple, hold=args.hold, head=args.head, augment=args.augment)
     sizes.update(seed=args.seed, stencil=args.stencil, base=args.base, loss_on=args.loss_on)
+    sizes.update(separable=args.separable)
     sizes.update(spectrum_weight=args.spectrum_weight)
     sizes.update(_sizes(args.tiny))
     return sizes
@@ -146,6 +147,7 @@ def worker_line(args, text: str, deadline: float) -> list[str]:
     line += ["--tiny"] if args.tiny else []
     line += ["--unchecked"] if args.unchecked else []
     line += ["--augment"] if args.augment else []
+    line += ["--separable"] if args.separable else []
     line += ["--seed", str(args.seed), "--stencil", str(args.stencil), "--base", args.base]
     line += ["--loss-on", args.loss_on, "--spectrum-weight", str(args.spectrum_weight)]
     line += ["--published", str(args.published)] + (
@@ -316,6 +318,7 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--base", choices=ladder.BASES, default=ladder.BASE, help="the scheme the learned stencils correct"
     )
+    parser.add_argument("--separable", action="store_true", help="depthwise-separable hidden layers in the CNN")
     parser.add_argument(
         "--loss-on",
         choices=sorted(ladder.LOSS_QUANTITIES),
@@ -376,6 +379,7 @@ def main(argv=None) -> int:
         if kind not in ladder.KINDS:
             raise SystemExit(f"--models: {text!r} is not KIND:HIDDEN:DEPTH with KIND in {ladder.KINDS}.")
         recipe = dict(multiple=args.multiple, hold=args.hold, head=args.head, stencil=args.stencil, base=args.base)
+        recipe.update(separable=args.separable)
         try:  # the recipe fits every model (a base or stencil needs learned stencils), before any data or training
             fresh = ladder.model(kind, hidden=hidden, depth=depth, **recipe)
         except ValueError as error:
@@ -441,6 +445,7 @@ def main(argv=None) -> int:
             head=args.head,
             stencil=args.stencil,
             base=args.base,
+            separable=args.separable,
         )
         save()
     report["runtime_cfl_check"] = not args.unchecked

@@ -315,10 +315,12 @@ def test_a_run_can_start_from_another_runs_weights(tmp_path, monkeypatch, correc
     argv = ["--part", "model", "--kind", "correction", "--init-from", "base", "--tag", "tuned"]
     assert script.main([*argv, "--out", str(tmp_path)]) == 0
     assert seen["init_from"] == "base" and seen["tag"] == "tuned"
-    assert seen["seed"] == 0 and seen["stencil"] == ladder.STENCIL and seen["base"] == "van_leer"  # the defaults
+    assert seen["seed"] == 0 and seen["stencil"] == ladder.STENCIL and seen["base"] == "van_leer"
+    assert seen["separable"] is False  # the defaults
     argv = ["--part", "model", "--kind", "interpolation", "--seed", "3", "--stencil", "6", "--tag", "r3"]
-    assert script.main([*argv, "--out", str(tmp_path), "--base", "central"]) == 0
+    assert script.main([*argv, "--out", str(tmp_path), "--base", "central", "--separable"]) == 0
     assert seen["seed"] == 3 and seen["stencil"] == 6 and seen["tag"] == "r3" and seen["base"] == "central"
+    assert seen["separable"] is True
 
 
 def test_a_published_run_is_scored_and_resumed_from_a_fresh_clone(tmp_path, correction_run):
@@ -809,7 +811,8 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     ``forcing_inputs``, its network's forcing-phase inputs, and with ``stencil=6``, its
     6 x 6 stencils, and with ``base="central"``, stencils that correct the two-cell mean
     (a zero network: the plain solver with central advection, not the ladder's van
-    Leer); a kind without stencils, a hold that does not divide the evaluation
+    Leer), and with ``separable``, its depthwise-separable hidden layers (a zero network:
+    the plain solver again); a kind without stencils, a hold that does not divide the evaluation
     interval, another head, a stencil or base on a kind without stencils, or an unknown
     base, is refused."""
     model = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, hold=2)
@@ -838,10 +841,14 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
         ladder.model("closure", resolution=16, base="central")
     with pytest.raises(ValueError, match=r"base must be one of \('van_leer', 'central'\), got 'weno'. Fix:"):
         ladder.model("interpolation", resolution=16, base="weno")
+    thin = ladder.model("interpolation_velocity", hidden=4, depth=3, resolution=16, separable=True)  # zero: plain
+    np.testing.assert_allclose(thin(jnp.asarray(u0)), ladder.stepper(16)(jnp.asarray(u0)), rtol=0, atol=1e-12)
+    with pytest.raises(TypeError, match="separable"):
+        ladder.model("interpolation", resolution=16, separable="yes")
 
     data = _runs(16, range(6), 12)
     seen = _watch_fit(monkeypatch)
-    common = dict(kind="interpolation", hidden=4, depth=2, steps=1, window=2, batch_size=2, progress=False)
+    common = dict(kind="interpolation", hidden=4, depth=3, steps=1, window=2, batch_size=2, progress=False)
     result = ladder.train(
         tmp_path,
         data,
@@ -850,6 +857,7 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
         forcing_inputs=True,
         stencil=6,
         base="central",
+        separable=True,
         validation_steps=4,
         eval_every=1,
         **common,
@@ -860,7 +868,7 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     # them (running it again would compile the model's validation rollouts a second time)
     figures = _final_evaluation(result)  # over the same 4 coarse steps, 2 of the model's
     assert figures["val_blown_up"] == 0 and 0 < figures["val_correlation_time"] <= 4 * ladder.dt(16) + 1e-9
-    again, _, settings = ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=2, resolution=16)
+    again, _, settings = ladder.trained(tmp_path, kind="interpolation", hidden=4, depth=3, resolution=16)
     assert settings["hold"] == 2 and "multiple" not in settings and again.dt == pytest.approx(2 * ladder.dt(16))
     assert settings["head"] == 1
     kernels = [leaf.shape for leaf in jax.tree.leaves(again) if getattr(leaf, "ndim", 0) == 4]
@@ -872,6 +880,8 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     assert kernels[-1][3] == targets * sides * 33 == targets * sides * nnpde.correction_size(6, 2)
     network = again.stepper.equation.reconstruction.network
     assert isinstance(network, nnpde.FieldConditioned)
+    assert settings["separable"] is True and len(kernels) == 2  # the middle layer: depthwise (3-D), pointwise (2-D)
+    assert (3, 3, 4) in [leaf.shape for leaf in jax.tree.leaves(again) if getattr(leaf, "ndim", 0) == 3]
     np.testing.assert_array_equal(network.fields, ladder.forcing_fields(16))
     with pytest.raises(ValueError, match=r"multiple=2 x hold=2 = 4 coarse steps per model step"):
         ladder.train(tmp_path, data, multiple=2, hold=2, validation_steps=4, tag="bad", **common)

@@ -29,7 +29,7 @@ def test_a_workers_command_line_carries_the_whole_recipe(tmp_path):
     recipe = [
         *("--out", str(tmp_path), "--window", "8", "--batch-size", "6", "--learning-rate", "0.003"),
         *("--multiple", "2", "--hold", "2", "--head", "1", "--augment", "--seed", "2", "--stencil", "6"),
-        *("--base", "central", "--loss-on", "vorticity", "--spectrum-weight", "0.5"),
+        *("--base", "central", "--loss-on", "vorticity", "--spectrum-weight", "0.5", "--separable"),
         *("--unchecked", "--tiny", "--tag", "r2", "--init-from", "base", "--published", str(tmp_path / "shelf")),
     ]
     for argv in (["--out", str(tmp_path)], recipe):
@@ -57,10 +57,12 @@ def test_a_workers_command_line_carries_the_whole_recipe(tmp_path):
         base="central",
         loss_on="vorticity",
         spectrum_weight=0.5,
+        separable=True,
     )
     plain = script.train_settings(defaults)
     assert plain["base"] == "van_leer" and plain["stencil"] == ladder.STENCIL and plain["loss_on"] == "velocity"
     assert plain["seed"] == 0 and plain["check_stability"] and not plain["augment"] and plain["spectrum_weight"] == 0
+    assert plain["separable"] is False
     assert defaults.init_from is None and defaults.published == Path("benchmarks/models")
 
 

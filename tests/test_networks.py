@@ -30,8 +30,10 @@ def make(kind, ndim, dtype=jnp.float32, *, periodic=True, zero_init=False, cin=2
 def build(kind, ndim, dtype, periodic, zero_init, cin, cout, seed):
     rngs = fast_rngs(seed)
     common = dict(ndim=ndim, zero_init=zero_init, param_dtype=dtype, rngs=rngs)
-    if kind == "convnet":
-        return networks.ConvNet(cin, cout, periodic=periodic, hidden=6, depth=3, kernel_size=3, **common)
+    if kind in ("convnet", "separable"):
+        return networks.ConvNet(
+            cin, cout, periodic=periodic, hidden=6, depth=3, kernel_size=3, separable=kind == "separable", **common
+        )
     if kind == "resnet":
         return networks.ResNet(cin, cout, periodic=periodic, hidden=6, depth=2, kernel_size=3, **common)
     if kind == "unet":
@@ -57,7 +59,7 @@ SPATIAL = {1: (16,), 2: (8, 16), 3: (8, 8, 16)}
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ndim", [1, 2, 3])
-@pytest.mark.parametrize("kind", ["convnet", "resnet", "unet", "fno"])
+@pytest.mark.parametrize("kind", ["convnet", "separable", "resnet", "unet", "fno"])
 def test_shape_and_dtype(kind, ndim, dtype):
     # Shapes and dtypes by abstract evaluation: nothing is compiled.
     model = nnx.eval_shape(lambda: build(kind, ndim, dtype, True, False, 2, 3, 0))
@@ -78,6 +80,7 @@ def test_mlp_shape_and_dtype(dtype):
 def _last_kernel(kind, grads):
     return {
         "convnet": lambda g: g.layers[-1].conv.kernel,
+        "separable": lambda g: g.layers[-1].conv.kernel,
         "resnet": lambda g: g.project.conv.kernel,
         "unet": lambda g: g.project.conv.kernel,
         "fno": lambda g: g.project[1].kernel,
@@ -85,7 +88,7 @@ def _last_kernel(kind, grads):
     }[kind](grads)[...]
 
 
-@pytest.mark.parametrize("kind", ["convnet", "resnet", "unet", "fno", "mlp"])
+@pytest.mark.parametrize("kind", ["convnet", "separable", "resnet", "unet", "fno", "mlp"])
 def test_zero_init_outputs_zero_and_trains(kind):
     if kind == "mlp":
         model = networks.MLP(2, 3, hidden=8, depth=2, zero_init=True, param_dtype=jnp.float64, rngs=fast_rngs(0))
@@ -110,7 +113,7 @@ SHIFTS = {1: (5,), 2: (3, 5)}
 
 
 @pytest.mark.parametrize("ndim, dtype", [(2, jnp.float32), (2, jnp.float64)])
-@pytest.mark.parametrize("kind", ["convnet", "resnet", "fno"])
+@pytest.mark.parametrize("kind", ["convnet", "separable", "resnet", "fno"])
 def test_periodic_translation_equivariance(kind, ndim, dtype):
     model = jitted(make(kind, ndim, dtype, periodic=True))
     shape = (2, 32) if ndim == 1 else (2, 16, 16)
@@ -124,7 +127,7 @@ def test_periodic_translation_equivariance(kind, ndim, dtype):
     assert err < TOL[dtype] * max(scale, 1.0), f"{kind}: roll error {err:.3e}, max |y| {scale:.3e}"
 
 
-@pytest.mark.parametrize("kind, radius", [("convnet", 3), ("resnet", 5)])
+@pytest.mark.parametrize("kind, radius", [("convnet", 3), ("separable", 3), ("resnet", 5)])
 def test_wall_padding_breaks_equivariance_only_near_the_wall(kind, radius):
     # radius = receptive-field radius in cells: convnet 3 convs of size 3; resnet lift + 2 blocks x 2 convs.
     model = jitted(make(kind, 1, jnp.float64, periodic=False))
@@ -151,6 +154,61 @@ def test_a_one_by_one_head_shrinks_the_receptive_field_by_one_layer():
         assert changed.min() == 16 - radius and changed.max() == 16 + radius, (head, changed)
     small = networks.ConvNet(2, 5, head_kernel_size=1, **common)
     assert small.layers[-1].conv.kernel.shape[0] == 1 and small.layers[0].conv.kernel.shape[0] == 3
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_a_depthwise_convolution_is_a_grouped_convolution_and_separable_layers_cost_less(ndim):
+    """``DepthwiseConv`` (a sum of shifted, scaled copies) equals ``lax``'s grouped
+    convolution (one group per channel) on the same padded field, and its derivatives
+    equal that convolution's. ``ConvNet(separable=True)`` keeps the first and last layers
+    full and makes each ``hidden -> hidden`` layer depthwise then pointwise: its weights
+    are ``k^ndim * C + C * C`` (plus biases) per such layer, against ``k^ndim * C * C``."""
+    from jax import lax
+
+    channels, k = 5, 3
+    layer = networks.DepthwiseConv(channels, kernel_size=k, periodic=(True,) * ndim, rngs=fast_rngs(0))
+    kernel = layer.kernel[...]
+    assert kernel.shape == (k,) * ndim + (channels,)
+    h = field(SPATIAL[ndim] + (channels,), jnp.float32)
+    dn = networks._dn(ndim)
+
+    def grouped(h, kernel):
+        padded = networks.pad_field(h, k // 2, (True,) * ndim)[None]
+        out = lax.conv_general_dilated(
+            padded, kernel[..., None, :], (1,) * ndim, "VALID", dimension_numbers=dn, feature_group_count=channels
+        )
+        return out[0] + layer.bias[...]
+
+    graphdef, state = nnx.split(layer)
+    pure = nnx.to_pure_dict(state)
+
+    def depthwise(h, kernel):  # the layer with this kernel, as a function (for jax.grad)
+        swapped = nnx.State(state)
+        nnx.replace_by_pure_dict(swapped, {**pure, "kernel": kernel})
+        return nnx.merge(graphdef, swapped)(h)
+
+    np.testing.assert_allclose(depthwise(h, kernel), grouped(h, kernel), rtol=1e-5, atol=1e-5)
+    probe = field(SPATIAL[ndim] + (channels,), jnp.float32, seed=3)
+    for argnum in (0, 1):
+        mine = jax.grad(lambda *a: jnp.sum(depthwise(*a) * probe), argnum)(h, kernel)
+        lax_grad = jax.grad(lambda *a: jnp.sum(grouped(*a) * probe), argnum)(h, kernel)
+        np.testing.assert_allclose(mine, lax_grad, rtol=1e-4, atol=1e-4)
+
+    hidden, depth = 8, 4
+    common = dict(ndim=ndim, periodic=True, hidden=hidden, depth=depth, kernel_size=k, rngs=fast_rngs(0))
+    full, separable = networks.ConvNet(2, 3, **common), networks.ConvNet(2, 3, separable=True, **common)
+
+    def count(net):
+        return sum(a.size for a in jax.tree.leaves(nnx.state(net, nnx.Param)))
+
+    middle = depth - 2
+    per_layer = k**ndim * hidden * hidden - (k**ndim * hidden + hidden * hidden + hidden)  # one more bias
+    assert count(full) - count(separable) == middle * per_layer
+    assert isinstance(separable.layers[1].depthwise, networks.DepthwiseConv)
+    assert separable.layers[0].conv.kernel.shape == full.layers[0].conv.kernel.shape
+    assert separable.layers[-1].conv.kernel.shape == full.layers[-1].conv.kernel.shape
+    with pytest.raises(TypeError, match="separable"):
+        networks.ConvNet(2, 3, separable="yes", **common)
 
 
 def test_mixed_periodicity_from_boundary_conditions():
