@@ -545,7 +545,10 @@ def test_compare_pairs_models_scored_in_different_calls(tmp_path, capsys, monkey
     across = pairs[1]["correlation_time"]
     assert across["states"] == 16 and across["lower"] <= across["estimate"] <= across["upper"]
     assert f"{headline} / {earlier}: correlation_time" in capsys.readouterr().out
-    assert all("kinetic_energy_50" not in pair for pair in pairs)  # files without the per-run energies
+    long = recorded["long_rollout_50"]
+    both = all(long.get(m, {}).get("per_run_kinetic_energy") for m in (other, headline))
+    assert ("kinetic_energy_50" in pairs[0]) == bool(both)  # where the file records the per-run energies
+    assert "kinetic_energy_50" not in pairs[1]  # the older file does not
 
     # the long rollouts' per-run energies (one run per held-out state) pair as the scores do
     energies = json.loads((ROOT / head).read_text())
