@@ -352,8 +352,8 @@ def model(
     two-cell mean: linear and non-dissipative, so the network adds the dissipation the
     coarse grid needs instead of cancelling a limiter's); a zero network gives that
     scheme's solver. ``separable``: the CNN's hidden layers are depthwise-separable
-    (``nnpde.networks.ConvNet(separable=True)``): the same receptive field at about a
-    ninth of their multiply-adds, the network being most of a learned step's cost."""
+    (``nnpde.networks.ConvNet(separable=True)``): the same receptive field at about an
+    eighth of their multiply-adds, the network being most of a learned step's cost."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}. Fix: e.g. kind='interpolation'.")
     check_option("hidden", hidden, 1, "e.g. 16.")

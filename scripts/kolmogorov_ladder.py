@@ -165,8 +165,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--separable",
         action="store_true",
-        help="--part model: depthwise-separable hidden layers in the CNN (about a ninth of their cost; the network "
-        "is most of a learned step's)",
+        help="--part model: depthwise-separable hidden layers in the CNN (about an eighth of their multiply-adds; "
+        "the network is most of a learned step's cost)",
     )
     parser.add_argument(
         "--base",

@@ -31,7 +31,8 @@ its own derivatives.
 outputs exactly 0 at initialisation: a learned correction then starts as the plain
 solver, and the last layer still receives gradients.
 
-Networks: ``ConvNet`` (plain CNN; depthwise-separable with ``separable=True``), ``ResNet`` (He et al. 2016), ``UNet``
+Networks: ``ConvNet`` (plain CNN; depthwise-separable hidden layers with
+``separable=True``, built on ``DepthwiseConv``), ``ResNet`` (He et al. 2016), ``UNet``
 (Ronneberger et al. 2015), ``FNO`` (Li et al. 2021), ``MLP`` (pointwise, on
 coordinates, for PINNs and coefficient fields).
 """
@@ -398,8 +399,9 @@ class ConvNet(nnx.Module):
 
     ``separable``: the ``hidden -> hidden`` layers are depthwise-separable
     (``DepthwiseConv`` then a pointwise layer; Chollet 2017, Howard et al. 2017): the
-    same receptive field at about ``1 / kernel_size^ndim`` of those layers' multiply-adds
-    and parameters. The first and the last layer stay full convolutions.
+    same receptive field at ``1 / kernel_size^ndim + 1 / hidden`` of those layers'
+    multiply-adds and weights (an eighth at 3 x 3 and 64 channels). The first and the
+    last layer stay full convolutions.
 
     Shapes: ``(in_channels, *spatial) -> (out_channels, *spatial)``, one sample.
     """
