@@ -379,8 +379,6 @@ def model(
             f"hold={hold} holds learned stencils over several steps; kind {kind!r} has none. "
             "Fix: hold=1, or an interpolation kind."
         )
-    if not isinstance(separable, bool):
-        raise TypeError(f"separable must be True or False, got {separable!r}.")
     if base not in BASES:
         raise ValueError(
             f"base must be one of {BASES}, got {base!r}. Fix: 'van_leer' (the plain solver's) or 'central'."
