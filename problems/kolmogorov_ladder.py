@@ -337,7 +337,8 @@ def model(
     ``hold`` (the interpolation kinds): the stencils are chosen once per ``hold`` steps
     (``nnpde.PerStepInterpolation(hold=)``), so one model step advances ``hold *
     multiple`` coarse steps with one network call, each inner step of ``multiple``
-    coarse steps keeping RK4's stability. ``head``: the CNN's last kernel (3 as its
+    coarse steps keeping RK4's stability; a block longer than the evaluation's
+    ``EVAL_INTERVAL`` is kept at its inner steps (``save_spacing``). ``head``: the CNN's last kernel (3 as its
     other layers; 1: a per-cell output layer, several times cheaper where the output
     has many channels, as the learned stencils' have). ``expand`` (the interpolation
     kinds): the held stencil weights expanded once per network call
@@ -469,6 +470,60 @@ def rollouts(step, starts, saves: int, save_every: int, *, allow_non_finite: boo
     )
 
 
+def save_spacing(step, interval: float = EVAL_INTERVAL) -> tuple[int, int]:
+    """``(every, per_step)``: how ``step`` keeps a state every ``interval`` time units:
+    every ``every``-th of its steps (``per_step`` 1), or, where one step is longer than
+    the interval (``nnpde.PerStepInterpolation`` holding its stencils over more inner
+    steps than the interval spans), ``per_step`` states out of each step's inner steps
+    (``every`` 1): a model that calls its network less often is still scored at the
+    ladder's spacing. Anything else is refused with the fix."""
+    ratio = interval / step.dt
+    if round(ratio) >= 1 and math.isclose(ratio, round(ratio), rel_tol=1e-9):
+        return round(ratio), 1
+    if isinstance(step, nnpde.PerStepInterpolation):
+        inner = interval / step.stepper.dt
+        if round(inner) >= 1 and math.isclose(inner, round(inner), rel_tol=1e-9) and step.hold % round(inner) == 0:
+            return 1, step.hold // round(inner)
+    raise ValueError(
+        f"A step of {step.dt:g} time units cannot keep a state every {interval:g}. Fix: a model whose step "
+        f"(multiple x hold coarse steps of {dt(COARSE):g}) divides {interval:g}, or whose inner step (multiple "
+        "coarse steps) divides it and whose held block is a multiple of it."
+    )
+
+
+def kept_states(step, u, saves: int, interval: float = EVAL_INTERVAL):
+    """``(saves, *state)``: ``step`` run from ONE state ``u`` (jit-able), the states
+    ``interval, 2 interval, ...`` after it (``save_spacing``)."""
+    every, per_step = save_spacing(step, interval)
+    if per_step == 1:
+        return nnpde.rollout(step, u, saves * every)[every - 1 :: every]
+    stride = step.hold // per_step
+
+    def body(v, _):
+        inner = step.substeps(v)
+        return inner[-1], inner[stride - 1 :: stride]
+
+    _, kept = jax.lax.scan(body, u, None, length=-(-saves // per_step))
+    return kept.reshape(-1, *u.shape)[:saves]
+
+
+def rollouts_every(step, starts, saves: int, interval: float = EVAL_INTERVAL, *, allow_non_finite: bool = False):
+    """``(batch, saves + 1, *state)``: as ``rollouts``, kept every ``interval`` time units
+    (``save_spacing``: also a model whose step is longer than the interval)."""
+    every, per_step = save_spacing(step, interval)
+    if per_step == 1:
+        return rollouts(step, starts, saves, every, allow_non_finite=allow_non_finite)
+    run = jax.jit(jax.vmap(lambda u: jnp.concatenate([u[None], kept_states(step, u, saves, interval)])))
+    out = np.asarray(run(jnp.asarray(starts)))
+    bad = ~np.isfinite(out).all(axis=tuple(range(1, out.ndim)))
+    if bad.any() and not allow_non_finite:
+        raise ValueError(
+            f"{int(bad.sum())} of {bad.size} rollouts became non-finite (first: state {int(np.argmax(bad))}). "
+            "Fix: pass allow_non_finite=True to score a model's blow-up, or check the model."
+        )
+    return out
+
+
 def validation_states(trajectories, horizon_saves: int = 200):
     """Starts and reference windows of the validation seeds (the last
     ``VALIDATION_SEEDS`` training seeds): two windows of ``horizon_saves`` coarse
@@ -570,11 +625,19 @@ def train(
     per_model_step = multiple * hold  # coarse steps
     per_save = _steps(EVAL_INTERVAL, trajectories.shape[-1])  # the evaluation keeps every EVAL_INTERVAL
     counts = {"validation_steps": validation_steps, "coarse steps of the data": trajectories.shape[1] - 1}
-    counts["coarse steps per EVAL_INTERVAL"] = per_save
     if any(n % per_model_step for n in counts.values()):
         raise ValueError(
             f"multiple={multiple} x hold={hold} = {per_model_step} coarse steps per model step does not divide "
             f"all of {counts}. Fix: a multiple and hold whose product divides them all, e.g. 2 and 1."
+        )
+    # the evaluation keeps a state every EVAL_INTERVAL: a model step divides it, or (a
+    # held block longer than it) the inner step divides it and it divides the block
+    if per_save % per_model_step and (per_model_step % per_save or per_save % multiple):
+        raise ValueError(
+            f"multiple={multiple} x hold={hold} = {per_model_step} coarse steps per model step cannot keep the "
+            f"evaluation's state every {per_save} coarse steps ({EVAL_INTERVAL} time units). Fix: a product that "
+            f"divides {per_save}, or a multiple that divides it and a product that is a multiple of it "
+            "(e.g. multiple=2, hold=4)."
         )
     if not isinstance(augment, bool):
         raise TypeError(f"augment must be True or False, got {augment!r}.")
@@ -1203,9 +1266,8 @@ def long_rollout(
     stability check fails (a state too fast for the step), that is not finite, or whose
     fastest velocity passes ``bound`` (a stepper run without the check: the run blew up)
     ends the run, and ``reached`` is the time of the last piece that finished."""
-    every = round(interval / step.dt)
     per_chunk = round(chunk / interval)
-    one = jax.jit(lambda u: jnp.concatenate([u[None], nnpde.rollout(step, u, per_chunk * every)])[every::every])
+    one = jax.jit(lambda u: kept_states(step, u, per_chunk, interval))
     kept, u, reached = [np.asarray(start)[None]], jnp.asarray(start), 0.0
     while reached < duration - 1e-9:
         try:

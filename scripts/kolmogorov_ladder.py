@@ -111,7 +111,9 @@ def main(argv=None) -> int:
         "--hold",
         type=int,
         default=1,
-        help="--part model: model steps per network call, the stencils held over them (2: half the network's cost)",
+        help="--part model: model steps per network call, the stencils held over them (2: half the network's cost); "
+        "a held block longer than the evaluation's interval (0.08) is scored at its inner steps (e.g. --multiple 4 "
+        "--hold 2: one network call per 0.16)",
     )
     parser.add_argument(
         "--head",
@@ -932,13 +934,12 @@ def evaluate(args) -> int:
     for spec in args.models:
         m, unchecked, done = _load(args, spec)  # unchecked: a run that blows up goes on, scored from there
         unchecked_models[spec] = unchecked
-        save_every = round(ladder.EVAL_INTERVAL / m.dt)
         model_runs[spec] = _cached(
             args.out / f"evaluation_{spec.replace(':', '_')}.npz",
             f"step {done}, {len(coarse_starts)} states, {reference.shape[1]} saves",
-            lambda unchecked=unchecked, save_every=save_every: {
-                "runs": ladder.rollouts(
-                    unchecked, coarse_starts, reference.shape[1] - 1, save_every, allow_non_finite=True
+            lambda unchecked=unchecked: {
+                "runs": ladder.rollouts_every(
+                    unchecked, coarse_starts, reference.shape[1] - 1, ladder.EVAL_INTERVAL, allow_non_finite=True
                 )
             },
         )["runs"]

@@ -802,7 +802,7 @@ def test_a_model_at_a_longer_step_trains_on_every_other_state(tmp_path, monkeypa
     with pytest.raises(ValueError, match=refused):
         ladder.train(tmp_path, data, multiple=3, validation_steps=4, tag="bad", **common)
     # 16^2 keeps 2 coarse steps per EVAL_INTERVAL: a 4-step model could not be scored there
-    with pytest.raises(ValueError, match="'coarse steps per EVAL_INTERVAL': 2"):
+    with pytest.raises(ValueError, match="cannot keep the evaluation's state every 2 coarse steps"):
         ladder.train(tmp_path, data, multiple=4, validation_steps=4, tag="bad", **common)
 
 
@@ -886,8 +886,37 @@ def test_a_model_holding_its_stencils_over_two_steps_trains_on_every_other_state
     assert settings["separable"] is True and len(kernels) == 2  # the middle layer: depthwise (3-D), pointwise (2-D)
     assert (3, 3, 4) in [leaf.shape for leaf in jax.tree.leaves(again) if getattr(leaf, "ndim", 0) == 3]
     np.testing.assert_array_equal(network.fields, ladder.forcing_fields(16))
-    with pytest.raises(ValueError, match=r"multiple=2 x hold=2 = 4 coarse steps per model step"):
-        ladder.train(tmp_path, data, multiple=2, hold=2, validation_steps=4, tag="bad", **common)
+    # 16^2 keeps a state every 2 coarse steps: a block of 2 x 2 is scored at its inner
+    # steps (``test_a_held_block_longer_than_the_save_interval_is_kept_at_its_inner_steps``),
+    # an inner step of 3 could not be
+    with pytest.raises(ValueError, match=r"multiple=3 x hold=2 = 6 coarse steps per model step cannot keep"):
+        ladder.train(tmp_path, data, multiple=3, hold=2, validation_steps=6, tag="bad", **common)
+
+
+def test_a_held_block_longer_than_the_save_interval_is_kept_at_its_inner_steps():
+    """A model whose held block (``multiple x hold`` coarse steps) is longer than the
+    evaluation's save interval is kept at its inner steps (``save_spacing``,
+    ``kept_states``, ``rollouts_every``, ``long_rollout``): one network call per block
+    still, the states the ones its own steps reach, and a zero network the plain
+    solver's at every interval; a spacing that fits neither way is refused."""
+    u0 = _runs(16, [3, 4], 1)[:, 0]
+    block = ladder.model("interpolation_velocity", hidden=4, depth=2, resolution=16, multiple=1, hold=4)
+    assert block.dt == pytest.approx(2 * ladder.EVAL_INTERVAL)  # 16^2: dt(16) = EVAL_INTERVAL / 2
+    assert ladder.save_spacing(block) == (1, 2) and ladder.save_spacing(ladder.stepper(16)) == (2, 1)
+    plain = ladder.rollouts(ladder.stepper(16), u0, 4, 2)  # zero network: the plain solver
+    np.testing.assert_allclose(ladder.rollouts_every(block, u0, 4), plain, rtol=0, atol=1e-12)
+    params, static = nnpde.partition(block)
+    key = iter(jax.random.split(jax.random.key(0), 64))
+    trained = nnpde.combine(jax.tree.map(lambda p: p + 0.01 * jax.random.normal(next(key), p.shape), params), static)
+    kept = ladder.rollouts_every(trained, u0, 5)
+    assert kept.shape == (2, 6, 2, 16, 16) and np.max(np.abs(kept - ladder.rollouts_every(block, u0, 5))) > 1e-6
+    np.testing.assert_allclose(kept[:, ::2], ladder.rollouts(trained, u0, 2, 1), rtol=0, atol=1e-6)
+    long, reached = ladder.long_rollout(trained, u0[0], 0.48, chunk=0.16)
+    assert reached == pytest.approx(0.48)
+    np.testing.assert_allclose(long[:6], kept[0], rtol=0, atol=1e-6)
+    for step, interval in ((block, 0.12), (ladder.model("interpolation", resolution=16, multiple=2, hold=3), 0.16)):
+        with pytest.raises(ValueError, match="cannot keep a state every"):
+            ladder.save_spacing(step, interval)
 
 
 def test_forcing_inputs_give_the_network_the_forcing_phase():

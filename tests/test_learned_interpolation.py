@@ -304,8 +304,8 @@ def test_stencils_held_over_several_steps_run_the_network_once_per_block():
     """``PerStepInterpolation(hold=3)``: one network call advances three inner steps
     with the weights chosen on the block's first state (the same as preparing them by
     hand and stepping three times), ``dt`` is the block's, a zero network is three
-    plain steps to rounding, the gradient reaches the network, and a bad ``hold`` is
-    refused with its value."""
+    plain steps to rounding, ``substeps`` gives the inner states of one call, the
+    gradient reaches the network, and a bad ``hold`` is refused with its value."""
     eq, calls, step = _counting_burgers_steps()
 
     u = _smooth_state(eq)
@@ -326,6 +326,12 @@ def test_stencils_held_over_several_steps_run_the_network_once_per_block():
     rechosen = nnpde.PerStepInterpolation(inner)
     assert float(jnp.max(jnp.abs(stepped - rechosen(rechosen(rechosen(u)))))) > 1e-12
     np.testing.assert_allclose(float(jnp.sum(stepped)), float(jnp.sum(u)), atol=1e-12)
+    # substeps: the three inner states of the block, one network call, the last the block's result
+    calls.clear()
+    inner_states = block.substeps(u)
+    assert len(calls) == 1 and inner_states.shape == (3, *u.shape)
+    for k, expected in enumerate((held(u), held(held(u)), stepped)):
+        np.testing.assert_allclose(inner_states[k], expected, rtol=0, atol=1e-13)
 
     # the gradients compiled (op by op, their reverse passes take about twice as long)
     params, static = eqx.partition(block, eqx.is_inexact_array)

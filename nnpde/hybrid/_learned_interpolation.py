@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 
 from ..numerics._equation import AbstractEquation
 from ..numerics._reconstruction import AbstractReconstruction, CorrectedReconstruction, correction_size
@@ -247,11 +248,15 @@ class PerStepInterpolation(AbstractStepper):
     def dt(self) -> float:
         return self.stepper.dt * self.hold
 
-    def __call__(self, u, t=0.0):
+    def _held(self, u):
+        """The inner stepper with the reconstruction that the network picks at ``u``."""
         equation = self.stepper.equation
         prepared = equation.reconstruction.prepare(u)
         held = equation.with_reconstruction(prepared.expand() if self.expand else prepared)
-        step = eqx.tree_at(lambda s: s.equation, self.stepper, held)
+        return eqx.tree_at(lambda s: s.equation, self.stepper, held)
+
+    def __call__(self, u, t=0.0):
+        step = self._held(u)
         if self.hold == 1:
             return step(u, t)
 
@@ -259,3 +264,16 @@ class PerStepInterpolation(AbstractStepper):
             return step(v, t + i * self.stepper.dt)
 
         return jax.lax.fori_loop(0, self.hold, body, u)
+
+    def substeps(self, u, t=0.0):
+        """``(hold, *state)``: the states after each of the ``hold`` inner steps of one
+        call (the last is the call's result), so that a trajectory can be kept at the
+        inner step's spacing, finer than ``dt``: one network call still serves the
+        ``hold`` steps."""
+        step = self._held(u)
+
+        def body(v, i):
+            v = step(v, t + i * self.stepper.dt)
+            return v, v
+
+        return jax.lax.scan(body, u, jnp.arange(self.hold))[1]
