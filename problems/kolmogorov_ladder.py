@@ -665,7 +665,7 @@ def train(
         if _checkpointed(run_dir):  # resumed from its own checkpoints: the run started from needs not exist
             started_from = json.loads((run_dir / "settings.json").read_text()).get("init_from")
         else:
-            net, started_from = _warm_start(
+            net, started_from = warm_start(
                 folder, net, kind, hidden, depth, init_from, trajectories.shape[-1], published
             )
     shape = list(trajectories.shape)
@@ -783,9 +783,11 @@ def _checkpointed(run_dir: Path) -> bool:
         return reader.latest_step() is not None
 
 
-def _warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, resolution: int, published=None):
-    """``(net with the weights of run ``source``, {"tag", "step"})``: ``train(init_from=)``,
-    the source read from ``published`` where ``folder`` lacks it (a fresh clone)."""
+def warm_start(folder, net, kind: str, hidden: int, depth: int, source: str, resolution: int, published=None):
+    """``(net with the weights of run ``source``, {"tag", "step"})``: ``train(init_from=)``
+    (and the accelerator script's check before any data), the source read from
+    ``published`` where ``folder`` lacks it (a fresh clone). A missing run, or one whose
+    network has other shapes than ``net``'s, is refused with the fix."""
     try:
         trained_net, step, _ = trained(
             folder, kind=kind, hidden=hidden, depth=depth, tag=source, resolution=resolution, published=published

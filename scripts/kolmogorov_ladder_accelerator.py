@@ -389,18 +389,10 @@ def main(argv=None) -> int:
                 raise SystemExit(
                     f"--init-from {args.init_from!r} is the tag of the runs trained here. Fix: a new --tag."
                 )
-            try:
-                source, _, _ = ladder.trained(
-                    args.out, kind=kind, hidden=hidden, depth=depth, tag=args.init_from, published=args.published
-                )
+            try:  # the same check as the CPU script's training makes: the run exists, its shapes fit
+                ladder.warm_start(args.out, fresh, kind, hidden, depth, args.init_from, ladder.COARSE, args.published)
             except (FileNotFoundError, ValueError) as error:
-                raise SystemExit(f"--init-from {args.init_from} for --models {text}: {error}") from None
-            shapes = [[np.shape(a) for a in jax.tree.leaves(nnpde.partition(m)[0])] for m in (fresh, source)]
-            if shapes[0] != shapes[1]:
-                raise SystemExit(
-                    f"--init-from {args.init_from} for --models {text}: its network's weights have shapes "
-                    f"{shapes[1]}, this call's {shapes[0]}. Fix: the --head and --stencil of the run started from."
-                )
+                raise SystemExit(f"--models {text}: {error}") from None
     if args.smoke:
         return smoke(args.smoke)
     if args.diagnose:

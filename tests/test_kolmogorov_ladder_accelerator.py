@@ -101,13 +101,14 @@ def test_a_fine_tune_needs_its_run_to_start_from_before_any_work(tmp_path, monke
     script = _script()
     out, shelf, report = tmp_path / "out", tmp_path / "shelf", tmp_path / "r.json"
     argv = ["--models", "correction:4:2", "--out", str(out), "--report", str(report), "--published", str(shelf)]
-    with pytest.raises(SystemExit, match=r"--init-from base for --models correction:4:2: No trained correction"):
+    with pytest.raises(SystemExit, match=r"--models correction:4:2: init_from='base': No trained correction"):
         script.main([*argv, "--init-from", "base"])
     with pytest.raises(SystemExit, match=r"--init-from 'accel' is the tag of the runs trained here. Fix: a new"):
         script.main([*argv, "--init-from", "accel"])
 
     assert script.main(["--smoke", str(shelf)]) == 0  # a trained correction:4:2 run, untagged, head 3
-    with pytest.raises(SystemExit, match=r"its network's weights have shapes .* Fix: the --head and --stencil"):
+    refused = r"init_from='': its network's weights have shapes .* Fix: the same --head, --forcing-inputs, --stencil"
+    with pytest.raises(SystemExit, match=refused):
         script.main([*argv, "--init-from", "", "--head", "1"])
     assert not report.exists() and not out.exists()
 
