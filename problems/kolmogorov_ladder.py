@@ -338,9 +338,10 @@ def model(
     (``nnpde.PerStepInterpolation(hold=)``), so one model step advances ``hold *
     multiple`` coarse steps with one network call, each inner step of ``multiple``
     coarse steps keeping RK4's stability; a block longer than the evaluation's
-    ``EVAL_INTERVAL`` is kept at its inner steps (``save_spacing``). ``head``: the CNN's last kernel (3 as its
-    other layers; 1: a per-cell output layer, several times cheaper where the output
-    has many channels, as the learned stencils' have). ``expand`` (the interpolation
+    ``EVAL_INTERVAL`` is kept at its inner steps (``save_spacing``). ``head``: the
+    CNN's last kernel (3 as its other layers; 1: a per-cell output layer, several
+    times cheaper where the output has many channels, as the learned stencils'
+    have). ``expand`` (the interpolation
     kinds): the held stencil weights expanded once per network call
     (``nnpde.PerStepInterpolation(expand=)``): the same model, about twice as fast to
     roll out and twice as slow to differentiate; for evaluation, not training.
